@@ -1,0 +1,87 @@
+/* mq_util.c — clocks, checksums, Java-compatible hashes, name rules (see mq_util.h). */
+#include "common/mq_util.h"
+
+#include <errno.h>
+#include <time.h>
+#include <zlib.h>
+
+int64_t mq_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mq_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint32_t mq_crc32(const void *p, size_t n)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    const Bytef *b = p;
+    while (n > 0) { /* zlib takes uInt lengths */
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, b, chunk);
+        b += chunk;
+        n -= chunk;
+    }
+    return (uint32_t)c & 0x7FFFFFFFu;
+}
+
+/* Decodes one UTF-8 sequence at s[*i]; returns the code point (or the raw byte when invalid). */
+static uint32_t next_code_point(const unsigned char *s, size_t n, size_t *i)
+{
+    unsigned char c = s[*i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || *i + (size_t)len > n) {
+        (*i)++;
+        return c;
+    }
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+    for (int k = 1; k < len; k++) {
+        unsigned char cc = s[*i + (size_t)k];
+        if ((cc & 0xC0) != 0x80) {
+            (*i)++;
+            return c;
+        }
+        cp = cp << 6 | (cc & 0x3Fu);
+    }
+    *i += (size_t)len;
+    return cp;
+}
+
+int32_t mq_java_hash(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t h = 0;
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp = next_code_point(s, n, &i);
+        if (cp >= 0x10000) { /* a surrogate pair in UTF-16 */
+            cp -= 0x10000;
+            h = 31 * h + (0xD800 + (cp >> 10));
+            h = 31 * h + (0xDC00 + (cp & 0x3FF));
+        } else {
+            h = 31 * h + cp;
+        }
+    }
+    return (int32_t)h;
+}
+
+int mq_check_topic(const char *name, size_t n)
+{
+    if (n == 0 || n > 127)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '%' || c == '|' || c == '_' || c == '-';
+        if (!ok)
+            return -EINVAL;
+    }
+    return 0;
+}

@@ -1,0 +1,27 @@
+/* mq_util.h — small helpers every module needs: clocks, RocketMQ's checksums and hashes,
+ * name validation.
+ */
+#ifndef MQ_UTIL_H
+#define MQ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall clock in milliseconds since the epoch (store timestamps, born timestamps). */
+int64_t mq_now_ms(void);
+/* Monotonic clock in microseconds (timeouts, latencies). */
+int64_t mq_mono_us(void);
+
+/* RocketMQ's UtilAll.crc32: zlib's CRC-32 of the bytes, masked with 0x7FFFFFFF. */
+uint32_t mq_crc32(const void *p, size_t n);
+
+/* Java's String.hashCode() of a UTF-8 string: computed over its UTF-16 code units, so tag
+ * hashes (consume queue tagsCode) and index keys hash as RocketMQ's do for any text. Invalid
+ * UTF-8 bytes count as single code units of their byte value. */
+int32_t mq_java_hash(const char *s, size_t n);
+
+/* RocketMQ's topic rule: 1..127 characters of [%|a-zA-Z0-9_-]. Returns 0 or -EINVAL. The same
+ * rule applies to consumer group names. */
+int mq_check_topic(const char *name, size_t n);
+
+#endif

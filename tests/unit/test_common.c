@@ -1,0 +1,151 @@
+/* test_common.c — unit tests for common/: byte order, buffers, checksums, Java hashes, name
+ * rules, config tables, error strings. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "common/mq_bytes.h"
+#include "common/mq_conf.h"
+#include "common/mq_err.h"
+#include "common/mq_util.h"
+#include "tests/unit/mq_test.h"
+
+TEST(test_be_roundtrip)
+{
+    uint8_t b[8];
+    mq_put_be16(b, 0xA1B2);
+    ASSERT_EQ(b[0], 0xA1);
+    ASSERT_EQ(mq_get_be16(b), 0xA1B2);
+    mq_put_be32(b, 0xDAA320A7u);
+    ASSERT_EQ(b[0], 0xDA);
+    ASSERT_EQ(b[3], 0xA7);
+    ASSERT_EQ(mq_get_be32(b), 0xDAA320A7u);
+    mq_put_be64(b, 0x0102030405060708ull);
+    ASSERT_EQ(b[0], 1);
+    ASSERT_EQ(b[7], 8);
+    ASSERT(mq_get_be64(b) == 0x0102030405060708ull);
+}
+
+TEST(test_buf_growth)
+{
+    struct mq_buf b;
+    mq_buf_init(&b);
+    for (int i = 0; i < 1000; i++)
+        ASSERT_OK(mq_buf_put_be32(&b, (uint32_t)i));
+    ASSERT_EQ(b.len, 4000);
+    ASSERT_EQ(mq_get_be32(b.data + 4 * 999), 999);
+    ASSERT_OK(mq_buf_printf(&b, "x=%d", 42));
+    ASSERT_EQ(b.len, 4004);
+    ASSERT_MEM_EQ(b.data + 4000, "x=42", 4);
+    size_t n;
+    uint8_t *p = mq_buf_steal(&b, &n);
+    ASSERT_EQ(n, 4004);
+    ASSERT_EQ(b.len, 0);
+    free(p);
+    mq_buf_destroy(&b);
+}
+
+TEST(test_crc32_matches_rocketmq)
+{
+    /* zlib crc32("123456789") = 0xCBF43926; UtilAll.crc32 masks the sign bit. */
+    ASSERT_EQ(mq_crc32("123456789", 9), 0xCBF43926u & 0x7FFFFFFFu);
+    ASSERT_EQ(mq_crc32("", 0), 0);
+}
+
+TEST(test_java_hash)
+{
+    /* Values of Java's "...".hashCode(). */
+    ASSERT_EQ(mq_java_hash("", 0), 0);
+    ASSERT_EQ(mq_java_hash("TagA", 4), 2598919);
+    ASSERT_EQ(mq_java_hash("hello", 5), 99162322);
+    ASSERT_EQ(mq_java_hash("TopicTest#KEY1", 14), -1656969516);
+    /* "é" is one UTF-16 unit 0xE9; "€" is 0x20AC; U+1F600 is the pair D83D DE00. */
+    ASSERT_EQ(mq_java_hash("\xc3\xa9", 2), 0xE9);
+    ASSERT_EQ(mq_java_hash("\xe2\x82\xac", 3), 0x20AC);
+    ASSERT_EQ(mq_java_hash("\xf0\x9f\x98\x80", 4), 0xD83D * 31 + 0xDE00);
+}
+
+TEST(test_topic_rules)
+{
+    ASSERT_OK(mq_check_topic("TopicA", 6));
+    ASSERT_OK(mq_check_topic("%RETRY%G1", 9));
+    ASSERT_OK(mq_check_topic("a|b_c-9", 7));
+    ASSERT_EQ(mq_check_topic("", 0), -EINVAL);
+    ASSERT_EQ(mq_check_topic("a b", 3), -EINVAL);
+    ASSERT_EQ(mq_check_topic("a/b", 3), -EINVAL);
+    ASSERT_EQ(mq_check_topic("a.b", 3), -EINVAL);
+    char name[129];
+    memset(name, 'x', sizeof(name));
+    ASSERT_OK(mq_check_topic(name, 127));
+    ASSERT_EQ(mq_check_topic(name, 128), -EINVAL);
+}
+
+struct demo_conf {
+    int port;
+    int64_t size;
+    int flag;
+    char path[16];
+};
+
+static const struct mq_conf_key demo_keys[] = {
+    {"listenPort", MQ_CONF_INT, offsetof(struct demo_conf, port), 0, "10911", 1, 65535, "port"},
+    {"mappedFileSizeCommitLog", MQ_CONF_INT64, offsetof(struct demo_conf, size), 0, "1073741824",
+     4096, INT64_MAX, "size"},
+    {"autoCreateTopicEnable", MQ_CONF_BOOL, offsetof(struct demo_conf, flag), 0, "true", 0, 1,
+     "flag"},
+    {"storePathRootDir", MQ_CONF_STR, offsetof(struct demo_conf, path),
+     sizeof(((struct demo_conf *)0)->path), "/tmp/store", 0, 0, "dir"},
+};
+#define NKEYS (sizeof(demo_keys) / sizeof(demo_keys[0]))
+
+TEST(test_conf_table)
+{
+    struct demo_conf c;
+    char err[256];
+    ASSERT_OK(mq_conf_defaults(demo_keys, NKEYS, &c));
+    ASSERT_EQ(c.port, 10911);
+    ASSERT(c.size == 1073741824);
+    ASSERT_EQ(c.flag, 1);
+    ASSERT_STR_EQ(c.path, "/tmp/store");
+    ASSERT_OK(mq_conf_set(demo_keys, NKEYS, &c, "listenPort", "9876", err, sizeof(err)));
+    ASSERT_EQ(c.port, 9876);
+    ASSERT_EQ(mq_conf_set(demo_keys, NKEYS, &c, "listenPort", "70000", err, sizeof(err)), -EINVAL);
+    ASSERT_EQ(mq_conf_set(demo_keys, NKEYS, &c, "listenPort", "12x", err, sizeof(err)), -EINVAL);
+    ASSERT_EQ(mq_conf_set(demo_keys, NKEYS, &c, "nope", "1", err, sizeof(err)), -ENOENT);
+    ASSERT_EQ(mq_conf_set(demo_keys, NKEYS, &c, "autoCreateTopicEnable", "maybe", err, sizeof(err)),
+              -EINVAL);
+    ASSERT_EQ(mq_conf_set(demo_keys, NKEYS, &c, "storePathRootDir", "/a/very/long/path/x", err,
+                          sizeof(err)),
+              -EINVAL);
+    ASSERT_EQ(c.port, 9876); /* failed sets change nothing */
+
+    char path[] = "/tmp/mq_conf_testXXXXXX";
+    int fd = mkstemp(path);
+    ASSERT(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "# comment\n! also a comment\n\n  listenPort = 10000 \nunknownKey=1\n"
+               "autoCreateTopicEnable=false\nstorePathRootDir=/s\n");
+    fclose(f);
+    ASSERT_OK(mq_conf_load(demo_keys, NKEYS, &c, path, err, sizeof(err)));
+    ASSERT_EQ(c.port, 10000);
+    ASSERT_EQ(c.flag, 0);
+    ASSERT_STR_EQ(c.path, "/s");
+    f = fopen(path, "w");
+    fprintf(f, "listenPort=0\n");
+    fclose(f);
+    ASSERT_EQ(mq_conf_load(demo_keys, NKEYS, &c, path, err, sizeof(err)), -EINVAL);
+    ASSERT(strstr(err, ":1:") != NULL);
+    unlink(path);
+    ASSERT_EQ(mq_conf_load(demo_keys, NKEYS, &c, path, err, sizeof(err)), -ENOENT);
+}
+
+TEST(test_strerror)
+{
+    ASSERT_STR_EQ(mq_strerror(MQ_ECORRUPT), "corrupt data");
+    ASSERT_STR_EQ(mq_strerror(-ENOSPC), "No space left on device");
+    ASSERT_STR_EQ(mq_strerror(-999999), "unknown error");
+}
+
+TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_java_hash,
+          test_topic_rules, test_conf_table, test_strerror)

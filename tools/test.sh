@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh checkout: installs dependencies, builds the release build
+# (-Werror) and the ASan+UBSan build, and runs on each the C unit tests (ctest) and the
+# end-to-end tests (pytest against real daemons and a real mount), then the fuzz targets for a
+# bounded time. Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tools/install-deps.sh
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+PYTEST=(/usr/bin/python3 -m pytest -p no:cacheprovider -q -rs)
+
+run_e2e() { # run_e2e <build dir>
+    [ -n "$(find tests/e2e -name 'test_*.py' 2>/dev/null)" ] || { echo "no end-to-end tests yet"; return 0; }
+    local rc=0
+    MQ_BIN_DIR="$PWD/$1/bin" "${PYTEST[@]}" tests/e2e || rc=$?
+    [ "$rc" -eq 5 ] && rc=0 # every test skipped or deselected
+    return "$rc"
+}
+
+for kind in release asan; do
+    dir=build
+    [ "$kind" = asan ] && dir=build-asan
+    echo "=== $kind build ==="
+    bash tools/build.sh "$kind"
+    echo "=== $kind: unit tests ==="
+    ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
+    echo "=== $kind: end-to-end tests ==="
+    run_e2e "$dir"
+done
+
+if [ -x tools/fuzz.sh ]; then
+    echo "=== fuzz targets (bounded) ==="
+    bash tools/fuzz.sh
+fi
+echo "=== all tests passed ==="
