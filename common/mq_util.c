@@ -5,6 +5,8 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "common/mq_bytes.h"
+
 int64_t mq_now_ms(void)
 {
     struct timespec ts;
@@ -84,4 +86,62 @@ int mq_check_topic(const char *name, size_t n)
             return -EINVAL;
     }
     return 0;
+}
+
+int mq_json_quote_int_keys(const char *in, size_t len, struct mq_buf *out)
+{
+    char stack[256]; /* container kinds: '{' or '[' */
+    int depth = 0;
+    int expect_key = 0; /* inside an object, right after '{' or ',' */
+    size_t i = 0;
+    while (i < len) {
+        char c = in[i];
+        if (c == '"') { /* copy a string verbatim, honouring escapes */
+            size_t j = i + 1;
+            while (j < len && in[j] != '"')
+                j += in[j] == '\\' ? 2 : 1;
+            if (j >= len)
+                return -EBADMSG;
+            if (mq_buf_append(out, in + i, j + 1 - i))
+                return -ENOMEM;
+            i = j + 1;
+            expect_key = 0;
+            continue;
+        }
+        if (expect_key && (c == '-' || (c >= '0' && c <= '9'))) {
+            size_t j = i + 1;
+            while (j < len && in[j] >= '0' && in[j] <= '9')
+                j++;
+            size_t k = j;
+            while (k < len && (in[k] == ' ' || in[k] == '\t' || in[k] == '\n' || in[k] == '\r'))
+                k++;
+            if (k < len && in[k] == ':') {
+                if (mq_buf_append(out, "\"", 1) || mq_buf_append(out, in + i, j - i) ||
+                    mq_buf_append(out, "\"", 1))
+                    return -ENOMEM;
+                i = j;
+                expect_key = 0;
+                continue;
+            }
+        }
+        if (c == '{' || c == '[') {
+            if (depth == (int)sizeof(stack))
+                return -EBADMSG;
+            stack[depth++] = c;
+            expect_key = c == '{';
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || stack[depth - 1] != (c == '}' ? '{' : '['))
+                return -EBADMSG;
+            depth--;
+            expect_key = 0;
+        } else if (c == ',') {
+            expect_key = depth > 0 && stack[depth - 1] == '{';
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            expect_key = 0;
+        }
+        if (mq_buf_append(out, &c, 1))
+            return -ENOMEM;
+        i++;
+    }
+    return depth == 0 ? 0 : -EBADMSG;
 }

@@ -24,4 +24,10 @@ int32_t mq_java_hash(const char *s, size_t n);
  * rule applies to consumer group names. */
 int mq_check_topic(const char *name, size_t n);
 
+struct mq_buf;
+/* Rewrites JSON text so that object keys written as bare integers (fastjson's `{0:"a"}`) become
+ * strings (`{"0":"a"}`); everything else is copied unchanged. Appends to out. Returns 0,
+ * -EBADMSG on an unterminated string or unbalanced brackets, or -ENOMEM. */
+int mq_json_quote_int_keys(const char *in, size_t len, struct mq_buf *out);
+
 #endif

@@ -140,6 +140,30 @@ TEST(test_conf_table)
     ASSERT_EQ(mq_conf_load(demo_keys, NKEYS, &c, path, err, sizeof(err)), -ENOENT);
 }
 
+static int quote(const char *in, char *out, size_t cap)
+{
+    struct mq_buf b;
+    mq_buf_init(&b);
+    int rc = mq_json_quote_int_keys(in, strlen(in), &b);
+    if (rc == 0)
+        snprintf(out, cap, "%.*s", (int)b.len, (const char *)b.data);
+    mq_buf_destroy(&b);
+    return rc;
+}
+
+TEST(test_json_quote_int_keys)
+{
+    char out[256];
+    ASSERT_OK(quote("{0:\"a\", 12 : \"b\",\"x\":[1,2,{-3:4}]}", out, sizeof(out)));
+    ASSERT_STR_EQ(out, "{\"0\":\"a\", \"12\" : \"b\",\"x\":[1,2,{\"-3\":4}]}");
+    ASSERT_OK(quote("{\"s\":\"{0:1}\\\"\",\"n\":5}", out, sizeof(out))); /* strings untouched */
+    ASSERT_STR_EQ(out, "{\"s\":\"{0:1}\\\"\",\"n\":5}");
+    ASSERT_OK(quote("[0, 1]", out, sizeof(out)));
+    ASSERT_STR_EQ(out, "[0, 1]");
+    ASSERT_EQ(quote("{\"a\":\"open", out, sizeof(out)), -EBADMSG);
+    ASSERT_EQ(quote("{[}]", out, sizeof(out)), -EBADMSG);
+}
+
 TEST(test_strerror)
 {
     ASSERT_STR_EQ(mq_strerror(MQ_ECORRUPT), "corrupt data");
@@ -148,4 +172,4 @@ TEST(test_strerror)
 }
 
 TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_java_hash,
-          test_topic_rules, test_conf_table, test_strerror)
+          test_topic_rules, test_conf_table, test_json_quote_int_keys, test_strerror)

@@ -1,0 +1,91 @@
+/* client_int.h — internals of libmqclient shared between its files: message queues, topic
+ * routes, queue selection with fault avoidance, rebalance allocation, unique message ids.
+ *
+ * Everything here is pure (no I/O) so the policies can be unit-tested exactly; the producer
+ * and consumer call into it under their own locks.
+ */
+#ifndef MQ_CLIENT_INT_H
+#define MQ_CLIENT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MQC_NAME_MAX 128 /* broker names, topics, groups: RocketMQ caps topics at 127 */
+#define MQC_ADDR_MAX 64  /* "host:port" */
+
+/* One message queue: RocketMQ's MessageQueue (topic, brokerName, queueId). */
+struct mqc_queue {
+    char topic[MQC_NAME_MAX];
+    char broker[MQC_NAME_MAX];
+    int queue_id;
+};
+
+/* Orders queues as RocketMQ's MessageQueue.compareTo: topic, broker name, queue id. */
+int mqc_queue_cmp(const void *a, const void *b);
+
+/* A broker of a route: its name and master address ("" when the master is not known). */
+struct mqc_broker {
+    char name[MQC_NAME_MAX];
+    char cluster[MQC_NAME_MAX];
+    char master_addr[MQC_ADDR_MAX];
+};
+
+/* A topic's route, decoded from the NameServer's TopicRouteData JSON. Owned by the caller:
+ * mqc_route_free(). `pub` are the writable queues on brokers with a known master (where sends
+ * go), `sub` the readable queues (what consumers share), each sorted by mqc_queue_cmp. */
+struct mqc_route {
+    char topic[MQC_NAME_MAX];
+    struct mqc_broker *brokers;
+    size_t nbrokers;
+    struct mqc_queue *pub;
+    size_t npub;
+    struct mqc_queue *sub;
+    size_t nsub;
+};
+
+/* Decodes TopicRouteData JSON (`queueDatas`, `brokerDatas`; brokerAddrs keys may be bare
+ * integers, as fastjson writes them). Returns 0, -EBADMSG for malformed JSON or -ENOMEM. */
+int mqc_route_parse(const char *topic, const char *json, size_t len, struct mqc_route **out);
+void mqc_route_free(struct mqc_route *r);
+/* The master address of a broker in the route, or NULL. Valid as long as the route. */
+const char *mqc_route_broker_addr(const struct mqc_route *r, const char *broker);
+
+/* Latency-based fault avoidance (RocketMQ 4.x MQFaultStrategy): after a send to a broker took
+ * `latency_ms` (or failed: pass isolation=1, counted as 30 s), the broker is avoided for the
+ * notAvailableDuration matching the highest latencyMax step reached. Not thread-safe: callers
+ * lock. */
+#define MQC_FAULT_MAX 64
+struct mqc_fault_item {
+    char broker[MQC_NAME_MAX];
+    int64_t latency_ms;
+    int64_t available_after_ms; /* monotonic ms */
+};
+struct mqc_faults {
+    struct mqc_fault_item items[MQC_FAULT_MAX];
+    size_t n;
+};
+int64_t mqc_fault_duration(int64_t latency_ms);
+void mqc_fault_update(struct mqc_faults *f, const char *broker, int64_t latency_ms, int isolation,
+                      int64_t now_ms);
+int mqc_fault_available(const struct mqc_faults *f, const char *broker, int64_t now_ms);
+
+/* Chooses the queue for a send among `n` queues (RocketMQ's selectOneMessageQueue with
+ * sendLatencyFaultEnable): round-robin from *index (advanced), skipping queues of
+ * `last_failed` (NULL: none) and of brokers `f` marks unavailable; when every queue is
+ * excluded it still returns one (preferring a broker other than last_failed). Returns the index
+ * into `queues`, or -1 when n == 0. `f` may be NULL. */
+int mqc_select_queue(const struct mqc_queue *queues, size_t n, uint32_t *index,
+                     const char *last_failed, const struct mqc_faults *f, int64_t now_ms);
+
+/* RocketMQ's AllocateMessageQueueAveragely: which of `nq` queues (sorted) client `cid` owns
+ * among `ncids` client ids (sorted). Writes indexes into `queues` to out (room for nq) and
+ * returns how many; 0 when cid is not in the list. */
+size_t mqc_allocate_averagely(size_t nq, const char *const *cids, size_t ncids, const char *cid,
+                              size_t *out);
+
+/* Unique message ids (the UNIQ_KEY property, RocketMQ's MessageClientIDSetter layout):
+ * 32 uppercase hex characters = IPv4 (4) + pid (2) + instance hash (4) + milliseconds since the
+ * start of the month (4) + counter (2). Thread-safe. `out` gets 33 bytes with the NUL. */
+void mqc_uniq_id(char out[33]);
+
+#endif

@@ -1,0 +1,87 @@
+/* uniqid.c — client-side unique message ids, the UNIQ_KEY property (RocketMQ's
+ * MessageClientIDSetter layout: a fixed 10-byte prefix of IPv4 + pid + instance hash, then
+ * milliseconds since the start of the month and a counter), as 32 uppercase hex chars. */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client_int.h"
+#include "common/mq_bytes.h"
+#include "common/mq_util.h"
+
+static pthread_once_t prefix_once = PTHREAD_ONCE_INIT;
+static uint8_t prefix[10];
+static atomic_uint counter;
+static pthread_mutex_t month_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t month_start_ms, next_month_ms;
+
+/* The first non-loopback IPv4 address, else 127.0.0.1. */
+static uint32_t local_ipv4(void)
+{
+    uint32_t ip = htonl(INADDR_LOOPBACK);
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs) != 0)
+        return ip;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        uint32_t a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+        if ((ntohl(a) >> 24) != 127) {
+            ip = a;
+            break;
+        }
+    }
+    freeifaddrs(ifs);
+    return ip;
+}
+
+static void init_prefix(void)
+{
+    uint32_t ip = local_ipv4();
+    memcpy(prefix, &ip, 4); /* network order, as Java's InetAddress.getAddress() */
+    mq_put_be16(prefix + 4, (uint16_t)getpid());
+    int64_t t = mq_mono_us();
+    mq_put_be32(prefix + 6, (uint32_t)mq_crc32(&t, sizeof(t)) ^ (uint32_t)(uintptr_t)&prefix);
+}
+
+static void month_bounds(int64_t now_ms)
+{
+    time_t s = (time_t)(now_ms / 1000);
+    struct tm tm;
+    localtime_r(&s, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    month_start_ms = (int64_t)mktime(&tm) * 1000;
+    tm.tm_mon += 1;
+    tm.tm_isdst = -1;
+    next_month_ms = (int64_t)mktime(&tm) * 1000;
+}
+
+void mqc_uniq_id(char out[33])
+{
+    static const char hex[] = "0123456789ABCDEF";
+    pthread_once(&prefix_once, init_prefix);
+    int64_t now = mq_now_ms();
+    pthread_mutex_lock(&month_lock);
+    if (now >= next_month_ms || now < month_start_ms)
+        month_bounds(now);
+    int64_t since = now - month_start_ms;
+    pthread_mutex_unlock(&month_lock);
+
+    uint8_t raw[16];
+    memcpy(raw, prefix, 10);
+    mq_put_be32(raw + 10, (uint32_t)since);
+    mq_put_be16(raw + 14, (uint16_t)atomic_fetch_add(&counter, 1));
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[32] = '\0';
+}

@@ -1,0 +1,159 @@
+/* test_client.c — unit tests for libmqclient's pure policies: route decoding, queue selection
+ * with fault avoidance, rebalance allocation, unique ids. */
+#include <errno.h>
+#include <string.h>
+
+#include "client/client_int.h"
+#include "tests/unit/mq_test.h"
+
+static const char route_json[] =
+    "{\"orderTopicConf\":null,\"queueDatas\":["
+    "{\"brokerName\":\"broker-b\",\"readQueueNums\":2,\"writeQueueNums\":2,\"perm\":6,"
+    "\"topicSysFlag\":0},"
+    "{\"brokerName\":\"broker-a\",\"readQueueNums\":4,\"writeQueueNums\":3,\"perm\":6,"
+    "\"topicSysFlag\":0},"
+    "{\"brokerName\":\"broker-c\",\"readQueueNums\":1,\"writeQueueNums\":1,\"perm\":4,"
+    "\"topicSysFlag\":0}],"
+    "\"brokerDatas\":["
+    "{\"cluster\":\"C\",\"brokerName\":\"broker-a\",\"brokerAddrs\":{0:\"127.0.0.1:10911\"}},"
+    "{\"cluster\":\"C\",\"brokerName\":\"broker-b\",\"brokerAddrs\":{\"0\":\"127.0.0.1:10921\"}},"
+    "{\"cluster\":\"C\",\"brokerName\":\"broker-c\",\"brokerAddrs\":{\"1\":\"127.0.0.1:10931\"}}"
+    "],\"filterServerTable\":{}}";
+
+TEST(test_route_parse)
+{
+    struct mqc_route *r = NULL;
+    ASSERT_OK(mqc_route_parse("T", route_json, strlen(route_json), &r));
+    ASSERT_EQ(r->nbrokers, 3);
+    ASSERT_STR_EQ(mqc_route_broker_addr(r, "broker-a"), "127.0.0.1:10911");
+    ASSERT(mqc_route_broker_addr(r, "broker-c") == NULL); /* no master */
+    /* pub: a has 3 writable queues, b 2; c is read-only and masterless. Sorted by broker. */
+    ASSERT_EQ(r->npub, 5);
+    ASSERT_STR_EQ(r->pub[0].broker, "broker-a");
+    ASSERT_EQ(r->pub[2].queue_id, 2);
+    ASSERT_STR_EQ(r->pub[3].broker, "broker-b");
+    ASSERT_EQ(r->nsub, 7);
+    ASSERT_STR_EQ(r->sub[6].broker, "broker-c");
+    mqc_route_free(r);
+
+    ASSERT_EQ(mqc_route_parse("T", "{\"queueDatas\":", 14, &r), -EBADMSG);
+    ASSERT_EQ(mqc_route_parse("T", "[]", 2, &r), -EBADMSG);
+    const char *neg = "{\"queueDatas\":[{\"brokerName\":\"a\",\"readQueueNums\":-1,"
+                      "\"writeQueueNums\":1,\"perm\":6}],\"brokerDatas\":[]}";
+    ASSERT_EQ(mqc_route_parse("T", neg, strlen(neg), &r), -EBADMSG);
+    mqc_route_free(NULL);
+}
+
+TEST(test_fault_durations)
+{
+    ASSERT_EQ(mqc_fault_duration(10), 0);
+    ASSERT_EQ(mqc_fault_duration(100), 0);
+    ASSERT_EQ(mqc_fault_duration(550), 30000);
+    ASSERT_EQ(mqc_fault_duration(999), 30000);
+    ASSERT_EQ(mqc_fault_duration(1000), 60000);
+    ASSERT_EQ(mqc_fault_duration(3000), 180000);
+    ASSERT_EQ(mqc_fault_duration(30000), 600000);
+
+    struct mqc_faults f = {0};
+    ASSERT(mqc_fault_available(&f, "a", 0));
+    mqc_fault_update(&f, "a", 0, 1, 1000); /* failure: isolated as if 30 s latency */
+    ASSERT(!mqc_fault_available(&f, "a", 1000));
+    ASSERT(!mqc_fault_available(&f, "a", 600999));
+    ASSERT(mqc_fault_available(&f, "a", 601000));
+    mqc_fault_update(&f, "a", 20, 0, 2000); /* a fast send clears it */
+    ASSERT(mqc_fault_available(&f, "a", 2000));
+    ASSERT(mqc_fault_available(&f, "b", 2000));
+}
+
+static struct mqc_queue mkq(const char *broker, int id)
+{
+    struct mqc_queue q;
+    memset(&q, 0, sizeof(q));
+    strcpy(q.topic, "T");
+    strcpy(q.broker, broker);
+    q.queue_id = id;
+    return q;
+}
+
+TEST(test_select_queue)
+{
+    struct mqc_queue qs[4] = {mkq("a", 0), mkq("a", 1), mkq("b", 0), mkq("b", 1)};
+    uint32_t idx = 0;
+    int seen[4] = {0};
+    for (int i = 0; i < 8; i++)
+        seen[mqc_select_queue(qs, 4, &idx, NULL, NULL, 0)]++;
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(seen[i], 2);    /* round robin */
+    for (int i = 0; i < 8; i++) { /* retry after a failure on "a" never picks "a" */
+        int p = mqc_select_queue(qs, 4, &idx, "a", NULL, 0);
+        ASSERT_STR_EQ(qs[p].broker, "b");
+    }
+    struct mqc_faults f = {0};
+    mqc_fault_update(&f, "b", 0, 1, 0);
+    for (int i = 0; i < 8; i++) { /* "b" is isolated: everything goes to "a" */
+        int p = mqc_select_queue(qs, 4, &idx, NULL, &f, 10);
+        ASSERT_STR_EQ(qs[p].broker, "a");
+    }
+    mqc_fault_update(&f, "a", 0, 1, 0);
+    int p = mqc_select_queue(qs, 4, &idx, "a", &f, 10); /* all excluded: still answers */
+    ASSERT_STR_EQ(qs[p].broker, "b");
+    ASSERT_EQ(mqc_select_queue(qs, 0, &idx, NULL, NULL, 0), -1);
+}
+
+TEST(test_allocate_averagely)
+{
+    const char *cids[] = {"c0", "c1", "c2"};
+    size_t out[16], n;
+    n = mqc_allocate_averagely(8, cids, 3, "c0", out);
+    ASSERT_EQ(n, 3);
+    ASSERT_EQ(out[0], 0);
+    ASSERT_EQ(out[2], 2);
+    n = mqc_allocate_averagely(8, cids, 3, "c1", out);
+    ASSERT_EQ(n, 3);
+    ASSERT_EQ(out[0], 3);
+    n = mqc_allocate_averagely(8, cids, 3, "c2", out);
+    ASSERT_EQ(n, 2);
+    ASSERT_EQ(out[0], 6);
+    ASSERT_EQ(out[1], 7);
+    ASSERT_EQ(mqc_allocate_averagely(8, cids, 3, "zz", out), 0);
+    /* More consumers than queues: the first ones get one each, the rest none. */
+    const char *five[] = {"a", "b", "c", "d", "e"};
+    size_t total = 0;
+    for (int i = 0; i < 5; i++) {
+        n = mqc_allocate_averagely(3, five, 5, five[i], out);
+        ASSERT_EQ(n, i < 3 ? 1 : 0);
+        if (n)
+            ASSERT_EQ(out[0], (size_t)i);
+        total += n;
+    }
+    ASSERT_EQ(total, 3);
+    /* Every split of 1..12 queues over 1..5 consumers is a partition of the queues. */
+    for (size_t nq = 1; nq <= 12; nq++) {
+        for (size_t nc = 1; nc <= 5; nc++) {
+            int owner[12];
+            memset(owner, 0, sizeof(owner));
+            for (size_t c = 0; c < nc; c++) {
+                n = mqc_allocate_averagely(nq, five, nc, five[c], out);
+                for (size_t k = 0; k < n; k++)
+                    owner[out[k]]++;
+            }
+            for (size_t q = 0; q < nq; q++)
+                ASSERT_EQ(owner[q], 1);
+        }
+    }
+}
+
+TEST(test_uniq_id)
+{
+    char a[33], b[33];
+    mqc_uniq_id(a);
+    mqc_uniq_id(b);
+    ASSERT_EQ(strlen(a), 32);
+    ASSERT(strcmp(a, b) != 0);
+    ASSERT_MEM_EQ(a, b, 20); /* same process prefix */
+    for (int i = 0; i < 32; i++)
+        ASSERT(strchr("0123456789ABCDEF", a[i]) != NULL);
+}
+
+TEST_MAIN(test_route_parse, test_fault_durations, test_select_queue, test_allocate_averagely,
+          test_uniq_id)
