@@ -7,6 +7,8 @@
 
 #include "common/mq_bytes.h"
 #include "common/mq_conf.h"
+#include "common/mq_file.h"
+#include "common/mq_map.h"
 #include "common/mq_err.h"
 #include "common/mq_util.h"
 #include "tests/unit/mq_test.h"
@@ -164,6 +166,72 @@ TEST(test_json_quote_int_keys)
     ASSERT_EQ(quote("{[}]", out, sizeof(out)), -EBADMSG);
 }
 
+TEST(test_map)
+{
+    struct mq_map m;
+    mq_map_init(&m);
+    ASSERT(mq_map_get(&m, "x") == NULL);
+    static int vals[2000];
+    char key[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "topic-%d@group", i);
+        ASSERT_OK(mq_map_put(&m, key, &vals[i], NULL));
+    }
+    ASSERT_EQ(m.len, 2000);
+    for (int i = 0; i < 2000; i += 2) {
+        snprintf(key, sizeof(key), "topic-%d@group", i);
+        ASSERT(mq_map_del(&m, key) == &vals[i]);
+    }
+    ASSERT_EQ(m.len, 1000);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "topic-%d@group", i);
+        ASSERT(mq_map_get(&m, key) == (i % 2 ? &vals[i] : NULL));
+    }
+    void *old = NULL;
+    ASSERT_OK(mq_map_put(&m, "topic-1@group", &vals[0], &old));
+    ASSERT(old == &vals[1]);
+    size_t it = 0, count = 0;
+    const char *k;
+    void *v;
+    while (mq_map_next(&m, &it, &k, &v))
+        count++;
+    ASSERT_EQ(count, 1000);
+    for (int round = 0; round < 50; round++) { /* churn: tombstones must not fill the table */
+        ASSERT_OK(mq_map_put(&m, "churn", &vals[0], NULL));
+        ASSERT(mq_map_del(&m, "churn") == &vals[0]);
+    }
+    ASSERT_EQ(m.len, 1000);
+    mq_map_destroy(&m);
+}
+
+TEST(test_file_atomic)
+{
+    char dir[] = "/tmp/mq_file_testXXXXXX";
+    ASSERT(mkdtemp(dir) != NULL);
+    char sub[256], path[300];
+    snprintf(sub, sizeof(sub), "%s/a/b/config", dir);
+    ASSERT_OK(mq_mkdirs(sub, 0755));
+    ASSERT_OK(mq_mkdirs(sub, 0755)); /* idempotent */
+    snprintf(path, sizeof(path), "%s/topics.json", sub);
+    char *data = NULL;
+    size_t len = 0;
+    ASSERT_EQ(mq_file_read_all(path, 1024, &data, &len), -ENOENT);
+    ASSERT_OK(mq_file_write_atomic(path, "{\"a\":1}", 7));
+    ASSERT_OK(mq_file_write_atomic(path, "{}", 2));
+    ASSERT_OK(mq_file_read_all(path, 1024, &data, &len));
+    ASSERT_EQ(len, 2);
+    ASSERT_STR_EQ(data, "{}");
+    free(data);
+    ASSERT_EQ(mq_file_read_all(path, 1, &data, &len), -EFBIG);
+    char tmp[320];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    ASSERT_EQ(access(tmp, F_OK), -1); /* no temp file left behind */
+    unlink(path);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ASSERT_OK(system(cmd));
+}
+
 TEST(test_strerror)
 {
     ASSERT_STR_EQ(mq_strerror(MQ_ECORRUPT), "corrupt data");
@@ -172,4 +240,5 @@ TEST(test_strerror)
 }
 
 TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_java_hash,
-          test_topic_rules, test_conf_table, test_json_quote_int_keys, test_strerror)
+          test_topic_rules, test_conf_table, test_json_quote_int_keys, test_map, test_file_atomic,
+          test_strerror)
