@@ -1,0 +1,99 @@
+/* meta.h — the broker's persistent metadata: topic configs (config/topics.json), subscription
+ * groups (config/subscriptionGroup.json) and consumer offsets (config/consumerOffset.json),
+ * in RocketMQ's JSON layouts (docs/FORMATS.md, "Broker config files").
+ *
+ * Each table is safe to use from any thread (an internal lock); lookups copy records out, so
+ * nothing returned points into the table. Changes bump the table's data version (topics and
+ * groups) and are written to disk atomically (temp file, fsync, rename): topics and groups at
+ * once, offsets by brk_offsets_persist() (the broker calls it every 5 s and at shutdown).
+ */
+#ifndef MQ_BROKER_META_H
+#define MQ_BROKER_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mq_buf;
+
+#define BRK_NAME_MAX 128
+
+/* RocketMQ PermName bits. */
+enum { BRK_PERM_INHERIT = 1, BRK_PERM_WRITE = 2, BRK_PERM_READ = 4 };
+
+/* RocketMQ's DataVersion: changes whenever the table changes; the NameServer rebuilds routes
+ * only when a broker registers with a new one. */
+struct brk_data_version {
+    int64_t timestamp;
+    int64_t counter;
+};
+
+/* ---- topics (TopicConfig) ---- */
+struct brk_topic {
+    char name[BRK_NAME_MAX];
+    int read_queues;
+    int write_queues;
+    int perm;
+    int sysflag;
+    int order;
+};
+
+struct brk_topics;
+/* Loads path if it exists (else starts empty). Returns 0, -EBADMSG (unparsable file; nothing
+ * is overwritten) or -errno. */
+int brk_topics_open(const char *path, struct brk_topics **out);
+void brk_topics_close(struct brk_topics *t);
+/* Copies the topic's config to out. Returns 0 or -ENOENT. */
+int brk_topics_get(struct brk_topics *t, const char *name, struct brk_topic *out);
+/* Creates or replaces a topic, bumps the version, persists. Returns 0 or -errno. */
+int brk_topics_put(struct brk_topics *t, const struct brk_topic *cfg);
+/* Removes a topic, bumps the version, persists. Returns 0 or -ENOENT. */
+int brk_topics_delete(struct brk_topics *t, const char *name);
+/* A snapshot of every topic: *out is malloc'd (caller frees), sorted by name. */
+int brk_topics_list(struct brk_topics *t, struct brk_topic **out, size_t *n);
+struct brk_data_version brk_topics_version(struct brk_topics *t);
+/* Appends RocketMQ's TopicConfigSerializeWrapper JSON ({"topicConfigTable":{...},
+ * "dataVersion":{...}}), the body of REGISTER_BROKER and GET_ALL_TOPIC_CONFIG. */
+int brk_topics_to_json(struct brk_topics *t, struct mq_buf *out);
+
+/* ---- subscription groups (SubscriptionGroupConfig) ---- */
+struct brk_group {
+    char name[BRK_NAME_MAX];
+    int consume_enable;
+    int consume_from_min_enable;
+    int consume_broadcast_enable;
+    int retry_queue_nums;
+    int retry_max_times;
+    int64_t broker_id;
+    int64_t which_broker_when_consume_slowly;
+    int notify_consumer_ids_changed_enable;
+};
+
+struct brk_groups;
+int brk_groups_open(const char *path, struct brk_groups **out);
+void brk_groups_close(struct brk_groups *g);
+int brk_groups_get(struct brk_groups *g, const char *name, struct brk_group *out);
+int brk_groups_put(struct brk_groups *g, const struct brk_group *cfg);
+int brk_groups_delete(struct brk_groups *g, const char *name);
+int brk_groups_list(struct brk_groups *g, struct brk_group **out, size_t *n);
+/* RocketMQ's defaults for a new group (consume enabled, 1 retry queue, 16 retries, ...). */
+void brk_group_defaults(struct brk_group *cfg, const char *name);
+int brk_groups_to_json(struct brk_groups *g, struct mq_buf *out);
+
+/* ---- consumer offsets (ConsumerOffsetManager: "topic@group" -> queueId -> offset) ---- */
+struct brk_offsets;
+int brk_offsets_open(const char *path, struct brk_offsets **out);
+/* Persists (if changed) and frees. */
+void brk_offsets_close(struct brk_offsets *o);
+/* Records the group's next offset to consume in a queue. Returns 0, -EINVAL (queue id outside
+ * 0..65535 or offset < 0) or -ENOMEM. */
+int brk_offsets_commit(struct brk_offsets *o, const char *group, const char *topic, int queue_id,
+                       int64_t offset);
+/* The committed offset, or -1 when the group never committed one for that queue. */
+int64_t brk_offsets_query(struct brk_offsets *o, const char *group, const char *topic,
+                          int queue_id);
+/* Drops every group's offsets for a topic (topic deletion). */
+void brk_offsets_delete_topic(struct brk_offsets *o, const char *topic);
+/* Writes the file if anything changed since the last write. Returns 0 or -errno. */
+int brk_offsets_persist(struct brk_offsets *o);
+
+#endif

@@ -1,0 +1,223 @@
+/* meta_offsets.c — consumer offsets (RocketMQ's ConsumerOffsetManager): "topic@group" ->
+ * queueId -> next offset to consume, persisted as {"offsetTable":{"topic@group":{"0":12}}}. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/meta.h"
+#include "common/mq_bytes.h"
+#include "common/mq_err.h"
+#include "common/mq_file.h"
+#include "common/mq_log.h"
+#include "common/mq_map.h"
+#include "common/mq_util.h"
+
+#define OFFSETS_FILE_MAX (512u << 20)
+#define MAX_QUEUE_ID     65535
+
+struct queue_offsets {
+    int64_t *off; /* -1: none committed */
+    int n;
+};
+
+struct brk_offsets {
+    pthread_mutex_t lock;
+    struct mq_map map; /* "topic@group" -> struct queue_offsets */
+    char *path;
+    int dirty;
+};
+
+static int set_offset(struct brk_offsets *o, const char *key, int qid, int64_t offset)
+{
+    struct queue_offsets *q = mq_map_get(&o->map, key);
+    if (!q) {
+        q = calloc(1, sizeof(*q));
+        if (!q || mq_map_put(&o->map, key, q, NULL)) {
+            free(q);
+            return -ENOMEM;
+        }
+    }
+    if (qid >= q->n) {
+        int n = qid + 1;
+        int64_t *p = realloc(q->off, (size_t)n * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        for (int i = q->n; i < n; i++)
+            p[i] = -1;
+        q->off = p;
+        q->n = n;
+    }
+    q->off[qid] = offset;
+    return 0;
+}
+
+static int load(struct brk_offsets *o)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = mq_file_read_all(o->path, OFFSETS_FILE_MAX, &text, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc)
+        return rc;
+    struct mq_buf fixed; /* fastjson writes the queue ids as bare integer keys */
+    mq_buf_init(&fixed);
+    json_error_t jerr;
+    json_t *root = NULL;
+    if (mq_json_quote_int_keys(text, len, &fixed) == 0)
+        root = json_loadb((const char *)fixed.data, fixed.len, 0, &jerr);
+    mq_buf_destroy(&fixed);
+    free(text);
+    if (!root) {
+        mq_error("%s: unparsable; refusing to start over it", o->path);
+        return -EBADMSG;
+    }
+    const char *key, *qkey;
+    json_t *queues, *val;
+    json_object_foreach(json_object_get(root, "offsetTable"), key, queues)
+    {
+        json_object_foreach(queues, qkey, val)
+        {
+            char *end;
+            long qid = strtol(qkey, &end, 10);
+            if (*end || qid < 0 || qid > MAX_QUEUE_ID || !json_is_integer(val))
+                continue;
+            if ((rc = set_offset(o, key, (int)qid, json_integer_value(val))) != 0)
+                goto out;
+        }
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+void brk_offsets_close(struct brk_offsets *o)
+{
+    if (!o)
+        return;
+    if (o->path)
+        (void)brk_offsets_persist(o);
+    size_t it = 0;
+    void *v;
+    while (mq_map_next(&o->map, &it, NULL, &v)) {
+        free(((struct queue_offsets *)v)->off);
+        free(v);
+    }
+    mq_map_destroy(&o->map);
+    pthread_mutex_destroy(&o->lock);
+    free(o->path);
+    free(o);
+}
+
+int brk_offsets_open(const char *path, struct brk_offsets **out)
+{
+    struct brk_offsets *o = calloc(1, sizeof(*o));
+    if (!o)
+        return -ENOMEM;
+    pthread_mutex_init(&o->lock, NULL);
+    mq_map_init(&o->map);
+    int rc = -ENOMEM;
+    if ((o->path = strdup(path)) == NULL || (rc = load(o)) != 0) {
+        free(o->path);
+        o->path = NULL; /* do not persist over a file we could not read */
+        brk_offsets_close(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+static int make_key(char *buf, size_t cap, const char *topic, const char *group)
+{
+    return snprintf(buf, cap, "%s@%s", topic, group) < (int)cap ? 0 : -EINVAL;
+}
+
+int brk_offsets_commit(struct brk_offsets *o, const char *group, const char *topic, int queue_id,
+                       int64_t offset)
+{
+    char key[2 * 128 + 2];
+    if (queue_id < 0 || queue_id > MAX_QUEUE_ID || offset < 0 ||
+        make_key(key, sizeof(key), topic, group))
+        return -EINVAL;
+    pthread_mutex_lock(&o->lock);
+    int rc = set_offset(o, key, queue_id, offset);
+    if (rc == 0)
+        o->dirty = 1;
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+int64_t brk_offsets_query(struct brk_offsets *o, const char *group, const char *topic, int queue_id)
+{
+    char key[2 * 128 + 2];
+    if (make_key(key, sizeof(key), topic, group))
+        return -1;
+    pthread_mutex_lock(&o->lock);
+    struct queue_offsets *q = mq_map_get(&o->map, key);
+    int64_t v = (q && queue_id >= 0 && queue_id < q->n) ? q->off[queue_id] : -1;
+    pthread_mutex_unlock(&o->lock);
+    return v;
+}
+
+void brk_offsets_delete_topic(struct brk_offsets *o, const char *topic)
+{
+    size_t tl = strlen(topic);
+    pthread_mutex_lock(&o->lock);
+    size_t it = 0;
+    const char *key;
+    void *v;
+    while (mq_map_next(&o->map, &it, &key, &v)) {
+        if (strncmp(key, topic, tl) == 0 && key[tl] == '@') {
+            struct queue_offsets *q = mq_map_del(&o->map, key);
+            free(q->off);
+            free(q);
+            o->dirty = 1;
+        }
+    }
+    pthread_mutex_unlock(&o->lock);
+}
+
+int brk_offsets_persist(struct brk_offsets *o)
+{
+    pthread_mutex_lock(&o->lock);
+    if (!o->dirty) {
+        pthread_mutex_unlock(&o->lock);
+        return 0;
+    }
+    struct mq_buf b;
+    mq_buf_init(&b);
+    int rc = mq_buf_append_str(&b, "{\"offsetTable\":{");
+    size_t it = 0;
+    const char *key;
+    void *v;
+    int first = 1;
+    while (rc == 0 && mq_map_next(&o->map, &it, &key, &v)) {
+        struct queue_offsets *q = v;
+        rc = mq_buf_printf(&b, "%s\"%s\":{", first ? "" : ",", key); /* names need no escaping */
+        first = 0;
+        int qfirst = 1;
+        for (int i = 0; rc == 0 && i < q->n; i++) {
+            if (q->off[i] < 0)
+                continue;
+            rc = mq_buf_printf(&b, "%s\"%d\":%" PRId64, qfirst ? "" : ",", i, q->off[i]);
+            qfirst = 0;
+        }
+        if (rc == 0)
+            rc = mq_buf_append_str(&b, "}");
+    }
+    if (rc == 0)
+        rc = mq_buf_append_str(&b, "}}");
+    if (rc == 0)
+        rc = mq_file_write_atomic(o->path, b.data, b.len);
+    if (rc == 0)
+        o->dirty = 0;
+    else
+        mq_error("%s: cannot persist consumer offsets: %s", o->path, mq_strerror(rc));
+    pthread_mutex_unlock(&o->lock);
+    mq_buf_destroy(&b);
+    return rc;
+}

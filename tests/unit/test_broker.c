@@ -1,0 +1,171 @@
+/* test_broker.c — unit tests for the broker's persistent metadata: topic configs, subscription
+ * groups and consumer offsets (RocketMQ's JSON files), including reload and fastjson input. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/meta.h"
+#include "common/mq_bytes.h"
+#include "common/mq_file.h"
+#include "tests/unit/mq_test.h"
+
+static char tmpdir[64];
+
+static const char *tmp_path(const char *name)
+{
+    static char path[256];
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/mq_broker_testXXXXXX");
+        if (!mkdtemp(tmpdir))
+            abort();
+    }
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    return path;
+}
+
+static struct brk_topic topic(const char *name, int r, int w)
+{
+    struct brk_topic t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.name, sizeof(t.name), "%s", name);
+    t.read_queues = r;
+    t.write_queues = w;
+    t.perm = BRK_PERM_READ | BRK_PERM_WRITE;
+    return t;
+}
+
+TEST(test_topics_persist)
+{
+    const char *path = tmp_path("topics.json");
+    struct brk_topics *t = NULL;
+    ASSERT_OK(brk_topics_open(path, &t));
+    struct brk_data_version v0 = brk_topics_version(t);
+    struct brk_topic a = topic("TopicA", 4, 4), b = topic("TBW102", 8, 8), got;
+    b.perm = 7;
+    ASSERT_OK(brk_topics_put(t, &a));
+    ASSERT_OK(brk_topics_put(t, &b));
+    struct brk_data_version v1 = brk_topics_version(t);
+    ASSERT_EQ(v1.counter, v0.counter + 2);
+    ASSERT_EQ(brk_topics_get(t, "nope", &got), -ENOENT);
+    a.write_queues = 2;
+    ASSERT_OK(brk_topics_put(t, &a));
+    brk_topics_close(t);
+
+    ASSERT_OK(brk_topics_open(path, &t));
+    ASSERT_OK(brk_topics_get(t, "TopicA", &got));
+    ASSERT_EQ(got.read_queues, 4);
+    ASSERT_EQ(got.write_queues, 2);
+    ASSERT_OK(brk_topics_get(t, "TBW102", &got));
+    ASSERT_EQ(got.perm, 7);
+    ASSERT_EQ(brk_topics_version(t).counter, v1.counter + 1); /* the version survives */
+    struct brk_topic *list;
+    size_t n;
+    ASSERT_OK(brk_topics_list(t, &list, &n));
+    ASSERT_EQ(n, 2);
+    ASSERT_STR_EQ(list[0].name, "TBW102"); /* sorted */
+    free(list);
+    struct mq_buf js;
+    mq_buf_init(&js);
+    ASSERT_OK(brk_topics_to_json(t, &js));
+    ASSERT_OK(mq_buf_append(&js, "", 1));
+    ASSERT(strstr((char *)js.data, "\"topicConfigTable\"") != NULL);
+    ASSERT(strstr((char *)js.data, "\"writeQueueNums\":2") != NULL);
+    ASSERT(strstr((char *)js.data, "\"dataVersion\"") != NULL);
+    mq_buf_destroy(&js);
+    ASSERT_OK(brk_topics_delete(t, "TopicA"));
+    ASSERT_EQ(brk_topics_delete(t, "TopicA"), -ENOENT);
+    brk_topics_close(t);
+    ASSERT_OK(brk_topics_open(path, &t));
+    ASSERT_EQ(brk_topics_get(t, "TopicA", &got), -ENOENT);
+    brk_topics_close(t);
+    unlink(path);
+}
+
+TEST(test_topics_bad_file)
+{
+    const char *path = tmp_path("bad-topics.json");
+    ASSERT_OK(mq_file_write_atomic(path, "{\"topicConfigTable\":", 20));
+    struct brk_topics *t = NULL;
+    ASSERT_EQ(brk_topics_open(path, &t), -EBADMSG);
+    /* A bad entry is skipped, good ones load. */
+    const char *mixed = "{\"topicConfigTable\":{\"ok\":{\"readQueueNums\":1,\"writeQueueNums\":1},"
+                        "\"bad name\":{\"readQueueNums\":1,\"writeQueueNums\":1},"
+                        "\"neg\":{\"readQueueNums\":-4,\"writeQueueNums\":1}}}";
+    ASSERT_OK(mq_file_write_atomic(path, mixed, strlen(mixed)));
+    ASSERT_OK(brk_topics_open(path, &t));
+    struct brk_topic got;
+    ASSERT_OK(brk_topics_get(t, "ok", &got));
+    ASSERT_EQ(brk_topics_get(t, "neg", &got), -ENOENT);
+    ASSERT_EQ(brk_topics_get(t, "bad name", &got), -ENOENT);
+    brk_topics_close(t);
+    unlink(path);
+}
+
+TEST(test_groups)
+{
+    const char *path = tmp_path("subscriptionGroup.json");
+    struct brk_groups *g = NULL;
+    ASSERT_OK(brk_groups_open(path, &g));
+    struct brk_group cfg, got;
+    brk_group_defaults(&cfg, "G1");
+    ASSERT_EQ(cfg.retry_max_times, 16);
+    cfg.retry_max_times = 3;
+    ASSERT_OK(brk_groups_put(g, &cfg));
+    brk_groups_close(g);
+    ASSERT_OK(brk_groups_open(path, &g));
+    ASSERT_OK(brk_groups_get(g, "G1", &got));
+    ASSERT_EQ(got.retry_max_times, 3);
+    ASSERT_EQ(got.consume_enable, 1);
+    brk_groups_close(g);
+    unlink(path);
+}
+
+TEST(test_offsets)
+{
+    const char *path = tmp_path("consumerOffset.json");
+    struct brk_offsets *o = NULL;
+    ASSERT_OK(brk_offsets_open(path, &o));
+    ASSERT_EQ(brk_offsets_query(o, "G1", "T", 0), -1);
+    ASSERT_OK(brk_offsets_commit(o, "G1", "T", 3, 42));
+    ASSERT_OK(brk_offsets_commit(o, "G1", "T", 0, 7));
+    ASSERT_OK(brk_offsets_commit(o, "G2", "T", 0, 9));
+    ASSERT_OK(brk_offsets_commit(o, "G1", "U", 1, 5));
+    ASSERT_EQ(brk_offsets_commit(o, "G1", "T", -1, 5), -EINVAL);
+    ASSERT_EQ(brk_offsets_commit(o, "G1", "T", 70000, 5), -EINVAL);
+    ASSERT_EQ(brk_offsets_commit(o, "G1", "T", 1, -5), -EINVAL);
+    ASSERT_EQ(brk_offsets_query(o, "G1", "T", 3), 42);
+    ASSERT_EQ(brk_offsets_query(o, "G1", "T", 1), -1);
+    ASSERT_EQ(brk_offsets_query(o, "G1", "T", 99), -1);
+    brk_offsets_close(o); /* persists */
+
+    ASSERT_OK(brk_offsets_open(path, &o));
+    ASSERT_EQ(brk_offsets_query(o, "G1", "T", 3), 42);
+    ASSERT_EQ(brk_offsets_query(o, "G2", "T", 0), 9);
+    brk_offsets_delete_topic(o, "T");
+    ASSERT_EQ(brk_offsets_query(o, "G1", "T", 3), -1);
+    ASSERT_EQ(brk_offsets_query(o, "G1", "U", 1), 5);
+    ASSERT_OK(brk_offsets_persist(o));
+    brk_offsets_close(o);
+
+    /* The layout fastjson writes: bare integer queue ids. */
+    const char *fj = "{\"offsetTable\":{\"TopicA@G9\":{0:11,1:22},\"%RETRY%G9@G9\":{0:0}}}";
+    ASSERT_OK(mq_file_write_atomic(path, fj, strlen(fj)));
+    ASSERT_OK(brk_offsets_open(path, &o));
+    ASSERT_EQ(brk_offsets_query(o, "G9", "TopicA", 1), 22);
+    ASSERT_EQ(brk_offsets_query(o, "G9", "%RETRY%G9", 0), 0);
+    brk_offsets_close(o);
+
+    ASSERT_OK(mq_file_write_atomic(path, "garbage", 7));
+    ASSERT_EQ(brk_offsets_open(path, &o), -EBADMSG);
+    char *text;
+    size_t len;
+    ASSERT_OK(mq_file_read_all(path, 100, &text, &len)); /* left untouched */
+    ASSERT_STR_EQ(text, "garbage");
+    free(text);
+    unlink(path);
+    rmdir(tmpdir);
+}
+
+TEST_MAIN(test_topics_persist, test_topics_bad_file, test_groups, test_offsets)
