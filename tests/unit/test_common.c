@@ -9,6 +9,7 @@
 #include "common/mq_conf.h"
 #include "common/mq_file.h"
 #include "common/mq_map.h"
+#include "common/mq_tags.h"
 #include "common/mq_err.h"
 #include "common/mq_util.h"
 #include "tests/unit/mq_test.h"
@@ -232,6 +233,32 @@ TEST(test_file_atomic)
     ASSERT_OK(system(cmd));
 }
 
+TEST(test_tags)
+{
+    struct mq_tags t;
+    ASSERT_OK(mq_tags_parse("*", &t));
+    ASSERT(t.all);
+    ASSERT(mq_tags_match(&t, NULL, 0));
+    mq_tags_destroy(&t);
+    ASSERT_OK(mq_tags_parse("  ", &t));
+    ASSERT(t.all);
+    mq_tags_destroy(&t);
+    ASSERT_OK(mq_tags_parse(" TagA || TagB||  ||TagC ", &t));
+    ASSERT(!t.all);
+    ASSERT_EQ(t.n, 3);
+    ASSERT_STR_EQ(t.tags[1], "TagB");
+    ASSERT_EQ(t.codes[0], 2598919); /* "TagA".hashCode() */
+    ASSERT(mq_tags_match_code(&t, 2598919));
+    ASSERT(!mq_tags_match_code(&t, 0));
+    ASSERT(mq_tags_match(&t, "TagC", 4));
+    ASSERT(!mq_tags_match(&t, "TagD", 4));
+    ASSERT(!mq_tags_match(&t, "Tag", 3));
+    ASSERT(!mq_tags_match(&t, NULL, 0));
+    mq_tags_destroy(&t);
+    ASSERT_EQ(mq_tags_code(NULL, 0), 0);
+    ASSERT_EQ(mq_tags_code("TagA", 4), 2598919);
+}
+
 TEST(test_strerror)
 {
     ASSERT_STR_EQ(mq_strerror(MQ_ECORRUPT), "corrupt data");
@@ -241,4 +268,4 @@ TEST(test_strerror)
 
 TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_java_hash,
           test_topic_rules, test_conf_table, test_json_quote_int_keys, test_map, test_file_atomic,
-          test_strerror)
+          test_tags, test_strerror)
