@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/consumers.h"
 #include "broker/meta.h"
 #include "common/mq_bytes.h"
 #include "common/mq_file.h"
@@ -168,4 +169,84 @@ TEST(test_offsets)
     rmdir(tmpdir);
 }
 
-TEST_MAIN(test_topics_persist, test_topics_bad_file, test_groups, test_offsets)
+static const char hb_json[] =
+    "{\"clientID\":\"127.0.0.1@123\",\"producerDataSet\":[{\"groupName\":\"P1\"}],"
+    "\"consumerDataSet\":[{\"groupName\":\"G1\",\"consumeType\":\"CONSUME_PASSIVELY\","
+    "\"messageModel\":\"CLUSTERING\",\"consumeFromWhere\":\"CONSUME_FROM_FIRST_OFFSET\","
+    "\"subscriptionDataSet\":[{\"classFilterMode\":false,\"topic\":\"T\","
+    "\"subString\":\"TagA || TagB\",\"tagsSet\":[\"TagA\",\"TagB\"],\"codeSet\":[],"
+    "\"subVersion\":1700000000000,\"expressionType\":\"TAG\"}],\"unitMode\":false}]}";
+
+static int changes;
+static void on_change(const char *group, void *arg)
+{
+    (void)arg;
+    if (strcmp(group, "G1") == 0)
+        changes++;
+}
+
+TEST(test_heartbeat_parse)
+{
+    struct brk_heartbeat hb;
+    ASSERT_OK(brk_heartbeat_parse(hb_json, strlen(hb_json), &hb));
+    ASSERT_STR_EQ(hb.client_id, "127.0.0.1@123");
+    ASSERT_EQ(hb.nproducers, 1);
+    ASSERT_EQ(hb.nconsumers, 1);
+    ASSERT_STR_EQ(hb.consumers[0].consume_from_where, "CONSUME_FROM_FIRST_OFFSET");
+    ASSERT_EQ(hb.consumers[0].nsubs, 1);
+    ASSERT_STR_EQ(hb.consumers[0].subs[0].expr, "TagA || TagB");
+    ASSERT(hb.consumers[0].subs[0].version == 1700000000000LL);
+    brk_heartbeat_destroy(&hb);
+    ASSERT_EQ(brk_heartbeat_parse("{}", 2, &hb), -EBADMSG);
+    ASSERT_EQ(brk_heartbeat_parse("[1,2", 4, &hb), -EBADMSG);
+    const char *bad = "{\"clientID\":\"c\",\"consumerDataSet\":[{\"groupName\":\"G\","
+                      "\"subscriptionDataSet\":[{\"subString\":\"*\"}]}]}";
+    ASSERT_EQ(brk_heartbeat_parse(bad, strlen(bad), &hb), -EBADMSG); /* no topic */
+}
+
+TEST(test_consumer_registry)
+{
+    struct brk_consumers *c = NULL;
+    ASSERT_OK(brk_consumers_new(120000, on_change, NULL, &c));
+    struct brk_heartbeat hb;
+    ASSERT_OK(brk_heartbeat_parse(hb_json, strlen(hb_json), &hb));
+    int conn_a, conn_b;
+    changes = 0;
+    ASSERT_OK(brk_consumers_heartbeat(c, &hb, &conn_a, 1000));
+    ASSERT_EQ(changes, 1);
+    ASSERT_OK(brk_consumers_heartbeat(c, &hb, &conn_a, 2000)); /* refresh: no change */
+    ASSERT_EQ(changes, 1);
+    snprintf(hb.client_id, sizeof(hb.client_id), "127.0.0.1@099");
+    ASSERT_OK(brk_consumers_heartbeat(c, &hb, &conn_b, 50000));
+    ASSERT_EQ(changes, 2);
+    char(*ids)[256];
+    size_t n;
+    ASSERT_OK(brk_consumers_ids(c, "G1", &ids, &n));
+    ASSERT_EQ(n, 2);
+    ASSERT_STR_EQ(ids[0], "127.0.0.1@099"); /* sorted */
+    free(ids);
+    struct brk_sub sub;
+    ASSERT_OK(brk_consumers_find_sub(c, "G1", "T", &sub));
+    ASSERT_STR_EQ(sub.expr, "TagA || TagB");
+    ASSERT_EQ(brk_consumers_find_sub(c, "G1", "U", &sub), -ENOENT);
+    void *conns[4];
+    ASSERT_EQ(brk_consumers_conns(c, "G1", conns, 4), 2);
+    /* The first client is silent past the expiry; the second is not. */
+    ASSERT_EQ(brk_consumers_scan(c, 2000 + 120001), 1);
+    ASSERT_EQ(changes, 3);
+    ASSERT_OK(brk_consumers_ids(c, "G1", &ids, &n));
+    ASSERT_EQ(n, 1);
+    free(ids);
+    brk_consumers_conn_closed(c, &conn_b);
+    ASSERT_OK(brk_consumers_ids(c, "G1", &ids, &n));
+    ASSERT_EQ(n, 0);
+    free(ids);
+    ASSERT_OK(brk_consumers_heartbeat(c, &hb, &conn_b, 60000));
+    ASSERT_OK(brk_consumers_unregister(c, "G1", "127.0.0.1@099"));
+    ASSERT_EQ(brk_consumers_unregister(c, "G1", "127.0.0.1@099"), -ENOENT);
+    brk_heartbeat_destroy(&hb);
+    brk_consumers_free(c);
+}
+
+TEST_MAIN(test_topics_persist, test_topics_bad_file, test_groups, test_offsets,
+          test_heartbeat_parse, test_consumer_registry)

@@ -1,0 +1,338 @@
+/* consumers.c — live consumer clients per group and heartbeat decoding (see consumers.h). */
+#include "broker/consumers.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mq_map.h"
+
+struct client {
+    char id[256];
+    void *conn;
+    int64_t last_ms;
+    struct brk_sub *subs;
+    size_t nsubs;
+};
+
+struct group {
+    struct client *clients;
+    size_t n, cap;
+};
+
+struct brk_consumers {
+    pthread_mutex_t lock;
+    struct mq_map groups; /* name -> struct group */
+    int64_t expiry_ms;
+    brk_consumers_changed_fn on_change;
+    void *arg;
+};
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* ---- heartbeat decoding ---- */
+
+void brk_heartbeat_destroy(struct brk_heartbeat *hb)
+{
+    for (size_t i = 0; i < hb->nconsumers; i++)
+        free(hb->consumers[i].subs);
+    free(hb->consumers);
+    free(hb->producer_groups);
+    memset(hb, 0, sizeof(*hb));
+}
+
+static int parse_consumer(json_t *cd, struct brk_hb_consumer *out)
+{
+    const char *group = json_string_value(json_object_get(cd, "groupName"));
+    if (!group || strlen(group) >= sizeof(out->group))
+        return -EBADMSG;
+    copy_str(out->group, sizeof(out->group), group);
+    copy_str(out->consume_from_where, sizeof(out->consume_from_where),
+             json_string_value(json_object_get(cd, "consumeFromWhere")));
+    const char *model = json_string_value(json_object_get(cd, "messageModel"));
+    out->broadcasting = model && strcmp(model, "BROADCASTING") == 0;
+    json_t *subs = json_object_get(cd, "subscriptionDataSet");
+    size_t n = json_array_size(subs);
+    out->subs = calloc(n ? n : 1, sizeof(*out->subs));
+    if (!out->subs)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *sd = json_array_get(subs, i);
+        const char *topic = json_string_value(json_object_get(sd, "topic"));
+        const char *expr = json_string_value(json_object_get(sd, "subString"));
+        if (!topic || strlen(topic) >= sizeof(out->subs[0].topic) ||
+            (expr && strlen(expr) >= BRK_SUB_EXPR_MAX))
+            return -EBADMSG;
+        struct brk_sub *s = &out->subs[out->nsubs++];
+        copy_str(s->topic, sizeof(s->topic), topic);
+        copy_str(s->expr, sizeof(s->expr), expr ? expr : "*");
+        json_t *v = json_object_get(sd, "subVersion");
+        s->version = json_is_integer(v) ? json_integer_value(v) : 0;
+    }
+    return 0;
+}
+
+int brk_heartbeat_parse(const char *json, size_t len, struct brk_heartbeat *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    int rc = -EBADMSG;
+    const char *cid = json_string_value(json_object_get(root, "clientID"));
+    if (!root || !cid || !*cid || strlen(cid) >= sizeof(out->client_id))
+        goto out;
+    copy_str(out->client_id, sizeof(out->client_id), cid);
+    json_t *cds = json_object_get(root, "consumerDataSet");
+    json_t *pds = json_object_get(root, "producerDataSet");
+    size_t nc = json_array_size(cds), np = json_array_size(pds);
+    out->consumers = calloc(nc ? nc : 1, sizeof(*out->consumers));
+    out->producer_groups = calloc(np ? np : 1, sizeof(*out->producer_groups));
+    if (!out->consumers || !out->producer_groups) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        rc = parse_consumer(json_array_get(cds, i), &out->consumers[i]);
+        out->nconsumers = i + 1; /* so destroy frees its subs */
+        if (rc)
+            goto out;
+    }
+    for (size_t i = 0; i < np; i++) {
+        const char *g = json_string_value(json_object_get(json_array_get(pds, i), "groupName"));
+        if (g)
+            copy_str(out->producer_groups[out->nproducers++], 128, g);
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    if (rc)
+        brk_heartbeat_destroy(out);
+    return rc;
+}
+
+/* ---- the registry ---- */
+
+int brk_consumers_new(int64_t expiry_ms, brk_consumers_changed_fn on_change, void *arg,
+                      struct brk_consumers **out)
+{
+    struct brk_consumers *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    pthread_mutex_init(&c->lock, NULL);
+    mq_map_init(&c->groups);
+    c->expiry_ms = expiry_ms;
+    c->on_change = on_change;
+    c->arg = arg;
+    *out = c;
+    return 0;
+}
+
+static void free_group(struct group *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        free(g->clients[i].subs);
+    free(g->clients);
+    free(g);
+}
+
+void brk_consumers_free(struct brk_consumers *c)
+{
+    if (!c)
+        return;
+    size_t it = 0;
+    void *v;
+    while (mq_map_next(&c->groups, &it, NULL, &v))
+        free_group(v);
+    mq_map_destroy(&c->groups);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static void remove_client(struct group *g, size_t i)
+{
+    free(g->clients[i].subs);
+    g->clients[i] = g->clients[--g->n];
+}
+
+/* Registers one group of a heartbeat; sets *changed when a client joined. Lock held. */
+static int register_one(struct brk_consumers *c, const char *cid, const struct brk_hb_consumer *hc,
+                        void *conn, int64_t now_ms, int *changed)
+{
+    struct group *g = mq_map_get(&c->groups, hc->group);
+    if (!g) {
+        g = calloc(1, sizeof(*g));
+        if (!g || mq_map_put(&c->groups, hc->group, g, NULL)) {
+            free(g);
+            return -ENOMEM;
+        }
+    }
+    struct client *cl = NULL;
+    for (size_t i = 0; i < g->n; i++)
+        if (strcmp(g->clients[i].id, cid) == 0)
+            cl = &g->clients[i];
+    struct brk_sub *subs = malloc((hc->nsubs ? hc->nsubs : 1) * sizeof(*subs));
+    if (!subs)
+        return -ENOMEM;
+    if (hc->nsubs)
+        memcpy(subs, hc->subs, hc->nsubs * sizeof(*subs));
+    if (!cl) {
+        if (g->n == g->cap) {
+            size_t cap = g->cap ? g->cap * 2 : 4;
+            struct client *p = realloc(g->clients, cap * sizeof(*p));
+            if (!p) {
+                free(subs);
+                return -ENOMEM;
+            }
+            g->clients = p;
+            g->cap = cap;
+        }
+        cl = &g->clients[g->n++];
+        memset(cl, 0, sizeof(*cl));
+        copy_str(cl->id, sizeof(cl->id), cid);
+        *changed = 1;
+    }
+    free(cl->subs);
+    cl->subs = subs;
+    cl->nsubs = hc->nsubs;
+    cl->conn = conn;
+    cl->last_ms = now_ms;
+    return 0;
+}
+
+int brk_consumers_heartbeat(struct brk_consumers *c, const struct brk_heartbeat *hb, void *conn,
+                            int64_t now_ms)
+{
+    int rc = 0;
+    int changed[64] = {0}; /* groups past the 64th are reported as changed, conservatively */
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < hb->nconsumers && rc == 0; i++) {
+        int ch = 0;
+        rc = register_one(c, hb->client_id, &hb->consumers[i], conn, now_ms, &ch);
+        if (i < 64)
+            changed[i] = ch;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (c->on_change)
+        for (size_t i = 0; i < hb->nconsumers; i++)
+            if (i >= 64 || changed[i])
+                c->on_change(hb->consumers[i].group, c->arg);
+    return rc;
+}
+
+int brk_consumers_unregister(struct brk_consumers *c, const char *group, const char *client_id)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&c->lock);
+    struct group *g = mq_map_get(&c->groups, group);
+    for (size_t i = 0; g && i < g->n; i++) {
+        if (strcmp(g->clients[i].id, client_id) == 0) {
+            remove_client(g, i);
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (rc == 0 && c->on_change)
+        c->on_change(group, c->arg);
+    return rc;
+}
+
+/* Removes clients matching (conn) or older than cutoff; collects the groups that changed. */
+static size_t prune(struct brk_consumers *c, void *conn, int64_t cutoff)
+{
+    size_t removed = 0;
+    char(*changed)[128] = NULL;
+    size_t nchanged = 0;
+    pthread_mutex_lock(&c->lock);
+    size_t it = 0;
+    const char *name;
+    void *v;
+    while (mq_map_next(&c->groups, &it, &name, &v)) {
+        struct group *g = v;
+        size_t before = g->n;
+        for (size_t i = g->n; i-- > 0;)
+            if ((conn && g->clients[i].conn == conn) || (!conn && g->clients[i].last_ms < cutoff))
+                remove_client(g, i);
+        if (g->n != before) {
+            removed += before - g->n;
+            void *p = realloc(changed, (nchanged + 1) * sizeof(*changed));
+            if (p) {
+                changed = p;
+                copy_str(changed[nchanged++], 128, name);
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; c->on_change && i < nchanged; i++)
+        c->on_change(changed[i], c->arg);
+    free(changed);
+    return removed;
+}
+
+void brk_consumers_conn_closed(struct brk_consumers *c, void *conn)
+{
+    if (conn)
+        (void)prune(c, conn, 0);
+}
+
+size_t brk_consumers_scan(struct brk_consumers *c, int64_t now_ms)
+{
+    return prune(c, NULL, now_ms - c->expiry_ms);
+}
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+int brk_consumers_ids(struct brk_consumers *c, const char *group, char (**ids)[256], size_t *n)
+{
+    pthread_mutex_lock(&c->lock);
+    struct group *g = mq_map_get(&c->groups, group);
+    size_t cnt = g ? g->n : 0;
+    char(*arr)[256] = malloc((cnt ? cnt : 1) * sizeof(*arr));
+    if (arr)
+        for (size_t i = 0; i < cnt; i++)
+            memcpy(arr[i], g->clients[i].id, sizeof(arr[i]));
+    pthread_mutex_unlock(&c->lock);
+    if (!arr)
+        return -ENOMEM;
+    qsort(arr, cnt, sizeof(*arr), cmp_ids);
+    *ids = arr;
+    *n = cnt;
+    return 0;
+}
+
+size_t brk_consumers_conns(struct brk_consumers *c, const char *group, void **out, size_t max)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&c->lock);
+    struct group *g = mq_map_get(&c->groups, group);
+    for (size_t i = 0; g && i < g->n && k < max; i++)
+        out[k++] = g->clients[i].conn;
+    pthread_mutex_unlock(&c->lock);
+    return k;
+}
+
+int brk_consumers_find_sub(struct brk_consumers *c, const char *group, const char *topic,
+                           struct brk_sub *out)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&c->lock);
+    struct group *g = mq_map_get(&c->groups, group);
+    for (size_t i = 0; g && i < g->n && rc; i++)
+        for (size_t j = 0; j < g->clients[i].nsubs; j++)
+            if (strcmp(g->clients[i].subs[j].topic, topic) == 0) {
+                *out = g->clients[i].subs[j];
+                rc = 0;
+                break;
+            }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
