@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "common/mq_batch.h"
 #include "common/mq_bytes.h"
 #include "common/mq_conf.h"
 #include "common/mq_file.h"
@@ -259,6 +260,45 @@ TEST(test_tags)
     ASSERT_EQ(mq_tags_code("TagA", 4), 2598919);
 }
 
+TEST(test_batch_codec)
+{
+    struct mq_buf b;
+    mq_buf_init(&b);
+    ASSERT_OK(mq_batch_append(&b, 7, "hello", 5, "KEYS\001k1\002", 8));
+    ASSERT_OK(mq_batch_append(&b, 0, "", 0, "", 0));
+    ASSERT_EQ(b.len, 22 + 5 + 8 + 22);
+    ASSERT_EQ(mq_get_be32(b.data), 35); /* TOTALSIZE */
+    size_t pos = 0;
+    struct mq_batch_entry e;
+    ASSERT_EQ(mq_batch_next(b.data, b.len, &pos, &e), 1);
+    ASSERT_EQ(e.flag, 7);
+    ASSERT_EQ(e.body_len, 5);
+    ASSERT_MEM_EQ(e.body, "hello", 5);
+    ASSERT_EQ(e.props_len, 8);
+    ASSERT_EQ(mq_batch_next(b.data, b.len, &pos, &e), 1);
+    ASSERT_EQ(e.body_len, 0);
+    ASSERT_EQ(mq_batch_next(b.data, b.len, &pos, &e), 0);
+    /* Every truncation of the first entry, and corrupted lengths, are rejected. */
+    for (size_t cut = 1; cut < 35; cut++) {
+        pos = 0;
+        ASSERT_EQ(mq_batch_next(b.data, cut, &pos, &e), -EBADMSG);
+    }
+    mq_put_be32(b.data + 16, 100); /* body length past the entry */
+    pos = 0;
+    ASSERT_EQ(mq_batch_next(b.data, b.len, &pos, &e), -EBADMSG);
+    mq_put_be32(b.data + 16, 5);
+    mq_put_be32(b.data, 36); /* total disagrees with the parts */
+    pos = 0;
+    ASSERT_EQ(mq_batch_next(b.data, b.len, &pos, &e), -EBADMSG);
+    mq_put_be32(b.data, 0xFFFFFFF0u);
+    pos = 0;
+    ASSERT_EQ(mq_batch_next(b.data, b.len, &pos, &e), -EBADMSG);
+    char big[40000];
+    memset(big, 'p', sizeof(big));
+    ASSERT_EQ(mq_batch_append(&b, 0, "", 0, big, sizeof(big)), -EMSGSIZE);
+    mq_buf_destroy(&b);
+}
+
 TEST(test_strerror)
 {
     ASSERT_STR_EQ(mq_strerror(MQ_ECORRUPT), "corrupt data");
@@ -268,4 +308,4 @@ TEST(test_strerror)
 
 TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_java_hash,
           test_topic_rules, test_conf_table, test_json_quote_int_keys, test_map, test_file_atomic,
-          test_tags, test_strerror)
+          test_tags, test_batch_codec, test_strerror)
