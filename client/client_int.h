@@ -10,17 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/mqclient.h"
+
 #define MQC_NAME_MAX 128 /* broker names, topics, groups: RocketMQ caps topics at 127 */
 #define MQC_ADDR_MAX 64  /* "host:port" */
 
-/* One message queue: RocketMQ's MessageQueue (topic, brokerName, queueId). */
-struct mqc_queue {
-    char topic[MQC_NAME_MAX];
-    char broker[MQC_NAME_MAX];
-    int queue_id;
-};
-
-/* Orders queues as RocketMQ's MessageQueue.compareTo: topic, broker name, queue id. */
+/* struct mqc_mq (mqclient.h) is RocketMQ's MessageQueue: topic, brokerName, queueId.
+ * Orders queues as RocketMQ's MessageQueue.compareTo: topic, broker name, queue id. */
 int mqc_queue_cmp(const void *a, const void *b);
 
 /* A broker of a route: its name and master address ("" when the master is not known). */
@@ -37,9 +33,9 @@ struct mqc_route {
     char topic[MQC_NAME_MAX];
     struct mqc_broker *brokers;
     size_t nbrokers;
-    struct mqc_queue *pub;
+    struct mqc_mq *pub;
     size_t npub;
-    struct mqc_queue *sub;
+    struct mqc_mq *sub;
     size_t nsub;
 };
 
@@ -74,7 +70,7 @@ int mqc_fault_available(const struct mqc_faults *f, const char *broker, int64_t 
  * `last_failed` (NULL: none) and of brokers `f` marks unavailable; when every queue is
  * excluded it still returns one (preferring a broker other than last_failed). Returns the index
  * into `queues`, or -1 when n == 0. `f` may be NULL. */
-int mqc_select_queue(const struct mqc_queue *queues, size_t n, uint32_t *index,
+int mqc_select_queue(const struct mqc_mq *queues, size_t n, uint32_t *index,
                      const char *last_failed, const struct mqc_faults *f, int64_t now_ms);
 
 /* RocketMQ's AllocateMessageQueueAveragely: which of `nq` queues (sorted) client `cid` owns
@@ -89,3 +85,67 @@ size_t mqc_allocate_averagely(size_t nq, const char *const *cids, size_t ncids, 
 void mqc_uniq_id(char out[33]);
 
 #endif
+
+/* ---- the shared client instance: NameServers, route cache, connections ---- */
+
+#include <pthread.h>
+
+#include "common/mq_map.h"
+
+struct rpc_client;
+struct rpc_cmd;
+
+#define MQC_DEFAULT_TOPIC      "TBW102" /* auto-creation template topic (TopicValidator) */
+#define MQC_DEFAULT_TOPIC_QNUM 4        /* defaultTopicQueueNums */
+#define MQC_ROUTE_REFRESH_MS   30000
+
+struct mqc_instance {
+    struct mqc_config cfg; /* strings below are owned copies */
+    char *namesrv_str, *group, *instance_name;
+    char (*namesrvs)[MQC_ADDR_MAX];
+    size_t nns;
+    unsigned ns_index; /* under lock: the NameServer that answered last */
+    char client_id[192];
+    struct rpc_client *rpc;
+
+    pthread_mutex_t lock;
+    struct mq_map routes; /* topic -> struct mqc_route * (owned) */
+    struct mqc_faults faults;
+
+    pthread_t timer;
+    pthread_cond_t timer_cond;
+    int stopping;
+};
+
+int mqc__instance_new(const struct mqc_config *cfg, const char *default_group,
+                      struct mqc_instance **out);
+void mqc__instance_free(struct mqc_instance *inst);
+
+/* A call to the NameServers: tries each, starting with the one that answered last. On 0 the
+ * caller owns *resp. */
+int mqc__namesrv_call(struct mqc_instance *inst, struct rpc_cmd *req, int timeout_ms,
+                      struct rpc_cmd **resp);
+
+/* Fetches a topic's route from the NameServers and caches it. When the topic is unknown and
+ * `allow_default` is set, caches a route built from TBW102's brokers (the broker creates the
+ * topic on first send). Returns 0, -ENOENT or -errno. */
+int mqc__route_refresh(struct mqc_instance *inst, const char *topic, int allow_default);
+
+/* Chooses a queue for a send to topic (fetching the route on first use) and copies it and the
+ * broker address out. Returns 0, -ENOENT (no route / no writable queue) or -errno. */
+int mqc__pick_queue(struct mqc_instance *inst, const char *topic, const char *last_failed,
+                    int use_faults, struct mqc_mq *q, char addr[MQC_ADDR_MAX]);
+
+/* The master address of a broker, from any cached route. Returns 0 or -ENOENT. */
+int mqc__broker_addr(struct mqc_instance *inst, const char *broker, char addr[MQC_ADDR_MAX]);
+
+/* Records how a send to broker went (fault avoidance). */
+void mqc__report_latency(struct mqc_instance *inst, const char *broker, int64_t latency_ms,
+                         int failed);
+
+/* Copies a topic's queues (pub or sub) out of the cache, fetching the route if needed. */
+int mqc__queues(struct mqc_instance *inst, const char *topic, int for_send, struct mqc_mq **out,
+                size_t *n);
+
+/* Maps a broker's response code and remark to a negative errno (one place). */
+int mqc__errno_of_response(int code, const char *remark);

@@ -59,7 +59,7 @@ int mqc_fault_available(const struct mqc_faults *f, const char *broker, int64_t 
     return !it || now_ms >= it->available_after_ms;
 }
 
-int mqc_select_queue(const struct mqc_queue *queues, size_t n, uint32_t *index,
+int mqc_select_queue(const struct mqc_mq *queues, size_t n, uint32_t *index,
                      const char *last_failed, const struct mqc_faults *f, int64_t now_ms)
 {
     if (n == 0)
@@ -67,7 +67,7 @@ int mqc_select_queue(const struct mqc_queue *queues, size_t n, uint32_t *index,
     /* First choice: a queue on an available broker other than the one that just failed. */
     for (size_t k = 0; k < n; k++) {
         size_t pos = (*index)++ % n;
-        const struct mqc_queue *q = &queues[pos];
+        const struct mqc_mq *q = &queues[pos];
         if (last_failed && strcmp(q->broker, last_failed) == 0)
             continue;
         if (f && !mqc_fault_available(f, q->broker, now_ms))

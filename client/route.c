@@ -15,7 +15,7 @@
 
 int mqc_queue_cmp(const void *a, const void *b)
 {
-    const struct mqc_queue *x = a, *y = b;
+    const struct mqc_mq *x = a, *y = b;
     int c = strcmp(x->topic, y->topic);
     if (c == 0)
         c = strcmp(x->broker, y->broker);
@@ -74,19 +74,19 @@ static int parse_brokers(struct mqc_route *r, json_t *bds)
     return 0;
 }
 
-static int add_queues(struct mqc_queue **arr, size_t *n, size_t *cap, const char *topic,
+static int add_queues(struct mqc_mq **arr, size_t *n, size_t *cap, const char *topic,
                       const char *broker, int count)
 {
     for (int q = 0; q < count; q++) {
         if (*n == *cap) {
             size_t nc = *cap ? *cap * 2 : 16;
-            struct mqc_queue *p = realloc(*arr, nc * sizeof(**arr));
+            struct mqc_mq *p = realloc(*arr, nc * sizeof(**arr));
             if (!p)
                 return -ENOMEM;
             *arr = p;
             *cap = nc;
         }
-        struct mqc_queue *mq = &(*arr)[(*n)++];
+        struct mqc_mq *mq = &(*arr)[(*n)++];
         copy_str(mq->topic, sizeof(mq->topic), topic);
         copy_str(mq->broker, sizeof(mq->broker), broker);
         mq->queue_id = q;

@@ -65,9 +65,9 @@ TEST(test_fault_durations)
     ASSERT(mqc_fault_available(&f, "b", 2000));
 }
 
-static struct mqc_queue mkq(const char *broker, int id)
+static struct mqc_mq mkq(const char *broker, int id)
 {
-    struct mqc_queue q;
+    struct mqc_mq q;
     memset(&q, 0, sizeof(q));
     strcpy(q.topic, "T");
     strcpy(q.broker, broker);
@@ -77,7 +77,7 @@ static struct mqc_queue mkq(const char *broker, int id)
 
 TEST(test_select_queue)
 {
-    struct mqc_queue qs[4] = {mkq("a", 0), mkq("a", 1), mkq("b", 0), mkq("b", 1)};
+    struct mqc_mq qs[4] = {mkq("a", 0), mkq("a", 1), mkq("b", 0), mkq("b", 1)};
     uint32_t idx = 0;
     int seen[4] = {0};
     for (int i = 0; i < 8; i++)

@@ -1,0 +1,516 @@
+/* producer.c — sends: sync with retries across brokers, async with bounded in-flight bytes,
+ * oneway, batch, and ordered sends through a selector (RocketMQ's DefaultMQProducerImpl).
+ * Requests are SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE with the short header names (FORMATS.md
+ * Part 2); bodies over compress_over are compressed (zstd or zlib) and flagged in the sysflag. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "client/client_int.h"
+#include "common/mq_batch.h"
+#include "common/mq_bytes.h"
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+#include "remoting/remoting.h"
+
+#define REQ_SEND_MESSAGE_V2      310
+#define REQ_SEND_BATCH_MESSAGE   320
+#define SYSFLAG_COMPRESSED       0x1
+#define SYSFLAG_ZSTD             0x200 /* compression type bits 8-10 (RocketMQ 5.x) */
+#define RESP_FLUSH_SLAVE_TIMEOUT 12
+
+struct mqc_producer {
+    struct mqc_instance *inst;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t async_bytes; /* unacknowledged async bytes, under lock */
+    size_t async_calls;
+};
+
+int mqc_producer_new(const struct mqc_config *cfg, struct mqc_producer **out)
+{
+    struct mqc_producer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    int rc = mqc__instance_new(cfg, "DEFAULT_PRODUCER", &p->inst);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    *out = p;
+    return 0;
+}
+
+void mqc_producer_free(struct mqc_producer *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    while (p->async_calls > 0)
+        pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    mqc__instance_free(p->inst);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+static int append_prop(struct mq_buf *b, const char *name, const char *val)
+{
+    int rc = mq_buf_append_str(b, name);
+    if (!rc)
+        rc = mq_buf_append(b, "\001", 1);
+    if (!rc)
+        rc = mq_buf_append_str(b, val);
+    if (!rc)
+        rc = mq_buf_append(b, "\002", 1);
+    return rc;
+}
+
+/* A message's properties: the user's, then KEYS, TAGS, UNIQ_KEY and WAIT. */
+static int build_props(const struct mqc_message *m, const char *uniq, struct mq_buf *b)
+{
+    int rc = m->props_len ? mq_buf_append(b, m->props, m->props_len) : 0;
+    if (!rc && m->keys && *m->keys)
+        rc = append_prop(b, "KEYS", m->keys);
+    if (!rc && m->tags && *m->tags)
+        rc = append_prop(b, "TAGS", m->tags);
+    if (!rc && uniq)
+        rc = append_prop(b, "UNIQ_KEY", uniq);
+    if (!rc)
+        rc = append_prop(b, "WAIT", "true");
+    if (!rc && b->len > 32767)
+        rc = -EMSGSIZE;
+    return rc;
+}
+
+static int validate(struct mqc_producer *p, const struct mqc_message *m)
+{
+    if (!m->topic || mq_check_topic(m->topic, strlen(m->topic)))
+        return -EINVAL;
+    if (!m->body || m->body_len == 0)
+        return -EINVAL;
+    if (m->body_len > p->inst->cfg.max_message_size)
+        return -EMSGSIZE;
+    return 0;
+}
+
+/* Compresses a body when it is over the threshold; on success *out is malloc'd. Returns 1 if
+ * compressed, 0 if not (keep the original), or -ENOMEM. */
+static int maybe_compress(struct mqc_producer *p, const void *body, size_t len, void **out,
+                          size_t *olen, int *sysflag)
+{
+    const struct mqc_config *cfg = &p->inst->cfg;
+    if (cfg->compress_over == 0 || len <= cfg->compress_over)
+        return 0;
+    if (cfg->compress_zstd) {
+        size_t cap = ZSTD_compressBound(len);
+        void *buf = malloc(cap);
+        if (!buf)
+            return -ENOMEM;
+        size_t n = ZSTD_compress(buf, cap, body, len, 3);
+        if (ZSTD_isError(n) || n >= len) {
+            free(buf);
+            return 0;
+        }
+        *out = buf;
+        *olen = n;
+        *sysflag |= SYSFLAG_COMPRESSED | SYSFLAG_ZSTD;
+        return 1;
+    }
+    uLongf cap = compressBound((uLong)len);
+    void *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    if (compress2(buf, &cap, body, (uLong)len, 5) != Z_OK || cap >= len) {
+        free(buf);
+        return 0;
+    }
+    *out = buf;
+    *olen = cap;
+    *sysflag |= SYSFLAG_COMPRESSED; /* zlib: what RocketMQ 4.x clients decompress */
+    return 1;
+}
+
+/* A prepared request: header fields that do not depend on the queue, and the body. */
+struct send_req {
+    char topic[MQC_NAME_MAX];
+    char uniq[33];
+    int code;
+    int sysflag;
+    int32_t flag;
+    int64_t born_ms;
+    int batch;
+    struct mq_buf props; /* header properties */
+    struct mq_buf body;
+};
+
+static void send_req_destroy(struct send_req *r)
+{
+    mq_buf_destroy(&r->props);
+    mq_buf_destroy(&r->body);
+}
+
+static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, struct send_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    mq_buf_init(&r->props);
+    mq_buf_init(&r->body);
+    int rc = validate(p, m);
+    if (rc)
+        return rc;
+    snprintf(r->topic, sizeof(r->topic), "%s", m->topic);
+    mqc_uniq_id(r->uniq);
+    r->code = REQ_SEND_MESSAGE_V2;
+    r->flag = m->flag;
+    r->born_ms = mq_now_ms();
+    if ((rc = build_props(m, r->uniq, &r->props)) != 0)
+        return rc;
+    void *z = NULL;
+    size_t zlen = 0;
+    rc = maybe_compress(p, m->body, m->body_len, &z, &zlen, &r->sysflag);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        r->body.data = z;
+        r->body.len = r->body.cap = zlen;
+        return 0;
+    }
+    return mq_buf_append(&r->body, m->body, m->body_len);
+}
+
+static struct rpc_cmd *make_cmd(struct mqc_producer *p, const struct send_req *r,
+                                const struct mqc_mq *q)
+{
+    struct rpc_cmd *c = rpc_cmd_new(r->code);
+    if (!c)
+        return NULL;
+    char props[32768 + 1];
+    snprintf(props, sizeof(props), "%.*s", (int)r->props.len, (const char *)r->props.data);
+    int rc = rpc_cmd_ext_set(c, "a", p->inst->cfg.group);
+    rc = rc ? rc : rpc_cmd_ext_set(c, "b", r->topic);
+    rc = rc ? rc : rpc_cmd_ext_set(c, "c", MQC_DEFAULT_TOPIC);
+    rc = rc ? rc : rpc_cmd_ext_set_int64(c, "d", MQC_DEFAULT_TOPIC_QNUM);
+    rc = rc ? rc : rpc_cmd_ext_set_int64(c, "e", q->queue_id);
+    rc = rc ? rc : rpc_cmd_ext_set_int64(c, "f", r->sysflag);
+    rc = rc ? rc : rpc_cmd_ext_set_int64(c, "g", r->born_ms);
+    rc = rc ? rc : rpc_cmd_ext_set_int64(c, "h", r->flag);
+    rc = rc ? rc : rpc_cmd_ext_set(c, "i", props);
+    rc = rc ? rc : rpc_cmd_ext_set_int64(c, "j", 0);
+    rc = rc ? rc : rpc_cmd_ext_set_bool(c, "k", 0);
+    rc = rc ? rc : rpc_cmd_ext_set_bool(c, "m", r->batch);
+    if (rc) {
+        rpc_cmd_free(c);
+        return NULL;
+    }
+    rpc_cmd_set_body_ref(c, r->body.data, r->body.len, NULL, NULL);
+    return c;
+}
+
+/* Interprets a send response. Returns 0 (res filled), or a negative errno. */
+static int parse_response(const struct rpc_cmd *resp, const struct send_req *r,
+                          const struct mqc_mq *q, struct mqc_send_result *res)
+{
+    int code = resp->code;
+    enum mqc_send_status st = MQC_SEND_OK;
+    if (code == RPC_FLUSH_DISK_TIMEOUT)
+        st = MQC_FLUSH_DISK_TIMEOUT;
+    else if (code == RESP_FLUSH_SLAVE_TIMEOUT)
+        st = MQC_FLUSH_SLAVE_TIMEOUT;
+    else if (code == RPC_SLAVE_NOT_AVAILABLE)
+        st = MQC_SLAVE_NOT_AVAILABLE;
+    else if (code != RPC_SUCCESS)
+        return mqc__errno_of_response(code, rpc_cmd_remark(resp));
+    if (!res)
+        return 0;
+    memset(res, 0, sizeof(*res));
+    res->status = st;
+    snprintf(res->msg_id, sizeof(res->msg_id), "%s", r->uniq);
+    const char *oid = rpc_cmd_ext_get(resp, "msgId");
+    snprintf(res->offset_msg_id, sizeof(res->offset_msg_id), "%.32s", oid ? oid : "");
+    snprintf(res->broker, sizeof(res->broker), "%s", q->broker);
+    int32_t qid = q->queue_id;
+    (void)rpc_cmd_ext_get_int32(resp, "queueId", &qid);
+    res->queue_id = qid;
+    res->queue_offset = -1;
+    (void)rpc_cmd_ext_get_int64(resp, "queueOffset", &res->queue_offset);
+    return 0;
+}
+
+/* Errors worth another attempt on another broker. */
+static int retryable(int err)
+{
+    return err == -EIO || err == -ETIMEDOUT || err == -ECONNRESET || err == -ECONNREFUSED ||
+           err == -ENOENT || err == -EBUSY || err == -ENOTCONN || err == -EPIPE;
+}
+
+/* Sends a prepared request synchronously: to `fixed` when given (no retry), else to a queue
+ * chosen per attempt, with the configured retries. */
+static int send_sync(struct mqc_producer *p, const struct send_req *r, const struct mqc_mq *fixed,
+                     struct mqc_send_result *res)
+{
+    struct mqc_instance *inst = p->inst;
+    int attempts = fixed ? 1 : 1 + (inst->cfg.retries > 0 ? inst->cfg.retries : 0);
+    char last_failed[MQC_NAME_MAX] = "";
+    int rc = -EIO;
+    for (int a = 0; a < attempts; a++) {
+        struct mqc_mq q;
+        char addr[MQC_ADDR_MAX];
+        if (fixed) {
+            q = *fixed;
+            rc = mqc__broker_addr(inst, q.broker, addr);
+        } else {
+            rc = mqc__pick_queue(inst, r->topic, last_failed[0] ? last_failed : NULL,
+                                 inst->cfg.fault_avoidance, &q, addr);
+        }
+        if (rc)
+            return rc;
+        struct rpc_cmd *cmd = make_cmd(p, r, &q), *resp = NULL;
+        if (!cmd)
+            return -ENOMEM;
+        int64_t t0 = mq_mono_us();
+        rc = rpc_client_call(inst->rpc, addr, cmd, inst->cfg.send_timeout_ms, &resp);
+        rpc_cmd_free(cmd);
+        int64_t lat_ms = (mq_mono_us() - t0) / 1000;
+        if (rc == 0) {
+            rc = parse_response(resp, r, &q, res);
+            rpc_cmd_free(resp);
+        }
+        mqc__report_latency(inst, q.broker, lat_ms, rc != 0 && retryable(rc));
+        if (rc == 0 || !retryable(rc))
+            return rc;
+        mq_debug("send to %s (%s) failed: %s", q.broker, addr, mq_strerror(rc));
+        snprintf(last_failed, sizeof(last_failed), "%s", q.broker);
+        (void)mqc__route_refresh(inst, r->topic, 1);
+    }
+    return rc == -ENOENT ? -ENOENT : (rc == -ENOSPC ? rc : -EIO);
+}
+
+int mqc_send(struct mqc_producer *p, const struct mqc_message *m, struct mqc_send_result *res)
+{
+    struct send_req r;
+    int rc = prepare_one(p, m, &r);
+    if (rc == 0)
+        rc = send_sync(p, &r, NULL, res);
+    send_req_destroy(&r);
+    return rc;
+}
+
+int mqc_send_oneway(struct mqc_producer *p, const struct mqc_message *m)
+{
+    struct send_req r;
+    int rc = prepare_one(p, m, &r);
+    struct mqc_mq q;
+    char addr[MQC_ADDR_MAX];
+    if (rc == 0)
+        rc = mqc__pick_queue(p->inst, r.topic, NULL, p->inst->cfg.fault_avoidance, &q, addr);
+    if (rc == 0) {
+        struct rpc_cmd *cmd = make_cmd(p, &r, &q);
+        rc = cmd ? rpc_client_oneway(p->inst->rpc, addr, cmd) : -ENOMEM;
+        rpc_cmd_free(cmd);
+    }
+    send_req_destroy(&r);
+    return rc;
+}
+
+int mqc_send_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
+                   struct mqc_send_result *res)
+{
+    if (n == 0)
+        return -EINVAL;
+    struct send_req r;
+    memset(&r, 0, sizeof(r));
+    mq_buf_init(&r.props);
+    mq_buf_init(&r.body);
+    int rc = 0;
+    struct mq_buf props;
+    mq_buf_init(&props);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if ((rc = validate(p, &m[i])) != 0)
+            break;
+        if (strcmp(m[i].topic, m[0].topic) != 0) {
+            rc = -EINVAL; /* one topic per batch */
+            break;
+        }
+        char uniq[33];
+        mqc_uniq_id(uniq);
+        if (i == 0)
+            memcpy(r.uniq, uniq, sizeof(uniq));
+        props.len = 0;
+        if ((rc = build_props(&m[i], uniq, &props)) == 0)
+            rc = mq_batch_append(&r.body, m[i].flag, m[i].body, m[i].body_len,
+                                 (const char *)props.data, props.len);
+    }
+    mq_buf_destroy(&props);
+    if (rc == 0 && r.body.len > p->inst->cfg.max_message_size)
+        rc = -EMSGSIZE;
+    if (rc == 0) {
+        snprintf(r.topic, sizeof(r.topic), "%s", m[0].topic);
+        r.code = REQ_SEND_BATCH_MESSAGE;
+        r.batch = 1;
+        r.born_ms = mq_now_ms();
+        rc = append_prop(&r.props, "WAIT", "true");
+    }
+    if (rc == 0)
+        rc = send_sync(p, &r, NULL, res);
+    send_req_destroy(&r);
+    return rc;
+}
+
+int mqc_send_select(struct mqc_producer *p, const struct mqc_message *m, mqc_selector_fn sel,
+                    void *arg, struct mqc_send_result *res)
+{
+    struct mqc_mq *qs = NULL;
+    size_t n = 0;
+    int rc = mqc__queues(p->inst, m->topic ? m->topic : "", 1, &qs, &n);
+    if (rc == -ENOENT) { /* a new topic: the default route lets the broker create it */
+        rc = mqc__route_refresh(p->inst, m->topic, 1);
+        if (rc == 0)
+            rc = mqc__queues(p->inst, m->topic, 1, &qs, &n);
+    }
+    if (rc)
+        return rc;
+    if (n == 0) {
+        free(qs);
+        return -ENOENT;
+    }
+    size_t pick = sel(qs, n, m, arg);
+    struct send_req r;
+    rc = pick < n ? prepare_one(p, m, &r) : -EINVAL;
+    if (rc == 0)
+        rc = send_sync(p, &r, &qs[pick], res);
+    if (pick < n)
+        send_req_destroy(&r);
+    free(qs);
+    return rc;
+}
+
+int mqc_producer_queues(struct mqc_producer *p, const char *topic, int for_send,
+                        struct mqc_mq **out, size_t *n)
+{
+    return mqc__queues(p->inst, topic, for_send, out, n);
+}
+
+/* ---- async sends ---- */
+
+struct async_send {
+    struct mqc_producer *p;
+    struct send_req r;
+    size_t bytes;
+    int attempts_left;
+    char last_failed[MQC_NAME_MAX];
+    struct mqc_mq q;
+    int64_t t0;
+    mqc_send_cb cb;
+    void *arg;
+};
+
+static void async_done(struct async_send *st, int err, const struct mqc_send_result *res)
+{
+    struct mqc_producer *p = st->p;
+    st->cb(err, err ? NULL : res, st->arg);
+    send_req_destroy(&st->r);
+    pthread_mutex_lock(&p->lock);
+    p->async_bytes -= st->bytes;
+    p->async_calls--;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    free(st);
+}
+
+static void async_cb(int err, struct rpc_cmd *resp, void *arg);
+
+/* Starts one attempt. Runs on the caller's thread first, then on the client's loop thread for
+ * retries (where only cached routes can be used). */
+static int async_attempt(struct async_send *st)
+{
+    struct mqc_instance *inst = st->p->inst;
+    char addr[MQC_ADDR_MAX];
+    int rc = mqc__pick_queue(inst, st->r.topic, st->last_failed[0] ? st->last_failed : NULL,
+                             inst->cfg.fault_avoidance, &st->q, addr);
+    if (rc)
+        return rc;
+    struct rpc_cmd *cmd = make_cmd(st->p, &st->r, &st->q);
+    if (!cmd)
+        return -ENOMEM;
+    st->t0 = mq_mono_us();
+    rc = rpc_client_call_async(inst->rpc, addr, cmd, inst->cfg.send_timeout_ms, async_cb, st);
+    rpc_cmd_free(cmd); /* encoded before the call returns */
+    return rc;
+}
+
+static void async_cb(int err, struct rpc_cmd *resp, void *arg)
+{
+    struct async_send *st = arg;
+    struct mqc_send_result res;
+    int64_t lat_ms = (mq_mono_us() - st->t0) / 1000;
+    if (err == 0) {
+        err = parse_response(resp, &st->r, &st->q, &res);
+        rpc_cmd_free(resp);
+    }
+    mqc__report_latency(st->p->inst, st->q.broker, lat_ms, err != 0 && retryable(err));
+    while (err && retryable(err) && st->attempts_left > 0) {
+        st->attempts_left--;
+        snprintf(st->last_failed, sizeof(st->last_failed), "%s", st->q.broker);
+        err = async_attempt(st);
+        if (err == 0)
+            return; /* the next attempt's callback finishes the send */
+    }
+    if (err && retryable(err) && err != -ENOENT && err != -ENOSPC)
+        err = -EIO;
+    async_done(st, err, &res);
+}
+
+int mqc_send_async(struct mqc_producer *p, const struct mqc_message *m, mqc_send_cb cb, void *arg)
+{
+    if (!cb)
+        return -EINVAL;
+    struct async_send *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    int rc = prepare_one(p, m, &st->r);
+    if (rc) {
+        send_req_destroy(&st->r);
+        free(st);
+        return rc;
+    }
+    st->p = p;
+    st->cb = cb;
+    st->arg = arg;
+    st->bytes = st->r.body.len + st->r.props.len;
+    st->attempts_left = p->inst->cfg.retries > 0 ? p->inst->cfg.retries : 0;
+
+    const struct mqc_config *cfg = &p->inst->cfg;
+    pthread_mutex_lock(&p->lock);
+    while (p->async_bytes > 0 && p->async_bytes + st->bytes > cfg->max_async_bytes) {
+        if (cfg->async_fail_fast) {
+            pthread_mutex_unlock(&p->lock);
+            send_req_destroy(&st->r);
+            free(st);
+            return -EAGAIN;
+        }
+        pthread_cond_wait(&p->cond, &p->lock);
+    }
+    p->async_bytes += st->bytes;
+    p->async_calls++;
+    pthread_mutex_unlock(&p->lock);
+
+    rc = async_attempt(st);
+    if (rc) {
+        pthread_mutex_lock(&p->lock);
+        p->async_bytes -= st->bytes;
+        p->async_calls--;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        send_req_destroy(&st->r);
+        free(st);
+    }
+    return rc;
+}
