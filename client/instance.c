@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "client/client_int.h"
+#include "common/mq_err.h"
 #include "common/mq_log.h"
 #include "common/mq_util.h"
 #include "remoting/remoting.h"

@@ -14,6 +14,7 @@
 #include "client/client_int.h"
 #include "common/mq_batch.h"
 #include "common/mq_bytes.h"
+#include "common/mq_err.h"
 #include "common/mq_log.h"
 #include "common/mq_util.h"
 #include "remoting/remoting.h"
