@@ -1,0 +1,405 @@
+/* rpc_client.c — the remoting client: one event loop thread, one connection per address
+ * (opened on first use, reopened on the next call after it breaks), calls correlated by opaque
+ * in a hash table, a timer per pending call, and every pending call of a broken connection
+ * failed at once. Caller threads encode their request and hand it over (queue + wakeup).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/mq_bytes.h"
+#include "common/mq_log.h"
+#include "remoting/remoting_int.h"
+
+#define NBUCKETS            4096
+#define MAX_CLIENT_HANDLERS 32
+#define ADDR_MAX            64
+
+struct cconn;
+
+struct pending {
+    struct pending *hnext;         /* hash chain */
+    struct pending *cprev, *cnext; /* the connection's pending list */
+    int32_t opaque;
+    rpc_call_cb cb;
+    void *arg;
+    struct event *timer;
+    struct cconn *cc;
+};
+
+struct cconn {
+    struct cconn *next;
+    char addr[ADDR_MAX];
+    struct rpc_conn *conn;
+    struct pending *pend;
+};
+
+struct call_task {
+    char addr[ADDR_MAX];
+    uint8_t *frame;
+    size_t len;
+    int32_t opaque;
+    int timeout_ms;
+    int oneway;
+    rpc_call_cb cb;
+    void *arg;
+};
+
+struct rpc_client {
+    struct rpc__owner owner; /* first: owner callbacks get it */
+    struct rpc_client_opts opts;
+    struct rpc__loop loop;
+    atomic_int next_opaque;
+    int closing;
+    struct cconn *conns;
+    struct pending *buckets[NBUCKETS];
+    struct {
+        int32_t code;
+        struct rpc__handler h;
+    } handlers[MAX_CLIENT_HANDLERS];
+    int nhandlers;
+    rpc_close_fn close_fn;
+    void *close_arg;
+};
+
+static struct pending **bucket(struct rpc_client *cli, int32_t opaque)
+{
+    return &cli->buckets[(uint32_t)opaque % NBUCKETS];
+}
+
+/* Unlinks a pending call from the hash and its connection; frees its timer. */
+static void pending_unlink(struct rpc_client *cli, struct pending *p)
+{
+    struct pending **pp = bucket(cli, p->opaque);
+    while (*pp && *pp != p)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = p->hnext;
+    if (p->cprev)
+        p->cprev->cnext = p->cnext;
+    else if (p->cc)
+        p->cc->pend = p->cnext;
+    if (p->cnext)
+        p->cnext->cprev = p->cprev;
+    if (p->timer)
+        event_free(p->timer);
+}
+
+static void pending_finish(struct rpc_client *cli, struct pending *p, int err, struct rpc_cmd *resp)
+{
+    pending_unlink(cli, p);
+    p->cb(err, resp, p->arg);
+    free(p);
+}
+
+static const struct rpc__handler *cli_lookup(struct rpc__owner *o, int32_t code)
+{
+    struct rpc_client *cli = (struct rpc_client *)o;
+    for (int i = 0; i < cli->nhandlers; i++)
+        if (cli->handlers[i].code == code)
+            return &cli->handlers[i].h;
+    return NULL;
+}
+
+static void cli_on_response(struct rpc__owner *o, struct rpc_conn *c, struct rpc_cmd *resp)
+{
+    struct rpc_client *cli = (struct rpc_client *)o;
+    struct pending *p = *bucket(cli, resp->opaque);
+    while (p && p->opaque != resp->opaque)
+        p = p->hnext;
+    if (!p) {
+        mq_debug("%s: response to unknown or expired call %d dropped", c->peer, resp->opaque);
+        rpc_cmd_free(resp);
+        return;
+    }
+    pending_finish(cli, p, 0, resp);
+}
+
+static void cli_on_close(struct rpc__owner *o, struct rpc_conn *c)
+{
+    struct rpc_client *cli = (struct rpc_client *)o;
+    struct cconn *cc = c->owner_data, **pp = &cli->conns;
+    int err = cli->closing ? -ECANCELED : c->connected ? -ECONNRESET : -ECONNREFUSED;
+    while (cc->pend)
+        pending_finish(cli, cc->pend, err, NULL);
+    while (*pp && *pp != cc)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = cc->next;
+    if (cli->close_fn)
+        cli->close_fn(c, cli->close_arg);
+    free(cc);
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+    struct rpc_client *cli = (struct rpc_client *)p->cc->conn->owner;
+    pending_finish(cli, p, -ETIMEDOUT, NULL);
+}
+
+/* "ip:port", "[v6]:port" or "localhost:port". */
+static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    char host[ADDR_MAX];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    char *h = host, *end;
+    if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+        h[strlen(h) - 1] = '\0';
+        h++;
+    }
+    if (strcmp(h, "localhost") == 0)
+        h = "127.0.0.1";
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || port <= 0 || port > 65535)
+        return -EINVAL;
+    return rpc__sockaddr(h, (int)port, ss, sslen);
+}
+
+static int get_conn(struct rpc_client *cli, const char *addr, struct cconn **out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int rc;
+    for (struct cconn *cc = cli->conns; cc; cc = cc->next)
+        if (strcmp(cc->addr, addr) == 0 && !rpc_conn_is_closed(cc->conn)) {
+            *out = cc;
+            return 0;
+        }
+    if ((rc = parse_addr(addr, &ss, &sslen)) != 0)
+        return rc;
+    struct cconn *cc = calloc(1, sizeof(*cc));
+    struct bufferevent *bev = bufferevent_socket_new(cli->loop.base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!cc || !bev) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, (int)sslen) != 0) {
+        rc = -ECONNREFUSED;
+        goto fail;
+    }
+    int one = 1;
+    setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    snprintf(cc->addr, sizeof(cc->addr), "%s", addr);
+    if ((rc = rpc__conn_new(&cli->loop, &cli->owner, bev, addr, &cc->conn)) != 0)
+        goto fail;
+    cc->conn->owner_data = cc;
+    cc->next = cli->conns;
+    cli->conns = cc;
+    *out = cc;
+    return 0;
+fail:
+    if (bev)
+        bufferevent_free(bev);
+    free(cc);
+    return rc;
+}
+
+static void call_task_run(void *a, void *b)
+{
+    struct rpc_client *cli = a;
+    struct call_task *t = b;
+    struct cconn *cc = NULL;
+    struct pending *p = NULL;
+    int rc = cli->closing ? -ECANCELED : get_conn(cli, t->addr, &cc);
+    if (rc)
+        goto fail;
+    if (!t->oneway) {
+        p = calloc(1, sizeof(*p));
+        if (!p || !(p->timer = evtimer_new(cli->loop.base, timeout_cb, p))) {
+            free(p);
+            p = NULL;
+            rc = -ENOMEM;
+            goto fail;
+        }
+        p->opaque = t->opaque;
+        p->cb = t->cb;
+        p->arg = t->arg;
+        p->cc = cc;
+        struct pending **bp = bucket(cli, t->opaque);
+        p->hnext = *bp;
+        *bp = p;
+        p->cnext = cc->pend;
+        if (cc->pend)
+            cc->pend->cprev = p;
+        cc->pend = p;
+        struct timeval tv = {t->timeout_ms / 1000, (t->timeout_ms % 1000) * 1000};
+        evtimer_add(p->timer, &tv);
+    }
+    /* On an output overflow the connection closes and fails p (and the others) itself. */
+    rpc__conn_send_raw(cc->conn, t->frame, t->len);
+    free(t);
+    return;
+fail:
+    free(t->frame);
+    if (t->cb && !t->oneway)
+        t->cb(rc, NULL, t->arg);
+    free(t);
+}
+
+static int submit(struct rpc_client *cli, const char *addr, struct rpc_cmd *req, int timeout_ms,
+                  int oneway, rpc_call_cb cb, void *arg)
+{
+    struct mq_buf b;
+    int rc;
+    if (!addr || strlen(addr) >= ADDR_MAX || timeout_ms < 0)
+        return -EINVAL;
+    struct call_task *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    mq_buf_init(&b);
+    req->opaque = atomic_fetch_add(&cli->next_opaque, 1);
+    req->flag &= ~RPC_FLAG_RESPONSE;
+    if (oneway)
+        req->flag |= RPC_FLAG_ONEWAY;
+    if ((rc = rpc_cmd_encode(req, cli->opts.serialize, &b)) != 0)
+        goto fail;
+    snprintf(t->addr, sizeof(t->addr), "%s", addr);
+    t->opaque = req->opaque;
+    t->timeout_ms = timeout_ms;
+    t->oneway = oneway;
+    t->cb = cb;
+    t->arg = arg;
+    t->frame = mq_buf_steal(&b, &t->len);
+    if ((rc = rpc__loop_post(&cli->loop, call_task_run, cli, t)) != 0) {
+        free(t->frame);
+        goto fail;
+    }
+    return 0;
+fail:
+    mq_buf_destroy(&b);
+    free(t);
+    return rc;
+}
+
+int rpc_client_call_async(struct rpc_client *cli, const char *addr, struct rpc_cmd *req,
+                          int timeout_ms, rpc_call_cb cb, void *arg)
+{
+    if (!cb)
+        return -EINVAL;
+    return submit(cli, addr, req, timeout_ms, 0, cb, arg);
+}
+
+int rpc_client_oneway(struct rpc_client *cli, const char *addr, struct rpc_cmd *req)
+{
+    return submit(cli, addr, req, 0, 1, NULL, NULL);
+}
+
+struct sync_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, err;
+    struct rpc_cmd *resp;
+};
+
+static void sync_cb(int err, struct rpc_cmd *resp, void *arg)
+{
+    struct sync_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->err = err;
+    w->resp = resp;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int rpc_client_call(struct rpc_client *cli, const char *addr, struct rpc_cmd *req, int timeout_ms,
+                    struct rpc_cmd **resp)
+{
+    struct sync_wait w = {.done = 0};
+    *resp = NULL;
+    if (rpc__loop_on_thread(&cli->loop))
+        return -EDEADLK;
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    int rc = submit(cli, addr, req, timeout_ms, 0, sync_cb, &w);
+    if (rc == 0) {
+        /* The loop always completes the call: response, timer, close or shutdown. */
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        rc = w.err;
+        *resp = w.resp;
+    }
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return rc;
+}
+
+int rpc_client_handle(struct rpc_client *cli, int32_t code, rpc_handler_fn fn, void *arg)
+{
+    if (cli->nhandlers == MAX_CLIENT_HANDLERS)
+        return -ENOSPC;
+    cli->handlers[cli->nhandlers].code = code;
+    cli->handlers[cli->nhandlers].h = (struct rpc__handler){fn, arg, 0};
+    cli->nhandlers++;
+    return 0;
+}
+
+void rpc_client_on_close(struct rpc_client *cli, rpc_close_fn fn, void *arg)
+{
+    cli->close_fn = fn;
+    cli->close_arg = arg;
+}
+
+int rpc_client_new(const struct rpc_client_opts *opts, struct rpc_client **out)
+{
+    struct rpc_client *cli = calloc(1, sizeof(*cli));
+    int rc;
+    if (!cli)
+        return -ENOMEM;
+    if (opts)
+        cli->opts = *opts;
+    if (!cli->opts.max_frame)
+        cli->opts.max_frame = RPC_MAX_FRAME_DEFAULT;
+    if (cli->opts.connect_timeout_ms <= 0)
+        cli->opts.connect_timeout_ms = 3000;
+    if (cli->opts.serialize != RPC_SER_JSON)
+        cli->opts.serialize = RPC_SER_ROCKETMQ;
+    atomic_init(&cli->next_opaque, 1);
+    cli->owner.lookup = cli_lookup;
+    cli->owner.on_response = cli_on_response;
+    cli->owner.on_close = cli_on_close;
+    cli->owner.max_frame = cli->opts.max_frame;
+    cli->owner.max_pending_out = 256u << 20;
+    if ((rc = rpc__loop_init(&cli->loop)) != 0 ||
+        (rc = rpc__loop_start(&cli->loop, "rpc-client"))) {
+        rpc__loop_destroy(&cli->loop);
+        free(cli);
+        return rc;
+    }
+    *out = cli;
+    return 0;
+}
+
+static void shutdown_task(void *a, void *b)
+{
+    struct rpc_client *cli = a;
+    cli->closing = 1;
+    while (cli->conns) {
+        struct rpc_conn *c = rpc_conn_ref(cli->conns->conn);
+        rpc__conn_close_now(c, "client shutdown");
+        rpc_conn_unref(c);
+    }
+}
+
+void rpc_client_free(struct rpc_client *cli)
+{
+    if (!cli)
+        return;
+    if (rpc__loop_post(&cli->loop, shutdown_task, cli, NULL) != 0)
+        mq_error("client shutdown task not queued");
+    rpc__loop_stop(&cli->loop);
+    rpc__loop_destroy(&cli->loop);
+    free(cli);
+}

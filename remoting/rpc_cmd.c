@@ -1,0 +1,365 @@
+/* rpc_cmd.c — the RemotingCommand struct: allocation, the string arena behind remark and
+ * extFields, typed extFields accessors, body ownership, language and request-code names.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "remoting/remoting_int.h"
+
+#define ARENA_MAX (UINT32_MAX / 2)
+
+struct rpc_cmd *rpc_cmd_new(int32_t code)
+{
+    struct rpc_cmd *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->code = code;
+    c->language = RPC_LANG_CPP;
+    c->version = RPC_VERSION_DEFAULT;
+    c->serialize = RPC_SER_ROCKETMQ;
+    return c;
+}
+
+struct rpc_cmd *rpc_cmd_new_response(const struct rpc_cmd *req, int32_t code, const char *remark)
+{
+    struct rpc_cmd *c = rpc_cmd_new(code);
+    if (!c)
+        return NULL;
+    c->opaque = req->opaque;
+    c->serialize = req->serialize;
+    c->flag = RPC_FLAG_RESPONSE;
+    if (remark && rpc_cmd_set_remark(c, remark) != 0) {
+        rpc_cmd_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void rpc__cmd_release_body(struct rpc_cmd *cmd)
+{
+    if (cmd->body_release)
+        cmd->body_release(cmd->body_release_arg);
+    cmd->body_release = NULL;
+    cmd->body_release_arg = NULL;
+    cmd->body = NULL;
+    cmd->body_len = 0;
+}
+
+void rpc_cmd_free(struct rpc_cmd *cmd)
+{
+    if (!cmd)
+        return;
+    rpc__cmd_release_body(cmd);
+    free(cmd->ext);
+    free(cmd->strs);
+    free(cmd);
+}
+
+struct rpc_cmd *rpc_cmd_clone(const struct rpc_cmd *cmd)
+{
+    struct rpc_cmd *c = rpc_cmd_new(cmd->code);
+    if (!c)
+        return NULL;
+    *c = *cmd;
+    c->ext = NULL;
+    c->strs = NULL;
+    c->body = NULL;
+    c->body_len = 0;
+    c->body_release = NULL;
+    c->body_release_arg = NULL;
+    if (cmd->strs_cap) {
+        c->strs = malloc(cmd->strs_cap);
+        if (!c->strs)
+            goto fail;
+        memcpy(c->strs, cmd->strs, cmd->strs_len);
+    }
+    if (cmd->ext_cap) {
+        c->ext = malloc(cmd->ext_cap * sizeof(*c->ext));
+        if (!c->ext)
+            goto fail;
+        memcpy(c->ext, cmd->ext, cmd->ext_n * sizeof(*c->ext));
+    }
+    if (cmd->body && rpc_cmd_set_body_copy(c, cmd->body, cmd->body_len) != 0)
+        goto fail;
+    return c;
+fail:
+    rpc_cmd_free(c);
+    return NULL;
+}
+
+int rpc__cmd_reserve(struct rpc_cmd *cmd, size_t extra, size_t entries)
+{
+    if (extra > ARENA_MAX || cmd->strs_len + extra > ARENA_MAX)
+        return -ENOMEM;
+    if (cmd->strs_len + extra > cmd->strs_cap) {
+        size_t cap = cmd->strs_cap ? cmd->strs_cap : 64;
+        while (cap < cmd->strs_len + extra)
+            cap *= 2;
+        char *p = realloc(cmd->strs, cap);
+        if (!p)
+            return -ENOMEM;
+        cmd->strs = p;
+        cmd->strs_cap = (uint32_t)cap;
+    }
+    if (entries > ARENA_MAX / sizeof(struct rpc_ext) || cmd->ext_n + entries > ARENA_MAX / 16)
+        return -ENOMEM;
+    if (cmd->ext_n + entries > cmd->ext_cap) {
+        size_t cap = cmd->ext_cap ? cmd->ext_cap : 8;
+        while (cap < cmd->ext_n + entries)
+            cap *= 2;
+        struct rpc_ext *e = realloc(cmd->ext, cap * sizeof(*e));
+        if (!e)
+            return -ENOMEM;
+        cmd->ext = e;
+        cmd->ext_cap = (uint32_t)cap;
+    }
+    return 0;
+}
+
+int rpc__str_add(struct rpc_cmd *cmd, const char *s, size_t n, uint32_t *off)
+{
+    int rc = rpc__cmd_reserve(cmd, n + 1, 0);
+    if (rc)
+        return rc;
+    *off = cmd->strs_len;
+    if (n)
+        memcpy(cmd->strs + cmd->strs_len, s, n);
+    cmd->strs[cmd->strs_len + n] = '\0';
+    cmd->strs_len += (uint32_t)(n + 1);
+    return 0;
+}
+
+int rpc__ext_append(struct rpc_cmd *cmd, const char *k, size_t kn, const char *v, size_t vn)
+{
+    uint32_t ko, vo;
+    int rc = rpc__cmd_reserve(cmd, kn + vn + 2, 1);
+    if (rc)
+        return rc;
+    if ((rc = rpc__str_add(cmd, k, kn, &ko)) || (rc = rpc__str_add(cmd, v, vn, &vo)))
+        return rc;
+    cmd->ext[cmd->ext_n].key = ko;
+    cmd->ext[cmd->ext_n].val = vo;
+    cmd->ext_n++;
+    return 0;
+}
+
+const char *rpc_cmd_remark(const struct rpc_cmd *cmd)
+{
+    return cmd->remark ? cmd->strs + cmd->remark - 1 : NULL;
+}
+
+int rpc_cmd_set_remark(struct rpc_cmd *cmd, const char *remark)
+{
+    uint32_t off;
+    if (!remark) {
+        cmd->remark = 0;
+        return 0;
+    }
+    int rc = rpc__str_add(cmd, remark, strlen(remark), &off);
+    if (rc)
+        return rc;
+    cmd->remark = off + 1;
+    return 0;
+}
+
+int rpc_cmd_set_remarkf(struct rpc_cmd *cmd, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return rpc_cmd_set_remark(cmd, buf);
+}
+
+const char *rpc_cmd_ext_key(const struct rpc_cmd *cmd, uint32_t i)
+{
+    return i < cmd->ext_n ? cmd->strs + cmd->ext[i].key : NULL;
+}
+
+const char *rpc_cmd_ext_val(const struct rpc_cmd *cmd, uint32_t i)
+{
+    return i < cmd->ext_n ? cmd->strs + cmd->ext[i].val : NULL;
+}
+
+static int ext_find(const struct rpc_cmd *cmd, const char *key)
+{
+    for (uint32_t i = cmd->ext_n; i-- > 0;)
+        if (strcmp(cmd->strs + cmd->ext[i].key, key) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *rpc_cmd_ext_get(const struct rpc_cmd *cmd, const char *key)
+{
+    int i = ext_find(cmd, key);
+    return i < 0 ? NULL : cmd->strs + cmd->ext[i].val;
+}
+
+int rpc_cmd_ext_get_int64(const struct rpc_cmd *cmd, const char *key, int64_t *out)
+{
+    const char *v = rpc_cmd_ext_get(cmd, key);
+    if (!v)
+        return -ENOENT;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end != '\0')
+        return -EINVAL;
+    *out = x;
+    return 0;
+}
+
+int rpc_cmd_ext_get_int32(const struct rpc_cmd *cmd, const char *key, int32_t *out)
+{
+    int64_t v;
+    int rc = rpc_cmd_ext_get_int64(cmd, key, &v);
+    if (rc)
+        return rc;
+    if (v < INT32_MIN || v > INT32_MAX)
+        return -EINVAL;
+    *out = (int32_t)v;
+    return 0;
+}
+
+int rpc_cmd_ext_get_bool(const struct rpc_cmd *cmd, const char *key, int *out)
+{
+    const char *v = rpc_cmd_ext_get(cmd, key);
+    if (!v)
+        return -ENOENT;
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        *out = 1;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        *out = 0;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+int rpc_cmd_ext_set(struct rpc_cmd *cmd, const char *key, const char *val)
+{
+    if (!key || !val)
+        return -EINVAL;
+    int i = ext_find(cmd, key);
+    if (i >= 0) {
+        uint32_t vo;
+        int rc = rpc__str_add(cmd, val, strlen(val), &vo);
+        if (rc)
+            return rc;
+        cmd->ext[i].val = vo;
+        return 0;
+    }
+    return rpc__ext_append(cmd, key, strlen(key), val, strlen(val));
+}
+
+int rpc_cmd_ext_set_int64(struct rpc_cmd *cmd, const char *key, int64_t val)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%" PRId64, val);
+    return rpc_cmd_ext_set(cmd, key, buf);
+}
+
+int rpc_cmd_ext_set_bool(struct rpc_cmd *cmd, const char *key, int val)
+{
+    return rpc_cmd_ext_set(cmd, key, val ? "true" : "false");
+}
+
+int rpc_cmd_set_body_copy(struct rpc_cmd *cmd, const void *p, size_t len)
+{
+    void *copy = malloc(len ? len : 1);
+    if (!copy)
+        return -ENOMEM;
+    if (len)
+        memcpy(copy, p, len);
+    rpc_cmd_take_body(cmd, copy, len);
+    return 0;
+}
+
+void rpc_cmd_set_body_ref(struct rpc_cmd *cmd, const void *p, size_t len,
+                          void (*release)(void *arg), void *arg)
+{
+    rpc__cmd_release_body(cmd);
+    cmd->body = p;
+    cmd->body_len = len;
+    cmd->body_release = release;
+    cmd->body_release_arg = arg;
+}
+
+void rpc_cmd_take_body(struct rpc_cmd *cmd, void *p, size_t len)
+{
+    rpc_cmd_set_body_ref(cmd, p, len, free, p);
+}
+
+/* LanguageCode (remoting/protocol/LanguageCode.java), by ordinal. */
+static const char *const lang_names[RPC_LANG_COUNT_] = {
+    "JAVA", "CPP",   "DOTNET", "PYTHON", "DELPHI", "ERLANG",
+    "RUBY", "OTHER", "HTTP",   "GO",     "PHP",    "OMS",
+};
+
+const char *rpc_lang_name(int lang)
+{
+    return lang >= 0 && lang < RPC_LANG_COUNT_ ? lang_names[lang] : "OTHER";
+}
+
+int rpc_lang_from_name(const char *name, size_t len)
+{
+    for (int i = 0; i < RPC_LANG_COUNT_; i++)
+        if (strlen(lang_names[i]) == len && memcmp(lang_names[i], name, len) == 0)
+            return i;
+    return -EINVAL;
+}
+
+/* RequestCode.java names for the codes this project speaks (FORMATS.md Part 2). */
+static const struct {
+    int32_t code;
+    const char *name;
+} code_names[] = {
+    {10, "SEND_MESSAGE"},
+    {11, "PULL_MESSAGE"},
+    {12, "QUERY_MESSAGE"},
+    {13, "QUERY_BROKER_OFFSET"},
+    {14, "QUERY_CONSUMER_OFFSET"},
+    {15, "UPDATE_CONSUMER_OFFSET"},
+    {17, "UPDATE_AND_CREATE_TOPIC"},
+    {21, "GET_ALL_TOPIC_CONFIG"},
+    {28, "GET_BROKER_RUNTIME_INFO"},
+    {29, "SEARCH_OFFSET_BY_TIMESTAMP"},
+    {30, "GET_MAX_OFFSET"},
+    {31, "GET_MIN_OFFSET"},
+    {32, "GET_EARLIEST_MSG_STORETIME"},
+    {33, "VIEW_MESSAGE_BY_ID"},
+    {34, "HEART_BEAT"},
+    {35, "UNREGISTER_CLIENT"},
+    {36, "CONSUMER_SEND_MSG_BACK"},
+    {37, "END_TRANSACTION"},
+    {38, "GET_CONSUMER_LIST_BY_GROUP"},
+    {40, "NOTIFY_CONSUMER_IDS_CHANGED"},
+    {41, "LOCK_BATCH_MQ"},
+    {42, "UNLOCK_BATCH_MQ"},
+    {100, "PUT_KV_CONFIG"},
+    {101, "GET_KV_CONFIG"},
+    {102, "DELETE_KV_CONFIG"},
+    {103, "REGISTER_BROKER"},
+    {104, "UNREGISTER_BROKER"},
+    {105, "GET_ROUTEINFO_BY_TOPIC"},
+    {106, "GET_BROKER_CLUSTER_INFO"},
+    {206, "GET_ALL_TOPIC_LIST_FROM_NAMESERVER"},
+    {215, "DELETE_TOPIC_IN_BROKER"},
+    {216, "DELETE_TOPIC_IN_NAMESRV"},
+    {217, "GET_KV_CONFIG_BY_VALUE"},
+    {310, "SEND_MESSAGE_V2"},
+    {320, "SEND_BATCH_MESSAGE"},
+    {322, "QUERY_DATA_VERSION"},
+};
+
+const char *rpc_code_name(int32_t code)
+{
+    for (size_t i = 0; i < sizeof(code_names) / sizeof(code_names[0]); i++)
+        if (code_names[i].code == code)
+            return code_names[i].name;
+    return "UNKNOWN";
+}

@@ -1,0 +1,331 @@
+/* rpc_conn.c — one remoting connection on an event loop: frames parsed from the bufferevent's
+ * input, requests dispatched to handlers, responses handed to the owner (client), output
+ * written with bodies by reference, a bound on unread output, replies from any thread, and a
+ * close that defers freeing until the callback that triggered it has returned.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "common/mq_bytes.h"
+#include "common/mq_err.h"
+#include "common/mq_log.h"
+#include "remoting/remoting_int.h"
+
+#define BODY_COPY_MAX 4096 /* smaller bodies are copied into the output buffer */
+
+static atomic_uint_fast64_t next_conn_id = 1;
+
+struct rpc_conn *rpc_conn_ref(struct rpc_conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+void rpc_conn_unref(struct rpc_conn *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
+const char *rpc_conn_peer(const struct rpc_conn *c)
+{
+    return c->peer;
+}
+
+uint64_t rpc_conn_id(const struct rpc_conn *c)
+{
+    return c->id;
+}
+
+int rpc_conn_is_closed(const struct rpc_conn *c)
+{
+    return atomic_load(&c->closed);
+}
+
+void rpc_conn_set_user(struct rpc_conn *c, void *user)
+{
+    c->user = user;
+}
+
+void *rpc_conn_get_user(const struct rpc_conn *c)
+{
+    return c->user;
+}
+
+static void free_bev(struct rpc_conn *c)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        rpc_conn_unref(c); /* the connection's reference to itself */
+    }
+}
+
+void rpc__conn_close_now(struct rpc_conn *c, const char *why)
+{
+    if (atomic_exchange(&c->closed, 1))
+        return;
+    mq_debug("connection %llu (%s) closed: %s", (unsigned long long)c->id, c->peer, why);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    rpc_conn_ref(c);
+    if (c->owner->on_close)
+        c->owner->on_close(c->owner, c);
+    if (c->in_cb == 0)
+        free_bev(c);
+    rpc_conn_unref(c);
+}
+
+static void leave_cb(struct rpc_conn *c)
+{
+    if (--c->in_cb == 0 && atomic_load(&c->closed))
+        free_bev(c);
+}
+
+static void release_ref_body(const void *data, size_t len, void *extra)
+{
+    struct rpc_cmd *holder = extra; /* a shell command that only owns the body */
+    rpc_cmd_free(holder);
+}
+
+static void free_frame(const void *data, size_t len, void *extra)
+{
+    free(extra);
+}
+
+int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
+{
+    if (atomic_load(&c->closed)) {
+        free(frame);
+        return -ENOTCONN;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_add_reference(out, frame, len, free_frame, frame) != 0) {
+        free(frame);
+        return -ENOMEM;
+    }
+    if (evbuffer_get_length(out) > c->owner->max_pending_out) {
+        mq_warn("%s: %zu bytes pending output, peer not reading: closing", c->peer,
+                evbuffer_get_length(out));
+        rpc__conn_close_now(c, "output limit");
+        return -ENOBUFS;
+    }
+    return 0;
+}
+
+int rpc__conn_send(struct rpc_conn *c, struct rpc_cmd *cmd, int ser)
+{
+    int rc = -ENOTCONN;
+    struct mq_buf b;
+    mq_buf_init(&b);
+    if (atomic_load(&c->closed))
+        goto out;
+    if ((rc = rpc_cmd_encode_head(cmd, ser, &b)) != 0) {
+        mq_error("%s: cannot encode %s command: %s", c->peer, rpc_code_name(cmd->code),
+                 mq_strerror(rc));
+        goto out;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    rc = -ENOMEM;
+    if (cmd->body_len <= BODY_COPY_MAX || !cmd->body_release) {
+        if (mq_buf_append(&b, cmd->body, cmd->body_len) != 0 ||
+            evbuffer_add(out, b.data, b.len) != 0)
+            goto out;
+    } else {
+        struct rpc_cmd *holder = calloc(1, sizeof(*holder));
+        if (!holder || evbuffer_add(out, b.data, b.len) != 0) {
+            free(holder);
+            goto out;
+        }
+        holder->body = cmd->body;
+        holder->body_len = cmd->body_len;
+        holder->body_release = cmd->body_release;
+        holder->body_release_arg = cmd->body_release_arg;
+        cmd->body_release = NULL;
+        if (evbuffer_add_reference(out, holder->body, holder->body_len, release_ref_body, holder) !=
+            0) {
+            rpc_cmd_free(holder);
+            goto out;
+        }
+    }
+    rc = 0;
+    if (evbuffer_get_length(out) > c->owner->max_pending_out) {
+        mq_warn("%s: %zu bytes pending output, peer not reading: closing", c->peer,
+                evbuffer_get_length(out));
+        rpc__conn_close_now(c, "output limit");
+        rc = -ENOBUFS;
+    }
+out:
+    mq_buf_destroy(&b);
+    rpc_cmd_free(cmd);
+    return rc;
+}
+
+static void reply_task(void *a, void *b)
+{
+    struct rpc_conn *c = a;
+    struct rpc_cmd *resp = b;
+    rpc__conn_send(c, resp, resp->serialize);
+    rpc_conn_unref(c);
+}
+
+int rpc_conn_reply(struct rpc_conn *c, struct rpc_cmd *resp)
+{
+    if (!resp)
+        return -EINVAL;
+    if (atomic_load(&c->closed)) {
+        rpc_cmd_free(resp);
+        return -ENOTCONN;
+    }
+    resp->flag |= RPC_FLAG_RESPONSE;
+    if (rpc__loop_on_thread(c->loop))
+        return rpc__conn_send(c, resp, resp->serialize);
+    rpc_conn_ref(c);
+    int rc = rpc__loop_post(c->loop, reply_task, c, resp);
+    if (rc) {
+        rpc_cmd_free(resp);
+        rpc_conn_unref(c);
+    }
+    return rc;
+}
+
+static void close_task(void *a, void *b)
+{
+    struct rpc_conn *c = a;
+    rpc__conn_close_now(c, "closed by the application");
+    rpc_conn_unref(c);
+}
+
+void rpc_conn_close(struct rpc_conn *c)
+{
+    if (atomic_load(&c->closed))
+        return;
+    if (rpc__loop_on_thread(c->loop)) {
+        rpc__conn_close_now(c, "closed by the application");
+        return;
+    }
+    rpc_conn_ref(c);
+    if (rpc__loop_post(c->loop, close_task, c, NULL) != 0)
+        rpc_conn_unref(c);
+}
+
+void rpc__dispatch(struct rpc_conn *c, const struct rpc__handler *h, struct rpc_cmd *req)
+{
+    struct rpc_cmd *resp = NULL;
+    if (!h) {
+        resp = rpc_cmd_new_response(req, RPC_REQUEST_CODE_NOT_SUPPORTED, NULL);
+        if (resp)
+            rpc_cmd_set_remarkf(resp, " request type %d not supported", req->code);
+    } else {
+        int rc = h->fn(c, req, &resp, h->arg);
+        if (rc == RPC_DEFER) {
+            resp = NULL;
+        } else if (rc < 0) {
+            rpc_cmd_free(resp);
+            resp = rpc_cmd_new_response(req, RPC_SYSTEM_ERROR, mq_strerror(rc));
+        }
+    }
+    if (resp && rpc_cmd_is_oneway(req)) {
+        rpc_cmd_free(resp);
+    } else if (resp) {
+        resp->opaque = req->opaque;
+        resp->serialize = req->serialize;
+        rpc_conn_reply(c, resp);
+    }
+    rpc_cmd_free(req);
+}
+
+static void handle_cmd(struct rpc_conn *c, struct rpc_cmd *cmd)
+{
+    struct rpc__owner *o = c->owner;
+    if (rpc_cmd_is_response(cmd)) {
+        if (o->on_response)
+            o->on_response(o, c, cmd);
+        else
+            rpc_cmd_free(cmd);
+        return;
+    }
+    const struct rpc__handler *h = o->lookup ? o->lookup(o, cmd->code) : NULL;
+    if (h && (h->flags & RPC_HANDLER_WORKER) && o->to_worker) {
+        o->to_worker(o, h, c, cmd);
+        return;
+    }
+    rpc__dispatch(c, h, cmd);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct rpc_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->in_cb++;
+    while (!atomic_load(&c->closed)) {
+        uint8_t head[4];
+        size_t avail = evbuffer_get_length(in), flen = 0;
+        if (avail < 4)
+            break;
+        evbuffer_copyout(in, head, 4);
+        int rc = rpc_frame_check(head, avail, c->owner->max_frame, &flen);
+        if (rc == -EAGAIN)
+            break;
+        if (rc) {
+            mq_warn("%s: bad frame length %u (%s): closing", c->peer, mq_get_be32(head),
+                    mq_strerror(rc));
+            rpc__conn_close_now(c, "bad frame length");
+            break;
+        }
+        uint8_t *frame = malloc(flen);
+        if (!frame) {
+            mq_error("%s: out of memory for a %zu-byte frame: closing", c->peer, flen);
+            rpc__conn_close_now(c, "out of memory");
+            break;
+        }
+        evbuffer_remove(in, frame, flen);
+        struct rpc_cmd *cmd;
+        rc = rpc_frame_decode(frame, flen, frame, &cmd);
+        if (rc) {
+            mq_warn("%s: malformed frame (%zu bytes): %s: closing", c->peer, flen, mq_strerror(rc));
+            rpc__conn_close_now(c, "malformed frame");
+            break;
+        }
+        handle_cmd(c, cmd);
+    }
+    leave_cb(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct rpc_conn *c = arg;
+    c->in_cb++;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connected = 1;
+    } else if (what & BEV_EVENT_EOF) {
+        rpc__conn_close_now(c, "peer closed");
+    } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        int err = EVUTIL_SOCKET_ERROR();
+        mq_debug("%s: socket error: %s", c->peer, evutil_socket_error_to_string(err));
+        rpc__conn_close_now(c, "socket error");
+    }
+    leave_cb(c);
+}
+
+int rpc__conn_new(struct rpc__loop *loop, struct rpc__owner *owner, struct bufferevent *bev,
+                  const char *peer, struct rpc_conn **out)
+{
+    struct rpc_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->closed, 0);
+    c->id = atomic_fetch_add(&next_conn_id, 1);
+    c->loop = loop;
+    c->owner = owner;
+    c->bev = bev;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    bufferevent_setcb(bev, read_cb, NULL, event_cb, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    *out = c;
+    return 0;
+}
