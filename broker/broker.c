@@ -1,0 +1,207 @@
+/* broker.c — mqbroker's lifecycle: open metadata (and the store), start the remoting server
+ * with the handler table, register with the NameServers, and run the housekeeping timer
+ * (consumer offsets persisted every 5 s, silent clients dropped, periodic registration). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/broker_int.h"
+#include "common/mq_err.h"
+#include "common/mq_file.h"
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+
+#define OFFSET_PERSIST_MS 5000
+#define CLIENT_SCAN_MS    10000
+
+static void on_conn_close(struct rpc_conn *conn, void *arg)
+{
+    struct broker *b = arg;
+    brk_consumers_conn_closed(b->consumers, conn);
+}
+
+static void *timer_main(void *arg)
+{
+    struct broker *b = arg;
+    int64_t now = mq_mono_us() / 1000;
+    int64_t next_persist = now + OFFSET_PERSIST_MS, next_scan = now + CLIENT_SCAN_MS;
+    int64_t next_register = now + b->conf.register_period_ms;
+    pthread_mutex_lock(&b->timer_lock);
+    while (!b->stopping) {
+        now = mq_mono_us() / 1000;
+        int64_t next = next_persist < next_scan ? next_persist : next_scan;
+        if (next_register < next)
+            next = next_register;
+        if (!b->register_now && next > now) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t wait_ms = next - now;
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&b->timer_cond, &b->timer_lock, &ts);
+            continue;
+        }
+        int reg = b->register_now || now >= next_register;
+        b->register_now = 0;
+        pthread_mutex_unlock(&b->timer_lock);
+        if (reg) {
+            (void)brk__register_all(b, 0);
+            next_register = mq_mono_us() / 1000 + b->conf.register_period_ms;
+        }
+        if (now >= next_persist) {
+            (void)brk_offsets_persist(b->offsets);
+            next_persist = now + OFFSET_PERSIST_MS;
+        }
+        if (now >= next_scan) {
+            size_t n = brk_consumers_scan(b->consumers, mq_mono_us() / 1000);
+            if (n)
+                mq_info("dropped %zu consumer client(s) silent for %d ms", n,
+                        b->conf.client_expiry_ms);
+            next_scan = now + CLIENT_SCAN_MS;
+        }
+        pthread_mutex_lock(&b->timer_lock);
+    }
+    pthread_mutex_unlock(&b->timer_lock);
+    return NULL;
+}
+
+static int open_meta(struct broker *b)
+{
+    char dir[1100], path[1200];
+    snprintf(dir, sizeof(dir), "%s/config", b->conf.store_root);
+    int rc = mq_mkdirs(dir, 0755);
+    if (rc) {
+        mq_error("cannot create %s: %s", dir, mq_strerror(rc));
+        return rc;
+    }
+    snprintf(path, sizeof(path), "%s/topics.json", dir);
+    if ((rc = brk_topics_open(path, &b->topics)) != 0)
+        goto fail;
+    snprintf(path, sizeof(path), "%s/subscriptionGroup.json", dir);
+    if ((rc = brk_groups_open(path, &b->groups)) != 0)
+        goto fail;
+    snprintf(path, sizeof(path), "%s/consumerOffset.json", dir);
+    if ((rc = brk_offsets_open(path, &b->offsets)) != 0)
+        goto fail;
+    return brk_consumers_new(b->conf.client_expiry_ms, NULL, NULL, &b->consumers);
+fail:
+    mq_error("cannot open %s: %s", path, mq_strerror(rc));
+    return rc;
+}
+
+/* RocketMQ's system topics: TBW102 (the auto-creation template, only with
+ * autoCreateTopicEnable), SELF_TEST_TOPIC, and topics named after the cluster and the broker
+ * (clients use them to reach a specific broker). */
+static int create_system_topics(struct broker *b)
+{
+    struct brk_topic t;
+    int rc = 0;
+    if (b->conf.auto_create_topic) {
+        if (brk_topics_get(b->topics, BRK_DEFAULT_TOPIC, &t) != 0) {
+            memset(&t, 0, sizeof(t));
+            snprintf(t.name, sizeof(t.name), "%s", BRK_DEFAULT_TOPIC);
+            t.read_queues = t.write_queues = b->conf.default_topic_queues;
+            t.perm = BRK_PERM_INHERIT | BRK_PERM_READ | BRK_PERM_WRITE;
+            rc = brk_topics_put(b->topics, &t);
+        }
+    } else if (brk_topics_get(b->topics, BRK_DEFAULT_TOPIC, &t) == 0) {
+        rc = brk_topics_delete(b->topics, BRK_DEFAULT_TOPIC);
+    }
+    const char *names[] = {"SELF_TEST_TOPIC", b->conf.cluster_name, b->conf.broker_name};
+    for (size_t i = 0; rc == 0 && i < 3; i++) {
+        if (mq_check_topic(names[i], strlen(names[i])) == 0)
+            rc = brk__ensure_topic(b, names[i], 1, 1, &t);
+    }
+    return rc;
+}
+
+int brk_start(const struct brk_conf *conf, struct broker **out)
+{
+    struct broker *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->conf = *conf;
+    b->start_ms = mq_now_ms();
+    pthread_mutex_init(&b->timer_lock, NULL);
+    pthread_cond_init(&b->timer_cond, NULL);
+    int rc = open_meta(b);
+    if (rc)
+        goto fail;
+    if ((rc = create_system_topics(b)) != 0)
+        goto fail;
+    struct rpc_server_opts so = {
+        .addr = b->conf.listen_addr,
+        .port = b->conf.listen_port,
+        .io_threads = b->conf.io_threads,
+        .worker_threads = b->conf.worker_threads,
+        .max_frame = (size_t)b->conf.max_message_size + (1u << 20),
+    };
+    if (so.max_frame < (16u << 20))
+        so.max_frame = 16u << 20;
+    if ((rc = rpc_server_new(&so, &b->srv)) != 0)
+        goto fail;
+    rpc_server_on_close(b->srv, on_conn_close, b);
+    brk__register_client_handlers(b);
+    brk__register_admin_handlers(b);
+    if ((rc = rpc_server_start(b->srv)) != 0) {
+        mq_error("cannot listen on %s:%d: %s", b->conf.listen_addr, b->conf.listen_port,
+                 mq_strerror(rc));
+        goto fail;
+    }
+    snprintf(b->addr, sizeof(b->addr), "%s:%d", b->conf.broker_ip, rpc_server_port(b->srv));
+    if ((rc = rpc_client_new(NULL, &b->ns_client)) != 0)
+        goto fail;
+    b->register_now = 1; /* register at once */
+    if (pthread_create(&b->timer, NULL, timer_main, b) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    mq_info("broker %s (cluster %s) serving on %s, store %s", b->conf.broker_name,
+            b->conf.cluster_name, b->addr, b->conf.store_root);
+    *out = b;
+    return 0;
+fail:
+    rpc_server_free(b->srv);
+    rpc_client_free(b->ns_client);
+    brk_consumers_free(b->consumers);
+    brk_offsets_close(b->offsets);
+    brk_groups_close(b->groups);
+    brk_topics_close(b->topics);
+    pthread_cond_destroy(&b->timer_cond);
+    pthread_mutex_destroy(&b->timer_lock);
+    free(b);
+    return rc;
+}
+
+int brk_port(const struct broker *b)
+{
+    return rpc_server_port(b->srv);
+}
+
+void brk_stop(struct broker *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->timer_lock);
+    b->stopping = 1;
+    pthread_cond_signal(&b->timer_cond);
+    pthread_mutex_unlock(&b->timer_lock);
+    pthread_join(b->timer, NULL);
+    (void)brk__register_all(b, 1);
+    rpc_server_free(b->srv); /* stops accepting, closes connections, joins its threads */
+    rpc_client_free(b->ns_client);
+    brk_consumers_free(b->consumers);
+    brk_offsets_close(b->offsets); /* persists */
+    brk_groups_close(b->groups);
+    brk_topics_close(b->topics);
+    pthread_cond_destroy(&b->timer_cond);
+    pthread_mutex_destroy(&b->timer_lock);
+    mq_info("broker %s stopped", b->conf.broker_name);
+    free(b);
+}

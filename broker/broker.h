@@ -1,0 +1,50 @@
+/* broker.h — mqbroker as a library: configuration, start, stop. main.c is only argument
+ * parsing around these calls, so tests and tools can run a broker in-process too.
+ */
+#ifndef MQ_BROKER_H
+#define MQ_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/mq_conf.h"
+
+/* Broker settings, RocketMQ's broker.conf key names (see brk_conf_keys for defaults). */
+struct brk_conf {
+    char cluster_name[128];   /* brokerClusterName */
+    char broker_name[128];    /* brokerName */
+    int64_t broker_id;        /* brokerId: 0 = master */
+    char listen_addr[64];     /* listenAddr (ours): interface to bind, 127.0.0.1 */
+    int listen_port;          /* listenPort */
+    char broker_ip[64];       /* brokerIP1: the address advertised to NameServers */
+    char namesrv_addr[1024];  /* namesrvAddr: host:port;host:port */
+    char store_root[1024];    /* storePathRootDir */
+    int auto_create_topic;    /* autoCreateTopicEnable */
+    int auto_create_group;    /* autoCreateSubscriptionGroup */
+    int default_topic_queues; /* defaultTopicQueueNums */
+    int long_polling;         /* longPollingEnable */
+    int short_polling_ms;     /* shortPollingTimeMills */
+    int register_period_ms;   /* registerNameServerPeriod */
+    int broker_permission;    /* brokerPermission */
+    int client_expiry_ms;     /* channelExpiredTimeout (ours: 120 s) */
+    int io_threads;           /* serverSelectorThreads */
+    int worker_threads;       /* serverWorkerThreads */
+    int64_t max_message_size; /* maxMessageSize */
+    int max_reconsume_times;  /* maxReconsumeTimes: then the DLQ */
+};
+
+extern const struct mq_conf_key brk_conf_keys[];
+extern const size_t brk_conf_nkeys;
+
+struct broker;
+
+/* Opens the store and metadata, binds the port, starts serving and registering.
+ * conf is copied. Returns 0 or -errno (logged). */
+int brk_start(const struct brk_conf *conf, struct broker **out);
+/* The bound port (useful with listenPort=0 in tests). */
+int brk_port(const struct broker *b);
+/* Unregisters from the NameServers, stops serving, drains, flushes, persists offsets, writes
+ * the checkpoint and removes the abort file. NULL is a no-op. */
+void brk_stop(struct broker *b);
+
+#endif

@@ -1,0 +1,95 @@
+/* broker_int.h — the broker's state shared by its request handlers (one file per request
+ * family: handle_client.c, handle_offset.c, handle_admin.c, handle_send.c, handle_pull.c,
+ * handle_query.c), its NameServer registration (register.c) and lifecycle (broker.c). */
+#ifndef MQ_BROKER_INT_H
+#define MQ_BROKER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "broker/broker.h"
+#include "broker/consumers.h"
+#include "broker/meta.h"
+#include "remoting/remoting.h"
+
+/* RocketMQ request codes the broker serves or sends (RequestCode.java; FORMATS.md Part 2). */
+enum {
+    REQ_SEND_MESSAGE = 10,
+    REQ_PULL_MESSAGE = 11,
+    REQ_QUERY_MESSAGE = 12,
+    REQ_QUERY_CONSUMER_OFFSET = 14,
+    REQ_UPDATE_CONSUMER_OFFSET = 15,
+    REQ_UPDATE_AND_CREATE_TOPIC = 17,
+    REQ_GET_ALL_TOPIC_CONFIG = 21,
+    REQ_GET_BROKER_RUNTIME_INFO = 28,
+    REQ_SEARCH_OFFSET_BY_TIMESTAMP = 29,
+    REQ_GET_MAX_OFFSET = 30,
+    REQ_GET_MIN_OFFSET = 31,
+    REQ_GET_EARLIEST_MSG_STORETIME = 32,
+    REQ_VIEW_MESSAGE_BY_ID = 33,
+    REQ_HEART_BEAT = 34,
+    REQ_UNREGISTER_CLIENT = 35,
+    REQ_CONSUMER_SEND_MSG_BACK = 36,
+    REQ_GET_CONSUMER_LIST_BY_GROUP = 38,
+    REQ_NOTIFY_CONSUMER_IDS_CHANGED = 40,
+    REQ_REGISTER_BROKER = 103,
+    REQ_UNREGISTER_BROKER = 104,
+    REQ_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200,
+    REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
+    REQ_DELETE_SUBSCRIPTIONGROUP = 207,
+    REQ_DELETE_TOPIC_IN_BROKER = 215,
+    REQ_SEND_MESSAGE_V2 = 310,
+    REQ_SEND_BATCH_MESSAGE = 320,
+};
+
+#define BRK_DEFAULT_TOPIC "TBW102"
+#define BRK_RETRY_PREFIX  "%RETRY%"
+#define BRK_DLQ_PREFIX    "%DLQ%"
+
+struct broker {
+    struct brk_conf conf;
+    char addr[96]; /* brokerIP1:port, what NameServers and clients see */
+    struct rpc_server *srv;
+    struct rpc_client *ns_client;
+
+    struct brk_topics *topics;
+    struct brk_groups *groups;
+    struct brk_offsets *offsets;
+    struct brk_consumers *consumers;
+
+    pthread_t timer;
+    pthread_mutex_t timer_lock;
+    pthread_cond_t timer_cond;
+    int stopping;
+    int register_now; /* a topic changed: register at once */
+
+    atomic_uint_fast64_t stat_puts, stat_put_bytes, stat_gets, stat_get_msgs;
+    int64_t start_ms;
+};
+
+/* ---- handlers (registered in broker.c) ---- */
+void brk__register_client_handlers(struct broker *b);
+void brk__register_offset_handlers(struct broker *b);
+void brk__register_admin_handlers(struct broker *b);
+
+/* ---- helpers ---- */
+/* A response with a code and remark (remark may be NULL). NULL only on out-of-memory. */
+struct rpc_cmd *brk__resp(const struct rpc_cmd *req, int code, const char *remark);
+/* Maps a negative errno from the store or metadata to a response (one place). */
+struct rpc_cmd *brk__resp_errno(const struct rpc_cmd *req, int err, const char *what);
+/* Reads a required header field; on absence writes an error response to *resp. */
+const char *brk__need(const struct rpc_cmd *req, const char *key, struct rpc_cmd **resp);
+
+/* Makes sure a topic exists; creates it (with `queues` queues, perm RW) when `create` and it
+ * is missing. Returns 0 with *out filled, -ENOENT, or -errno. */
+int brk__ensure_topic(struct broker *b, const char *topic, int queues, int create,
+                      struct brk_topic *out);
+/* Makes sure a subscription group exists (auto-created when configured). */
+int brk__ensure_group(struct broker *b, const char *group, struct brk_group *out);
+
+/* Asks the registration thread to register with the NameServers now. */
+void brk__register_soon(struct broker *b);
+/* Registers with (or unregisters from) every NameServer; returns how many answered. */
+int brk__register_all(struct broker *b, int unregister);
+
+#endif

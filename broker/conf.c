@@ -1,0 +1,50 @@
+/* conf.c — the broker's configuration keys: one table (RocketMQ's broker.conf names,
+ * defaults and bounds). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+
+#define F(field) offsetof(struct brk_conf, field)
+#define S(field) sizeof(((struct brk_conf *)0)->field)
+
+const struct mq_conf_key brk_conf_keys[] = {
+    {"brokerClusterName", MQ_CONF_STR, F(cluster_name), S(cluster_name), "DefaultCluster", 0, 0,
+     "cluster this broker belongs to"},
+    {"brokerName", MQ_CONF_STR, F(broker_name), S(broker_name), "broker-a", 0, 0,
+     "broker name; master and slaves share it"},
+    {"brokerId", MQ_CONF_INT64, F(broker_id), 0, "0", 0, 1024, "0 = master"},
+    {"listenAddr", MQ_CONF_STR, F(listen_addr), S(listen_addr), "127.0.0.1", 0, 0,
+     "address to bind (0.0.0.0 for every interface)"},
+    {"listenPort", MQ_CONF_INT, F(listen_port), 0, "10911", 0, 65535, "port for clients"},
+    {"brokerIP1", MQ_CONF_STR, F(broker_ip), S(broker_ip), "127.0.0.1", 0, 0,
+     "address advertised to NameServers and clients"},
+    {"namesrvAddr", MQ_CONF_STR, F(namesrv_addr), S(namesrv_addr), "", 0, 0,
+     "NameServers, host:port;host:port"},
+    {"storePathRootDir", MQ_CONF_STR, F(store_root), S(store_root), "store", 0, 0,
+     "root of the store and of config/"},
+    {"autoCreateTopicEnable", MQ_CONF_BOOL, F(auto_create_topic), 0, "true", 0, 1,
+     "create topics on first send (through TBW102)"},
+    {"autoCreateSubscriptionGroup", MQ_CONF_BOOL, F(auto_create_group), 0, "true", 0, 1,
+     "create consumer groups on first use"},
+    {"defaultTopicQueueNums", MQ_CONF_INT, F(default_topic_queues), 0, "8", 1, 1024,
+     "queues of TBW102, the template of auto-created topics"},
+    {"longPollingEnable", MQ_CONF_BOOL, F(long_polling), 0, "true", 0, 1,
+     "hold pulls until a message arrives"},
+    {"shortPollingTimeMills", MQ_CONF_INT, F(short_polling_ms), 0, "1000", 0, 60000,
+     "hold time of a pull when long polling is off"},
+    {"registerNameServerPeriod", MQ_CONF_INT, F(register_period_ms), 0, "30000", 100, 60000,
+     "period of registration with the NameServers"},
+    {"brokerPermission", MQ_CONF_INT, F(broker_permission), 0, "6", 0, 7, "READ 4 | WRITE 2"},
+    {"channelExpiredTimeout", MQ_CONF_INT, F(client_expiry_ms), 0, "120000", 1000, 3600000,
+     "drop a client silent for this long"},
+    {"serverSelectorThreads", MQ_CONF_INT, F(io_threads), 0, "1", 1, 64, "network I/O threads"},
+    {"serverWorkerThreads", MQ_CONF_INT, F(worker_threads), 0, "2", 0, 256,
+     "threads for slow requests (queries)"},
+    {"maxMessageSize", MQ_CONF_INT64, F(max_message_size), 0, "4194304", 1024, 1 << 30,
+     "largest message body accepted"},
+    {"maxReconsumeTimes", MQ_CONF_INT, F(max_reconsume_times), 0, "16", 0, 1000,
+     "redeliveries before a message goes to %DLQ%<group>"},
+};
+
+const size_t brk_conf_nkeys = sizeof(brk_conf_keys) / sizeof(brk_conf_keys[0]);

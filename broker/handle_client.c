@@ -1,0 +1,96 @@
+/* handle_client.c — client bookkeeping requests: HEART_BEAT (consumer groups and their
+ * subscriptions; creates the group and its %RETRY% topic), UNREGISTER_CLIENT and
+ * GET_CONSUMER_LIST_BY_GROUP (what a consumer needs to rebalance). */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+
+static int on_heartbeat(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                        void *arg)
+{
+    struct broker *b = arg;
+    struct brk_heartbeat hb;
+    int rc =
+        req->body ? brk_heartbeat_parse((const char *)req->body, req->body_len, &hb) : -EBADMSG;
+    if (rc) {
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, "malformed HeartbeatData body");
+        return RPC_REPLY;
+    }
+    for (size_t i = 0; i < hb.nconsumers; i++) {
+        struct brk_group g;
+        const char *group = hb.consumers[i].group;
+        if (brk__ensure_group(b, group, &g) != 0)
+            continue;
+        /* Every group gets a retry topic, as RocketMQ's heartbeat handler does. */
+        char retry[BRK_NAME_MAX];
+        if ((size_t)snprintf(retry, sizeof(retry), "%s%s", BRK_RETRY_PREFIX, group) < 128) {
+            struct brk_topic t;
+            (void)brk__ensure_topic(b, retry, g.retry_queue_nums > 0 ? g.retry_queue_nums : 1, 1,
+                                    &t);
+        }
+    }
+    rc = brk_consumers_heartbeat(b->consumers, &hb, conn, mq_mono_us() / 1000);
+    brk_heartbeat_destroy(&hb);
+    *resp = rc ? brk__resp_errno(req, rc, "heartbeat") : brk__resp(req, RPC_SUCCESS, NULL);
+    return RPC_REPLY;
+}
+
+static int on_unregister_client(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                                void *arg)
+{
+    struct broker *b = arg;
+    const char *cid = brk__need(req, "clientID", resp);
+    if (!cid)
+        return RPC_REPLY;
+    const char *group = rpc_cmd_ext_get(req, "consumerGroup");
+    if (group && *group)
+        (void)brk_consumers_unregister(b->consumers, group, cid);
+    *resp = brk__resp(req, RPC_SUCCESS, NULL);
+    return RPC_REPLY;
+}
+
+static int on_consumer_list(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                            void *arg)
+{
+    struct broker *b = arg;
+    const char *group = brk__need(req, "consumerGroup", resp);
+    if (!group)
+        return RPC_REPLY;
+    char(*ids)[256] = NULL;
+    size_t n = 0;
+    int rc = brk_consumers_ids(b->consumers, group, &ids, &n);
+    if (rc) {
+        *resp = brk__resp_errno(req, rc, "consumer list");
+        return RPC_REPLY;
+    }
+    if (n == 0) { /* RocketMQ answers SYSTEM_ERROR when the group has no live consumer */
+        free(ids);
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, "no consumer for this group");
+        return RPC_REPLY;
+    }
+    json_t *list = json_array(), *root = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(ids[i]));
+    json_object_set_new(root, "consumerIdList", list);
+    free(ids);
+    *resp = brk__resp(req, RPC_SUCCESS, NULL);
+    if (*resp && rpc_cmd_set_body_json(*resp, root)) {
+        rpc_cmd_free(*resp);
+        *resp = NULL;
+    }
+    json_decref(root);
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
+void brk__register_client_handlers(struct broker *b)
+{
+    rpc_server_handle(b->srv, REQ_HEART_BEAT, on_heartbeat, b, 0);
+    rpc_server_handle(b->srv, REQ_UNREGISTER_CLIENT, on_unregister_client, b, 0);
+    rpc_server_handle(b->srv, REQ_GET_CONSUMER_LIST_BY_GROUP, on_consumer_list, b, 0);
+}
