@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include "broker/consumers.h"
+#include "broker/hold.h"
 #include "broker/meta.h"
 #include "common/mq_bytes.h"
 #include "common/mq_file.h"
+#include "common/mq_util.h"
 #include "tests/unit/mq_test.h"
+
+#include <pthread.h>
 
 static char tmpdir[64];
 
@@ -248,5 +252,65 @@ TEST(test_consumer_registry)
     brk_consumers_free(c);
 }
 
+static pthread_mutex_t fired_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fired_cond = PTHREAD_COND_INITIALIZER;
+static int fired[16]; /* per item id: 0 not fired, else timed_out + 2 */
+
+static void on_fire(void *item, int timed_out, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&fired_lock);
+    fired[(intptr_t)item] = timed_out + 2;
+    pthread_cond_broadcast(&fired_cond);
+    pthread_mutex_unlock(&fired_lock);
+}
+
+/* Waits (bounded) until item id has fired; returns its state or 0 on timeout. */
+static int wait_fired(int id, int64_t max_ms)
+{
+    int64_t end = mq_mono_us() / 1000 + max_ms;
+    pthread_mutex_lock(&fired_lock);
+    while (!fired[id] && mq_mono_us() / 1000 < end) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&fired_cond, &fired_lock, &ts);
+    }
+    int v = fired[id];
+    pthread_mutex_unlock(&fired_lock);
+    return v;
+}
+
+TEST(test_long_poll_holds)
+{
+    memset(fired, 0, sizeof(fired));
+    struct brk_hold *h = NULL;
+    ASSERT_OK(brk_hold_new(on_fire, NULL, &h));
+    int64_t far = mq_mono_us() / 1000 + 60000;
+    ASSERT_OK(brk_hold_add(h, "T", 0, 5, far, (void *)1));
+    ASSERT_OK(brk_hold_add(h, "T", 0, 6, far, (void *)2));
+    ASSERT_OK(brk_hold_add(h, "T", 0, 7, far, (void *)3));
+    ASSERT_OK(brk_hold_add(h, "T", 1, 0, far, (void *)4));
+    ASSERT_EQ(brk_hold_count(h), 4);
+    brk_hold_notify(h, "T", 0, 7); /* offsets 5 and 6 are now readable, 7 is not */
+    ASSERT_EQ(wait_fired(1, 2000), 2);
+    ASSERT_EQ(wait_fired(2, 2000), 2);
+    ASSERT_EQ(brk_hold_count(h), 2);
+    ASSERT_EQ(fired[3], 0);
+    brk_hold_notify(h, "U", 0, 100); /* another topic: nothing */
+    ASSERT_EQ(brk_hold_count(h), 2);
+    int64_t t0 = mq_mono_us() / 1000;
+    ASSERT_OK(brk_hold_add(h, "T", 2, 0, t0 + 50, (void *)5));
+    ASSERT_EQ(wait_fired(5, 2000), 3); /* timed out */
+    ASSERT_GE(mq_mono_us() / 1000 - t0, 50);
+    brk_hold_free(h); /* the rest fire as cancelled */
+    ASSERT_EQ(fired[3], 1);
+    ASSERT_EQ(fired[4], 1);
+}
+
 TEST_MAIN(test_topics_persist, test_topics_bad_file, test_groups, test_offsets,
-          test_heartbeat_parse, test_consumer_registry)
+          test_heartbeat_parse, test_consumer_registry, test_long_poll_holds)
