@@ -22,6 +22,7 @@ static int on_heartbeat(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         *resp = brk__resp(req, RPC_SYSTEM_ERROR, "malformed HeartbeatData body");
         return RPC_REPLY;
     }
+    int created = 0;
     for (size_t i = 0; i < hb.nconsumers; i++) {
         struct brk_group g;
         const char *group = hb.consumers[i].group;
@@ -29,12 +30,17 @@ static int on_heartbeat(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
             continue;
         /* Every group gets a retry topic, as RocketMQ's heartbeat handler does. */
         char retry[BRK_NAME_MAX];
-        if ((size_t)snprintf(retry, sizeof(retry), "%s%s", BRK_RETRY_PREFIX, group) < 128) {
-            struct brk_topic t;
-            (void)brk__ensure_topic(b, retry, g.retry_queue_nums > 0 ? g.retry_queue_nums : 1, 1,
-                                    &t);
+        struct brk_topic t;
+        if ((size_t)snprintf(retry, sizeof(retry), "%s%s", BRK_RETRY_PREFIX, group) < 128 &&
+            brk_topics_get(b->topics, retry, &t) != 0) {
+            created |= brk__ensure_topic(b, retry, g.retry_queue_nums > 0 ? g.retry_queue_nums : 1,
+                                         1, &t) == 0;
         }
     }
+    /* Stock clients ask the NameServers for %RETRY%<group> right after their first heartbeat
+     * (docs/INTEROP.md): register before answering. This handler runs on a worker thread. */
+    if (created)
+        (void)brk__register_all(b, 0);
     rc = brk_consumers_heartbeat(b->consumers, &hb, conn, mq_mono_us() / 1000);
     brk_heartbeat_destroy(&hb);
     *resp = rc ? brk__resp_errno(req, rc, "heartbeat") : brk__resp(req, RPC_SUCCESS, NULL);
@@ -90,7 +96,7 @@ static int on_consumer_list(struct rpc_conn *conn, struct rpc_cmd *req, struct r
 
 void brk__register_client_handlers(struct broker *b)
 {
-    rpc_server_handle(b->srv, REQ_HEART_BEAT, on_heartbeat, b, 0);
+    rpc_server_handle(b->srv, REQ_HEART_BEAT, on_heartbeat, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_UNREGISTER_CLIENT, on_unregister_client, b, 0);
     rpc_server_handle(b->srv, REQ_GET_CONSUMER_LIST_BY_GROUP, on_consumer_list, b, 0);
 }
