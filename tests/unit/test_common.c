@@ -12,6 +12,7 @@
 #include "common/mq_map.h"
 #include "common/mq_tags.h"
 #include "common/mq_err.h"
+#include "common/mq_msg.h"
 #include "common/mq_util.h"
 #include "tests/unit/mq_test.h"
 
@@ -306,6 +307,171 @@ TEST(test_strerror)
     ASSERT_STR_EQ(mq_strerror(-999999), "unknown error");
 }
 
+/* ---- message record codec (common/mq_msg.h) ---- */
+
+static const char golden_hex[] =
+    "00000065DAA320A758932AAC0000000300000007000000000000002A000000000000100000000000000001"
+    "8BCFE568007F00000100002A9F0000018BCFE5687B0A00000200002A9F00000001000000000000000000000002"
+    "68690154000754414753016102";
+
+static void unhex(const char *h, uint8_t *out, size_t *n)
+{
+    size_t k = 0;
+    for (; h[0] && h[1]; h += 2) {
+        unsigned v;
+        sscanf(h, "%2x", &v);
+        out[k++] = (uint8_t)v;
+    }
+    *n = k;
+}
+
+static void golden_msg(struct mq_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->topic = "T";
+    m->topic_len = 1;
+    m->queue_id = 3;
+    m->flag = 7;
+    m->queue_offset = 42;
+    m->phys_offset = 4096;
+    m->born_ts = 1700000000000;
+    m->born_host = (struct mq_host){0, {127, 0, 0, 1}, 10911};
+    m->store_ts = 1700000000123;
+    m->store_host = (struct mq_host){0, {10, 0, 0, 2}, 10911};
+    m->reconsume_times = 1;
+    m->body = (const uint8_t *)"hi";
+    m->body_len = 2;
+    m->props = "TAGS\x01"
+               "a\x02";
+    m->props_len = 7;
+}
+
+TEST(test_msg_golden)
+{
+    uint8_t want[256], got[256];
+    size_t n;
+    unhex(golden_hex, want, &n);
+    struct mq_msg m, d;
+    golden_msg(&m);
+    ASSERT_EQ(mq_msg_record_size(&m), 101);
+    ASSERT_EQ(n, 101);
+    ASSERT_EQ(mq_msg_encode(&m, got, sizeof(got)), 101);
+    ASSERT_MEM_EQ(got, want, 101);
+    ASSERT_EQ(mq_msg_encode(&m, got, 100), -ENOSPC);
+    ASSERT_EQ(mq_msg_decode(want, n, 0, MQ_MSG_CHECK_CRC, &d), 101);
+    ASSERT_EQ(d.queue_id, 3);
+    ASSERT_EQ(d.flag, 7);
+    ASSERT_EQ(d.queue_offset, 42);
+    ASSERT_EQ(d.phys_offset, 4096);
+    ASSERT_EQ(d.born_ts, 1700000000000);
+    ASSERT_EQ(d.store_ts, 1700000000123);
+    ASSERT_EQ(d.store_host.addr[0], 10);
+    ASSERT_EQ(d.store_host.port, 10911);
+    ASSERT_EQ(d.born_host.addr[0], 127);
+    ASSERT_EQ(d.reconsume_times, 1);
+    ASSERT_EQ(d.body_len, 2);
+    ASSERT_MEM_EQ(d.body, "hi", 2);
+    ASSERT_EQ(d.topic_len, 1);
+    ASSERT_EQ(d.props_len, 7);
+    char id[57];
+    ASSERT_EQ(mq_msgid_encode(&d.store_host, d.phys_offset, id), 32);
+    ASSERT_STR_EQ(id, "0A00000200002A9F0000000000001000");
+    struct mq_host h;
+    int64_t off;
+    ASSERT_OK(mq_msgid_decode("0a00000200002a9f0000000000001000", 32, &h, &off));
+    ASSERT_EQ(off, 4096);
+    ASSERT_EQ(h.port, 10911);
+    ASSERT_EQ(h.addr[3], 2);
+    ASSERT_EQ(mq_msgid_decode("0A00", 4, &h, &off), -EINVAL);
+    ASSERT_EQ(mq_msgid_decode("ZA00000200002A9F0000000000001000", 32, &h, &off), -EINVAL);
+}
+
+TEST(test_msg_ipv6_roundtrip)
+{
+    struct mq_msg m, d;
+    golden_msg(&m);
+    m.born_host.v6 = 1;
+    m.store_host.v6 = 1;
+    for (int i = 0; i < 16; i++)
+        m.store_host.addr[i] = (uint8_t)(i + 1);
+    m.sysflag = MQ_SYSFLAG_TX_COMMIT;
+    uint8_t buf[256];
+    int64_t n = mq_msg_encode(&m, buf, sizeof(buf));
+    ASSERT_EQ(n, 101 + 24);
+    ASSERT_EQ(mq_msg_decode(buf, (size_t)n, 0, MQ_MSG_CHECK_CRC, &d), n);
+    ASSERT_EQ(d.sysflag, MQ_SYSFLAG_TX_COMMIT | MQ_SYSFLAG_BORNHOST_V6 | MQ_SYSFLAG_STOREHOST_V6);
+    ASSERT_EQ(d.store_ts, 1700000000123);
+    ASSERT_EQ(mq_get_be64(buf + mq_msg_store_ts_off(d.sysflag)), 1700000000123);
+    ASSERT_EQ(d.store_host.addr[15], 16);
+    ASSERT_MEM_EQ(d.body, "hi", 2);
+    char id[57];
+    ASSERT_EQ(mq_msgid_encode(&d.store_host, 5, id), 56);
+    struct mq_host h;
+    int64_t off;
+    ASSERT_OK(mq_msgid_decode(id, 56, &h, &off));
+    ASSERT_EQ(h.v6, 1);
+    ASSERT_EQ(off, 5);
+}
+
+TEST(test_msg_decode_untrusted)
+{
+    uint8_t rec[256], bad[256];
+    size_t n;
+    struct mq_msg d;
+    unhex(golden_hex, rec, &n);
+    /* every truncation is an error, never a crash */
+    for (size_t k = 0; k < n; k++)
+        ASSERT(mq_msg_decode(rec, k, 0, MQ_MSG_CHECK_CRC, &d) < 0);
+    /* every single-byte flip in the checked fields is rejected */
+    size_t checked[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 84, 87, 88, 89, 90, 92, 93};
+    for (size_t i = 0; i < sizeof(checked) / sizeof(checked[0]); i++) {
+        memcpy(bad, rec, n);
+        bad[checked[i]] ^= 0x40;
+        ASSERT(mq_msg_decode(bad, n, 0, MQ_MSG_CHECK_CRC, &d) < 0);
+    }
+    /* random garbage never crashes */
+    uint32_t x = 12345;
+    for (int it = 0; it < 20000; it++) {
+        memcpy(bad, rec, n);
+        for (int j = 0; j < 3; j++) {
+            x = x * 1103515245 + 12345;
+            bad[(x >> 8) % n] = (uint8_t)(x >> 16);
+        }
+        (void)mq_msg_decode(bad, n, 0, MQ_MSG_CHECK_CRC, &d);
+    }
+    ASSERT_EQ(mq_msg_decode(rec, n, 1, 0, &d), MQ_ECORRUPT); /* body over max */
+    memset(bad, 0, 16);
+    ASSERT_EQ(mq_msg_decode(bad, 16, 0, 0, &d), -ENODATA);
+    mq_put_be32(bad, 4000);
+    mq_put_be32(bad + 4, MQ_MSG_MAGIC_BLANK);
+    ASSERT_EQ(mq_msg_decode(bad, 8, 0, 0, &d), 4000);
+    ASSERT_EQ(d.magic, MQ_MSG_MAGIC_BLANK);
+}
+
+TEST(test_props)
+{
+    struct mq_buf b;
+    mq_buf_init(&b);
+    ASSERT_OK(mq_props_add(&b, "TAGS", "TagA"));
+    ASSERT_OK(mq_props_add(&b, "KEYS", "k1 k2"));
+    ASSERT_EQ(mq_props_add(&b, "X", "a\x01"), -EINVAL);
+    const char *v;
+    size_t vl;
+    ASSERT_OK(mq_props_get((char *)b.data, b.len, "KEYS", &v, &vl));
+    ASSERT_EQ(vl, 5);
+    ASSERT_MEM_EQ(v, "k1 k2", 5);
+    ASSERT_OK(mq_props_get((char *)b.data, b.len, "TAGS", &v, &vl));
+    ASSERT_MEM_EQ(v, "TagA", 4);
+    ASSERT_EQ(mq_props_get((char *)b.data, b.len, "TAG", &v, &vl), -ENOENT);
+    ASSERT_EQ(mq_props_get("abc", 3, "TAGS", &v, &vl), MQ_ECORRUPT);
+    ASSERT_OK(mq_props_get("A\x01"
+                           "b",
+                           3, "A", &v, &vl)); /* no final separator */
+    ASSERT_EQ(vl, 1);
+    mq_buf_destroy(&b);
+}
+
 TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_java_hash,
           test_topic_rules, test_conf_table, test_json_quote_int_keys, test_map, test_file_atomic,
-          test_tags, test_batch_codec, test_strerror)
+          test_tags, test_batch_codec, test_strerror, test_msg_golden, test_msg_ipv6_roundtrip,
+          test_msg_decode_untrusted, test_props)
