@@ -52,6 +52,9 @@ async function main() {
       let body = `${args.body}-${i}`;
       if (body.length < args['body-bytes']) body = body.padEnd(args['body-bytes'], '.');
       const msg = new Message(args.topic, tag, body);
+      // ali-ons quirk: a Message built without a tag still has TAGS=null in its properties and
+      // sends the literal text "null" as the tag; send no TAGS property instead, as Java does.
+      if (tag === null) delete msg.properties.TAGS;
       if (args.keys) msg.keys = [ `${args.keys}-${i}` ];
       const r = await producer.send(msg);
       emit({
