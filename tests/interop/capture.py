@@ -23,6 +23,8 @@ Usage:
   TOPIC_NOT_EXIST (17) for any other topic, like RocketMQ does). %RETRY%<group> is created, with
   one queue, when a consumer group first heartbeats (as RocketMQ's broker does).
   --fastjson-keys writes brokerAddrs with unquoted integer keys ({0:"..."}) as Java's fastjson does.
+  --refuse CODE answers REQUEST_CODE_NOT_SUPPORTED (3) to that request code, to watch fallbacks.
+  --query-not-found, --retry-delay-ms: see --help.
 """
 import argparse
 import asyncio
@@ -209,7 +211,7 @@ class Server:
         code, ext = hdr.get("code"), hdr.get("extFields") or {}
         oneway = bool(hdr.get("flag", 0) & 2)
         fn = getattr(self, "%s_%d" % (srv, code), None)
-        if fn is None:
+        if fn is None or code in self.args.refuse:
             rcode, rext, rbody, remark = NOT_SUPPORTED, {}, b"", "request code %s not supported" % code
         else:
             rcode, rext, rbody, remark = await fn(ext, body, peer)
@@ -385,6 +387,8 @@ async def main():
     ap.add_argument("--fastjson-keys", action="store_true")
     ap.add_argument("--query-not-found", action="store_true",
                     help="answer QUERY_NOT_FOUND (22) for groups without a committed offset")
+    ap.add_argument("--refuse", type=int, action="append", default=[], metavar="CODE",
+                    help="answer REQUEST_CODE_NOT_SUPPORTED (3) to this request code (repeatable)")
     ap.add_argument("--retry-delay-ms", type=int, default=0,
                     help="wait this long before storing a sent-back message in %%RETRY%%")
     args = ap.parse_args()
