@@ -14,6 +14,15 @@ PKGS=(
     procps psmisc attr jq   # ps/pkill, fuser, getfattr, jq: used by tests and scripts
 )
 
+# The interop test (tests/interop) runs the stock ali-ons RocketMQ client on Node.js. Install
+# Debian's nodejs and npm only when there is no node on PATH: a machine's own Node (for example a
+# newer one from elsewhere) is never replaced.
+if ! command -v node >/dev/null 2>&1; then
+    PKGS+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: node is on PATH but npm is not; tests/interop/setup.sh will need npm" >&2
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
