@@ -149,3 +149,17 @@ int mqc__queues(struct mqc_instance *inst, const char *topic, int for_send, stru
 
 /* Maps a broker's response code and remark to a negative errno (one place). */
 int mqc__errno_of_response(int code, const char *remark);
+
+/* ---- pulling (pull.c) ---- */
+
+struct mq_tags;
+
+/* Builds a PULL_MESSAGE request. NULL on out-of-memory. */
+struct rpc_cmd *mqc__pull_request(const char *group, const struct mqc_mq *mq, const char *expr,
+                                  int64_t offset, int max_msgs, int suspend_ms,
+                                  int64_t commit_offset);
+/* Interprets a pull response: status, offsets, and the decoded messages matching tags (NULL:
+ * all). Takes ownership of resp. Returns 0 or a negative errno (a response code that is no
+ * pull status, or a malformed body). */
+int mqc__pull_parse(struct rpc_cmd *resp, const struct mqc_mq *mq, const struct mq_tags *tags,
+                    struct mqc_pull_result *out);

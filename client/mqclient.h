@@ -102,3 +102,94 @@ int mqc_producer_queues(struct mqc_producer *p, const char *topic, int for_send,
                         struct mqc_mq **out, size_t *n);
 
 #endif
+
+/* ---- consuming ---- */
+
+/* A pulled message. Pointers are owned by the pull result (or the consumer) it came from and
+ * valid until that is released. body is uncompressed; props is `name\x01value\x02...`. */
+struct mqc_msg {
+    struct mqc_mq mq;
+    int64_t queue_offset;
+    int64_t phys_offset;
+    int64_t born_ts, store_ts;
+    int32_t flag, sysflag, reconsume_times;
+    const uint8_t *body;
+    size_t body_len;
+    const char *props;
+    size_t props_len;
+    char msg_id[57]; /* offset message id: store host + physical offset, uppercase hex */
+};
+
+/* A property of a message (TAGS, KEYS, UNIQ_KEY, ...): 0 with (*val, *len) pointing into the
+ * message, or -ENOENT. */
+int mqc_msg_prop(const struct mqc_msg *m, const char *name, const char **val, size_t *len);
+
+enum mqc_pull_status {
+    MQC_PULL_FOUND = 0,
+    MQC_PULL_NO_NEW_MSG = 1,    /* PULL_NOT_FOUND: nothing at the offset (yet) */
+    MQC_PULL_NO_MATCHED = 2,    /* PULL_RETRY_IMMEDIATELY: entries skipped by the tag filter */
+    MQC_PULL_OFFSET_ILLEGAL = 3 /* PULL_OFFSET_MOVED: continue at next_offset */
+};
+
+struct mqc_pull_result {
+    enum mqc_pull_status status;
+    int64_t next_offset, min_offset, max_offset;
+    struct mqc_msg *msgs; /* FOUND: messages matching the expression, in queue order */
+    size_t n;
+    void *priv_;
+};
+void mqc_pull_result_destroy(struct mqc_pull_result *r);
+
+struct mqc_consumer;
+
+enum mqc_consume_from { MQC_FROM_FIRST = 0, MQC_FROM_LAST = 1, MQC_FROM_TIMESTAMP = 2 };
+
+struct mqc_consumer_opts {
+    enum mqc_consume_from from; /* where a new group starts; default FIRST */
+    int64_t from_timestamp_ms;  /* with MQC_FROM_TIMESTAMP */
+    int rebalance_ms;           /* default 20000; also on NOTIFY_CONSUMER_IDS_CHANGED */
+    int heartbeat_ms;           /* default 30000 */
+    int persist_ms;             /* offset commit period, default 5000 */
+    int suspend_ms;             /* broker long-poll hold, default 20000 */
+    int pull_batch;             /* messages per pull, default 32 */
+    int queue_buffer;           /* pulled, unconsumed messages kept per queue, default 1000 */
+};
+
+/* A consumer in a group (cfg->group required). Pass opts NULL for defaults. Nothing happens
+ * until mqc_consumer_subscribe and mqc_consumer_start. */
+int mqc_consumer_new(const struct mqc_config *cfg, const struct mqc_consumer_opts *opts,
+                     struct mqc_consumer **out);
+/* Subscribes to topic with a tag expression ("*", "TagA || TagB"). Before start only. */
+int mqc_consumer_subscribe(struct mqc_consumer *c, const char *topic, const char *expr);
+/* Heartbeats, rebalances, starts pulling its queues in the background. */
+int mqc_consumer_start(struct mqc_consumer *c);
+/* Commits consumed offsets to the brokers, unregisters from the group, frees. */
+void mqc_consumer_free(struct mqc_consumer *c);
+
+/* Takes the next pulled message of any owned queue (round robin). Blocks up to timeout_ms (0:
+ * do not block, -1: forever) and returns 0, -EAGAIN (nothing within the time), -EINTR (woken by
+ * mqc_consumer_wakeup) or -ESHUTDOWN. The message stays valid until it is acked or nacked; it
+ * counts as consumed only when acked. Take and ack messages of a queue in order. */
+int mqc_consumer_take(struct mqc_consumer *c, int timeout_ms, struct mqc_msg **out);
+/* Marks a taken message consumed: its queue's offset becomes queue_offset + 1, committed to the
+ * broker on the persist timer, at rebalance and at free (or now, with mqc_consumer_commit). */
+void mqc_consumer_ack(struct mqc_consumer *c, struct mqc_msg *m);
+/* Returns a taken message unconsumed: the next take of its queue returns it again. */
+void mqc_consumer_nack(struct mqc_consumer *c, struct mqc_msg *m);
+/* Sends every changed offset to the brokers now. Returns 0 or the first error. */
+int mqc_consumer_commit(struct mqc_consumer *c);
+/* Makes a blocked mqc_consumer_take return -EINTR (thread-safe). */
+void mqc_consumer_wakeup(struct mqc_consumer *c);
+/* Whether a message is ready to take now (for poll()). */
+int mqc_consumer_ready(struct mqc_consumer *c);
+/* Called (from a client thread) whenever a message becomes ready; for poll notification. */
+void mqc_consumer_on_ready(struct mqc_consumer *c, void (*fn)(void *arg), void *arg);
+/* The client id this consumer has in its group. */
+const char *mqc_consumer_id(const struct mqc_consumer *c);
+
+/* A single pull from one queue at an offset (works with an unstarted consumer: only its
+ * NameServer and group settings are used). suspend_ms > 0 lets the broker hold the pull until a
+ * message arrives. commit_offset >= 0 also commits that offset for the group. Returns 0 with
+ * *out filled (release with mqc_pull_result_destroy) or a negative errno. */
+int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
+             int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out);

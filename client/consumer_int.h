@@ -1,0 +1,70 @@
+/* consumer_int.h — the consumer's state, shared by consumer.c (pulls, buffer, take/ack) and
+ * consumer_svc.c (heartbeat, rebalance, offset commits, lifecycle). One mutex guards it all;
+ * pull callbacks run on the remoting loop thread, the service on its own thread. */
+#ifndef MQ_CLIENT_CONSUMER_INT_H
+#define MQ_CLIENT_CONSUMER_INT_H
+
+#include "client/client_int.h"
+#include "common/mq_tags.h"
+
+#define MQC_MAX_SUBS 16
+
+struct sub {
+    char topic[MQC_NAME_MAX];
+    char expr[512];
+    struct mq_tags tags;
+    int64_t version;
+};
+
+/* A pulled batch; messages are handed out in order. */
+struct chunk {
+    struct chunk *next;
+    struct mqc_pull_result res;
+    size_t next_msg;
+};
+
+/* An owned queue ("process queue"). Referenced by the consumer's list and by an in-flight
+ * pull; freed when both are gone. */
+struct pq {
+    struct pq *next;
+    struct mqc_consumer *owner;
+    struct mqc_mq mq;
+    const struct sub *sub;
+    char addr[MQC_ADDR_MAX];
+    int refs;
+    int dropped;
+    int pulling;
+    int64_t retry_at;  /* monotonic ms: pull again after an error */
+    int64_t next_pull; /* offset of the next pull */
+    int64_t consumed;  /* next offset to consume (acked) */
+    int64_t committed; /* last offset the broker accepted */
+    struct chunk *head, *tail;
+    size_t buffered;       /* pulled messages not yet taken */
+    struct mqc_msg *taken; /* handed out, not yet acked or nacked */
+};
+
+struct mqc_consumer {
+    struct mqc_instance *inst;
+    struct mqc_consumer_opts opts;
+    struct sub subs[MQC_MAX_SUBS];
+    size_t nsubs;
+    int started;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;     /* a message became ready, or wakeup */
+    pthread_cond_t svc_cond; /* wakes the service thread */
+    pthread_t svc;
+    int stopping;
+    int rebalance_now;
+    unsigned wake_gen;
+    size_t rr;
+    struct pq *queues;
+    void (*on_ready)(void *);
+    void *on_ready_arg;
+};
+
+void mqc__pq_pull(struct mqc_consumer *c, struct pq *q);
+void mqc__pq_drop(struct mqc_consumer *c, struct pq *q);
+void mqc__consumer_register_notify(struct mqc_consumer *c);
+
+#endif
