@@ -16,6 +16,19 @@
 #define OFFSET_PERSIST_MS 5000
 #define CLIENT_SCAN_MS    10000
 
+/* The store's dispatch thread reports new messages: wake the pulls parked on that queue. */
+static void on_arrival(void *arg, const char *topic, size_t topic_len, int queue_id,
+                       int64_t max_offset)
+{
+    struct broker *b = arg;
+    char name[BRK_NAME_MAX];
+    if (topic_len >= sizeof(name))
+        return;
+    memcpy(name, topic, topic_len);
+    name[topic_len] = '\0';
+    brk_hold_notify(b->holds, name, queue_id, max_offset);
+}
+
 static void on_conn_close(struct rpc_conn *conn, void *arg)
 {
     struct broker *b = arg;
@@ -74,7 +87,7 @@ static void *timer_main(void *arg)
 static int open_meta(struct broker *b)
 {
     char dir[1100], path[1200];
-    snprintf(dir, sizeof(dir), "%s/config", b->conf.store_root);
+    snprintf(dir, sizeof(dir), "%s/config", b->conf.store.store_path_root_dir);
     int rc = mq_mkdirs(dir, 0755);
     if (rc) {
         mq_error("cannot create %s: %s", dir, mq_strerror(rc));
@@ -133,6 +146,18 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     int rc = open_meta(b);
     if (rc)
         goto fail;
+    if ((rc = brk_hold_new(brk__hold_fire, b, &b->holds)) != 0)
+        goto fail;
+    /* Records carry the advertised address as STOREHOST (offset message ids encode it). */
+    char host[96];
+    snprintf(host, sizeof(host), "%s:%d", b->conf.broker_ip, b->conf.listen_port);
+    brk__parse_host(host, &b->conf.store.store_host);
+    b->sync_flush = strcmp(b->conf.store.flush_disk_type, "SYNC_FLUSH") == 0;
+    if ((rc = store_open(&b->conf.store, on_arrival, b, &b->store)) != 0) {
+        mq_error("cannot open the store in %s: %s", b->conf.store.store_path_root_dir,
+                 mq_strerror(rc));
+        goto fail;
+    }
     if ((rc = create_system_topics(b)) != 0)
         goto fail;
     struct rpc_server_opts so = {
@@ -140,7 +165,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
         .port = b->conf.listen_port,
         .io_threads = b->conf.io_threads,
         .worker_threads = b->conf.worker_threads,
-        .max_frame = (size_t)b->conf.max_message_size + (1u << 20),
+        .max_frame = (size_t)b->conf.store.max_message_size + (1u << 20),
     };
     if (so.max_frame < (16u << 20))
         so.max_frame = 16u << 20;
@@ -149,6 +174,9 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     rpc_server_on_close(b->srv, on_conn_close, b);
     brk__register_client_handlers(b);
     brk__register_admin_handlers(b);
+    brk__register_send_handlers(b);
+    brk__register_pull_handlers(b);
+    brk__register_query_handlers(b);
     if ((rc = rpc_server_start(b->srv)) != 0) {
         mq_error("cannot listen on %s:%d: %s", b->conf.listen_addr, b->conf.listen_port,
                  mq_strerror(rc));
@@ -163,12 +191,14 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
         goto fail;
     }
     mq_info("broker %s (cluster %s) serving on %s, store %s", b->conf.broker_name,
-            b->conf.cluster_name, b->addr, b->conf.store_root);
+            b->conf.cluster_name, b->addr, b->conf.store.store_path_root_dir);
     *out = b;
     return 0;
 fail:
     rpc_server_free(b->srv);
     rpc_client_free(b->ns_client);
+    store_close(b->store);
+    brk_hold_free(b->holds);
     brk_consumers_free(b->consumers);
     brk_offsets_close(b->offsets);
     brk_groups_close(b->groups);
@@ -196,6 +226,8 @@ void brk_stop(struct broker *b)
     (void)brk__register_all(b, 1);
     rpc_server_free(b->srv); /* stops accepting, closes connections, joins its threads */
     rpc_client_free(b->ns_client);
+    store_close(b->store);   /* flushes, writes the checkpoint, removes the abort file */
+    brk_hold_free(b->holds); /* parked pulls are dropped: their connections are closed */
     brk_consumers_free(b->consumers);
     brk_offsets_close(b->offsets); /* persists */
     brk_groups_close(b->groups);

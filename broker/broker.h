@@ -8,33 +8,36 @@
 #include <stdint.h>
 
 #include "common/mq_conf.h"
+#include "store/store.h"
 
-/* Broker settings, RocketMQ's broker.conf key names (see brk_conf_keys for defaults). */
+/* Broker settings, RocketMQ's broker.conf key names (brk_conf_table lists them). */
 struct brk_conf {
-    char cluster_name[128];   /* brokerClusterName */
-    char broker_name[128];    /* brokerName */
-    int64_t broker_id;        /* brokerId: 0 = master */
-    char listen_addr[64];     /* listenAddr (ours): interface to bind, 127.0.0.1 */
-    int listen_port;          /* listenPort */
-    char broker_ip[64];       /* brokerIP1: the address advertised to NameServers */
-    char namesrv_addr[1024];  /* namesrvAddr: host:port;host:port */
-    char store_root[1024];    /* storePathRootDir */
-    int auto_create_topic;    /* autoCreateTopicEnable */
-    int auto_create_group;    /* autoCreateSubscriptionGroup */
-    int default_topic_queues; /* defaultTopicQueueNums */
-    int long_polling;         /* longPollingEnable */
-    int short_polling_ms;     /* shortPollingTimeMills */
-    int register_period_ms;   /* registerNameServerPeriod */
-    int broker_permission;    /* brokerPermission */
-    int client_expiry_ms;     /* channelExpiredTimeout (ours: 120 s) */
-    int io_threads;           /* serverSelectorThreads */
-    int worker_threads;       /* serverWorkerThreads */
-    int64_t max_message_size; /* maxMessageSize */
-    int max_reconsume_times;  /* maxReconsumeTimes: then the DLQ */
+    char cluster_name[128];    /* brokerClusterName */
+    char broker_name[128];     /* brokerName */
+    int64_t broker_id;         /* brokerId: 0 = master */
+    char listen_addr[64];      /* listenAddr (ours): interface to bind, 127.0.0.1 */
+    int listen_port;           /* listenPort */
+    char broker_ip[64];        /* brokerIP1: the address advertised to NameServers */
+    char namesrv_addr[1024];   /* namesrvAddr: host:port;host:port */
+    int auto_create_topic;     /* autoCreateTopicEnable */
+    int auto_create_group;     /* autoCreateSubscriptionGroup */
+    int default_topic_queues;  /* defaultTopicQueueNums */
+    int long_polling;          /* longPollingEnable */
+    int short_polling_ms;      /* shortPollingTimeMills */
+    int register_period_ms;    /* registerNameServerPeriod */
+    int broker_permission;     /* brokerPermission */
+    int client_expiry_ms;      /* channelExpiredTimeout (ours: 120 s) */
+    int io_threads;            /* serverSelectorThreads */
+    int worker_threads;        /* serverWorkerThreads */
+    int max_reconsume_times;   /* maxReconsumeTimes: then the DLQ */
+    struct store_config store; /* the store's keys (storePathRootDir, flushDiskType, ...) */
 };
 
-extern const struct mq_conf_key brk_conf_keys[];
-extern const size_t brk_conf_nkeys;
+/* Every key a broker.conf may set: the broker's own and the store's (store_conf_keys, at their
+ * place inside struct brk_conf). Static storage, built on first use; thread-safe. */
+void brk_conf_table(const struct mq_conf_key **keys, size_t *n);
+/* Fills conf with every default. Returns 0 or -ENOMEM. */
+int brk_conf_defaults(struct brk_conf *conf);
 
 struct broker;
 

@@ -9,6 +9,7 @@
 
 #include "broker/broker.h"
 #include "broker/consumers.h"
+#include "broker/hold.h"
 #include "broker/meta.h"
 #include "remoting/remoting.h"
 
@@ -40,6 +41,10 @@ enum {
     REQ_DELETE_TOPIC_IN_BROKER = 215,
     REQ_SEND_MESSAGE_V2 = 310,
     REQ_SEND_BATCH_MESSAGE = 320,
+    /* Ours, for the file interface (FORMATS.md Part 3); RocketMQ leaves 30000+ unused. */
+    REQ_MQFS_RENDER_INFO = 30001,
+    REQ_MQFS_RENDER_FIND = 30002,
+    REQ_MQFS_RENDER_OFFSET = 30003,
 };
 
 #define BRK_DEFAULT_TOPIC "TBW102"
@@ -50,6 +55,9 @@ struct broker {
     struct brk_conf conf;
     char addr[96]; /* brokerIP1:port, what NameServers and clients see */
     struct rpc_server *srv;
+    struct store *store;
+    int sync_flush; /* flushDiskType=SYNC_FLUSH: sends are answered once durable */
+    struct brk_hold *holds;
     struct rpc_client *ns_client;
 
     struct brk_topics *topics;
@@ -71,6 +79,15 @@ struct broker {
 void brk__register_client_handlers(struct broker *b);
 void brk__register_offset_handlers(struct broker *b);
 void brk__register_admin_handlers(struct broker *b);
+void brk__register_send_handlers(struct broker *b);
+void brk__register_pull_handlers(struct broker *b);
+void brk__register_query_handlers(struct broker *b);
+
+/* The long-poll hold service's callback (handle_pull.c). */
+void brk__hold_fire(void *item, int timed_out, void *arg);
+/* "ip:port" -> IPv4 host for records (unparsable: 0.0.0.0:0). */
+struct mq_host;
+void brk__parse_host(const char *ipport, struct mq_host *h);
 
 /* ---- helpers ---- */
 /* A response with a code and remark (remark may be NULL). NULL only on out-of-memory. */

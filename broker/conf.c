@@ -1,14 +1,18 @@
 /* conf.c — the broker's configuration keys: one table (RocketMQ's broker.conf names,
  * defaults and bounds). */
+#include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "broker/broker.h"
 
 #define F(field) offsetof(struct brk_conf, field)
 #define S(field) sizeof(((struct brk_conf *)0)->field)
 
-const struct mq_conf_key brk_conf_keys[] = {
+static const struct mq_conf_key brk_conf_keys[] = {
     {"brokerClusterName", MQ_CONF_STR, F(cluster_name), S(cluster_name), "DefaultCluster", 0, 0,
      "cluster this broker belongs to"},
     {"brokerName", MQ_CONF_STR, F(broker_name), S(broker_name), "broker-a", 0, 0,
@@ -21,8 +25,6 @@ const struct mq_conf_key brk_conf_keys[] = {
      "address advertised to NameServers and clients"},
     {"namesrvAddr", MQ_CONF_STR, F(namesrv_addr), S(namesrv_addr), "", 0, 0,
      "NameServers, host:port;host:port"},
-    {"storePathRootDir", MQ_CONF_STR, F(store_root), S(store_root), "store", 0, 0,
-     "root of the store and of config/"},
     {"autoCreateTopicEnable", MQ_CONF_BOOL, F(auto_create_topic), 0, "true", 0, 1,
      "create topics on first send (through TBW102)"},
     {"autoCreateSubscriptionGroup", MQ_CONF_BOOL, F(auto_create_group), 0, "true", 0, 1,
@@ -41,10 +43,45 @@ const struct mq_conf_key brk_conf_keys[] = {
     {"serverSelectorThreads", MQ_CONF_INT, F(io_threads), 0, "1", 1, 64, "network I/O threads"},
     {"serverWorkerThreads", MQ_CONF_INT, F(worker_threads), 0, "2", 0, 256,
      "threads for slow requests (queries)"},
-    {"maxMessageSize", MQ_CONF_INT64, F(max_message_size), 0, "4194304", 1024, 1 << 30,
-     "largest message body accepted"},
     {"maxReconsumeTimes", MQ_CONF_INT, F(max_reconsume_times), 0, "16", 0, 1000,
      "redeliveries before a message goes to %DLQ%<group>"},
 };
 
-const size_t brk_conf_nkeys = sizeof(brk_conf_keys) / sizeof(brk_conf_keys[0]);
+#define NBROKER_KEYS (sizeof(brk_conf_keys) / sizeof(brk_conf_keys[0]))
+
+static struct mq_conf_key *all_keys;
+static size_t all_n;
+static pthread_once_t all_once = PTHREAD_ONCE_INIT;
+
+/* The store's keys, moved to where struct store_config sits inside struct brk_conf. */
+static void build_table(void)
+{
+    all_keys = calloc(NBROKER_KEYS + store_conf_nkeys, sizeof(*all_keys));
+    if (!all_keys)
+        return;
+    memcpy(all_keys, brk_conf_keys, sizeof(brk_conf_keys));
+    for (size_t i = 0; i < store_conf_nkeys; i++) {
+        all_keys[NBROKER_KEYS + i] = store_conf_keys[i];
+        all_keys[NBROKER_KEYS + i].offset += offsetof(struct brk_conf, store);
+    }
+    all_n = NBROKER_KEYS + store_conf_nkeys;
+}
+
+void brk_conf_table(const struct mq_conf_key **keys, size_t *n)
+{
+    pthread_once(&all_once, build_table);
+    *keys = all_keys;
+    *n = all_keys ? all_n : 0;
+}
+
+int brk_conf_defaults(struct brk_conf *conf)
+{
+    const struct mq_conf_key *keys;
+    size_t n;
+    memset(conf, 0, sizeof(*conf));
+    brk_conf_table(&keys, &n);
+    if (n == 0)
+        return -ENOMEM;
+    store_config_defaults(&conf->store);
+    return mq_conf_defaults(keys, n, conf);
+}

@@ -21,7 +21,10 @@ int main(int argc, char **argv)
 {
     struct brk_conf conf;
     char err[512];
-    if (mq_conf_defaults(brk_conf_keys, brk_conf_nkeys, &conf))
+    const struct mq_conf_key *keys;
+    size_t nkeys;
+    brk_conf_table(&keys, &nkeys);
+    if (brk_conf_defaults(&conf))
         return 1;
     const char *conf_path = NULL, *namesrv = NULL, *port = NULL;
     int opt;
@@ -37,7 +40,7 @@ int main(int argc, char **argv)
             port = optarg;
             break;
         case 'm':
-            mq_conf_dump(brk_conf_keys, brk_conf_nkeys, &conf, stdout, 1);
+            mq_conf_dump(keys, nkeys, &conf, stdout, 1);
             return 0;
         case 'h':
             usage(stdout);
@@ -47,15 +50,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (conf_path &&
-        mq_conf_load(brk_conf_keys, brk_conf_nkeys, &conf, conf_path, err, sizeof(err))) {
+    if (conf_path && mq_conf_load(keys, nkeys, &conf, conf_path, err, sizeof(err))) {
         fprintf(stderr, "mqbroker: %s\n", err);
         return 2;
     }
-    if ((namesrv && mq_conf_set(brk_conf_keys, brk_conf_nkeys, &conf, "namesrvAddr", namesrv, err,
-                                sizeof(err))) ||
-        (port &&
-         mq_conf_set(brk_conf_keys, brk_conf_nkeys, &conf, "listenPort", port, err, sizeof(err)))) {
+    if ((namesrv && mq_conf_set(keys, nkeys, &conf, "namesrvAddr", namesrv, err, sizeof(err))) ||
+        (port && mq_conf_set(keys, nkeys, &conf, "listenPort", port, err, sizeof(err)))) {
         fprintf(stderr, "mqbroker: %s\n", err);
         return 2;
     }

@@ -1,0 +1,412 @@
+/* handle_send.c — SEND_MESSAGE (long header names), SEND_MESSAGE_V2 (short names a..m) and
+ * SEND_BATCH_MESSAGE: validation as RocketMQ's SendMessageProcessor does it, topic
+ * auto-creation through TBW102, the append, and the reply — at once with ASYNC_FLUSH, or
+ * deferred until the group commit makes it durable with SYNC_FLUSH. CONSUMER_SEND_MSG_BACK
+ * (the retry path) lives here too: it re-sends a stored message to %RETRY%<group> or
+ * %DLQ%<group>. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+#include "common/mq_batch.h"
+#include "common/mq_bytes.h"
+#include "common/mq_err.h"
+#include "common/mq_log.h"
+#include "common/mq_msg.h"
+#include "common/mq_util.h"
+
+#define MAX_BATCH 100000 /* messages in one SEND_BATCH_MESSAGE */
+
+struct send_hdr {
+    const char *group, *topic, *default_topic, *props;
+    int32_t default_queues, queue_id, sysflag, flag, reconsume_times, max_reconsume;
+    int64_t born_ts;
+    int batch;
+};
+
+/* Reads the header in either naming (SendMessageRequestHeader / ...V2). */
+static int parse_hdr(const struct rpc_cmd *req, struct send_hdr *h)
+{
+    int v2 = req->code == REQ_SEND_MESSAGE_V2 || req->code == REQ_SEND_BATCH_MESSAGE;
+#define K(long_name, short_name) (v2 ? (short_name) : (long_name))
+    memset(h, 0, sizeof(*h));
+    h->group = rpc_cmd_ext_get(req, K("producerGroup", "a"));
+    h->topic = rpc_cmd_ext_get(req, K("topic", "b"));
+    h->default_topic = rpc_cmd_ext_get(req, K("defaultTopic", "c"));
+    h->props = rpc_cmd_ext_get(req, K("properties", "i"));
+    h->default_queues = 4;
+    h->queue_id = -1;
+    h->max_reconsume = -1;
+    (void)rpc_cmd_ext_get_int32(req, K("defaultTopicQueueNums", "d"), &h->default_queues);
+    (void)rpc_cmd_ext_get_int32(req, K("queueId", "e"), &h->queue_id);
+    (void)rpc_cmd_ext_get_int32(req, K("sysFlag", "f"), &h->sysflag);
+    (void)rpc_cmd_ext_get_int64(req, K("bornTimestamp", "g"), &h->born_ts);
+    (void)rpc_cmd_ext_get_int32(req, K("flag", "h"), &h->flag);
+    (void)rpc_cmd_ext_get_int32(req, K("reconsumeTimes", "j"), &h->reconsume_times);
+    (void)rpc_cmd_ext_get_int32(req, K("maxReconsumeTimes", "l"), &h->max_reconsume);
+    (void)rpc_cmd_ext_get_bool(req, K("batch", "m"), &h->batch);
+#undef K
+    if (req->code == REQ_SEND_BATCH_MESSAGE)
+        h->batch = 1;
+    return h->topic ? 0 : -EINVAL;
+}
+
+/* "ip:port" -> an IPv4 mq_host (IPv6 peers are recorded as 0.0.0.0: stock 4.x decoders read
+ * 4-byte hosts only, see docs/INTEROP.md). */
+void brk__parse_host(const char *ipport, struct mq_host *h)
+{
+    memset(h, 0, sizeof(*h));
+    unsigned a, b, c, d, port;
+    if (ipport && sscanf(ipport, "%u.%u.%u.%u:%u", &a, &b, &c, &d, &port) == 5 && a < 256 &&
+        b < 256 && c < 256 && d < 256) {
+        h->addr[0] = (uint8_t)a;
+        h->addr[1] = (uint8_t)b;
+        h->addr[2] = (uint8_t)c;
+        h->addr[3] = (uint8_t)d;
+        h->port = port;
+    }
+}
+
+/* Checks the topic and picks the queue; creates the topic when allowed. On error *resp is set. */
+static int check_topic(struct broker *b, const struct rpc_cmd *req, struct send_hdr *h,
+                       struct brk_topic *t, struct rpc_cmd **resp)
+{
+    char remark[256];
+    if (!(b->conf.broker_permission & BRK_PERM_WRITE)) {
+        snprintf(remark, sizeof(remark), "the broker[%s] sending message is forbidden",
+                 b->conf.broker_name);
+        *resp = brk__resp(req, RPC_NO_PERMISSION, remark);
+        return -EACCES;
+    }
+    if (mq_check_topic(h->topic, strlen(h->topic)) || strcmp(h->topic, BRK_DEFAULT_TOPIC) == 0) {
+        snprintf(remark, sizeof(remark),
+                 "the topic[%.130s] is not valid: 1-127 characters of "
+                 "[%%|a-zA-Z0-9_-], and not TBW102",
+                 h->topic);
+        *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, remark);
+        return -EINVAL;
+    }
+    int rc = brk_topics_get(b->topics, h->topic, t);
+    if (rc == -ENOENT) {
+        /* RocketMQ's createTopicInSendMessageMethod: only through a default topic that exists
+         * with the INHERIT permission; retry topics are created for their group. */
+        struct brk_topic def;
+        int queues = -1;
+        if (strncmp(h->topic, BRK_RETRY_PREFIX, strlen(BRK_RETRY_PREFIX)) == 0)
+            queues = 1;
+        else if (b->conf.auto_create_topic && h->default_topic &&
+                 brk_topics_get(b->topics, h->default_topic, &def) == 0 &&
+                 (def.perm & BRK_PERM_INHERIT))
+            queues = h->default_queues < def.write_queues ? h->default_queues : def.write_queues;
+        if (queues > 0)
+            rc = brk__ensure_topic(b, h->topic, queues, 1, t);
+    }
+    if (rc) {
+        snprintf(remark, sizeof(remark), "topic[%.130s] not exist, apply first please!", h->topic);
+        *resp = brk__resp(req, RPC_TOPIC_NOT_EXIST, remark);
+        return rc;
+    }
+    if (!(t->perm & BRK_PERM_WRITE)) {
+        snprintf(remark, sizeof(remark), "the topic[%.130s] sending message is forbidden",
+                 h->topic);
+        *resp = brk__resp(req, RPC_NO_PERMISSION, remark);
+        return -EACCES;
+    }
+    int nq = t->write_queues > t->read_queues ? t->write_queues : t->read_queues;
+    if (nq <= 0 || h->queue_id >= nq) {
+        snprintf(remark, sizeof(remark), "request queueId[%d] is illegal, topic %.130s has %d",
+                 h->queue_id, h->topic, nq);
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
+        return -EINVAL;
+    }
+    if (h->queue_id < 0)
+        h->queue_id = (int32_t)((uint32_t)mq_mono_us() % (uint32_t)t->write_queues);
+    return 0;
+}
+
+/* ---- replies ---- */
+
+struct pending_send {
+    struct rpc_conn *conn;
+    struct rpc_cmd *resp; /* ready SUCCESS response, sent once durable */
+};
+
+/* Flush-thread callback: hand the prepared reply to the connection's loop. */
+static void on_flushed(void *arg, int64_t offset, int status)
+{
+    struct pending_send *ps = arg;
+    if (status) { /* the message is stored but not durable within syncFlushTimeout */
+        ps->resp->code = status == -ETIMEDOUT ? RPC_FLUSH_DISK_TIMEOUT : RPC_SYSTEM_ERROR;
+        rpc_cmd_set_remark(ps->resp,
+                           status == -ETIMEDOUT ? "flush disk timeout" : "flush failed: I/O error");
+    }
+    rpc_conn_reply(ps->conn, ps->resp);
+    rpc_conn_unref(ps->conn);
+    free(ps);
+}
+
+/* Sends resp now, or once the commitlog is durable up to end (SYNC_FLUSH). */
+static int reply_when_durable(struct broker *b, struct rpc_conn *conn, int64_t end,
+                              struct rpc_cmd **resp)
+{
+    if (!b->sync_flush)
+        return RPC_REPLY;
+    struct pending_send *ps = malloc(sizeof(*ps));
+    if (!ps)
+        return RPC_REPLY; /* stored; answer without waiting rather than not at all */
+    ps->conn = rpc_conn_ref(conn);
+    ps->resp = *resp;
+    int rc = store_when_flushed(b->store, end, on_flushed, ps);
+    if (rc == 0) {
+        *resp = NULL;
+        return RPC_DEFER;
+    }
+    rpc_conn_unref(conn);
+    free(ps);
+    return RPC_REPLY; /* already durable (1) or -ENOMEM */
+}
+
+static struct rpc_cmd *success(const struct rpc_cmd *req, const char *msg_id, int queue_id,
+                               int64_t queue_offset)
+{
+    struct rpc_cmd *resp = brk__resp(req, RPC_SUCCESS, NULL);
+    if (!resp)
+        return NULL;
+    if (rpc_cmd_ext_set(resp, "msgId", msg_id) ||
+        rpc_cmd_ext_set_int64(resp, "queueId", queue_id) ||
+        rpc_cmd_ext_set_int64(resp, "queueOffset", queue_offset) ||
+        rpc_cmd_ext_set(resp, "MSG_REGION", "DefaultRegion") ||
+        rpc_cmd_ext_set(resp, "TRACE_ON", "true")) {
+        rpc_cmd_free(resp);
+        return NULL;
+    }
+    return resp;
+}
+
+/* ---- single and batch sends ---- */
+
+static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp, void *arg)
+{
+    struct broker *b = arg;
+    struct send_hdr h;
+    if (parse_hdr(req, &h)) {
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, "the send request header lacks the topic");
+        return RPC_REPLY;
+    }
+    struct brk_topic t;
+    if (check_topic(b, req, &h, &t, resp))
+        return RPC_REPLY;
+    if (!h.batch && (!req->body || req->body_len == 0)) {
+        *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, "the message body is empty");
+        return RPC_REPLY;
+    }
+    size_t props_len = h.props ? strlen(h.props) : 0;
+    if (props_len > 32767) {
+        *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, "the message properties are over 32767 bytes");
+        return RPC_REPLY;
+    }
+    /* A retry message past its group's limit goes to the dead-letter topic. */
+    const char *topic = h.topic;
+    char dlq[BRK_NAME_MAX];
+    if (strncmp(topic, BRK_RETRY_PREFIX, strlen(BRK_RETRY_PREFIX)) == 0) {
+        int max = h.max_reconsume >= 0 ? h.max_reconsume : b->conf.max_reconsume_times;
+        if (h.reconsume_times >= max &&
+            (size_t)snprintf(dlq, sizeof(dlq), "%s%s", BRK_DLQ_PREFIX,
+                             topic + strlen(BRK_RETRY_PREFIX)) < sizeof(dlq)) {
+            struct brk_topic dt;
+            if (brk__ensure_topic(b, dlq, 1, 1, &dt) == 0) {
+                topic = dlq;
+                h.queue_id = 0;
+            }
+        }
+    }
+
+    struct mq_msg one, *msgs = &one;
+    size_t n = 1;
+    struct mq_host born;
+    brk__parse_host(rpc_conn_peer(conn), &born);
+    memset(&one, 0, sizeof(one));
+    if (h.batch) {
+        size_t pos = 0, cap = 64;
+        struct mq_batch_entry e;
+        int r;
+        msgs = malloc(cap * sizeof(*msgs));
+        n = 0;
+        while (msgs && (r = mq_batch_next(req->body, req->body_len, &pos, &e)) == 1) {
+            if (n == MAX_BATCH || e.body_len == 0) {
+                r = -EBADMSG;
+                break;
+            }
+            if (n == cap) {
+                struct mq_msg *p = realloc(msgs, (cap *= 2) * sizeof(*p));
+                if (!p) {
+                    r = -ENOMEM;
+                    break;
+                }
+                msgs = p;
+            }
+            struct mq_msg *m = &msgs[n++];
+            memset(m, 0, sizeof(*m));
+            m->flag = e.flag;
+            m->body = e.body;
+            m->body_len = (uint32_t)e.body_len;
+            m->props = e.props;
+            m->props_len = (uint16_t)e.props_len;
+        }
+        if (!msgs || r != 0 || n == 0) {
+            free(msgs == &one ? NULL : msgs);
+            *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, "malformed batch body");
+            return RPC_REPLY;
+        }
+    } else {
+        one.body = req->body;
+        one.body_len = (uint32_t)req->body_len;
+        one.props = h.props;
+        one.props_len = (uint16_t)props_len;
+        one.flag = h.flag;
+    }
+    for (size_t i = 0; i < n; i++) {
+        msgs[i].topic = topic;
+        msgs[i].topic_len = (uint16_t)strlen(topic);
+        msgs[i].queue_id = h.queue_id;
+        msgs[i].sysflag =
+            h.batch ? 0 : (h.sysflag & ~(MQ_SYSFLAG_BORNHOST_V6 | MQ_SYSFLAG_STOREHOST_V6));
+        msgs[i].born_ts = h.born_ts;
+        msgs[i].born_host = born;
+        msgs[i].reconsume_times = h.reconsume_times;
+    }
+    struct store_put_result *res = calloc(n, sizeof(*res));
+    int64_t end = 0;
+    int stored = res ? store_put_batch(b->store, msgs, n, res, &end) : -ENOMEM;
+    int rc = RPC_REPLY;
+    if (stored < 0 || (size_t)stored < n) {
+        /* Nothing partial is acknowledged: a batch is one message to its sender. */
+        int err = stored < 0 ? stored : res[stored].status;
+        *resp = brk__resp_errno(req, err, "put message");
+    } else {
+        atomic_fetch_add(&b->stat_puts, n);
+        for (size_t i = 0; i < n; i++)
+            atomic_fetch_add(&b->stat_put_bytes, msgs[i].body_len);
+        /* A batch answers with every offset message id, comma-separated (RocketMQ does). */
+        char *ids = malloc(n * 58 + 1), *p = ids;
+        for (size_t i = 0; ids && i < n; i++)
+            p += sprintf(p, "%s%s", i ? "," : "", res[i].msg_id);
+        *resp = ids ? success(req, ids, h.queue_id, res[0].queue_offset) : NULL;
+        free(ids);
+        if (*resp)
+            rc = reply_when_durable(b, conn, end, resp);
+        else
+            rc = -ENOMEM;
+    }
+    free(res);
+    if (msgs != &one)
+        free(msgs);
+    return rc;
+}
+
+/* ---- CONSUMER_SEND_MSG_BACK ---- */
+
+struct prop_copy {
+    struct mq_buf *out;
+    int has_retry_topic, has_origin_id;
+};
+
+static int copy_prop(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
+{
+    struct prop_copy *pc = arg;
+    if (nlen == 11 && memcmp(name, "RETRY_TOPIC", 11) == 0)
+        pc->has_retry_topic = 1;
+    if (nlen == 17 && memcmp(name, "ORIGIN_MESSAGE_ID", 17) == 0)
+        pc->has_origin_id = 1;
+    if (mq_buf_append(pc->out, name, nlen) || mq_buf_append(pc->out, "\001", 1) ||
+        mq_buf_append(pc->out, val, vlen) || mq_buf_append(pc->out, "\002", 1))
+        return -ENOMEM;
+    return 0;
+}
+
+static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                        void *arg)
+{
+    struct broker *b = arg;
+    int64_t phys = -1;
+    int32_t max = b->conf.max_reconsume_times, delay = 0;
+    const char *group = brk__need(req, "group", resp);
+    if (!group)
+        return RPC_REPLY;
+    if (rpc_cmd_ext_get_int64(req, "offset", &phys) || phys < 0) {
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, "the request header lacks a valid 'offset'");
+        return RPC_REPLY;
+    }
+    (void)rpc_cmd_ext_get_int32(req, "maxReconsumeTimes", &max);
+    (void)rpc_cmd_ext_get_int32(req, "delayLevel", &delay);
+    const char *origin_id = rpc_cmd_ext_get(req, "originMsgId");
+    struct brk_group g;
+    if (brk__ensure_group(b, group, &g)) {
+        *resp = brk__resp(req, 26 /* SUBSCRIPTION_GROUP_NOT_EXIST */,
+                          "subscription group "
+                          "does not exist");
+        return RPC_REPLY;
+    }
+    struct store_get_result *got = NULL;
+    struct mq_msg old;
+    int rc = store_get_by_phys(b->store, phys, &got);
+    if (rc == 0 && mq_msg_decode(got->msgs[0].data, got->msgs[0].len, 0, 0, &old) <= 0)
+        rc = MQ_ECORRUPT;
+    if (rc) {
+        store_release(b->store, got);
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, "look message by offset failed");
+        return RPC_REPLY;
+    }
+    /* The new message: same body and properties, RETRY_TOPIC and ORIGIN_MESSAGE_ID added,
+     * RECONSUMETIMES + 1, to %RETRY%<group> — or %DLQ%<group> past the limit. */
+    char topic[BRK_NAME_MAX];
+    int dead = old.reconsume_times >= max || delay < 0;
+    snprintf(topic, sizeof(topic), "%s%s", dead ? BRK_DLQ_PREFIX : BRK_RETRY_PREFIX, group);
+    struct brk_topic t;
+    struct mq_buf props;
+    mq_buf_init(&props);
+    struct prop_copy pc = {&props, 0, 0};
+    rc = brk__ensure_topic(b, topic, 1, 1, &t);
+    if (rc == 0)
+        rc = mq_props_foreach(old.props, old.props_len, copy_prop, &pc);
+    char old_topic[BRK_NAME_MAX];
+    snprintf(old_topic, sizeof(old_topic), "%.*s", (int)old.topic_len, old.topic);
+    if (rc == 0 && !pc.has_retry_topic)
+        rc = mq_props_add(&props, "RETRY_TOPIC", old_topic);
+    if (rc == 0 && !pc.has_origin_id && origin_id)
+        rc = mq_props_add(&props, "ORIGIN_MESSAGE_ID", origin_id);
+    if (rc == 0 && props.len > 32767)
+        rc = -EMSGSIZE;
+    struct store_put_result res;
+    int64_t end = 0;
+    if (rc == 0) {
+        struct mq_msg m = old;
+        m.topic = topic;
+        m.topic_len = (uint16_t)strlen(topic);
+        m.queue_id = 0;
+        m.props = (const char *)props.data;
+        m.props_len = (uint16_t)props.len;
+        m.reconsume_times = old.reconsume_times + 1;
+        brk__parse_host(rpc_conn_peer(conn), &m.born_host);
+        int n = store_put_batch(b->store, &m, 1, &res, &end);
+        rc = n == 1 ? 0 : (n < 0 ? n : res.status);
+    }
+    store_release(b->store, got);
+    mq_buf_destroy(&props);
+    if (rc) {
+        *resp = brk__resp_errno(req, rc, "send back");
+        return RPC_REPLY;
+    }
+    *resp = brk__resp(req, RPC_SUCCESS, NULL);
+    return *resp ? reply_when_durable(b, conn, end, resp) : -ENOMEM;
+}
+
+void brk__register_send_handlers(struct broker *b)
+{
+    rpc_server_handle(b->srv, REQ_CONSUMER_SEND_MSG_BACK, on_send_back, b, 0);
+    rpc_server_handle(b->srv, REQ_SEND_MESSAGE, on_send, b, 0);
+    rpc_server_handle(b->srv, REQ_SEND_MESSAGE_V2, on_send, b, 0);
+    rpc_server_handle(b->srv, REQ_SEND_BATCH_MESSAGE, on_send, b, 0);
+}
