@@ -85,6 +85,8 @@ static void leave_cb(struct rpc_conn *c)
         free_bev(c);
 }
 
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
 static void release_ref_body(const void *data, size_t len, void *extra)
 {
     struct rpc_cmd *holder = extra; /* a shell command that only owns the body */
@@ -192,10 +194,34 @@ int rpc_conn_reply(struct rpc_conn *c, struct rpc_cmd *resp)
     return rc;
 }
 
+static void drained_cb(struct bufferevent *bev, void *arg)
+{
+    struct rpc_conn *c = arg;
+    c->in_cb++;
+    rpc__conn_close_now(c, "closed by the application after flushing its output");
+    leave_cb(c);
+}
+
+/* Graceful close: stop reading, let queued output drain (at most 2 s), then close. */
+static void close_graceful(struct rpc_conn *c)
+{
+    if (atomic_load(&c->closed) || c->draining)
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        rpc__conn_close_now(c, "closed by the application");
+        return;
+    }
+    c->draining = 1;
+    struct timeval tv = {2, 0};
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setcb(c->bev, NULL, drained_cb, event_cb, c);
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+}
+
 static void close_task(void *a, void *b)
 {
     struct rpc_conn *c = a;
-    rpc__conn_close_now(c, "closed by the application");
+    close_graceful(c);
     rpc_conn_unref(c);
 }
 
@@ -204,7 +230,7 @@ void rpc_conn_close(struct rpc_conn *c)
     if (atomic_load(&c->closed))
         return;
     if (rpc__loop_on_thread(c->loop)) {
-        rpc__conn_close_now(c, "closed by the application");
+        close_graceful(c);
         return;
     }
     rpc_conn_ref(c);
@@ -261,7 +287,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct rpc_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     c->in_cb++;
-    while (!atomic_load(&c->closed)) {
+    while (!atomic_load(&c->closed) && !c->draining) {
         uint8_t head[4];
         size_t avail = evbuffer_get_length(in), flen = 0;
         if (avail < 4)
@@ -301,9 +327,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     c->in_cb++;
     if (what & BEV_EVENT_CONNECTED) {
         c->connected = 1;
+        bufferevent_set_timeouts(bev, NULL, NULL); /* the connect timeout is over */
     } else if (what & BEV_EVENT_EOF) {
         rpc__conn_close_now(c, "peer closed");
-    } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    } else if (what & BEV_EVENT_TIMEOUT) {
+        c->timed_out = 1;
+        rpc__conn_close_now(c, c->connected ? "write timeout" : "connect timeout");
+    } else if (what & BEV_EVENT_ERROR) {
         int err = EVUTIL_SOCKET_ERROR();
         mq_debug("%s: socket error: %s", c->peer, evutil_socket_error_to_string(err));
         rpc__conn_close_now(c, "socket error");

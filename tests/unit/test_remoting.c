@@ -304,7 +304,7 @@ TEST(test_cmd_helpers)
 
 /* ---- loopback server and client ---- */
 
-enum { C_ECHO = 1, C_HOLD, C_CLOSE, C_ONEWAY, C_DEFER, C_WORKER, C_BIG };
+enum { C_ECHO = 1, C_HOLD, C_CLOSE, C_ONEWAY, C_DEFER, C_WORKER, C_BIG, C_REPLY_CLOSE };
 
 static atomic_int oneway_count, close_count;
 static struct rpc_conn *held[256];
@@ -334,6 +334,17 @@ static int h_hold(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **r
 
 static int h_close(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp, void *arg)
 {
+    rpc_conn_close(conn);
+    return RPC_REPLY;
+}
+
+/* Replies, then closes: the close waits for the reply to be written (graceful close). */
+static int h_reply_close(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                         void *arg)
+{
+    struct rpc_cmd *r = rpc_cmd_new_response(req, RPC_SUCCESS, "bye");
+    rpc_cmd_take_body(r, calloc(1, 1 << 20), 1 << 20);
+    rpc_conn_reply(conn, r);
     rpc_conn_close(conn);
     return RPC_REPLY;
 }
@@ -414,6 +425,7 @@ static int setup(struct fixture *f, int workers, int ser)
     rpc_server_handle(f->srv, C_DEFER, h_defer, NULL, 0);
     rpc_server_handle(f->srv, C_WORKER, h_worker, NULL, RPC_HANDLER_WORKER);
     rpc_server_handle(f->srv, C_BIG, h_big, NULL, 0);
+    rpc_server_handle(f->srv, C_REPLY_CLOSE, h_reply_close, NULL, 0);
     rpc_server_on_close(f->srv, on_close, NULL);
     if ((rc = rpc_server_start(f->srv)) != 0)
         return rc;
@@ -589,6 +601,12 @@ TEST(test_loopback_peer_close)
     ASSERT_LT(mq_mono_us() - t0, 5000000);
     ASSERT_EQ(s.errs[ECONNRESET % 8], 20);
     ASSERT_EQ(atomic_load(&close_count), 1);
+    /* a reply queued before a close is still delivered */
+    req->code = C_REPLY_CLOSE;
+    ASSERT_OK(rpc_client_call(f.cli, f.addr, req, 3000, &resp));
+    ASSERT_STR_EQ(rpc_cmd_remark(resp), "bye");
+    ASSERT_EQ(resp->body_len, 1 << 20);
+    rpc_cmd_free(resp);
     /* the next call reconnects */
     req->code = C_ECHO;
     ASSERT_OK(rpc_client_call(f.cli, f.addr, req, 3000, &resp));
