@@ -92,6 +92,7 @@ struct rpc__owner {
 struct rpc_conn {
     atomic_int refs;
     atomic_int closed;
+    atomic_int peer_ser; /* serialization of the last frame received (JSON until then) */
     uint64_t id;
     struct rpc__loop *loop;
     struct rpc__owner *owner;

@@ -174,24 +174,39 @@ static void reply_task(void *a, void *b)
     rpc_conn_unref(c);
 }
 
+/* Sends cmd (taken) in cmd->serialize on the connection's loop, from any thread. */
+static int post_send(struct rpc_conn *c, struct rpc_cmd *cmd)
+{
+    if (atomic_load(&c->closed)) {
+        rpc_cmd_free(cmd);
+        return -ENOTCONN;
+    }
+    if (rpc__loop_on_thread(c->loop))
+        return rpc__conn_send(c, cmd, cmd->serialize);
+    rpc_conn_ref(c);
+    int rc = rpc__loop_post(c->loop, reply_task, c, cmd);
+    if (rc) {
+        rpc_cmd_free(cmd);
+        rpc_conn_unref(c);
+    }
+    return rc;
+}
+
 int rpc_conn_reply(struct rpc_conn *c, struct rpc_cmd *resp)
 {
     if (!resp)
         return -EINVAL;
-    if (atomic_load(&c->closed)) {
-        rpc_cmd_free(resp);
-        return -ENOTCONN;
-    }
     resp->flag |= RPC_FLAG_RESPONSE;
-    if (rpc__loop_on_thread(c->loop))
-        return rpc__conn_send(c, resp, resp->serialize);
-    rpc_conn_ref(c);
-    int rc = rpc__loop_post(c->loop, reply_task, c, resp);
-    if (rc) {
-        rpc_cmd_free(resp);
-        rpc_conn_unref(c);
-    }
-    return rc;
+    return post_send(c, resp);
+}
+
+int rpc_conn_send_oneway(struct rpc_conn *c, struct rpc_cmd *req)
+{
+    if (!req)
+        return -EINVAL;
+    req->flag = (req->flag | RPC_FLAG_ONEWAY) & ~RPC_FLAG_RESPONSE;
+    req->serialize = (uint8_t)atomic_load(&c->peer_ser);
+    return post_send(c, req);
 }
 
 static void drained_cb(struct bufferevent *bev, void *arg)
@@ -316,6 +331,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
             rpc__conn_close_now(c, "malformed frame");
             break;
         }
+        atomic_store(&c->peer_ser, cmd->serialize);
         handle_cmd(c, cmd);
     }
     leave_cb(c);
@@ -349,6 +365,7 @@ int rpc__conn_new(struct rpc__loop *loop, struct rpc__owner *owner, struct buffe
         return -ENOMEM;
     atomic_init(&c->refs, 1);
     atomic_init(&c->closed, 0);
+    atomic_init(&c->peer_ser, RPC_SER_JSON);
     c->id = atomic_fetch_add(&next_conn_id, 1);
     c->loop = loop;
     c->owner = owner;
