@@ -200,7 +200,13 @@ void rpc_conn_unref(struct rpc_conn *conn);
  * connection drops it silently. Returns 0, or -ENOTCONN when already known closed (resp is
  * freed either way). */
 int rpc_conn_reply(struct rpc_conn *conn, struct rpc_cmd *resp);
-/* Closes the connection (thread-safe; the close happens on its loop). */
+/* Sends a request to the peer without waiting for an answer (server -> client notifications
+ * such as NOTIFY_CONSUMER_IDS_CHANGED): sets the ONEWAY flag and encodes it in the
+ * serialization the peer last used (JSON before it has sent anything: ali-ons reads only JSON
+ * headers). Thread-safe; takes req. Returns 0, -ENOTCONN or -ESHUTDOWN. */
+int rpc_conn_send_oneway(struct rpc_conn *conn, struct rpc_cmd *req);
+/* Closes the connection once its queued output is written (at most 2 s later). Thread-safe;
+ * the close happens on its loop. */
 void rpc_conn_close(struct rpc_conn *conn);
 /* "ip:port" of the peer, owned by the connection, valid while a reference is held. */
 const char *rpc_conn_peer(const struct rpc_conn *conn);

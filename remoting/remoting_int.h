@@ -92,6 +92,7 @@ struct rpc__owner {
 struct rpc_conn {
     atomic_int refs;
     atomic_int closed;
+    atomic_int peer_ser; /* serialization of the last frame received (JSON until then) */
     uint64_t id;
     struct rpc__loop *loop;
     struct rpc__owner *owner;
@@ -100,6 +101,8 @@ struct rpc_conn {
     char peer[64];
     int in_cb;                    /* > 0 while one of its bufferevent callbacks runs */
     int connected;                /* client side: connect completed */
+    int draining;                 /* closing once the output is flushed */
+    int timed_out;                /* closed by a connect or write timeout */
     void *owner_data;             /* client side: its per-connection record */
     struct rpc_conn *prev, *next; /* the owner's list of open connections (loop thread) */
 };

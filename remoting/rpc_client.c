@@ -123,7 +123,10 @@ static void cli_on_close(struct rpc__owner *o, struct rpc_conn *c)
 {
     struct rpc_client *cli = (struct rpc_client *)o;
     struct cconn *cc = c->owner_data, **pp = &cli->conns;
-    int err = cli->closing ? -ECANCELED : c->connected ? -ECONNRESET : -ECONNREFUSED;
+    int err = cli->closing   ? -ECANCELED
+              : c->timed_out ? -ETIMEDOUT
+              : c->connected ? -ECONNRESET
+                             : -ECONNREFUSED;
     while (cc->pend)
         pending_finish(cli, cc->pend, err, NULL);
     while (*pp && *pp != cc)
@@ -189,6 +192,9 @@ static int get_conn(struct rpc_client *cli, const char *addr, struct cconn **out
     }
     int one = 1;
     setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct timeval tv = {cli->opts.connect_timeout_ms / 1000,
+                         (cli->opts.connect_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(bev, NULL, &tv);
     snprintf(cc->addr, sizeof(cc->addr), "%s", addr);
     if ((rc = rpc__conn_new(&cli->loop, &cli->owner, bev, addr, &cc->conn)) != 0)
         goto fail;

@@ -85,6 +85,8 @@ static void leave_cb(struct rpc_conn *c)
         free_bev(c);
 }
 
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
 static void release_ref_body(const void *data, size_t len, void *extra)
 {
     struct rpc_cmd *holder = extra; /* a shell command that only owns the body */
@@ -172,30 +174,69 @@ static void reply_task(void *a, void *b)
     rpc_conn_unref(c);
 }
 
-int rpc_conn_reply(struct rpc_conn *c, struct rpc_cmd *resp)
+/* Sends cmd (taken) in cmd->serialize on the connection's loop, from any thread. */
+static int post_send(struct rpc_conn *c, struct rpc_cmd *cmd)
 {
-    if (!resp)
-        return -EINVAL;
     if (atomic_load(&c->closed)) {
-        rpc_cmd_free(resp);
+        rpc_cmd_free(cmd);
         return -ENOTCONN;
     }
-    resp->flag |= RPC_FLAG_RESPONSE;
     if (rpc__loop_on_thread(c->loop))
-        return rpc__conn_send(c, resp, resp->serialize);
+        return rpc__conn_send(c, cmd, cmd->serialize);
     rpc_conn_ref(c);
-    int rc = rpc__loop_post(c->loop, reply_task, c, resp);
+    int rc = rpc__loop_post(c->loop, reply_task, c, cmd);
     if (rc) {
-        rpc_cmd_free(resp);
+        rpc_cmd_free(cmd);
         rpc_conn_unref(c);
     }
     return rc;
 }
 
+int rpc_conn_reply(struct rpc_conn *c, struct rpc_cmd *resp)
+{
+    if (!resp)
+        return -EINVAL;
+    resp->flag |= RPC_FLAG_RESPONSE;
+    return post_send(c, resp);
+}
+
+int rpc_conn_send_oneway(struct rpc_conn *c, struct rpc_cmd *req)
+{
+    if (!req)
+        return -EINVAL;
+    req->flag = (req->flag | RPC_FLAG_ONEWAY) & ~RPC_FLAG_RESPONSE;
+    req->serialize = (uint8_t)atomic_load(&c->peer_ser);
+    return post_send(c, req);
+}
+
+static void drained_cb(struct bufferevent *bev, void *arg)
+{
+    struct rpc_conn *c = arg;
+    c->in_cb++;
+    rpc__conn_close_now(c, "closed by the application after flushing its output");
+    leave_cb(c);
+}
+
+/* Graceful close: stop reading, let queued output drain (at most 2 s), then close. */
+static void close_graceful(struct rpc_conn *c)
+{
+    if (atomic_load(&c->closed) || c->draining)
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        rpc__conn_close_now(c, "closed by the application");
+        return;
+    }
+    c->draining = 1;
+    struct timeval tv = {2, 0};
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setcb(c->bev, NULL, drained_cb, event_cb, c);
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+}
+
 static void close_task(void *a, void *b)
 {
     struct rpc_conn *c = a;
-    rpc__conn_close_now(c, "closed by the application");
+    close_graceful(c);
     rpc_conn_unref(c);
 }
 
@@ -204,7 +245,7 @@ void rpc_conn_close(struct rpc_conn *c)
     if (atomic_load(&c->closed))
         return;
     if (rpc__loop_on_thread(c->loop)) {
-        rpc__conn_close_now(c, "closed by the application");
+        close_graceful(c);
         return;
     }
     rpc_conn_ref(c);
@@ -261,7 +302,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct rpc_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     c->in_cb++;
-    while (!atomic_load(&c->closed)) {
+    while (!atomic_load(&c->closed) && !c->draining) {
         uint8_t head[4];
         size_t avail = evbuffer_get_length(in), flen = 0;
         if (avail < 4)
@@ -290,6 +331,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
             rpc__conn_close_now(c, "malformed frame");
             break;
         }
+        atomic_store(&c->peer_ser, cmd->serialize);
         handle_cmd(c, cmd);
     }
     leave_cb(c);
@@ -301,9 +343,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     c->in_cb++;
     if (what & BEV_EVENT_CONNECTED) {
         c->connected = 1;
+        bufferevent_set_timeouts(bev, NULL, NULL); /* the connect timeout is over */
     } else if (what & BEV_EVENT_EOF) {
         rpc__conn_close_now(c, "peer closed");
-    } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    } else if (what & BEV_EVENT_TIMEOUT) {
+        c->timed_out = 1;
+        rpc__conn_close_now(c, c->connected ? "write timeout" : "connect timeout");
+    } else if (what & BEV_EVENT_ERROR) {
         int err = EVUTIL_SOCKET_ERROR();
         mq_debug("%s: socket error: %s", c->peer, evutil_socket_error_to_string(err));
         rpc__conn_close_now(c, "socket error");
@@ -319,6 +365,7 @@ int rpc__conn_new(struct rpc__loop *loop, struct rpc__owner *owner, struct buffe
         return -ENOMEM;
     atomic_init(&c->refs, 1);
     atomic_init(&c->closed, 0);
+    atomic_init(&c->peer_ser, RPC_SER_JSON);
     c->id = atomic_fetch_add(&next_conn_id, 1);
     c->loop = loop;
     c->owner = owner;

@@ -226,26 +226,60 @@ out:
     return rc;
 }
 
+/* Length of a valid UTF-8 sequence at s (1..4), or 0 when invalid (overlong forms, surrogates
+ * and code points past U+10FFFF included). */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* Writes s as a JSON string. Bytes that are not UTF-8 become U+FFFD, as Java's decoder would
+ * read them, so the header stays valid JSON whatever a binary header carried. */
 static int put_json_string(struct mq_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     int rc = mq_buf_append(b, "\"", 1);
     const char *run = s;
-    for (; rc == 0 && *s; s++) {
+    while (rc == 0 && *s) {
         unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != '"' && c != '\\')
+        int n = c >= 0x80 ? utf8_len((const unsigned char *)s) : 1;
+        if (c >= 0x20 && c != '"' && c != '\\' && n > 0) {
+            s += n;
             continue;
+        }
         rc = mq_buf_append(b, run, (size_t)(s - run));
         if (rc)
             break;
         char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        if (c == '"' || c == '\\') {
+        if (n == 0)
+            rc = mq_buf_append(b, "\\ufffd", 6);
+        else if (c == '"' || c == '\\') {
             esc[1] = (char)c;
             rc = mq_buf_append(b, esc, 2);
         } else {
             rc = mq_buf_append(b, esc, 6);
         }
-        run = s + 1;
+        s++;
+        run = s;
     }
     if (rc == 0)
         rc = mq_buf_append(b, run, (size_t)(s - run));

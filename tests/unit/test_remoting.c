@@ -304,7 +304,7 @@ TEST(test_cmd_helpers)
 
 /* ---- loopback server and client ---- */
 
-enum { C_ECHO = 1, C_HOLD, C_CLOSE, C_ONEWAY, C_DEFER, C_WORKER, C_BIG };
+enum { C_ECHO = 1, C_HOLD, C_CLOSE, C_ONEWAY, C_DEFER, C_WORKER, C_BIG, C_REPLY_CLOSE, C_NOTIFY };
 
 static atomic_int oneway_count, close_count;
 static struct rpc_conn *held[256];
@@ -336,6 +336,26 @@ static int h_close(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
 {
     rpc_conn_close(conn);
     return RPC_REPLY;
+}
+
+/* Replies, then closes: the close waits for the reply to be written (graceful close). */
+static int h_reply_close(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                         void *arg)
+{
+    struct rpc_cmd *r = rpc_cmd_new_response(req, RPC_SUCCESS, "bye");
+    rpc_cmd_take_body(r, calloc(1, 1 << 20), 1 << 20);
+    rpc_conn_reply(conn, r);
+    rpc_conn_close(conn);
+    return RPC_REPLY;
+}
+
+/* Answers, then notifies the caller with a oneway request of code 40 carrying its opaque. */
+static int h_notify(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp, void *arg)
+{
+    struct rpc_cmd *n = rpc_cmd_new(40);
+    rpc_cmd_ext_set_int64(n, "of", req->opaque);
+    *resp = rpc_cmd_new_response(req, RPC_SUCCESS, NULL);
+    return rpc_conn_send_oneway(conn, n) == 0 ? RPC_REPLY : -EIO;
 }
 
 static int h_oneway(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp, void *arg)
@@ -414,6 +434,8 @@ static int setup(struct fixture *f, int workers, int ser)
     rpc_server_handle(f->srv, C_DEFER, h_defer, NULL, 0);
     rpc_server_handle(f->srv, C_WORKER, h_worker, NULL, RPC_HANDLER_WORKER);
     rpc_server_handle(f->srv, C_BIG, h_big, NULL, 0);
+    rpc_server_handle(f->srv, C_REPLY_CLOSE, h_reply_close, NULL, 0);
+    rpc_server_handle(f->srv, C_NOTIFY, h_notify, NULL, 0);
     rpc_server_on_close(f->srv, on_close, NULL);
     if ((rc = rpc_server_start(f->srv)) != 0)
         return rc;
@@ -552,6 +574,38 @@ TEST(test_loopback_oneway_and_unknown)
     teardown(&f);
 }
 
+static atomic_int notified, notified_ser;
+
+static int h_client_notify(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                           void *arg)
+{
+    atomic_store(&notified_ser, req->serialize);
+    atomic_fetch_add(&notified, rpc_cmd_is_oneway(req) ? 1 : 100);
+    return RPC_REPLY;
+}
+
+TEST(test_loopback_server_notifies_client)
+{
+    struct fixture f;
+    for (int ser = 0; ser < 2; ser++) {
+        struct rpc_client_opts co = {.serialize = ser};
+        ASSERT_OK(setup(&f, 0, ser));
+        rpc_client_free(f.cli);
+        ASSERT_OK(rpc_client_new(&co, &f.cli));
+        ASSERT_OK(rpc_client_handle(f.cli, 40, h_client_notify, NULL));
+        atomic_store(&notified, 0);
+        struct rpc_cmd *req = rpc_cmd_new(C_NOTIFY), *resp = NULL;
+        ASSERT_OK(rpc_client_call(f.cli, f.addr, req, 3000, &resp));
+        for (int i = 0; i < 2000 && atomic_load(&notified) == 0; i++)
+            usleep(1000);
+        ASSERT_EQ(atomic_load(&notified), 1);
+        ASSERT_EQ(atomic_load(&notified_ser), ser);
+        rpc_cmd_free(resp);
+        rpc_cmd_free(req);
+        teardown(&f);
+    }
+}
+
 TEST(test_loopback_timeout)
 {
     struct fixture f;
@@ -589,6 +643,12 @@ TEST(test_loopback_peer_close)
     ASSERT_LT(mq_mono_us() - t0, 5000000);
     ASSERT_EQ(s.errs[ECONNRESET % 8], 20);
     ASSERT_EQ(atomic_load(&close_count), 1);
+    /* a reply queued before a close is still delivered */
+    req->code = C_REPLY_CLOSE;
+    ASSERT_OK(rpc_client_call(f.cli, f.addr, req, 3000, &resp));
+    ASSERT_STR_EQ(rpc_cmd_remark(resp), "bye");
+    ASSERT_EQ(resp->body_len, 1 << 20);
+    rpc_cmd_free(resp);
     /* the next call reconnects */
     req->code = C_ECHO;
     ASSERT_OK(rpc_client_call(f.cli, f.addr, req, 3000, &resp));
@@ -684,6 +744,6 @@ TEST(test_loopback_output_limit)
 TEST_MAIN(test_roundtrip_binary, test_roundtrip_json, test_json_from_java, test_binary_golden,
           test_malformed_frames, test_malformed_binary_headers, test_malformed_json_headers,
           test_json_bare_keys, test_cmd_helpers, test_loopback_sync, test_loopback_async,
-          test_loopback_oneway_and_unknown, test_loopback_timeout, test_loopback_peer_close,
-          test_loopback_deferred_thread, test_loopback_refused, test_loopback_worker,
-          test_loopback_output_limit)
+          test_loopback_oneway_and_unknown, test_loopback_server_notifies_client,
+          test_loopback_timeout, test_loopback_peer_close, test_loopback_deferred_thread,
+          test_loopback_refused, test_loopback_worker, test_loopback_output_limit)
