@@ -26,6 +26,7 @@ static void on_arrival(void *arg, const char *topic, size_t topic_len, int queue
         return;
     memcpy(name, topic, topic_len);
     name[topic_len] = '\0';
+    brk_hold_notify(b->send_waits, name, queue_id, max_offset);
     brk_hold_notify(b->holds, name, queue_id, max_offset);
 }
 
@@ -146,7 +147,8 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     int rc = open_meta(b);
     if (rc)
         goto fail;
-    if ((rc = brk_hold_new(brk__hold_fire, b, &b->holds)) != 0)
+    if ((rc = brk_hold_new(brk__hold_fire, b, 0, &b->holds)) != 0 ||
+        (rc = brk_hold_new(brk__send_visible, b, 1, &b->send_waits)) != 0)
         goto fail;
     /* Records carry the advertised address as STOREHOST (offset message ids encode it). */
     char host[96];
@@ -198,6 +200,7 @@ fail:
     rpc_server_free(b->srv);
     rpc_client_free(b->ns_client);
     store_close(b->store);
+    brk_hold_free(b->send_waits);
     brk_hold_free(b->holds);
     brk_consumers_free(b->consumers);
     brk_offsets_close(b->offsets);
@@ -226,8 +229,9 @@ void brk_stop(struct broker *b)
     (void)brk__register_all(b, 1);
     rpc_server_free(b->srv); /* stops accepting, closes connections, joins its threads */
     rpc_client_free(b->ns_client);
-    store_close(b->store);   /* flushes, writes the checkpoint, removes the abort file */
-    brk_hold_free(b->holds); /* parked pulls are dropped: their connections are closed */
+    store_close(b->store);        /* flushes, writes the checkpoint, removes the abort file */
+    brk_hold_free(b->send_waits); /* replies to closed connections are dropped */
+    brk_hold_free(b->holds);      /* parked pulls are dropped: their connections are closed */
     brk_consumers_free(b->consumers);
     brk_offsets_close(b->offsets); /* persists */
     brk_groups_close(b->groups);

@@ -58,7 +58,8 @@ def test_send_pull_round_trip(broker_factory):
         p = pull(cli, "T1", 1, 4)
         assert p.code == PULL_NOT_FOUND and int(p.ext["nextBeginOffset"]) == 4
         p = pull(cli, "T1", 1, 100)
-        assert p.code == PULL_OFFSET_MOVED and int(p.ext["nextBeginOffset"]) == 4
+        # RocketMQ's rule: back to the min offset when it is 0, else to the max.
+        assert p.code == PULL_OFFSET_MOVED and int(p.ext["nextBeginOffset"]) == 0
         # Another queue is untouched.
         assert pull(cli, "T1", 0, 0).code == PULL_NOT_FOUND
 
