@@ -88,6 +88,8 @@ static int precheck(const struct mqfs_lines *l, const uint8_t *p, size_t n)
 long mqfs_lines_write(struct mqfs_lines *l, const void *buf, size_t n, mqfs_send_fn send, void *arg)
 {
     const uint8_t *p = buf;
+    if (n == 0)
+        return 0;
     int rc = precheck(l, p, n);
     if (rc)
         return rc;
