@@ -30,6 +30,34 @@ static void on_arrival(void *arg, const char *topic, size_t topic_len, int queue
     brk_hold_notify(b->holds, name, queue_id, max_offset);
 }
 
+static void *conn_ref(void *conn)
+{
+    return rpc_conn_ref(conn);
+}
+
+static void conn_unref(void *conn)
+{
+    rpc_conn_unref(conn);
+}
+
+/* A group's membership changed: tell its clients to rebalance now (RocketMQ's
+ * NOTIFY_CONSUMER_IDS_CHANGED, oneway; stock clients may ignore it and rebalance on their
+ * timer). */
+static void on_group_change(const char *group, void *arg)
+{
+    struct broker *b = arg;
+    void *conns[256];
+    size_t n = brk_consumers_conns(b->consumers, group, conns, 256);
+    for (size_t i = 0; i < n; i++) {
+        struct rpc_cmd *req = rpc_cmd_new(REQ_NOTIFY_CONSUMER_IDS_CHANGED);
+        if (req && rpc_cmd_ext_set(req, "consumerGroup", group) == 0)
+            (void)rpc_conn_send_oneway(conns[i], req);
+        else
+            rpc_cmd_free(req);
+        rpc_conn_unref(conns[i]);
+    }
+}
+
 static void on_conn_close(struct rpc_conn *conn, void *arg)
 {
     struct broker *b = arg;
@@ -103,7 +131,8 @@ static int open_meta(struct broker *b)
     snprintf(path, sizeof(path), "%s/consumerOffset.json", dir);
     if ((rc = brk_offsets_open(path, &b->offsets)) != 0)
         goto fail;
-    return brk_consumers_new(b->conf.client_expiry_ms, NULL, NULL, &b->consumers);
+    return brk_consumers_new(b->conf.client_expiry_ms, on_group_change, b, conn_ref, conn_unref,
+                             &b->consumers);
 fail:
     mq_error("cannot open %s: %s", path, mq_strerror(rc));
     return rc;

@@ -211,7 +211,7 @@ TEST(test_heartbeat_parse)
 TEST(test_consumer_registry)
 {
     struct brk_consumers *c = NULL;
-    ASSERT_OK(brk_consumers_new(120000, on_change, NULL, &c));
+    ASSERT_OK(brk_consumers_new(120000, on_change, NULL, NULL, NULL, &c));
     struct brk_heartbeat hb;
     ASSERT_OK(brk_heartbeat_parse(hb_json, strlen(hb_json), &hb));
     int conn_a, conn_b;
