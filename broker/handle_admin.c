@@ -188,7 +188,7 @@ static int on_runtime_info(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     PUT("consumeQueueCount", "%d", st.queues);
     PUT("putTps", "%.1f", up_ms > 0 ? (double)puts * 1000.0 / (double)up_ms : 0.0);
     PUT("getTransferedTps", "%.1f", up_ms > 0 ? (double)gets * 1000.0 / (double)up_ms : 0.0);
-    PUT("pullThreadPoolQueueSize", "%" PRIu64, brk_hold_count(b->holds));
+    PUT("heldPullRequests", "%" PRIu64, brk_hold_count(b->holds));
 #undef PUT
     json_object_set_new(root, "table", table);
     *resp = brk__resp(req, RPC_SUCCESS, NULL);
