@@ -132,7 +132,6 @@ int mqc_admin_cluster_info(struct mqc_admin *a, struct mqc_broker_info **out, si
 int mqc_admin_parse_topic_list(const char *json, size_t len, char ***names, size_t *n);
 int mqc_admin_parse_cluster(const char *json, size_t len, struct mqc_broker_info **out, size_t *n);
 
-#endif
 
 /* ---- consuming ---- */
 
@@ -224,3 +223,5 @@ const char *mqc_consumer_id(const struct mqc_consumer *c);
  * *out filled (release with mqc_pull_result_destroy) or a negative errno. */
 int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
              int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out);
+
+#endif
