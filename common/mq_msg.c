@@ -167,9 +167,9 @@ int64_t mq_msg_decode(const uint8_t *p, size_t n, uint32_t max_body, int flags, 
     if ((flags & MQ_MSG_CHECK_CRC) && mq_crc32(out->body, blen) != out->body_crc)
         return MQ_CORRUPT_BKPT;
     if ((flags & MQ_MSG_CHECK_STRICT) &&
-        (mq_check_topic(out->topic, tlen) != 0 ||
-         (plen > 0 &&
-          (out->props[plen - 1] != 2 || mq_props_foreach(out->props, plen, props_noop, NULL) < 0))))
+        ((magic == MQ_MSG_MAGIC_V1 && mq_check_topic(out->topic, tlen) != 0) ||
+         (plen > 0 && (memchr(out->props, 0, plen) != NULL ||
+                       mq_props_foreach(out->props, plen, props_noop, NULL) < 0))))
         return MQ_CORRUPT_BKPT;
     return total;
 }
