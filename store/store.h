@@ -203,6 +203,7 @@ struct store_stats {
     int64_t puts, put_bytes;
     int64_t clog_min, clog_max, flushed, dispatched; /* commitlog offsets */
     int64_t dispatch_lag;                            /* clog_max - dispatched */
+    int64_t flushes;                                 /* commitlog msync rounds */
     int queues;
     int disk_used_pct;
     int disk_full; /* writes refused (usage past 90 %) */

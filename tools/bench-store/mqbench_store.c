@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/mq_log.h"
@@ -40,6 +41,8 @@ static struct store *open_store(const char *flush, char *dir, size_t dlen)
     snprintf(c.store_path_root_dir, sizeof(c.store_path_root_dir), "%s", dir);
     snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "%s", flush);
     c.mapped_file_size_commit_log = 256 << 20;
+    if (getenv("BENCH_FLUSH_MS"))
+        c.flush_interval_commit_log = atoi(getenv("BENCH_FLUSH_MS"));
     int rc = store_open(&c, NULL, NULL, &s);
     if (rc) {
         fprintf(stderr, "store_open %s: %d\n", dir, rc);
@@ -123,6 +126,33 @@ static double raw_write_mbps(int64_t bytes)
     return (double)bytes / (double)(t1 - t0);
 }
 
+/* Average latency of one small write + msync(MS_SYNC) on a mapped file: the disk's durable
+ * write latency, which bounds group commit at (appenders / latency). */
+static double msync_latency_us(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/lat", root);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    size_t len = 4 << 20;
+    if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
+        perror("lat");
+        exit(1);
+    }
+    uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const int n = 200;
+    int64_t t0 = mq_mono_us();
+    for (int i = 0; i < n; i++) {
+        size_t off = (size_t)i * 6400;
+        m[off] = 1;
+        msync(m + off / 4096 * 4096, 8192, MS_SYNC);
+    }
+    int64_t t1 = mq_mono_us();
+    munmap(m, len);
+    close(fd);
+    unlink(path);
+    return (double)(t1 - t0) / n;
+}
+
 struct sync_arg {
     struct store *s;
     atomic_long *count;
@@ -168,6 +198,11 @@ static double run_sync(int threads, int ms)
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
     int64_t t1 = mq_mono_us();
+    struct store_stats st;
+    store_get_stats(s, &st);
+    printf("  %ld messages in %lld flushes: %.1f per group commit\n", atomic_load(&count),
+           (long long)st.flushes,
+           (double)atomic_load(&count) / (double)(st.flushes ? st.flushes : 1));
     store_close(s);
     rmrf(dir);
     return (double)atomic_load(&count) * 1e6 / (double)(t1 - t0);
@@ -210,6 +245,9 @@ int main(int argc, char **argv)
     printf("1 KiB single, async:    %8.0f msgs/s\n", s1k);
     double b1k = run_put("ASYNC_FLUSH", 1024, n / 4, 64, 8, NULL);
     printf("1 KiB batch 64, async:  %8.0f msgs/s  %6.0f MB/s\n", b1k, b1k * rec1k / 1e6);
+    double lat = msync_latency_us();
+    printf("raw msync latency:      %8.0f us  (group-commit bound, 64 appenders: %.0f msgs/s)\n",
+           lat, 64 * 1e6 / lat);
     double sync64 = run_sync(64, 2000);
     printf("100 B sync, 64 threads: %8.0f msgs/s\n", sync64);
     run_put("ASYNC_FLUSH", 100, n, 100, 100, &rss);
@@ -217,8 +255,8 @@ int main(int argc, char **argv)
     double ratio = b100 * rec100 / 1e6 / raw;
     printf("RESULT raw_write_MBps=%.0f put100_single_mps=%.0f put100_batch_mps=%.0f "
            "put1k_single_mps=%.0f put1k_batch_mps=%.0f sync64_mps=%.0f "
-           "batch100_vs_raw=%.2f rss_anon_growth_kb=%ld\n",
-           raw, s100, b100, s1k, b1k, sync64, ratio, rss);
+           "batch100_vs_raw=%.2f msync_us=%.0f sync64_vs_bound=%.2f rss_anon_growth_kb=%ld\n",
+           raw, s100, b100, s1k, b1k, sync64, ratio, lat, sync64 * lat / 64e6, rss);
     rmdir(root);
     return 0;
 }
