@@ -138,6 +138,8 @@ static int check_msg(struct store *s, const struct mq_msg *in, struct store_put_
     int64_t size = mq_msg_record_size(&m);
     if (size < 0)
         return (int)size;
+    if (mq_check_topic(in->topic, in->topic_len)) /* topics name directories */
+        return -EINVAL;
     if (in->body_len > (uint32_t)s->conf.max_message_size ||
         size + MQ_MSG_BLANK_MIN > (int64_t)s->clog.file_size)
         return -EMSGSIZE;

@@ -210,9 +210,8 @@ struct store_stats {
 };
 void store_get_stats(struct store *s, struct store_stats *st);
 
-/* Formats a queue's consume-queue directory name, etc. is internal; store_dispatch_wait is for
- * tests and tools: blocks until everything appended before the call is dispatched (max 5 s).
- * Returns 0 or -ETIMEDOUT. */
+/* For tests and tools: blocks until everything appended before the call is dispatched (at most
+ * 5 s). Returns 0 or -ETIMEDOUT. */
 int store_dispatch_wait(struct store *s);
 
 #endif
