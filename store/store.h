@@ -203,15 +203,15 @@ struct store_stats {
     int64_t puts, put_bytes;
     int64_t clog_min, clog_max, flushed, dispatched; /* commitlog offsets */
     int64_t dispatch_lag;                            /* clog_max - dispatched */
+    int64_t flushes;                                 /* commitlog msync rounds */
     int queues;
     int disk_used_pct;
     int disk_full; /* writes refused (usage past 90 %) */
 };
 void store_get_stats(struct store *s, struct store_stats *st);
 
-/* Formats a queue's consume-queue directory name, etc. is internal; store_dispatch_wait is for
- * tests and tools: blocks until everything appended before the call is dispatched (max 5 s).
- * Returns 0 or -ETIMEDOUT. */
+/* For tests and tools: blocks until everything appended before the call is dispatched (at most
+ * 5 s). Returns 0 or -ETIMEDOUT. */
 int store_dispatch_wait(struct store *s);
 
 #endif
