@@ -212,6 +212,26 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     }
 }
 
+static void resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct rpc_server *s = arg;
+    if (s->lis)
+        evconnlistener_enable(s->lis);
+}
+
+/* accept() failed (EMFILE, ENFILE, ENOBUFS...): pause accepting for 100 ms instead of spinning
+ * on a listener that stays readable. */
+static void accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+    struct rpc_server *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, 100000};
+    mq_warn("accept on port %d failed: %s; pausing 100 ms", s->port,
+            evutil_socket_error_to_string(err));
+    evconnlistener_disable(lis);
+    event_base_once(s->loops[0].base, -1, EV_TIMEOUT, resume_accept, s, &tv);
+}
+
 int rpc_server_new(const struct rpc_server_opts *opts, struct rpc_server **out)
 {
     struct rpc_server *s = calloc(1, sizeof(*s));
@@ -314,6 +334,7 @@ int rpc_server_start(struct rpc_server *s)
         mq_error("cannot listen on %s: %s", text, strerror(-rc));
         return rc;
     }
+    evconnlistener_set_error_cb(s->lis, accept_error_cb);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&bound, &blen);

@@ -282,3 +282,36 @@ def test_sigterm_exits_zero(namesrv):
         register(cli, {"T": (1, 1, 6)})
         assert namesrv.stop() == 0
     assert "stopped" in namesrv.stderr()
+
+
+def test_fd_exhaustion_pauses_accept_and_recovers(daemons, tmp_path):
+    """With a low open-files limit, accept() fails for a while; the server keeps serving the
+    connections it has and accepts again once descriptors are free."""
+    from conftest import binary, free_port
+    port = free_port()
+    ns = daemons.start("namesrv-lowfd", ["sh", "-c", 'ulimit -n 48 && exec "$0" -p "$1"',
+                                         binary("mqnamesrv"), str(port)],
+                       port=port, ready_text="ready on")
+    first = mp.Client(port)
+    extra = []
+    for _ in range(60):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            extra.append(s)
+        except OSError:
+            break
+    time.sleep(0.3)
+    assert first.call(mp.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).code == mp.SUCCESS
+    for s in extra:
+        s.close()
+    assert wait_for(lambda: _serves(port), 5.0)
+    first.close()
+    assert "accept on port" in ns.stderr()
+
+
+def _serves(port):
+    try:
+        with mp.Client(port, timeout=1) as c:
+            return c.call(mp.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).code == mp.SUCCESS
+    except OSError:
+        return False
