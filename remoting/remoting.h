@@ -83,7 +83,7 @@ enum {
     RPC_SUBSCRIPTION_PARSE_FAILED = 23,
 };
 
-#define RPC_VERSION_DEFAULT   399 /* MQVersion of 4.9.x clients (V4_9_4 ordinal); informational */
+#define RPC_VERSION_DEFAULT   399 /* sender MQVersion ordinal; informational only */
 #define RPC_MAX_FRAME_DEFAULT (16u << 20)
 #define RPC_FRAME_PREFIX      8 /* int32 length + int32 (type << 24 | headerLen) */
 

@@ -315,3 +315,27 @@ def _serves(port):
             return c.call(mp.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).code == mp.SUCCESS
     except OSError:
         return False
+
+
+def test_stock_alions_client(namesrv):
+    """The npm `ali-ons` client (found through NODE_PATH) reads routes from mqnamesrv."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    probe = "require.resolve('ali-ons/lib/mq_client_api')"
+    if not node or subprocess.run([node, "-e", probe], capture_output=True).returncode != 0:
+        import pytest
+        pytest.skip("node or the ali-ons package (NODE_PATH) not available")
+    with mp.Client(namesrv.port) as broker:
+        register(broker, {"AliTopic": (4, 4, 6)})
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "alions_route.js")
+        r = subprocess.run([node, script, str(namesrv.port), "AliTopic"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        assert out["route"]["queueDatas"][0]["writeQueueNums"] == 4
+        assert out["route"]["brokerDatas"][0]["brokerAddrs"] == {"0": "127.0.0.1:10911"}
+        assert "No topic route info" in out["missing"]
+        assert "No config item" in out["kv"]
