@@ -271,6 +271,7 @@ struct rpc_server_opts {
     int worker_threads;     /* for RPC_HANDLER_WORKER handlers, default 0 (= run on I/O) */
     size_t max_frame;       /* default RPC_MAX_FRAME_DEFAULT */
     size_t max_pending_out; /* bytes queued to a peer before it is dropped, default 64 MiB */
+    int idle_timeout_ms;    /* close a connection silent this long (0 = never) */
 };
 
 struct rpc_server;

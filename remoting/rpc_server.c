@@ -168,6 +168,12 @@ static void add_conn_task(void *a, void *b)
         free(b);
         return;
     }
+    c->connected = 1;
+    if (s->opts.idle_timeout_ms > 0) {
+        struct timeval tv = {s->opts.idle_timeout_ms / 1000,
+                             (s->opts.idle_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(bev, &tv, NULL);
+    }
     int li = (int)(loop - s->loops);
     c->next = s->conns[li];
     if (c->next)

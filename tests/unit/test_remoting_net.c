@@ -476,6 +476,29 @@ TEST(test_loopback_worker)
     teardown(&f);
 }
 
+TEST(test_loopback_idle_timeout)
+{
+    struct rpc_server_opts so = {.idle_timeout_ms = 200};
+    struct rpc_server *srv;
+    ASSERT_OK(rpc_server_new(&so, &srv));
+    rpc_server_on_close(srv, on_close, NULL);
+    ASSERT_OK(rpc_server_start(srv));
+    atomic_store(&close_count, 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(rpc_server_port(srv))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_OK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+    char c;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int64_t t0 = mq_mono_us();
+    ASSERT_EQ(recv(fd, &c, 1, 0), 0); /* closed by the server */
+    ASSERT_GE(mq_mono_us() - t0, 150000);
+    ASSERT_EQ(atomic_load(&close_count), 1);
+    close(fd);
+    rpc_server_free(srv);
+}
+
 TEST(test_loopback_output_limit)
 {
     /* A peer that sends requests but never reads is dropped once 4 MiB are pending. */
@@ -509,4 +532,5 @@ TEST(test_loopback_output_limit)
 TEST_MAIN(test_loopback_sync, test_loopback_async, test_loopback_many_callers,
           test_loopback_oneway_and_unknown, test_loopback_server_notifies_client,
           test_loopback_timeout, test_loopback_peer_close, test_loopback_deferred_thread,
-          test_loopback_refused, test_loopback_worker, test_loopback_output_limit)
+          test_loopback_refused, test_loopback_worker, test_loopback_idle_timeout,
+          test_loopback_output_limit)
