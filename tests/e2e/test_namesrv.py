@@ -282,3 +282,60 @@ def test_sigterm_exits_zero(namesrv):
         register(cli, {"T": (1, 1, 6)})
         assert namesrv.stop() == 0
     assert "stopped" in namesrv.stderr()
+
+
+def test_fd_exhaustion_pauses_accept_and_recovers(daemons, tmp_path):
+    """With a low open-files limit, accept() fails for a while; the server keeps serving the
+    connections it has and accepts again once descriptors are free."""
+    from conftest import binary, free_port
+    port = free_port()
+    ns = daemons.start("namesrv-lowfd", ["sh", "-c", 'ulimit -n 48 && exec "$0" -p "$1"',
+                                         binary("mqnamesrv"), str(port)],
+                       port=port, ready_text="ready on")
+    first = mp.Client(port)
+    extra = []
+    for _ in range(60):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            extra.append(s)
+        except OSError:
+            break
+    time.sleep(0.3)
+    assert first.call(mp.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).code == mp.SUCCESS
+    for s in extra:
+        s.close()
+    assert wait_for(lambda: _serves(port), 5.0)
+    first.close()
+    assert "accept on port" in ns.stderr()
+
+
+def _serves(port):
+    try:
+        with mp.Client(port, timeout=1) as c:
+            return c.call(mp.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).code == mp.SUCCESS
+    except OSError:
+        return False
+
+
+def test_stock_alions_client(namesrv):
+    """The npm `ali-ons` client (found through NODE_PATH) reads routes from mqnamesrv."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    probe = "require.resolve('ali-ons/lib/mq_client_api')"
+    if not node or subprocess.run([node, "-e", probe], capture_output=True).returncode != 0:
+        import pytest
+        pytest.skip("node or the ali-ons package (NODE_PATH) not available")
+    with mp.Client(namesrv.port) as broker:
+        register(broker, {"AliTopic": (4, 4, 6)})
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "alions_route.js")
+        r = subprocess.run([node, script, str(namesrv.port), "AliTopic"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        assert out["route"]["queueDatas"][0]["writeQueueNums"] == 4
+        assert out["route"]["brokerDatas"][0]["brokerAddrs"] == {"0": "127.0.0.1:10911"}
+        assert "No topic route info" in out["missing"]
+        assert "No config item" in out["kv"]
