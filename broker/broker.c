@@ -26,7 +26,36 @@ static void on_arrival(void *arg, const char *topic, size_t topic_len, int queue
         return;
     memcpy(name, topic, topic_len);
     name[topic_len] = '\0';
+    brk_hold_notify(b->send_waits, name, queue_id, max_offset);
     brk_hold_notify(b->holds, name, queue_id, max_offset);
+}
+
+static void *conn_ref(void *conn)
+{
+    return rpc_conn_ref(conn);
+}
+
+static void conn_unref(void *conn)
+{
+    rpc_conn_unref(conn);
+}
+
+/* A group's membership changed: tell its clients to rebalance now (RocketMQ's
+ * NOTIFY_CONSUMER_IDS_CHANGED, oneway; stock clients may ignore it and rebalance on their
+ * timer). */
+static void on_group_change(const char *group, void *arg)
+{
+    struct broker *b = arg;
+    void *conns[256];
+    size_t n = brk_consumers_conns(b->consumers, group, conns, 256);
+    for (size_t i = 0; i < n; i++) {
+        struct rpc_cmd *req = rpc_cmd_new(REQ_NOTIFY_CONSUMER_IDS_CHANGED);
+        if (req && rpc_cmd_ext_set(req, "consumerGroup", group) == 0)
+            (void)rpc_conn_send_oneway(conns[i], req);
+        else
+            rpc_cmd_free(req);
+        rpc_conn_unref(conns[i]);
+    }
 }
 
 static void on_conn_close(struct rpc_conn *conn, void *arg)
@@ -102,7 +131,8 @@ static int open_meta(struct broker *b)
     snprintf(path, sizeof(path), "%s/consumerOffset.json", dir);
     if ((rc = brk_offsets_open(path, &b->offsets)) != 0)
         goto fail;
-    return brk_consumers_new(b->conf.client_expiry_ms, NULL, NULL, &b->consumers);
+    return brk_consumers_new(b->conf.client_expiry_ms, on_group_change, b, conn_ref, conn_unref,
+                             &b->consumers);
 fail:
     mq_error("cannot open %s: %s", path, mq_strerror(rc));
     return rc;
@@ -146,7 +176,8 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     int rc = open_meta(b);
     if (rc)
         goto fail;
-    if ((rc = brk_hold_new(brk__hold_fire, b, &b->holds)) != 0)
+    if ((rc = brk_hold_new(brk__hold_fire, b, 0, &b->holds)) != 0 ||
+        (rc = brk_hold_new(brk__send_visible, b, 1, &b->send_waits)) != 0)
         goto fail;
     /* Records carry the advertised address as STOREHOST (offset message ids encode it). */
     char host[96];
@@ -198,6 +229,7 @@ fail:
     rpc_server_free(b->srv);
     rpc_client_free(b->ns_client);
     store_close(b->store);
+    brk_hold_free(b->send_waits);
     brk_hold_free(b->holds);
     brk_consumers_free(b->consumers);
     brk_offsets_close(b->offsets);
@@ -226,8 +258,9 @@ void brk_stop(struct broker *b)
     (void)brk__register_all(b, 1);
     rpc_server_free(b->srv); /* stops accepting, closes connections, joins its threads */
     rpc_client_free(b->ns_client);
-    store_close(b->store);   /* flushes, writes the checkpoint, removes the abort file */
-    brk_hold_free(b->holds); /* parked pulls are dropped: their connections are closed */
+    store_close(b->store);        /* flushes, writes the checkpoint, removes the abort file */
+    brk_hold_free(b->send_waits); /* replies to closed connections are dropped */
+    brk_hold_free(b->holds);      /* parked pulls are dropped: their connections are closed */
     brk_consumers_free(b->consumers);
     brk_offsets_close(b->offsets); /* persists */
     brk_groups_close(b->groups);

@@ -56,8 +56,9 @@ struct broker {
     char addr[96]; /* brokerIP1:port, what NameServers and clients see */
     struct rpc_server *srv;
     struct store *store;
-    int sync_flush; /* flushDiskType=SYNC_FLUSH: sends are answered once durable */
-    struct brk_hold *holds;
+    int sync_flush;              /* flushDiskType=SYNC_FLUSH: sends are answered once durable */
+    struct brk_hold *holds;      /* parked pulls */
+    struct brk_hold *send_waits; /* send replies waiting for their dispatch */
     struct rpc_client *ns_client;
 
     struct brk_topics *topics;
@@ -85,6 +86,8 @@ void brk__register_query_handlers(struct broker *b);
 
 /* The long-poll hold service's callback (handle_pull.c). */
 void brk__hold_fire(void *item, int timed_out, void *arg);
+/* The send-visibility waits' callback (handle_send.c). */
+void brk__send_visible(void *item, int timed_out, void *arg);
 /* "ip:port" -> IPv4 host for records (unparsable: 0.0.0.0:0). */
 struct mq_host;
 void brk__parse_host(const char *ipport, struct mq_host *h);

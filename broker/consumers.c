@@ -29,7 +29,20 @@ struct brk_consumers {
     int64_t expiry_ms;
     brk_consumers_changed_fn on_change;
     void *arg;
+    void *(*ref)(void *);
+    void (*unref)(void *);
 };
+
+static void *conn_ref(struct brk_consumers *c, void *conn)
+{
+    return (c->ref && conn) ? c->ref(conn) : conn;
+}
+
+static void conn_unref(struct brk_consumers *c, void *conn)
+{
+    if (c->unref && conn)
+        c->unref(conn);
+}
 
 static void copy_str(char *dst, size_t cap, const char *src)
 {
@@ -119,6 +132,7 @@ out:
 /* ---- the registry ---- */
 
 int brk_consumers_new(int64_t expiry_ms, brk_consumers_changed_fn on_change, void *arg,
+                      void *(*ref)(void *conn), void (*unref)(void *conn),
                       struct brk_consumers **out)
 {
     struct brk_consumers *c = calloc(1, sizeof(*c));
@@ -129,14 +143,18 @@ int brk_consumers_new(int64_t expiry_ms, brk_consumers_changed_fn on_change, voi
     c->expiry_ms = expiry_ms;
     c->on_change = on_change;
     c->arg = arg;
+    c->ref = ref;
+    c->unref = unref;
     *out = c;
     return 0;
 }
 
-static void free_group(struct group *g)
+static void free_group(struct brk_consumers *c, struct group *g)
 {
-    for (size_t i = 0; i < g->n; i++)
+    for (size_t i = 0; i < g->n; i++) {
         free(g->clients[i].subs);
+        conn_unref(c, g->clients[i].conn);
+    }
     free(g->clients);
     free(g);
 }
@@ -148,15 +166,16 @@ void brk_consumers_free(struct brk_consumers *c)
     size_t it = 0;
     void *v;
     while (mq_map_next(&c->groups, &it, NULL, &v))
-        free_group(v);
+        free_group(c, v);
     mq_map_destroy(&c->groups);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-static void remove_client(struct group *g, size_t i)
+static void remove_client(struct brk_consumers *c, struct group *g, size_t i)
 {
     free(g->clients[i].subs);
+    conn_unref(c, g->clients[i].conn);
     g->clients[i] = g->clients[--g->n];
 }
 
@@ -200,7 +219,10 @@ static int register_one(struct brk_consumers *c, const char *cid, const struct b
     free(cl->subs);
     cl->subs = subs;
     cl->nsubs = hc->nsubs;
-    cl->conn = conn;
+    if (cl->conn != conn) {
+        conn_unref(c, cl->conn);
+        cl->conn = conn_ref(c, conn);
+    }
     cl->last_ms = now_ms;
     return 0;
 }
@@ -232,7 +254,7 @@ int brk_consumers_unregister(struct brk_consumers *c, const char *group, const c
     struct group *g = mq_map_get(&c->groups, group);
     for (size_t i = 0; g && i < g->n; i++) {
         if (strcmp(g->clients[i].id, client_id) == 0) {
-            remove_client(g, i);
+            remove_client(c, g, i);
             rc = 0;
             break;
         }
@@ -258,7 +280,7 @@ static size_t prune(struct brk_consumers *c, void *conn, int64_t cutoff)
         size_t before = g->n;
         for (size_t i = g->n; i-- > 0;)
             if ((conn && g->clients[i].conn == conn) || (!conn && g->clients[i].last_ms < cutoff))
-                remove_client(g, i);
+                remove_client(c, g, i);
         if (g->n != before) {
             removed += before - g->n;
             void *p = realloc(changed, (nchanged + 1) * sizeof(*changed));
@@ -315,7 +337,7 @@ size_t brk_consumers_conns(struct brk_consumers *c, const char *group, void **ou
     pthread_mutex_lock(&c->lock);
     struct group *g = mq_map_get(&c->groups, group);
     for (size_t i = 0; g && i < g->n && k < max; i++)
-        out[k++] = g->clients[i].conn;
+        out[k++] = conn_ref(c, g->clients[i].conn);
     pthread_mutex_unlock(&c->lock);
     return k;
 }

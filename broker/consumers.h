@@ -48,7 +48,10 @@ struct brk_consumers;
 /* Called (outside the lock) when a group's set of client ids changed. */
 typedef void (*brk_consumers_changed_fn)(const char *group, void *arg);
 
+/* ref/unref (may be NULL) are applied to `conn` handles: the registry holds a reference on each
+ * connection it records, and brk_consumers_conns hands references to its caller. */
 int brk_consumers_new(int64_t expiry_ms, brk_consumers_changed_fn on_change, void *arg,
+                      void *(*ref)(void *conn), void (*unref)(void *conn),
                       struct brk_consumers **out);
 void brk_consumers_free(struct brk_consumers *c);
 
@@ -65,7 +68,8 @@ size_t brk_consumers_scan(struct brk_consumers *c, int64_t now_ms);
 /* The group's client ids, sorted: *ids is one malloc'd array of n fixed 256-byte strings the
  * caller frees. Returns 0 (n may be 0) or -ENOMEM. */
 int brk_consumers_ids(struct brk_consumers *c, const char *group, char (**ids)[256], size_t *n);
-/* The connections of a group's clients (to notify them), at most max. Returns the count. */
+/* The connections of a group's clients (to notify them), at most max, each with a reference
+ * the caller drops with the unref function. Returns the count. */
 size_t brk_consumers_conns(struct brk_consumers *c, const char *group, void **out, size_t max);
 /* A group's subscription to a topic. Returns 0 or -ENOENT. */
 int brk_consumers_find_sub(struct brk_consumers *c, const char *group, const char *topic,

@@ -178,6 +178,17 @@ static int on_runtime_info(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     PUT("bootTimestamp", "%" PRId64, b->start_ms);
     PUT("runtime", "%" PRId64 " ms", up_ms);
     PUT("brokerVersionDesc", "%s", "mqfs (RocketMQ 4.9 protocol)");
+    struct store_stats st;
+    store_get_stats(b->store, &st);
+    PUT("commitLogMinOffset", "%" PRId64, st.clog_min);
+    PUT("commitLogMaxOffset", "%" PRId64, st.clog_max);
+    PUT("dispatchBehindBytes", "%" PRId64, st.dispatch_lag);
+    PUT("commitLogDiskRatio", "%.2f", st.disk_used_pct / 100.0);
+    PUT("diskFull", "%s", st.disk_full ? "true" : "false");
+    PUT("consumeQueueCount", "%d", st.queues);
+    PUT("putTps", "%.1f", up_ms > 0 ? (double)puts * 1000.0 / (double)up_ms : 0.0);
+    PUT("getTransferedTps", "%.1f", up_ms > 0 ? (double)gets * 1000.0 / (double)up_ms : 0.0);
+    PUT("heldPullRequests", "%" PRIu64, brk_hold_count(b->holds));
 #undef PUT
     json_object_set_new(root, "table", table);
     *resp = brk__resp(req, RPC_SUCCESS, NULL);

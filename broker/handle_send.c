@@ -5,6 +5,7 @@
  * (the retry path) lives here too: it re-sends a stored message to %RETRY%<group> or
  * %DLQ%<group>. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,8 @@
 #include "common/mq_msg.h"
 #include "common/mq_util.h"
 
-#define MAX_BATCH 100000 /* messages in one SEND_BATCH_MESSAGE */
+#define MAX_BATCH            100000 /* messages in one SEND_BATCH_MESSAGE */
+#define SEND_VISIBLE_WAIT_MS 5000
 
 struct send_hdr {
     const char *group, *topic, *default_topic, *props;
@@ -126,46 +128,75 @@ static int check_topic(struct broker *b, const struct rpc_cmd *req, struct send_
     return 0;
 }
 
-/* ---- replies ---- */
+/* ---- replies ----
+ * A send is answered once its records are visible to readers (dispatched into the consume
+ * queue: whoever reads after the reply sees the message) and, with SYNC_FLUSH, durable. Either
+ * may already hold when the append returns; otherwise the last of the two callbacks replies. */
 
 struct pending_send {
     struct rpc_conn *conn;
-    struct rpc_cmd *resp; /* ready SUCCESS response, sent once durable */
+    struct rpc_cmd *resp; /* the prepared response */
+    atomic_int remaining; /* conditions still awaited */
 };
 
-/* Flush-thread callback: hand the prepared reply to the connection's loop. */
-static void on_flushed(void *arg, int64_t offset, int status)
+static void pending_done(struct pending_send *ps)
 {
-    struct pending_send *ps = arg;
-    if (status) { /* the message is stored but not durable within syncFlushTimeout */
-        ps->resp->code = status == -ETIMEDOUT ? RPC_FLUSH_DISK_TIMEOUT : RPC_SYSTEM_ERROR;
-        rpc_cmd_set_remark(ps->resp,
-                           status == -ETIMEDOUT ? "flush disk timeout" : "flush failed: I/O error");
-    }
+    if (atomic_fetch_sub(&ps->remaining, 1) != 1)
+        return;
     rpc_conn_reply(ps->conn, ps->resp);
     rpc_conn_unref(ps->conn);
     free(ps);
 }
 
-/* Sends resp now, or once the commitlog is durable up to end (SYNC_FLUSH). */
-static int reply_when_durable(struct broker *b, struct rpc_conn *conn, int64_t end,
-                              struct rpc_cmd **resp)
+/* Flush-thread callback. */
+static void on_flushed(void *arg, int64_t offset, int status)
 {
-    if (!b->sync_flush)
+    struct pending_send *ps = arg;
+    if (status) { /* stored, but not durable within syncFlushTimeout */
+        ps->resp->code = status == -ETIMEDOUT ? RPC_FLUSH_DISK_TIMEOUT : RPC_SYSTEM_ERROR;
+        rpc_cmd_set_remark(ps->resp,
+                           status == -ETIMEDOUT ? "flush disk timeout" : "flush failed: I/O error");
+    }
+    pending_done(ps);
+}
+
+/* Dispatch callback (through b->send_waits, fired on the dispatch thread; or on the hold
+ * thread when the wait times out, which still answers: the message is stored). */
+void brk__send_visible(void *item, int timed_out, void *arg)
+{
+    pending_done(item);
+}
+
+/* Replies now or later. topic/queue_id/last_qoff name the last stored message, end the
+ * commitlog offset past it. Returns RPC_REPLY (resp left in *resp) or RPC_DEFER. */
+static int reply_when_visible(struct broker *b, struct rpc_conn *conn, const char *topic,
+                              int queue_id, int64_t last_qoff, int64_t end, struct rpc_cmd **resp)
+{
+    int need_dispatch = store_max_offset(b->store, topic, strlen(topic), queue_id) <= last_qoff;
+    if (!need_dispatch && !b->sync_flush)
         return RPC_REPLY;
     struct pending_send *ps = malloc(sizeof(*ps));
     if (!ps)
-        return RPC_REPLY; /* stored; answer without waiting rather than not at all */
+        return RPC_REPLY; /* stored: answer without waiting rather than not at all */
     ps->conn = rpc_conn_ref(conn);
     ps->resp = *resp;
-    int rc = store_when_flushed(b->store, end, on_flushed, ps);
-    if (rc == 0) {
-        *resp = NULL;
-        return RPC_DEFER;
+    atomic_init(&ps->remaining, 1 + need_dispatch + b->sync_flush); /* +1: this function */
+    *resp = NULL;
+    if (b->sync_flush && store_when_flushed(b->store, end, on_flushed, ps) != 0)
+        pending_done(ps); /* already durable (1) or -ENOMEM: do not wait */
+    if (need_dispatch) {
+        if (brk_hold_add(b->send_waits, topic, queue_id, last_qoff,
+                         mq_mono_us() / 1000 + SEND_VISIBLE_WAIT_MS, ps) != 0) {
+            pending_done(ps);
+        } else {
+            /* The dispatcher may have passed it between the check and the park. */
+            int64_t max = store_max_offset(b->store, topic, strlen(topic), queue_id);
+            if (max > last_qoff)
+                brk_hold_notify(b->send_waits, topic, queue_id, max);
+        }
     }
-    rpc_conn_unref(conn);
-    free(ps);
-    return RPC_REPLY; /* already durable (1) or -ENOMEM */
+    pending_done(ps);
+    return RPC_DEFER;
 }
 
 static struct rpc_cmd *success(const struct rpc_cmd *req, const char *msg_id, int queue_id,
@@ -296,7 +327,7 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         *resp = ids ? success(req, ids, h.queue_id, res[0].queue_offset) : NULL;
         free(ids);
         if (*resp)
-            rc = reply_when_durable(b, conn, end, resp);
+            rc = reply_when_visible(b, conn, topic, h.queue_id, res[n - 1].queue_offset, end, resp);
         else
             rc = -ENOMEM;
     }
@@ -400,7 +431,7 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         return RPC_REPLY;
     }
     *resp = brk__resp(req, RPC_SUCCESS, NULL);
-    return *resp ? reply_when_durable(b, conn, end, resp) : -ENOMEM;
+    return *resp ? reply_when_visible(b, conn, topic, 0, res.queue_offset, end, resp) : -ENOMEM;
 }
 
 void brk__register_send_handlers(struct broker *b)

@@ -39,6 +39,7 @@ struct brk_hold {
     uint64_t count;
     brk_hold_fire_fn fire;
     void *arg;
+    int fire_inline;
 };
 
 static void list_init(struct held *s)
@@ -166,7 +167,7 @@ static void *hold_main(void *arg)
     return NULL;
 }
 
-int brk_hold_new(brk_hold_fire_fn fire, void *arg, struct brk_hold **out)
+int brk_hold_new(brk_hold_fire_fn fire, void *arg, int fire_inline, struct brk_hold **out)
 {
     struct brk_hold *h = calloc(1, sizeof(*h));
     if (!h)
@@ -177,6 +178,7 @@ int brk_hold_new(brk_hold_fire_fn fire, void *arg, struct brk_hold **out)
     list_init(&h->ready);
     h->fire = fire;
     h->arg = arg;
+    h->fire_inline = fire_inline;
     if (pthread_create(&h->thread, NULL, hold_main, h) != 0) {
         mq_map_destroy(&h->queues);
         pthread_cond_destroy(&h->cond);
@@ -266,6 +268,8 @@ void brk_hold_notify(struct brk_hold *h, const char *topic, int queue_id, int64_
 {
     char key[160];
     make_key(key, sizeof(key), topic, queue_id);
+    struct held local; /* items to fire here (fire_inline) */
+    list_init(&local);
     pthread_mutex_lock(&h->lock);
     struct qlist *q = mq_map_get(&h->queues, key);
     int woke = 0;
@@ -279,14 +283,25 @@ void brk_hold_notify(struct brk_hold *h, const char *topic, int queue_id, int64_
             struct held *next = x->next;
             if (x->offset < max_offset) {
                 make_ready(h, x, 0);
+                if (h->fire_inline) {
+                    list_del(x);
+                    list_push(&local, x);
+                    h->count--;
+                }
                 woke = 1;
             }
             x = next;
         }
     }
-    if (woke)
+    if (woke && !h->fire_inline)
         pthread_cond_signal(&h->cond);
     pthread_mutex_unlock(&h->lock);
+    while (local.next != &local) {
+        struct held *x = local.next;
+        list_del(x);
+        h->fire(x->item, 0, h->arg);
+        free(x);
+    }
 }
 
 uint64_t brk_hold_count(struct brk_hold *h)

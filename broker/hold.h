@@ -17,7 +17,10 @@ struct brk_hold;
  * when a message arrived, and -1 when the service is shutting down. */
 typedef void (*brk_hold_fire_fn)(void *item, int timed_out, void *arg);
 
-int brk_hold_new(brk_hold_fire_fn fire, void *arg, struct brk_hold **out);
+/* With fire_inline, items woken by brk_hold_notify are fired on the notifying thread (after it
+ * drops the lock) instead of the hold thread: for cheap callbacks such as handing a prepared
+ * reply to a connection. Deadlines always fire on the hold thread. */
+int brk_hold_new(brk_hold_fire_fn fire, void *arg, int fire_inline, struct brk_hold **out);
 /* Fires every parked item with timed_out = -1, stops the thread, frees. NULL is a no-op. */
 void brk_hold_free(struct brk_hold *h);
 

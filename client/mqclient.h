@@ -101,7 +101,37 @@ int mqc_send_select(struct mqc_producer *p, const struct mqc_message *m, mqc_sel
 int mqc_producer_queues(struct mqc_producer *p, const char *topic, int for_send,
                         struct mqc_mq **out, size_t *n);
 
-#endif
+/* ---- admin: cluster-wide queries to the NameServers (admin.c) ---- */
+
+/* An admin handle: its own NameServer list with failover (cfg as for a producer; only namesrv
+ * and send_timeout_ms, the per-NameServer timeout, matter). Thread-safe. */
+struct mqc_admin;
+int mqc_admin_new(const struct mqc_config *cfg, struct mqc_admin **out);
+void mqc_admin_free(struct mqc_admin *a); /* NULL is a no-op */
+
+/* Every topic the NameServers know (GET_ALL_TOPIC_LIST_FROM_NAMESERVER, 206; system topics
+ * included). *names is ONE malloc'd block holding the pointer array and the strings: free(*names)
+ * releases everything. Returns 0, -EIO/-ECONNREFUSED/-ETIMEDOUT (no NameServer answered),
+ * -EBADMSG (malformed answer) or -ENOMEM. */
+int mqc_admin_topic_list(struct mqc_admin *a, char ***names, size_t *n);
+
+/* One broker of the cluster (a master when id == 0, else a slave). */
+struct mqc_broker_info {
+    char cluster[128];
+    char name[128];
+    int64_t id;
+    char addr[64];
+};
+
+/* The brokers registered with the NameServers (GET_BROKER_CLUSTER_INFO, 106), sorted by
+ * cluster, broker name and id. *out is malloc'd (free it). Errors as for the topic list. */
+int mqc_admin_cluster_info(struct mqc_admin *a, struct mqc_broker_info **out, size_t *n);
+
+/* The decoders of those two bodies (pure; exposed for tests): `{"topicList":[...]}` and
+ * `{"brokerAddrTable":{...},"clusterAddrTable":{...}}` (bare integer keys accepted). */
+int mqc_admin_parse_topic_list(const char *json, size_t len, char ***names, size_t *n);
+int mqc_admin_parse_cluster(const char *json, size_t len, struct mqc_broker_info **out, size_t *n);
+
 
 /* ---- consuming ---- */
 
@@ -193,3 +223,5 @@ const char *mqc_consumer_id(const struct mqc_consumer *c);
  * *out filled (release with mqc_pull_result_destroy) or a negative errno. */
 int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
              int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out);
+
+#endif

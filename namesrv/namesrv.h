@@ -72,6 +72,8 @@ int ns_routes_scan(struct ns_routes *r, int64_t now_ms, int64_t expire_ms, struc
 json_t *ns_routes_topic_route(struct ns_routes *r, const char *topic); /* TopicRouteData */
 json_t *ns_routes_cluster_info(struct ns_routes *r);                   /* ClusterInfo */
 json_t *ns_routes_topic_list(struct ns_routes *r);                     /* TopicList */
+/* TopicList of the topics with a queue on a broker of `cluster` (GET_TOPICS_BY_CLUSTER). */
+json_t *ns_routes_topics_by_cluster(struct ns_routes *r, const char *cluster);
 /* Returns 0 or -ENOENT. */
 int ns_routes_delete_topic(struct ns_routes *r, const char *topic);
 /* QUERY_DATA_VERSION: *changed says whether dv differs from the registered one; when it does

@@ -113,6 +113,17 @@ static int h_topic_list(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
     return *resp ? RPC_REPLY : -ENOMEM;
 }
 
+static int h_topics_by_cluster(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                               void *arg)
+{
+    struct ns_ctx *ctx = arg;
+    const char *cluster;
+    if (ns__need(req, resp, "cluster", &cluster))
+        return RPC_REPLY;
+    *resp = json_response(req, ns_routes_topics_by_cluster(ctx->routes, cluster));
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
 static int h_delete_topic(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
                           void *arg)
 {
@@ -171,6 +182,23 @@ static int h_delete_kv(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cm
     return RPC_REPLY;
 }
 
+static int h_kv_list(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp, void *arg)
+{
+    struct ns_ctx *ctx = arg;
+    const char *ns;
+    if (ns__need(req, resp, "namespace", &ns))
+        return RPC_REPLY;
+    json_t *table = ns_kv_table(ctx->kv, ns);
+    if (!table) {
+        *resp = rpc_cmd_new_response(req, RPC_QUERY_NOT_FOUND, NULL);
+        if (*resp)
+            rpc_cmd_set_remarkf(*resp, "No config item, Namespace: %s", ns);
+        return RPC_REPLY;
+    }
+    *resp = json_response(req, table);
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
 static int h_unsupported(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
                          void *arg)
 {
@@ -201,6 +229,8 @@ static const struct {
     {206, h_topic_list},             /* GET_ALL_TOPIC_LIST_FROM_NAMESERVER */
     {216, h_delete_topic},           /* DELETE_TOPIC_IN_NAMESRV */
     {217, h_get_kv},                 /* GET_KV_CONFIG_BY_VALUE */
+    {219, h_kv_list},                /* GET_KVLIST_BY_NAMESPACE */
+    {224, h_topics_by_cluster},      /* GET_TOPICS_BY_CLUSTER */
     {322, ns__handle_query_version}, /* QUERY_DATA_VERSION */
 };
 

@@ -385,6 +385,25 @@ json_t *ns_routes_topic_list(struct ns_routes *r)
     return json_pack("{s:o}", "topicList", list);
 }
 
+json_t *ns_routes_topics_by_cluster(struct ns_routes *r, const char *cluster)
+{
+    pthread_rwlock_rdlock(&r->lock);
+    json_t *list = json_array(), *set = json_object_get(r->clusters, cluster), *qmap, *v;
+    const char *topic, *name;
+    json_object_foreach(r->topics, topic, qmap)
+    {
+        json_object_foreach(qmap, name, v)
+        {
+            if (set && json_object_get(set, name)) {
+                json_array_append_new(list, json_string(topic));
+                break;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&r->lock);
+    return json_pack("{s:o}", "topicList", list);
+}
+
 int ns_routes_delete_topic(struct ns_routes *r, const char *topic)
 {
     pthread_rwlock_wrlock(&r->lock);

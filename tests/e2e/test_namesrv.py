@@ -105,6 +105,10 @@ def test_cluster_info_and_topic_list(namesrv):
             "0": "127.0.0.1:10911", "1": "127.0.0.1:10921"}
         topics = cli.call(mp.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).json_body()["topicList"]
         assert sorted(topics) == ["T1", "T2"]
+        register(cli, {"T3": (1, 1, 6)}, brokerName="broker-c", brokerAddr="127.0.0.1:40911",
+                 clusterName="Other")
+        by = cli.call(mp.GET_TOPICS_BY_CLUSTER, {"cluster": "Other"}).json_body()["topicList"]
+        assert by == ["T3"]
         # the slave learns its master
         r = register(cli, {"T1": (4, 4, 6)}, brokerId="1", brokerAddr="127.0.0.1:10921")
         assert r.ext.get("masterAddr") == "127.0.0.1:10911"
@@ -140,6 +144,10 @@ def test_kv_config(namesrv):
         assert cli.call(mp.PUT_KV_CONFIG, dict(ext, key="k2")).code == mp.SUCCESS
         r = cli.call(mp.GET_KV_CONFIG, {"namespace": "NS", "key": "k1"})
         assert r.code == mp.SUCCESS and r.ext["value"] == "v1"
+        r = cli.call(mp.GET_KVLIST_BY_NAMESPACE, {"namespace": "NS"})
+        assert r.json_body() == {"table": {"k1": "v1", "k2": "v1"}}
+        r = cli.call(mp.GET_KVLIST_BY_NAMESPACE, {"namespace": "None"})
+        assert r.code == mp.QUERY_NOT_FOUND
         r = cli.call(mp.GET_KV_CONFIG_BY_VALUE, {"namespace": "NS", "key": "v1"})
         assert r.code == mp.SUCCESS and sorted(r.ext["value"].split(";")) == ["k1", "k2"]
         assert cli.call(mp.DELETE_KV_CONFIG, {"namespace": "NS", "key": "k1"}).code == 0

@@ -211,7 +211,7 @@ TEST(test_heartbeat_parse)
 TEST(test_consumer_registry)
 {
     struct brk_consumers *c = NULL;
-    ASSERT_OK(brk_consumers_new(120000, on_change, NULL, &c));
+    ASSERT_OK(brk_consumers_new(120000, on_change, NULL, NULL, NULL, &c));
     struct brk_heartbeat hb;
     ASSERT_OK(brk_heartbeat_parse(hb_json, strlen(hb_json), &hb));
     int conn_a, conn_b;
@@ -289,7 +289,7 @@ TEST(test_long_poll_holds)
 {
     memset(fired, 0, sizeof(fired));
     struct brk_hold *h = NULL;
-    ASSERT_OK(brk_hold_new(on_fire, NULL, &h));
+    ASSERT_OK(brk_hold_new(on_fire, NULL, 0, &h));
     int64_t far = mq_mono_us() / 1000 + 60000;
     ASSERT_OK(brk_hold_add(h, "T", 0, 5, far, (void *)1));
     ASSERT_OK(brk_hold_add(h, "T", 0, 6, far, (void *)2));

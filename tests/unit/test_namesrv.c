@@ -179,6 +179,12 @@ TEST(test_cluster_info_topics_delete)
     json_t *list = ns_routes_topic_list(r);
     ASSERT_EQ(json_array_size(json_object_get(list, "topicList")), 2);
     json_decref(list);
+    list = ns_routes_topics_by_cluster(r, "Other");
+    ASSERT_EQ(json_array_size(json_object_get(list, "topicList")), 2);
+    json_decref(list);
+    list = ns_routes_topics_by_cluster(r, "Nope");
+    ASSERT_EQ(json_array_size(json_object_get(list, "topicList")), 0);
+    json_decref(list);
     ASSERT_OK(ns_routes_delete_topic(r, "TopicA"));
     ASSERT_EQ(ns_routes_delete_topic(r, "TopicA"), -ENOENT);
     ASSERT(!route_exists(r, "TopicA"));

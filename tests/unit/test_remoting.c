@@ -408,9 +408,11 @@ static int h_big(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **re
     return RPC_REPLY;
 }
 
+static atomic_int client_close_count;
+
 static void on_close(struct rpc_conn *conn, void *arg)
 {
-    atomic_fetch_add(&close_count, 1);
+    atomic_fetch_add(arg ? &client_close_count : &close_count, 1);
 }
 
 struct fixture {
@@ -440,7 +442,10 @@ static int setup(struct fixture *f, int workers, int ser)
     if ((rc = rpc_server_start(f->srv)) != 0)
         return rc;
     snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", rpc_server_port(f->srv));
-    return rpc_client_new(&co, &f->cli);
+    if ((rc = rpc_client_new(&co, &f->cli)) != 0)
+        return rc;
+    rpc_client_on_close(f->cli, on_close, f);
+    return 0;
 }
 
 static void teardown(struct fixture *f)
@@ -644,12 +649,17 @@ TEST(test_loopback_peer_close)
     ASSERT_EQ(s.errs[ECONNRESET % 8], 20);
     ASSERT_EQ(atomic_load(&close_count), 1);
     /* a reply queued before a close is still delivered */
+    int closes = atomic_load(&client_close_count);
     req->code = C_REPLY_CLOSE;
     ASSERT_OK(rpc_client_call(f.cli, f.addr, req, 3000, &resp));
     ASSERT_STR_EQ(rpc_cmd_remark(resp), "bye");
     ASSERT_EQ(resp->body_len, 1 << 20);
     rpc_cmd_free(resp);
-    /* the next call reconnects */
+    /* once the client has seen the close, the next call reconnects (a call racing the FIN
+     * would meet a reset, as with any closed connection) */
+    for (int i = 0; i < 3000 && atomic_load(&client_close_count) == closes; i++)
+        usleep(1000);
+    ASSERT_EQ(atomic_load(&client_close_count), closes + 1);
     req->code = C_ECHO;
     ASSERT_OK(rpc_client_call(f.cli, f.addr, req, 3000, &resp));
     ASSERT_EQ(resp->code, 0);

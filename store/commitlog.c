@@ -1,0 +1,339 @@
+/* commitlog.c — the commitlog (RocketMQ CommitLog.java): one writer appends records
+ * (FORMATS.md 1.1) into segmented mapped files under the put lock, assigning queue offsets
+ * from a topic-queue hash table, rolling with a blank record; reads by physical offset;
+ * recovery of the write position by validating records. */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mq_err.h"
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+
+/* ---- topic-queue → next queue offset (put lock) ---- */
+
+uint64_t store__tq_hash(const char *topic, size_t tlen, int qid)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < tlen; i++)
+        h = (h ^ (uint8_t)topic[i]) * 1099511628211ull;
+    h = (h ^ (uint32_t)qid) * 1099511628211ull;
+    h ^= h >> 29;
+    return h | 1; /* 0 marks an empty slot */
+}
+
+static int tq_grow(struct store *s)
+{
+    size_t cap = s->tq_cap ? s->tq_cap * 2 : 256;
+    struct store__tqoff *t = calloc(cap, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->tq_cap; i++) {
+        struct store__tqoff *e = &s->tq[i];
+        if (!e->hash)
+            continue;
+        size_t j = e->hash & (cap - 1);
+        while (t[j].hash)
+            j = (j + 1) & (cap - 1);
+        t[j] = *e;
+    }
+    free(s->tq);
+    s->tq = t;
+    s->tq_cap = cap;
+    return 0;
+}
+
+/* Finds or adds the entry for topic/qid. NULL on -ENOMEM. */
+static struct store__tqoff *tq_get(struct store *s, const char *topic, size_t tlen, int qid)
+{
+    uint64_t h = store__tq_hash(topic, tlen, qid);
+    if ((s->tq_count + 1) * 2 > s->tq_cap && tq_grow(s))
+        return NULL;
+    size_t j = h & (s->tq_cap - 1);
+    for (;; j = (j + 1) & (s->tq_cap - 1)) {
+        struct store__tqoff *e = &s->tq[j];
+        if (!e->hash)
+            break;
+        if (e->hash == h && e->queue_id == qid && e->topic_len == tlen &&
+            !memcmp(e->topic, topic, tlen))
+            return e;
+    }
+    struct store__tqoff *e = &s->tq[j];
+    e->hash = h;
+    e->queue_id = qid;
+    e->topic_len = (uint16_t)tlen;
+    memcpy(e->topic, topic, tlen);
+    e->next = 0;
+    s->tq_count++;
+    return e;
+}
+
+int store__tq_set(struct store *s, const char *topic, size_t tlen, int qid, int64_t next)
+{
+    pthread_mutex_lock(&s->put_lock);
+    struct store__tqoff *e = tq_get(s, topic, tlen, qid);
+    if (e && next > e->next)
+        e->next = next;
+    pthread_mutex_unlock(&s->put_lock);
+    return e ? 0 : -ENOMEM;
+}
+
+void store__tq_delete_topic(struct store *s, const char *topic, size_t tlen)
+{
+    pthread_mutex_lock(&s->put_lock);
+    struct store__tqoff *old = s->tq;
+    size_t cap = s->tq_cap;
+    s->tq = NULL;
+    s->tq_cap = s->tq_count = 0;
+    for (size_t i = 0; i < cap; i++) {
+        struct store__tqoff *e = &old[i];
+        if (!e->hash || (e->topic_len == tlen && !memcmp(e->topic, topic, tlen)))
+            continue;
+        struct store__tqoff *n = tq_get(s, e->topic, e->topic_len, e->queue_id);
+        if (n)
+            n->next = e->next;
+    }
+    free(old);
+    pthread_mutex_unlock(&s->put_lock);
+}
+
+void store__tq_free(struct store *s)
+{
+    free(s->tq);
+    s->tq = NULL;
+}
+
+/* ---- append ---- */
+
+/* Starts the next file; writes the blank record at the end of the current one (FORMATS.md
+ * 1.1) only once the new file exists, so a failed roll leaves nothing behind. */
+static int roll(struct store *s)
+{
+    struct store__mfile *cur = s->clog_cur, *nf;
+    int64_t fsize = (int64_t)s->clog.file_size;
+    int64_t base = cur ? cur->base + fsize : s->write_pos / fsize * fsize;
+    int rc = store__mlist_create(&s->clog, base, &nf);
+    if (rc) {
+        mq_error("commitlog roll to %020" PRId64 ": %s", base, mq_strerror(rc));
+        return rc;
+    }
+    if (cur) {
+        size_t pos = (size_t)(s->write_pos - cur->base);
+        mq_put_be32(cur->map + pos, (uint32_t)(cur->size - pos));
+        mq_put_be32(cur->map + pos + 4, MQ_MSG_MAGIC_BLANK);
+        store__mfile_unref(cur);
+    }
+    s->clog_cur = nf;
+    s->write_pos = base;
+    return 0;
+}
+
+static int check_msg(struct store *s, const struct mq_msg *in, struct store_put_result *r)
+{
+    struct mq_msg m = *in;
+    m.store_host = s->conf.store_host;
+    int64_t size = mq_msg_record_size(&m);
+    if (size < 0)
+        return (int)size;
+    if (in->body_len > (uint32_t)s->conf.max_message_size ||
+        size + MQ_MSG_BLANK_MIN > (int64_t)s->clog.file_size)
+        return -EMSGSIZE;
+    r->wrote_bytes = (int32_t)size;
+    r->phys_offset = mq_crc32(in->body, in->body_len); /* parked until the lock */
+    return 0;
+}
+
+int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
+                    struct store_put_result *res, int64_t *end_offset)
+{
+    size_t ok = 0, i;
+    int first_err = 0;
+    for (i = 0; i < n; i++) {
+        memset(&res[i], 0, sizeof(res[i]));
+        int rc = atomic_load(&s->disk_full) ? -ENOSPC : check_msg(s, &msgs[i], &res[i]);
+        if (rc) {
+            first_err = rc;
+            break;
+        }
+    }
+    size_t valid = i;
+
+    pthread_mutex_lock(&s->put_lock);
+    int64_t now = mq_now_ms();
+    struct store__tqoff *tq = NULL;
+    for (i = 0; i < valid; i++) {
+        struct store_put_result *r = &res[i];
+        struct mq_msg m = msgs[i];
+        int64_t size = r->wrote_bytes;
+        uint32_t crc = (uint32_t)r->phys_offset;
+        if (!s->clog_cur || s->write_pos + size + MQ_MSG_BLANK_MIN >
+                                s->clog_cur->base + (int64_t)s->clog.file_size) {
+            int rc = roll(s);
+            if (rc) {
+                first_err = rc;
+                break;
+            }
+        }
+        if (!tq || tq->queue_id != m.queue_id || tq->topic_len != m.topic_len ||
+            memcmp(tq->topic, m.topic, m.topic_len)) {
+            tq = tq_get(s, m.topic, m.topic_len, m.queue_id);
+            if (!tq) {
+                first_err = -ENOMEM;
+                break;
+            }
+        }
+        int tx = m.sysflag & MQ_SYSFLAG_TX_MASK;
+        int no_cq = tx == MQ_SYSFLAG_TX_PREPARED || tx == MQ_SYSFLAG_TX_ROLLBACK;
+        m.queue_offset = no_cq ? 0 : tq->next;
+        m.phys_offset = s->write_pos;
+        m.store_ts = now;
+        m.store_host = s->conf.store_host;
+        size_t pos = (size_t)(s->write_pos - s->clog_cur->base);
+        (void)mq_msg_encode_crc(&m, crc, s->clog_cur->map + pos, s->clog_cur->size - pos);
+        if (!no_cq)
+            tq->next++;
+        r->phys_offset = s->write_pos;
+        r->queue_offset = m.queue_offset;
+        s->write_pos += size;
+        ok++;
+    }
+    int64_t end = s->write_pos;
+    if (ok) {
+        atomic_store(&s->last_store_ts, now);
+        atomic_store(&s->wrote, end);
+    }
+    pthread_mutex_unlock(&s->put_lock);
+
+    int64_t bytes = 0;
+    for (i = 0; i < ok; i++) {
+        mq_msgid_encode(&s->conf.store_host, res[i].phys_offset, res[i].msg_id);
+        bytes += res[i].wrote_bytes;
+    }
+    for (i = ok; i < n; i++) {
+        res[i].status = i == ok && first_err ? first_err : -ECANCELED;
+        res[i].wrote_bytes = 0;
+        res[i].phys_offset = -1;
+        res[i].queue_offset = -1;
+    }
+    if (ok) {
+        atomic_fetch_add(&s->puts, (int64_t)ok);
+        atomic_fetch_add(&s->put_bytes, bytes);
+        store__dispatch_wake(s);
+    }
+    if (end_offset)
+        *end_offset = end;
+    return ok ? (int)ok : (first_err ? first_err : 0);
+}
+
+int store_put(struct store *s, const struct mq_msg *msg, struct store_put_result *res)
+{
+    int rc = store_put_batch(s, msg, 1, res, NULL);
+    return rc == 1 ? 0 : res->status;
+}
+
+/* ---- read ---- */
+
+int store__clog_read(struct store *s, int64_t phys, struct store__mfile **fp, struct mq_msg *m)
+{
+    int64_t wrote = atomic_load(&s->wrote);
+    if (phys < 0 || phys >= wrote)
+        return MQ_ENOTFOUND;
+    struct store__mfile *f = store__mlist_find(&s->clog, phys);
+    if (!f)
+        return MQ_ENOTFOUND;
+    size_t pos = (size_t)(phys - f->base);
+    size_t avail = f->size - pos;
+    if (f->base + (int64_t)f->size > wrote)
+        avail = (size_t)(wrote - phys);
+    int64_t rc = mq_msg_decode(f->map + pos, avail, 0, 0, m);
+    if (rc < 0 || m->magic == MQ_MSG_MAGIC_BLANK) {
+        store__mfile_unref(f);
+        return rc < 0 ? (int)rc : MQ_ENOTFOUND;
+    }
+    *fp = f;
+    return 0;
+}
+
+/* ---- recovery (FORMATS.md 1.7) ---- */
+
+/* Is file f a safe place to start abnormal recovery (RocketMQ isMappedFileMatchedRecover)? */
+static int file_matches(struct store *s, struct store__mfile *f, int64_t min_ts)
+{
+    struct mq_msg m;
+    int64_t rc =
+        mq_msg_decode(f->map, f->size, (uint32_t)s->conf.max_message_size, MQ_MSG_CHECK_CRC, &m);
+    if (rc <= 0 || m.magic == MQ_MSG_MAGIC_BLANK || m.store_ts == 0)
+        return 0;
+    return m.store_ts <= min_ts - 3000;
+}
+
+int store__clog_recover(struct store *s, int64_t ckpt_min_ts, int64_t *reput_from)
+{
+    struct store__mlist *l = &s->clog;
+    size_t n = l->n, start;
+    if (n == 0) {
+        s->write_pos = 0;
+        atomic_store(&s->wrote, 0);
+        *reput_from = 0;
+        return 0;
+    }
+    if (!s->abnormal) {
+        start = n > 3 ? n - 3 : 0;
+    } else {
+        start = 0;
+        for (size_t i = n; i-- > 0;) {
+            if (file_matches(s, l->files[i], ckpt_min_ts)) {
+                start = i;
+                break;
+            }
+        }
+    }
+    int64_t valid_end = l->files[start]->base, last_ts = 0, count = 0;
+    for (size_t i = start; i < n; i++) {
+        struct store__mfile *f = l->files[i];
+        size_t pos = 0;
+        int blank = 0;
+        valid_end = f->base;
+        while (pos + MQ_MSG_BLANK_MIN <= f->size) {
+            struct mq_msg m;
+            int64_t rc = mq_msg_decode(f->map + pos, f->size - pos,
+                                       (uint32_t)s->conf.max_message_size, MQ_MSG_CHECK_CRC, &m);
+            if (rc > 0 && m.magic == MQ_MSG_MAGIC_BLANK && (size_t)rc == f->size - pos) {
+                blank = 1;
+                break;
+            }
+            if (rc <= 0 || m.magic == MQ_MSG_MAGIC_BLANK || m.phys_offset != f->base + (int64_t)pos)
+                break;
+            pos += (size_t)rc;
+            last_ts = m.store_ts;
+            count++;
+        }
+        valid_end = f->base + (int64_t)pos;
+        if (!blank)
+            break;
+        valid_end = f->base + (int64_t)f->size;
+        if (i + 1 == n)
+            break;
+    }
+    mq_info("commitlog recovery (%s): %" PRId64 " records valid from %020" PRId64
+            ", write position %" PRId64,
+            s->abnormal ? "after crash" : "clean", count, l->files[start]->base, valid_end);
+    store__mlist_delete_from(l, valid_end + 1);
+    struct store__mfile *f = store__mlist_find(l, valid_end);
+    if (f) {
+        int rc = store__mfile_zero_from(f, valid_end);
+        store__mfile_unref(f);
+        if (rc)
+            return rc;
+    }
+    s->write_pos = valid_end;
+    s->clog_cur = store__mlist_find(l, valid_end);
+    atomic_store(&s->wrote, valid_end);
+    atomic_store(&s->last_store_ts, last_ts);
+    atomic_store(&s->flushed, valid_end);
+    *reput_from = l->files[start]->base;
+    return 0;
+}

@@ -1,0 +1,187 @@
+/* dispatch.c — the dispatcher (RocketMQ ReputMessageService): reads the commitlog from the
+ * reput offset and appends consume-queue, rendered-index and index entries, then publishes the
+ * queues' new max offsets and calls the arrival listener. Woken by appends through a condition
+ * variable, never a sleep loop. */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <time.h>
+
+#include "common/mq_err.h"
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+
+#define DISPATCH_BATCH_BYTES (4 << 20) /* publish at least this often */
+
+/* Tag hash for the consume queue (tagsString2tagsCode): Java hashCode of TAGS, 0 if none. */
+static int64_t tags_code(const struct mq_msg *m)
+{
+    const char *v;
+    size_t n;
+    if (mq_props_get(m->props, m->props_len, MQ_PROP_TAGS, &v, &n) || n == 0)
+        return 0;
+    return mq_java_hash(v, n);
+}
+
+static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys,
+                           struct store__queue **touched)
+{
+    int tx = m->sysflag & MQ_SYSFLAG_TX_MASK;
+    if (tx != MQ_SYSFLAG_TX_PREPARED && tx != MQ_SYSFLAG_TX_ROLLBACK) {
+        struct store__queue *q;
+        int rc = store__queue_open(s, m->topic, m->topic_len, m->queue_id, &q);
+        if (rc)
+            return rc;
+        rc = store__cq_append(s, q, m->queue_offset, phys, (int32_t)m->total_size, tags_code(m),
+                              store__render_len(m));
+        if (rc)
+            return rc;
+        if (!q->touched) {
+            q->touched = 1;
+            q->touched_next = *touched;
+            *touched = q;
+        }
+    }
+    if (s->conf.message_index_enable)
+        store__idx_put(s, m, phys);
+    return 0;
+}
+
+/* Dispatches up to limit bytes from reput. Returns bytes consumed or a negative errno. */
+static int64_t dispatch_some(struct store *s, int64_t limit)
+{
+    int64_t reput = atomic_load(&s->reput), wrote = atomic_load(&s->wrote), start = reput;
+    struct store__mfile *f = NULL;
+    struct store__queue *touched = NULL;
+    int64_t last_ts = 0;
+    int rc = 0;
+    pthread_mutex_lock(&s->disp_lock); /* excludes store_delete_topic */
+    while (reput < wrote && reput - start < limit) {
+        if (!f || reput >= f->base + (int64_t)f->size) {
+            store__mfile_unref(f);
+            f = store__mlist_find(&s->clog, reput);
+            if (!f) {
+                mq_error("dispatch: no commitlog file for %" PRId64, reput);
+                rc = MQ_CORRUPT_BKPT;
+                break;
+            }
+        }
+        size_t pos = (size_t)(reput - f->base);
+        int64_t fend = f->base + (int64_t)f->size;
+        size_t avail = (size_t)((fend < wrote ? fend : wrote) - reput);
+        struct mq_msg m;
+        int64_t n = mq_msg_decode(f->map + pos, avail, 0, 0, &m);
+        if (n <= 0) {
+            mq_error("dispatch: bad record at %" PRId64 ": %s", reput, mq_strerror((int)n));
+            rc = MQ_CORRUPT_BKPT;
+            break;
+        }
+        if (m.magic == MQ_MSG_MAGIC_BLANK) {
+            reput = fend;
+            continue;
+        }
+        rc = dispatch_record(s, &m, reput, &touched);
+        if (rc) {
+            mq_error("dispatch at %" PRId64 ": %s", reput, mq_strerror(rc));
+            break;
+        }
+        last_ts = m.store_ts;
+        reput += n;
+    }
+    store__mfile_unref(f);
+    for (struct store__queue *q = touched; q; q = q->touched_next) {
+        q->touched = 0;
+        atomic_store(&q->max_off, q->disp_max);
+    }
+    if (last_ts)
+        atomic_store(&s->disp_last_ts, last_ts);
+    atomic_store(&s->reput, reput);
+    pthread_cond_broadcast(&s->disp_done);
+    pthread_mutex_unlock(&s->disp_lock);
+    if (s->listener)
+        for (struct store__queue *q = touched; q; q = q->touched_next)
+            s->listener(s->listener_arg, q->topic, q->topic_len, q->queue_id,
+                        atomic_load(&q->max_off));
+    return rc ? rc : reput - start;
+}
+
+int store__dispatch_run(struct store *s)
+{
+    for (;;) {
+        int64_t n = dispatch_some(s, INT64_MAX);
+        if (n <= 0)
+            return (int)n;
+    }
+}
+
+static void *dispatch_main(void *arg)
+{
+    struct store *s = arg;
+    for (;;) {
+        int64_t n = dispatch_some(s, DISPATCH_BATCH_BYTES);
+        if (n > 0)
+            continue;
+        pthread_mutex_lock(&s->disp_lock);
+        atomic_store(&s->disp_sleeping, 1);
+        if (n < 0 && !s->disp_stop) {
+            /* a record we cannot dispatch: retry later, loudly */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&s->disp_cond, &s->disp_lock, &ts);
+        } else if (!s->disp_stop && atomic_load(&s->reput) >= atomic_load(&s->wrote)) {
+            pthread_cond_wait(&s->disp_cond, &s->disp_lock);
+        }
+        atomic_store(&s->disp_sleeping, 0);
+        int stop = s->disp_stop && atomic_load(&s->reput) >= atomic_load(&s->wrote);
+        pthread_mutex_unlock(&s->disp_lock);
+        if (stop || (s->disp_stop && n < 0))
+            break;
+    }
+    return NULL;
+}
+
+void store__dispatch_wake(struct store *s)
+{
+    if (!atomic_load(&s->disp_sleeping))
+        return;
+    pthread_mutex_lock(&s->disp_lock);
+    pthread_cond_signal(&s->disp_cond);
+    pthread_mutex_unlock(&s->disp_lock);
+}
+
+int store__dispatch_start(struct store *s)
+{
+    int rc = pthread_create(&s->disp_thread, NULL, dispatch_main, s);
+    if (rc)
+        return -rc;
+    s->disp_started = 1;
+    return 0;
+}
+
+void store__dispatch_stop(struct store *s)
+{
+    if (!s->disp_started)
+        return;
+    pthread_mutex_lock(&s->disp_lock);
+    s->disp_stop = 1;
+    pthread_cond_signal(&s->disp_cond);
+    pthread_mutex_unlock(&s->disp_lock);
+    pthread_join(s->disp_thread, NULL);
+    s->disp_started = 0;
+}
+
+int store_dispatch_wait(struct store *s)
+{
+    int64_t target = atomic_load(&s->wrote);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    int rc = 0;
+    pthread_mutex_lock(&s->disp_lock);
+    while (atomic_load(&s->reput) < target && rc == 0)
+        rc = pthread_cond_timedwait(&s->disp_done, &s->disp_lock, &ts);
+    pthread_mutex_unlock(&s->disp_lock);
+    return atomic_load(&s->reput) >= target ? 0 : -ETIMEDOUT;
+}

@@ -1,0 +1,276 @@
+/* flush.c — durability (RocketMQ FlushRealTimeService / GroupCommitService and
+ * FlushConsumeQueueService): one flush thread msyncs the commitlog (async: every
+ * flushIntervalCommitLog ms when flushCommitLogLeastPages are dirty, fully every
+ * flushCommitLogThoroughInterval; sync: as soon as anyone waits, so that all waiting appenders
+ * share one msync — group commit), the consume queues, rendered and index files every
+ * flushIntervalConsumeQueue ms, then the checkpoint. Waiters block on a condition variable;
+ * callback requests are completed from this thread. */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/mq_err.h"
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+
+int store__flush_clog(struct store *s, int64_t upto)
+{
+    int64_t off = atomic_load(&s->flushed);
+    while (off < upto) {
+        struct store__mfile *f = store__mlist_find(&s->clog, off);
+        if (!f)
+            break; /* deleted by retention: nothing left to flush there */
+        int64_t fend = f->base + (int64_t)f->size;
+        int64_t to = upto < fend ? upto : fend;
+        int rc = store__mfile_sync(f, off, to);
+        store__mfile_unref(f);
+        if (rc) {
+            mq_error("commitlog flush: %s", mq_strerror(rc));
+            return rc;
+        }
+        off = to;
+    }
+    if (upto > atomic_load(&s->flushed))
+        atomic_store(&s->flushed, upto);
+    return 0;
+}
+
+struct logics_ctx {
+    int rc;
+};
+
+static void flush_queue(struct store *s, struct store__queue *q, void *arg)
+{
+    struct logics_ctx *c = arg;
+    int64_t max = atomic_load(&q->max_off);
+    (void)s;
+    for (int k = 0; k < 2 && q->flushed_off < max; k++) {
+        struct store__mlist *l = k ? &q->ri : &q->cq;
+        int64_t unit = k ? STORE__RI_UNIT : STORE__CQ_UNIT;
+        int64_t off = q->flushed_off * unit, end = max * unit;
+        while (off < end) {
+            struct store__mfile *f = store__mlist_find(l, off);
+            if (!f)
+                break;
+            int64_t fend = f->base + (int64_t)f->size, to = end < fend ? end : fend;
+            int rc = store__mfile_sync(f, off, to);
+            store__mfile_unref(f);
+            if (rc) {
+                c->rc = rc;
+                return;
+            }
+            off = to;
+        }
+    }
+    q->flushed_off = max;
+}
+
+int store__flush_logics(struct store *s)
+{
+    int64_t ts = atomic_load(&s->disp_last_ts);
+    struct logics_ctx c = {0};
+    store__qtab_foreach(s, flush_queue, &c);
+    int rc = c.rc;
+    if (!rc && s->conf.message_index_enable)
+        rc = store__idx_sync(s);
+    if (rc)
+        return rc;
+    s->logics_ts = ts;
+    s->index_ts = ts;
+    return 0;
+}
+
+static void deadline_ts(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Completes requests that are durable, failed or timed out. flush_lock held; callbacks are
+ * called with it released. */
+static void complete_reqs(struct store *s, int err)
+{
+    int64_t flushed = atomic_load(&s->flushed), now = mq_mono_us();
+    struct store__flush_req done[64];
+    int statuses[64];
+    for (;;) {
+        size_t nd = 0, keep = 0;
+        for (size_t i = 0; i < s->nreqs; i++) {
+            struct store__flush_req *r = &s->reqs[i];
+            int st = 1;
+            if (r->offset <= flushed)
+                st = 0;
+            else if (err)
+                st = err;
+            else if (now >= r->deadline_us)
+                st = -ETIMEDOUT;
+            if (st != 1 && nd < 64) {
+                statuses[nd] = st;
+                done[nd++] = *r;
+            } else {
+                s->reqs[keep++] = *r;
+            }
+        }
+        s->nreqs = keep;
+        if (!nd)
+            return;
+        pthread_mutex_unlock(&s->flush_lock);
+        for (size_t i = 0; i < nd; i++)
+            done[i].cb(done[i].arg, done[i].offset, statuses[i]);
+        pthread_mutex_lock(&s->flush_lock);
+    }
+}
+
+static void *flush_main(void *arg)
+{
+    struct store *s = arg;
+    int64_t last_full = mq_mono_us(), last_logics = mq_mono_us();
+    pthread_mutex_lock(&s->flush_lock);
+    while (!s->flush_stop) {
+        if (!s->nreqs && !s->waiters) {
+            struct timespec ts;
+            int ms = s->conf.flush_interval_commit_log;
+            if (s->sync_flush && ms > 10)
+                ms = 10; /* GroupCommitService waits 10 ms */
+            deadline_ts(&ts, ms);
+            pthread_cond_timedwait(&s->flush_cond, &s->flush_lock, &ts);
+            if (s->flush_stop)
+                break;
+        }
+        int urgent = s->nreqs || s->waiters;
+        pthread_mutex_unlock(&s->flush_lock);
+
+        int64_t now = mq_mono_us(), wrote = atomic_load(&s->wrote);
+        int64_t dirty = wrote - atomic_load(&s->flushed);
+        int64_t least = (int64_t)s->conf.flush_commit_log_least_pages * STORE__PAGE;
+        int full = now - last_full >= (int64_t)s->conf.flush_commit_log_thorough_interval * 1000;
+        int rc = 0;
+        if (dirty > 0 && (urgent || s->sync_flush || dirty >= least || full)) {
+            int64_t ts = atomic_load(&s->last_store_ts);
+            rc = store__flush_clog(s, wrote);
+            if (!rc)
+                s->flushed_ts = ts;
+            if (full)
+                last_full = now;
+        }
+        if (now - last_logics >= (int64_t)s->conf.flush_interval_consume_queue * 1000) {
+            last_logics = now;
+            if (store__flush_logics(s) == 0)
+                store__checkpoint_write(s);
+        }
+
+        pthread_mutex_lock(&s->flush_lock);
+        s->flush_error = rc;
+        s->flush_gen++;
+        pthread_cond_broadcast(&s->flushed_cond);
+        complete_reqs(s, rc);
+    }
+    pthread_mutex_unlock(&s->flush_lock);
+    return NULL;
+}
+
+void store__flush_wake(struct store *s)
+{
+    pthread_mutex_lock(&s->flush_lock);
+    pthread_cond_signal(&s->flush_cond);
+    pthread_mutex_unlock(&s->flush_lock);
+}
+
+int store_wait_flushed(struct store *s, int64_t offset)
+{
+    if (atomic_load(&s->flushed) >= offset)
+        return 0;
+    struct timespec ts;
+    deadline_ts(&ts, s->conf.sync_flush_timeout);
+    int rc = 0;
+    pthread_mutex_lock(&s->flush_lock);
+    s->waiters++;
+    pthread_cond_signal(&s->flush_cond);
+    uint64_t gen = s->flush_gen;
+    while (atomic_load(&s->flushed) < offset && !s->flush_stop) {
+        rc = pthread_cond_timedwait(&s->flushed_cond, &s->flush_lock, &ts);
+        if (atomic_load(&s->flushed) >= offset) {
+            rc = 0;
+            break;
+        }
+        if (rc == ETIMEDOUT) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (s->flush_gen != gen && s->flush_error) {
+            rc = s->flush_error;
+            break;
+        }
+        rc = 0;
+    }
+    if (atomic_load(&s->flushed) < offset && rc == 0)
+        rc = -ECANCELED;
+    s->waiters--;
+    pthread_mutex_unlock(&s->flush_lock);
+    return rc;
+}
+
+int store_when_flushed(struct store *s, int64_t offset, store_flushed_fn cb, void *arg)
+{
+    if (atomic_load(&s->flushed) >= offset)
+        return 1;
+    pthread_mutex_lock(&s->flush_lock);
+    if (s->nreqs == s->capreqs) {
+        size_t cap = s->capreqs ? s->capreqs * 2 : 64;
+        void *p = realloc(s->reqs, cap * sizeof(*s->reqs));
+        if (!p) {
+            pthread_mutex_unlock(&s->flush_lock);
+            return -ENOMEM;
+        }
+        s->reqs = p;
+        s->capreqs = cap;
+    }
+    s->reqs[s->nreqs++] = (struct store__flush_req){
+        offset, mq_mono_us() + (int64_t)s->conf.sync_flush_timeout * 1000, cb, arg};
+    pthread_cond_signal(&s->flush_cond);
+    pthread_mutex_unlock(&s->flush_lock);
+    return 0;
+}
+
+int store__flush_start(struct store *s)
+{
+    int rc = pthread_create(&s->flush_thread, NULL, flush_main, s);
+    if (rc)
+        return -rc;
+    s->flush_started = 1;
+    return 0;
+}
+
+void store__flush_stop(struct store *s)
+{
+    if (s->flush_started) {
+        pthread_mutex_lock(&s->flush_lock);
+        s->flush_stop = 1;
+        pthread_cond_broadcast(&s->flush_cond);
+        pthread_mutex_unlock(&s->flush_lock);
+        pthread_join(s->flush_thread, NULL);
+        s->flush_started = 0;
+    }
+    /* final flush on the caller's thread */
+    int64_t ts = atomic_load(&s->last_store_ts);
+    int rc = store__flush_clog(s, atomic_load(&s->wrote));
+    if (!rc)
+        s->flushed_ts = ts;
+    if (store__flush_logics(s) == 0)
+        store__checkpoint_write(s);
+    pthread_mutex_lock(&s->flush_lock);
+    pthread_cond_broadcast(&s->flushed_cond);
+    complete_reqs(s, rc ? rc : -ECANCELED);
+    free(s->reqs);
+    s->reqs = NULL;
+    s->nreqs = s->capreqs = 0;
+    pthread_mutex_unlock(&s->flush_lock);
+}

@@ -1,0 +1,310 @@
+/* index_file.c — index files (RocketMQ index/IndexFile.java, IndexService.java; FORMATS.md
+ * 1.4): a hash of `topic#key` → chains of (keyHash, phyOffset, timeDiff, prevIndex) entries in
+ * files named yyyyMMddHHmmssSSS; written by the dispatcher, queried newest file first. */
+#include "store/store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+
+_Static_assert(STORE__IDX_HEADER == 8 + 8 + 8 + 8 + 4 + 4, "index header, FORMATS.md 1.4");
+_Static_assert(STORE__IDX_ENTRY == 4 + 8 + 4 + 4, "index entry, FORMATS.md 1.4");
+
+/* header fields */
+#define H_BEGIN_TS  0
+#define H_END_TS    8
+#define H_BEGIN_PHY 16
+#define H_END_PHY   24
+#define H_SLOTS     32
+#define H_COUNT     36
+
+static size_t idx_file_size(struct store__idx *x)
+{
+    return STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + x->max_entries * STORE__IDX_ENTRY;
+}
+
+static int push(struct store__idx *x, struct store__mfile *f)
+{
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 8;
+        void *p = realloc(x->files, cap * sizeof(*x->files));
+        if (!p)
+            return -ENOMEM;
+        x->files = p;
+        x->cap = cap;
+    }
+    x->files[x->n++] = f;
+    return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int store__idx_load(struct store *s)
+{
+    struct store__idx *x = &s->idx;
+    pthread_rwlock_init(&x->lock, NULL);
+    x->slots = (size_t)s->conf.max_hash_slot_num;
+    x->max_entries = (size_t)s->conf.max_index_num;
+    snprintf(x->dir, sizeof(x->dir), "%s/index", s->root);
+    int rc = store__mkdirs(x->dir);
+    if (rc)
+        return rc;
+    DIR *d = opendir(x->dir);
+    if (!d)
+        return -errno;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strlen(e->d_name) != 17 || strspn(e->d_name, "0123456789") != 17)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **p = realloc(names, cap * sizeof(*names));
+            if (!p)
+                break;
+            names = p;
+        }
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_name);
+    for (size_t i = 0; i < n; i++) {
+        char path[STORE__PATH_MAX];
+        struct stat st;
+        struct store__mfile *f;
+        snprintf(path, sizeof(path), "%s/%s", x->dir, names[i]);
+        if (stat(path, &st) == 0 && (size_t)st.st_size != idx_file_size(x)) {
+            mq_warn("%s: size %lld does not match maxHashSlotNum/maxIndexNum; ignored", path,
+                    (long long)st.st_size);
+        } else if (!rc && store__mfile_open(path, 0, idx_file_size(x), 0, 0, &f) == 0) {
+            rc = push(x, f);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+void store__idx_free(struct store *s)
+{
+    for (size_t i = 0; i < s->idx.n; i++)
+        store__mfile_unref(s->idx.files[i]);
+    free(s->idx.files);
+    s->idx.files = NULL;
+    s->idx.n = 0;
+    pthread_rwlock_destroy(&s->idx.lock);
+}
+
+static int idx_create(struct store *s, struct store__mfile **out)
+{
+    struct store__idx *x = &s->idx;
+    char path[STORE__PATH_MAX];
+    int64_t now = mq_now_ms();
+    for (int tries = 0; tries < 1000; tries++, now++) {
+        time_t sec = (time_t)(now / 1000);
+        struct tm tm;
+        localtime_r(&sec, &tm);
+        snprintf(path, sizeof(path), "%s/%04d%02d%02d%02d%02d%02d%03d", x->dir, tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000));
+        if (access(path, F_OK) == 0)
+            continue;
+        struct store__mfile *f;
+        int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 0, &f);
+        if (rc)
+            return rc;
+        mq_put_be32(f->map + H_COUNT, 1); /* entry 0 is never used */
+        rc = push(x, f);
+        if (rc) {
+            store__mfile_unref(f);
+            return rc;
+        }
+        *out = f;
+        return 0;
+    }
+    return -EEXIST;
+}
+
+static void put_key(struct store__idx *x, uint8_t *map, const char *key, size_t klen, int64_t phys,
+                    int64_t ts)
+{
+    int32_t h = mq_java_hash(key, klen);
+    h = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+    size_t slot_pos = STORE__IDX_HEADER + ((uint32_t)h % x->slots) * STORE__IDX_SLOT;
+    uint32_t count = mq_get_be32(map + H_COUNT);
+    uint32_t prev = mq_get_be32(map + slot_pos);
+    if (prev > count)
+        prev = 0;
+    int64_t begin = (int64_t)mq_get_be64(map + H_BEGIN_TS);
+    int64_t diff = begin <= 0 ? 0 : (ts - begin) / 1000;
+    diff = diff < 0 ? 0 : (diff > INT32_MAX ? INT32_MAX : diff);
+    uint8_t *e = map + STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + count * STORE__IDX_ENTRY;
+    mq_put_be32(e, (uint32_t)h);
+    mq_put_be64(e + 4, (uint64_t)phys);
+    mq_put_be32(e + 12, (uint32_t)diff);
+    mq_put_be32(e + 16, prev);
+    mq_put_be32(map + slot_pos, count);
+    if (count <= 1) {
+        mq_put_be64(map + H_BEGIN_PHY, (uint64_t)phys);
+        mq_put_be64(map + H_BEGIN_TS, (uint64_t)ts);
+    }
+    if (prev == 0)
+        mq_put_be32(map + H_SLOTS, mq_get_be32(map + H_SLOTS) + 1);
+    mq_put_be32(map + H_COUNT, count + 1);
+    mq_put_be64(map + H_END_PHY, (uint64_t)phys);
+    mq_put_be64(map + H_END_TS, (uint64_t)ts);
+}
+
+/* The file to add n keys to (rolling when full), or NULL. Write lock held. */
+static uint8_t *writable(struct store *s)
+{
+    struct store__idx *x = &s->idx;
+    struct store__mfile *f = x->n ? x->files[x->n - 1] : NULL;
+    if (!f || mq_get_be32(f->map + H_COUNT) >= x->max_entries) {
+        int rc = idx_create(s, &f);
+        if (rc) {
+            mq_error("index: cannot create a file: %s", strerror(-rc));
+            return NULL;
+        }
+    }
+    return f->map;
+}
+
+int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
+{
+    const char *uniq = NULL, *keys = NULL;
+    size_t ulen = 0, klen = 0;
+    if ((m->sysflag & MQ_SYSFLAG_TX_MASK) == MQ_SYSFLAG_TX_ROLLBACK)
+        return 0;
+    if (mq_props_get(m->props, m->props_len, MQ_PROP_UNIQ_KEY, &uniq, &ulen))
+        uniq = NULL;
+    if (mq_props_get(m->props, m->props_len, MQ_PROP_KEYS, &keys, &klen))
+        keys = NULL;
+    if (!uniq && !keys)
+        return 0;
+    char key[MQ_MSG_TOPIC_MAX + 2 + 512];
+    size_t tl = m->topic_len;
+    memcpy(key, m->topic, tl);
+    key[tl] = '#';
+    pthread_rwlock_wrlock(&s->idx.lock);
+    struct store__mfile *lf = s->idx.n ? s->idx.files[s->idx.n - 1] : NULL;
+    if (lf && mq_get_be32(lf->map + H_COUNT) > 1 &&
+        phys <= (int64_t)mq_get_be64(lf->map + H_END_PHY)) {
+        pthread_rwlock_unlock(&s->idx.lock); /* indexed before the restart */
+        return 0;
+    }
+    size_t at = 0;
+    for (;;) {
+        const char *k;
+        size_t kl = 0;
+        if (uniq) {
+            k = uniq;
+            kl = ulen;
+            uniq = NULL;
+        } else if (keys) {
+            while (at < klen && keys[at] == ' ')
+                at++;
+            if (at >= klen)
+                break;
+            k = keys + at;
+            while (at < klen && keys[at] != ' ')
+                at++, kl++;
+        } else {
+            break;
+        }
+        if (kl == 0 || kl > 512)
+            continue;
+        uint8_t *map = writable(s);
+        if (!map)
+            break;
+        memcpy(key + tl + 1, k, kl);
+        put_key(&s->idx, map, key, tl + 1 + kl, phys, m->store_ts);
+    }
+    pthread_rwlock_unlock(&s->idx.lock);
+    return 0;
+}
+
+int store_query_by_key(struct store *s, const char *topic, size_t tlen, const char *k, size_t klen,
+                       int64_t begin_ms, int64_t end_ms, int64_t *phys, int max)
+{
+    struct store__idx *x = &s->idx;
+    char key[MQ_MSG_TOPIC_MAX + 2 + 512];
+    if (tlen > MQ_MSG_TOPIC_MAX || klen > 512 || max <= 0)
+        return 0;
+    memcpy(key, topic, tlen);
+    key[tlen] = '#';
+    memcpy(key + tlen + 1, k, klen);
+    int32_t h = mq_java_hash(key, tlen + 1 + klen);
+    h = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+    int found = 0;
+    pthread_rwlock_rdlock(&x->lock);
+    for (size_t i = x->n; i-- > 0 && found < max;) {
+        const uint8_t *map = x->files[i]->map;
+        uint32_t count = mq_get_be32(map + H_COUNT);
+        int64_t fb = (int64_t)mq_get_be64(map + H_BEGIN_TS);
+        int64_t fe = (int64_t)mq_get_be64(map + H_END_TS);
+        if (count <= 1 || fe < begin_ms || fb > end_ms)
+            continue;
+        uint32_t cur =
+            mq_get_be32(map + STORE__IDX_HEADER + ((uint32_t)h % x->slots) * STORE__IDX_SLOT);
+        for (int steps = 0; cur > 0 && cur < count && found < max && steps < (int)count; steps++) {
+            const uint8_t *e =
+                map + STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + cur * STORE__IDX_ENTRY;
+            int64_t t = fb + (int64_t)mq_get_be32(e + 12) * 1000;
+            if ((int32_t)mq_get_be32(e) == h && t >= begin_ms && t <= end_ms)
+                phys[found++] = (int64_t)mq_get_be64(e + 4);
+            uint32_t prev = mq_get_be32(e + 16);
+            if (prev >= cur || t < begin_ms)
+                break;
+            cur = prev;
+        }
+    }
+    pthread_rwlock_unlock(&x->lock);
+    return found;
+}
+
+int store__idx_delete_below(struct store *s, int64_t clog_min)
+{
+    struct store__idx *x = &s->idx;
+    int n = 0;
+    pthread_rwlock_wrlock(&x->lock);
+    while (x->n > 1 && (int64_t)mq_get_be64(x->files[0]->map + H_END_PHY) < clog_min) {
+        struct store__mfile *f = x->files[0];
+        memmove(x->files, x->files + 1, (x->n - 1) * sizeof(*x->files));
+        x->n--;
+        unlink(f->path);
+        mq_info("deleted %s", f->path);
+        store__mfile_unref(f);
+        n++;
+    }
+    pthread_rwlock_unlock(&x->lock);
+    return n;
+}
+
+int store__idx_sync(struct store *s)
+{
+    struct store__idx *x = &s->idx;
+    int rc = 0;
+    pthread_rwlock_rdlock(&x->lock);
+    if (x->n) {
+        struct store__mfile *f = x->files[x->n - 1];
+        uint32_t count = mq_get_be32(f->map + H_COUNT);
+        size_t end = STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + count * STORE__IDX_ENTRY;
+        rc = store__mfile_sync(f, 0, (int64_t)end);
+    }
+    pthread_rwlock_unlock(&x->lock);
+    return rc;
+}

@@ -1,0 +1,277 @@
+/* store_int.h — internals shared by the store's files: mapped files and their lists, the
+ * queue table, the put-offset table, the index service, the flush state and struct store.
+ * Formats: docs/FORMATS.md Part 1.
+ */
+#ifndef STORE_INT_H
+#define STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define STORE__CQ_UNIT        20 /* FORMATS.md 1.2 */
+#define STORE__RI_UNIT        8  /* FORMATS.md 1.3 */
+#define STORE__IDX_HEADER     40 /* FORMATS.md 1.4 */
+#define STORE__IDX_SLOT       4
+#define STORE__IDX_ENTRY      20
+#define STORE__CHECKPOINT_LEN 4096 /* FORMATS.md 1.5 */
+#define STORE__PAGE           4096
+#define STORE__PATH_MAX       1024
+
+/* ---- mapped files (mapped_file.c) ---- */
+
+/* One data file, mapped whole (MAP_SHARED). Reference-counted: the list holds one reference;
+ * readers take one while they use the bytes; the last unref unmaps and closes. A deleted file
+ * is unlinked at once and unmapped at its last unref. */
+struct store__mfile {
+    int64_t base; /* absolute offset of byte 0 (the file name) */
+    size_t size;
+    uint8_t *map;
+    int fd;
+    atomic_int refs;
+    atomic_int_fast64_t flushed; /* bytes of this file known durable (flush thread) */
+    char path[STORE__PATH_MAX];
+};
+
+/* Opens (create: O_EXCL) and maps path, extended to size (and fallocated when prealloc).
+ * Returns it with one reference. */
+int store__mfile_open(const char *path, int64_t base, size_t size, int create, int prealloc,
+                      struct store__mfile **out);
+void store__mfile_ref(struct store__mfile *f);
+void store__mfile_unref(struct store__mfile *f);
+
+/* A directory of equally sized mapped files named by 20-digit start offsets. The array is
+ * guarded by lock; files are only added at the end and removed at the front. */
+struct store__mlist {
+    pthread_mutex_t lock;
+    struct store__mfile **files;
+    size_t n, cap;
+    size_t file_size;
+    int preallocate; /* fallocate new files (commitlog) */
+    char dir[STORE__PATH_MAX];
+};
+
+int store__mlist_init(struct store__mlist *l, const char *dir, size_t file_size, int prealloc);
+void store__mlist_destroy(struct store__mlist *l);
+/* Maps every file in dir (creating dir), extending short files to file_size. */
+int store__mlist_load(struct store__mlist *l);
+/* The file holding offset, referenced (caller unrefs), or NULL. */
+struct store__mfile *store__mlist_find(struct store__mlist *l, int64_t off);
+/* The newest file, referenced, or NULL. */
+struct store__mfile *store__mlist_last(struct store__mlist *l);
+struct store__mfile *store__mlist_first(struct store__mlist *l);
+/* Creates, sizes and maps the file starting at base; appends it (base must be past the last).
+ * Returns it referenced. */
+int store__mlist_create(struct store__mlist *l, int64_t base, struct store__mfile **out);
+/* Unlinks and drops the first file if keep(f, arg) is false, up to max files, never the last
+ * one. Returns the number removed. */
+int store__mlist_delete_front(struct store__mlist *l, int max,
+                              int (*keep)(struct store__mfile *f, void *arg), void *arg);
+/* Deletes every file whose base >= off (used by recovery truncation). */
+void store__mlist_delete_from(struct store__mlist *l, int64_t off);
+/* Unlinks everything and removes the directory. */
+void store__mlist_remove_all(struct store__mlist *l);
+int64_t store__mlist_min_offset(struct store__mlist *l);
+/* Zeroes [off, end of its file): truncate and re-extend (sparse zeros). */
+int store__mfile_zero_from(struct store__mfile *f, int64_t off);
+/* msync of [from, to) absolute offsets within f. */
+int store__mfile_sync(struct store__mfile *f, int64_t from, int64_t to);
+int store__mkdirs(const char *path);
+int store__rmdirs(const char *path);
+
+/* ---- topic queues (consume_queue.c, render_index.c) ---- */
+
+struct store__queue {
+    char topic[MQ_MSG_TOPIC_MAX + 1];
+    uint16_t topic_len;
+    int queue_id;
+    uint64_t hash;
+    struct store__queue *next; /* hash chain */
+    struct store__mlist cq, ri;
+    atomic_int_fast64_t max_off; /* published: entries [min, max) are readable */
+    atomic_int_fast64_t min_off;
+    atomic_int_fast64_t render_base; /* rendered START of min_off */
+    atomic_int deleted;
+    /* dispatch thread only */
+    struct store__mfile *cq_last, *ri_last;
+    int64_t disp_max;     /* entries written, not yet published */
+    int64_t render_end;   /* END of entry disp_max - 1 */
+    int64_t max_phys_end; /* phys + size of the last entry */
+    int touched;
+    struct store__queue *touched_next;
+    int64_t flushed_off; /* flush thread: entries msync'ed */
+};
+
+/* The queue table: topic/queueId → queue; rwlock for lookups, creation by the dispatcher and
+ * recovery. Deleted queues are kept on a graveyard list until close so that pointers held by
+ * readers stay valid. */
+struct store__qtab {
+    pthread_rwlock_t lock;
+    struct store__queue **buckets;
+    size_t nbuckets, count;
+    struct store__queue *graveyard;
+};
+
+uint64_t store__tq_hash(const char *topic, size_t tlen, int qid);
+struct store__queue *store__queue_get(struct store *s, const char *topic, size_t tlen, int qid);
+/* Finds or creates (maps its files); dispatch thread / recovery only. */
+int store__queue_open(struct store *s, const char *topic, size_t tlen, int qid,
+                      struct store__queue **out);
+int store__qtab_load(struct store *s);
+void store__qtab_free(struct store *s);
+/* Calls fn for each live queue under the table's read lock. */
+void store__qtab_foreach(struct store *s,
+                         void (*fn)(struct store *s, struct store__queue *q, void *arg), void *arg);
+/* Writes the CQ and rendered entries for a record (dispatch). */
+int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int64_t phys,
+                     int32_t size, int64_t tags, int64_t render_len);
+/* Reads CQ entry i: returns 0 or -ENOENT. */
+int store__cq_entry(struct store__queue *q, int64_t i, int64_t *phys, int32_t *size, int64_t *tags);
+int64_t store__ri_end(struct store__queue *q, int64_t i);
+/* Scans the queue's files for its written length; cuts entries past clog_end. */
+int store__queue_recover(struct store *s, struct store__queue *q, int64_t clog_end);
+/* Recomputes min_off (first entry with phys >= clog_min) and render_base. */
+void store__queue_correct_min(struct store *s, struct store__queue *q, int64_t clog_min);
+/* Deletes CQ/rendered files wholly below clog_min, then corrects min (retention). */
+int store__queue_trim(struct store *s, struct store__queue *q, int64_t clog_min);
+/* Unlinks every queue of topic (kept in memory until close). */
+int store__qtab_delete_topic(struct store *s, const char *topic, size_t tlen);
+/* Rendered length of a record's body + "\n" (FORMATS.md 1.3). */
+int64_t store__render_len(const struct mq_msg *m);
+
+/* ---- put-side offset table (commitlog.c): topic-queue → next queue offset, put lock ---- */
+
+struct store__tqoff {
+    uint64_t hash; /* 0 = empty slot */
+    int64_t next;
+    int queue_id;
+    uint16_t topic_len;
+    char topic[MQ_MSG_TOPIC_MAX + 1];
+};
+
+/* ---- index files (index_file.c) ---- */
+
+struct store__idx {
+    pthread_rwlock_t lock;
+    struct store__mfile **files; /* oldest first */
+    size_t n, cap;
+    char dir[600];
+    size_t slots, max_entries;
+};
+
+int store__idx_load(struct store *s);
+void store__idx_free(struct store *s);
+/* Indexes a dispatched record's UNIQ_KEY and KEYS (dispatch thread). */
+int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys);
+int store__idx_delete_below(struct store *s, int64_t clog_min);
+int store__idx_sync(struct store *s);
+
+/* ---- flush (flush.c) ---- */
+
+struct store__flush_req {
+    int64_t offset;
+    int64_t deadline_us;
+    store_flushed_fn cb;
+    void *arg;
+};
+
+/* ---- the store ---- */
+
+struct store {
+    struct store_config conf;
+    int sync_flush;
+    char root[512];
+    store_arrival_fn listener;
+    void *listener_arg;
+
+    /* commitlog (commitlog.c) */
+    struct store__mlist clog;
+    pthread_mutex_t put_lock;
+    struct store__mfile *clog_cur; /* put lock: the file being written */
+    int64_t write_pos;             /* put lock */
+    atomic_int_fast64_t wrote;     /* published end of the appended records */
+    atomic_int_fast64_t last_store_ts;
+    struct store__tqoff *tq; /* put lock */
+    size_t tq_cap, tq_count;
+    atomic_int disk_full;
+    atomic_int_fast64_t puts, put_bytes;
+
+    /* queues and index */
+    struct store__qtab qtab;
+    struct store__idx idx;
+
+    /* dispatch (dispatch.c) */
+    pthread_t disp_thread;
+    pthread_mutex_t disp_lock;
+    pthread_cond_t disp_cond, disp_done;
+    atomic_int disp_sleeping;
+    int disp_stop;
+    atomic_int_fast64_t reput;        /* dispatched up to here */
+    atomic_int_fast64_t disp_last_ts; /* store ts of the last dispatched record */
+    int disp_started;
+
+    /* flush (flush.c) */
+    pthread_t flush_thread;
+    pthread_mutex_t flush_lock;
+    pthread_cond_t flush_cond, flushed_cond;
+    struct store__flush_req *reqs;
+    size_t nreqs, capreqs;
+    int waiters;
+    int flush_stop;
+    int flush_error;    /* last flush's result, flush_lock */
+    uint64_t flush_gen; /* flush attempts, flush_lock */
+    atomic_int_fast64_t flushed;
+    int64_t flushed_ts; /* flush thread: checkpoint fields */
+    int64_t logics_ts, index_ts;
+    int flush_started;
+
+    /* clean (retention.c) */
+    pthread_t clean_thread;
+    pthread_mutex_t clean_lock;
+    pthread_cond_t clean_cond;
+    int clean_stop;
+    int clean_started;
+    pthread_mutex_t retention_lock; /* one pass at a time */
+
+    int abnormal; /* opened after a crash */
+};
+
+/* commitlog.c */
+int store__clog_recover(struct store *s, int64_t ckpt_min_ts, int64_t *reput_from);
+int store__tq_set(struct store *s, const char *topic, size_t tlen, int qid, int64_t next);
+void store__tq_delete_topic(struct store *s, const char *topic, size_t tlen);
+void store__tq_free(struct store *s);
+/* The record at phys, referenced (caller unrefs *f); decoded without CRC check. */
+int store__clog_read(struct store *s, int64_t phys, struct store__mfile **f, struct mq_msg *m);
+
+/* dispatch.c */
+int store__dispatch_start(struct store *s);
+void store__dispatch_stop(struct store *s);
+void store__dispatch_wake(struct store *s);
+/* Dispatches [reput, wrote) on the calling thread (recovery). */
+int store__dispatch_run(struct store *s);
+
+/* flush.c */
+int store__flush_start(struct store *s);
+void store__flush_stop(struct store *s);
+void store__flush_wake(struct store *s);
+int store__flush_clog(struct store *s, int64_t upto);
+int store__flush_logics(struct store *s);
+
+/* recovery.c */
+int store__recover(struct store *s);
+int store__checkpoint_write(struct store *s);
+int store__abort_create(struct store *s);
+void store__abort_remove(struct store *s);
+
+/* retention.c */
+int store__clean_start(struct store *s);
+void store__clean_stop(struct store *s);
+int store__disk_used_pct(struct store *s);
+
+/* get result file references */
+int store__result_ref(struct store_get_result *r, struct store__mfile *f);
+
+#endif
