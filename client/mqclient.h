@@ -16,19 +16,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Client settings. A zero field means its default, so `{.namesrv = "..."}` is a complete
+ * configuration; turning a feature off takes an explicit value. */
 struct mqc_config {
     const char *namesrv;       /* required: "host:port[;host:port...]" */
     const char *group;         /* producer or consumer group; default "DEFAULT_PRODUCER" */
     const char *instance_name; /* part of the client id (ip@instance); default: the pid */
     int send_timeout_ms;       /* per attempt, default 3000 */
-    int retries;               /* extra attempts for sync/async sends, default 2 */
-    size_t compress_over;      /* compress bodies larger than this, default 4096; 0 = never */
-    int compress_zstd;         /* 1 (default): zstd; 0: zlib, which stock 4.x clients read */
+    int retries;               /* extra attempts for sync/async sends: 0 = default 2, < 0 = none */
+    size_t compress_over;      /* compress bodies larger than this: 0 = default 4096,
+                                * MQC_COMPRESS_NEVER = never */
+    int compress_type;         /* enum mqc_compress: 0 = default (zstd) */
     size_t max_message_size;   /* default 4 MiB */
     size_t max_async_bytes;    /* unacknowledged async bytes per producer, default 64 MiB */
     int async_fail_fast;       /* 1: -EAGAIN when full; 0 (default): block until room */
-    int fault_avoidance;       /* latency-based broker avoidance, default 1 */
+    int fault_avoidance;       /* latency-based broker avoidance: 0 = default on, < 0 = off */
+    int poll_namesrv_ms;       /* route refresh period (pollNameServerInterval), default 30000 */
 };
+
+#define MQC_COMPRESS_NEVER ((size_t)-1)
+
+/* Body compression: zstd (RocketMQ 5.x compression type bits) or zlib, the only one RocketMQ
+ * 4.x clients (and ali-ons) decompress. docs/FORMATS.md "Client conventions". */
+enum mqc_compress { MQC_COMPRESS_DEFAULT = 0, MQC_COMPRESS_ZSTD = 1, MQC_COMPRESS_ZLIB = 2 };
 
 /* A message to send. All pointers are borrowed for the duration of the call. */
 struct mqc_message {
@@ -132,8 +142,6 @@ int mqc_admin_cluster_info(struct mqc_admin *a, struct mqc_broker_info **out, si
 int mqc_admin_parse_topic_list(const char *json, size_t len, char ***names, size_t *n);
 int mqc_admin_parse_cluster(const char *json, size_t len, struct mqc_broker_info **out, size_t *n);
 
-#endif
-
 /* ---- consuming ---- */
 
 /* A pulled message. Pointers are owned by the pull result (or the consumer) it came from and
@@ -224,3 +232,5 @@ const char *mqc_consumer_id(const struct mqc_consumer *c);
  * *out filled (release with mqc_pull_result_destroy) or a negative errno. */
 int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
              int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out);
+
+#endif
