@@ -58,6 +58,6 @@ void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *
     st->st_uid = getuid();
     st->st_gid = getgid();
     st->st_blksize = MQFS_BLKSIZE;
-    st->st_size = 0; /* log views: the read paths report exact sizes here */
+    st->st_size = (off_t)in->size; /* 0 until the read paths report exact sizes */
     st->st_atime = st->st_mtime = st->st_ctime = fs->started_s;
 }

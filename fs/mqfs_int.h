@@ -31,6 +31,10 @@ struct mqfs_inode {
     uint64_t nlookup;
     unsigned nopen;
     int pinned; /* the root and the top-level entries live forever */
+    /* st_size: the read paths keep the exact rendered length of log views here (and notify the
+     * kernel when it grows); an open blob writer keeps its buffer's length, so O_APPEND offsets
+     * stay right. Under fs->lock. */
+    uint64_t size;
     struct mqfs_node node;
     char *path; /* canonical path, owned */
 };
@@ -135,9 +139,12 @@ int mqfs__render_cluster(struct mqfs *fs, struct mq_buf *out);
 
 /* The errno a shell user sees for a libmqclient error (docs/FS.md "Errors"). */
 int mqfs__send_errno(int rc);
-/* Handles one write() on a topic or key file / blob file. Returns bytes consumed or -errno. */
+/* Handles one write() on a topic or key file (offset ignored: every write appends) / a blob
+ * file (written at its offset). Returns bytes consumed or -errno. Handle lock held. */
 long mqfs__write_lines(struct mqfs_handle *h, const void *p, size_t n);
-long mqfs__write_blob(struct mqfs_handle *h, const void *p, size_t n);
+long mqfs__write_blob(struct mqfs_handle *h, const void *p, size_t n, off_t off);
+/* ftruncate() of an open blob file. 0 or -EFBIG. Handle lock held. */
+int mqfs__truncate_blob(struct mqfs_handle *h, off_t len);
 /* Sends what an open file still holds (the partial line, the blob). 0 or -errno. */
 int mqfs__flush_handle(struct mqfs_handle *h);
 
@@ -164,6 +171,8 @@ void mqfs__view_release(struct mqfs_handle *h);
 
 void mqfs__ops_dir(struct fuse_lowlevel_ops *ops);
 void mqfs__ops_file(struct fuse_lowlevel_ops *ops);
+/* GETATTR (also the answer to SETATTR). */
+void mqfs__op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* Replies an entry for child node n (already checked to exist): adds the inode. */
 void mqfs__reply_entry(fuse_req_t req, struct mqfs *fs, const struct mqfs_node *n);
 /* Flushes and frees every handle still open (shutdown, after the loop ended: the kernel sends

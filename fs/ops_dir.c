@@ -104,7 +104,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
     fuse_reply_none(req);
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void mqfs__op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct mqfs *fs = fs_of(req);
     struct stat st;
@@ -120,13 +120,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         fuse_reply_err(req, ENOENT);
     else
         fuse_reply_attr(req, &st, timeout);
-}
-
-/* truncate, chmod, utimes: accepted and ignored (O_TRUNC and `: > topic/T` delete nothing). */
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-                       struct fuse_file_info *fi)
-{
-    op_getattr(req, ino, fi);
 }
 
 /* ---- listings ---- */
@@ -411,8 +404,7 @@ void mqfs__ops_dir(struct fuse_lowlevel_ops *ops)
     ops->lookup = op_lookup;
     ops->forget = op_forget;
     ops->forget_multi = op_forget_multi;
-    ops->getattr = op_getattr;
-    ops->setattr = op_setattr;
+    ops->getattr = mqfs__op_getattr;
     ops->opendir = op_opendir;
     ops->readdir = op_readdir;
     ops->releasedir = op_releasedir;

@@ -72,6 +72,8 @@ static int handle_new(struct mqfs *fs, struct mqfs_inode *in, int flags, struct 
 static void handle_link(struct mqfs *fs, struct mqfs_handle *h)
 {
     h->inode->nopen++;
+    if (h->writable && h->node.kind == MQFS_BLOB)
+        h->inode->size = 0; /* a new blob: an empty file */
     h->next = fs->handles;
     if (fs->handles)
         fs->handles->prev = h;
@@ -219,6 +221,33 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, -rc);
 }
 
+/* Publishes an open blob's length as its inode's size (handle lock held). */
+static void blob_size(struct mqfs_handle *h)
+{
+    pthread_mutex_lock(&h->fs->lock);
+    h->inode->size = h->blob.len;
+    pthread_mutex_unlock(&h->fs->lock);
+}
+
+/* ftruncate() of an open blob resizes it; any other truncate, chmod or utimes is accepted and
+ * ignored (O_TRUNC and `: > topic/T` delete nothing). */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    struct mqfs_handle *h = fi ? handle_of(fi) : NULL;
+    int rc = 0;
+    if (h && h->writable && h->node.kind == MQFS_BLOB && (to_set & FUSE_SET_ATTR_SIZE)) {
+        pthread_mutex_lock(&h->lock);
+        rc = mqfs__truncate_blob(h, attr->st_size);
+        blob_size(h);
+        pthread_mutex_unlock(&h->lock);
+    }
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        mqfs__op_getattr(req, ino, fi);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -228,11 +257,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     if (!h->writable)
         rc = -EBADF;
     else if (h->node.kind == MQFS_BLOB)
-        rc = mqfs__write_blob(h, buf, size);
+        rc = mqfs__write_blob(h, buf, size, (fi->flags & O_APPEND) ? (off_t)h->blob.len : off);
     else
         rc = mqfs__write_lines(h, buf, size);
     if (rc > 0)
         h->writer = fi->lock_owner;
+    if (h->node.kind == MQFS_BLOB)
+        blob_size(h);
     pthread_mutex_unlock(&h->lock);
     if (rc < 0)
         fuse_reply_err(req, (int)-rc);
@@ -309,6 +340,7 @@ void mqfs__handles_shutdown(struct mqfs *fs)
 
 void mqfs__ops_file(struct fuse_lowlevel_ops *ops)
 {
+    ops->setattr = op_setattr;
     ops->open = op_open;
     ops->create = op_create;
     ops->read = op_read;

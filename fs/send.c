@@ -94,17 +94,49 @@ long mqfs__write_lines(struct mqfs_handle *h, const void *p, size_t n)
     return rc;
 }
 
-long mqfs__write_blob(struct mqfs_handle *h, const void *p, size_t n)
+/* Grows (zero-filled) or shrinks the blob to len; EFBIG past maxMessageSize. */
+static int blob_resize(struct mqfs_handle *h, size_t len)
 {
-    if (h->blob_err)
-        return h->blob_err;
-    if (h->blob.len + n > MQFS_MAX_MSG) {
+    if (len > MQFS_MAX_MSG) {
         h->blob_err = -EFBIG; /* the whole file is lost: close reports it too */
         mq_buf_destroy(&h->blob);
         mq_buf_init(&h->blob);
         return -EFBIG;
     }
-    return mq_buf_append(&h->blob, p, n) ? -ENOMEM : (long)n;
+    if (len > h->blob.len) {
+        if (mq_buf_reserve(&h->blob, len - h->blob.len))
+            return -ENOMEM;
+        memset(h->blob.data + h->blob.len, 0, len - h->blob.len);
+    }
+    h->blob.len = len;
+    return 0;
+}
+
+/* Blob files are ordinary files until close: writes land at their offsets (cp of a sparse file
+ * seeks over holes, then ftruncate()s to the full size), so the message is byte-exact. */
+long mqfs__write_blob(struct mqfs_handle *h, const void *p, size_t n, off_t off)
+{
+    if (h->blob_err)
+        return h->blob_err;
+    if (off < 0 || (uint64_t)off > MQFS_MAX_MSG || n > MQFS_MAX_MSG - (size_t)off)
+        return blob_resize(h, (size_t)MQFS_MAX_MSG + 1);
+    size_t end = (size_t)off + n;
+    if (end > h->blob.len) {
+        int rc = blob_resize(h, end);
+        if (rc)
+            return rc;
+    }
+    memcpy(h->blob.data + off, p, n);
+    return (long)n;
+}
+
+int mqfs__truncate_blob(struct mqfs_handle *h, off_t len)
+{
+    if (h->blob_err)
+        return h->blob_err;
+    return blob_resize(h, len < 0                        ? 0
+                          : (uint64_t)len > MQFS_MAX_MSG ? MQFS_MAX_MSG + 1
+                                                         : (size_t)len);
 }
 
 int mqfs__flush_handle(struct mqfs_handle *h)

@@ -125,6 +125,20 @@ def test_blob_errors_reported_at_close(mqfs):
     f.write(b"x" * (4 << 20))
     assert oserror(lambda: f.write(b"y")) == errno.EFBIG
     assert oserror(f.close) == errno.EFBIG
+    # an ordinary file until close: writes land at their offsets, ftruncate sets the length
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    assert os.pwrite(fd, b"x", 100) == 1
+    assert os.fstat(fd).st_size == 101
+    os.ftruncate(fd, 200)
+    assert os.fstat(fd).st_size == 200
+    assert oserror(lambda: os.ftruncate(fd, (4 << 20) + 1)) == errno.EFBIG
+    assert oserror(lambda: os.close(fd)) == errno.EFBIG
+    src = os.path.join(mqfs.workdir, "photo.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(300000))
+    rc, err, took = sh("cp %s %s" % (q(src), q(path)))
+    assert rc != 0 and "Input/output error" in err, err
+    assert took < 10
 
 
 def test_checks_before_sending(mqfs):
