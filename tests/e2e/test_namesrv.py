@@ -318,21 +318,23 @@ def _serves(port):
 
 
 def test_stock_alions_client(namesrv):
-    """The npm `ali-ons` client (found through NODE_PATH) reads routes from mqnamesrv."""
+    """The npm `ali-ons` client (tests/interop, pinned) reads routes from mqnamesrv."""
     import json
     import os
     import shutil
     import subprocess
     node = shutil.which("node")
-    probe = "require.resolve('ali-ons/lib/mq_client_api')"
-    if not node or subprocess.run([node, "-e", probe], capture_output=True).returncode != 0:
-        import pytest
-        pytest.skip("node or the ali-ons package (NODE_PATH) not available")
+    interop = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "interop")
+    setup = subprocess.run(["bash", os.path.join(interop, "setup.sh")], capture_output=True,
+                           text=True, timeout=300)
+    assert node and setup.returncode == 0, "tests/interop/setup.sh: " + setup.stderr
+    env = dict(os.environ, NODE_PATH=os.path.join(interop, "node_modules"))
     with mp.Client(namesrv.port) as broker:
         register(broker, {"AliTopic": (4, 4, 6)})
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "alions_route.js")
         r = subprocess.run([node, script, str(namesrv.port), "AliTopic"], capture_output=True,
-                           text=True, timeout=60)
+                           text=True, timeout=60, env=env)
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout.strip().splitlines()[-1])
         assert out["route"]["queueDatas"][0]["writeQueueNums"] == 4
