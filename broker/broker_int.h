@@ -95,6 +95,9 @@ void brk__send_visible(void *item, int timed_out, void *arg);
 struct mq_buf;
 int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t off,
                      int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size);
+/* The same for the topic view: all nq queues merged in commitlog order (render.c). */
+int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t off,
+                           int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size);
 /* "ip:port" -> IPv4 host for records (unparsable: 0.0.0.0:0). */
 struct mq_host;
 void brk__parse_host(const char *ipport, struct mq_host *h);

@@ -197,18 +197,25 @@ static int on_read(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     int64_t off, max = 1 << 20;
     if (!topic)
         return RPC_REPLY;
-    if (rpc_cmd_ext_get_int32(req, "queueId", &qid) || qid < 0 ||
+    if (rpc_cmd_ext_get_int32(req, "queueId", &qid) || qid < -1 ||
         rpc_cmd_ext_get_int64(req, "fileOffset", &off) || off < 0) {
         *resp = brk__resp(req, RPC_SYSTEM_ERROR,
-                          "queueId and fileOffset must be non-negative "
-                          "integers");
+                          "queueId (-1: the whole topic) and fileOffset "
+                          "must be integers");
         return RPC_REPLY;
     }
     (void)rpc_cmd_ext_get_int64(req, "maxBytes", &max);
     struct mq_buf body;
     mq_buf_init(&body);
     int64_t base = 0, size = 0;
-    int rc = brk__render_read(b, topic, qid, off, max, &body, &base, &size);
+    struct brk_topic t;
+    int rc;
+    if (qid >= 0)
+        rc = brk__render_read(b, topic, qid, off, max, &body, &base, &size);
+    else if (brk_topics_get(b->topics, topic, &t) == 0)
+        rc = brk__render_topic_read(b, topic, t.read_queues, off, max, &body, &base, &size);
+    else
+        rc = -ENOENT;
     if (rc == MQ_EOFFSET_MOVED)
         *resp = brk__resp(req, RPC_PULL_OFFSET_MOVED, "below the retained start");
     else if (rc)

@@ -214,4 +214,13 @@ void store_get_stats(struct store *s, struct store_stats *st);
  * 5 s). Returns 0 or -ETIMEDOUT. */
 int store_dispatch_wait(struct store *s);
 
+/* ---- the file interface's topic view (view.c) ---- */
+
+/* First queue offset of topic/queue_id whose record lies at or after commitlog offset phys (the
+ * max offset when none; the min offset when all do). */
+int64_t store_offset_by_phys(struct store *s, const char *topic, size_t topic_len, int queue_id,
+                             int64_t phys);
+/* Commitlog offset up to which every record is dispatched (readers see everything before). */
+int64_t store_dispatched_offset(struct store *s);
+
 #endif

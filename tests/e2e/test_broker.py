@@ -314,3 +314,28 @@ def test_rendered_view_for_the_file_interface(broker_factory):
         f = cli.call(MQFS_RENDER_FIND, {"topic": "TV", "queueId": "0", "fileOffset": "8"})
         assert f.code == mp.SUCCESS
         assert (int(f.ext["queueOffset"]), int(f.ext["within"])) == (1, 2)
+
+
+def test_topic_view_in_commitlog_order(broker_factory):
+    """MQFS_READ with queueId -1: the topic's queues merged in commitlog order, any offset."""
+    b = broker_factory()
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TT", queues=3)
+        bodies = [b"msg-%03d-%s" % (i, b"y" * (i % 7)) for i in range(60)]
+        for i, body in enumerate(bodies):
+            assert send(cli, "TT", body, queue_id=(i * 7) % 3).code == mp.SUCCESS
+        view = b"".join(x + b"\n" for x in bodies)
+
+        def read(off, n, size=len(view)):
+            r = cli.call(MQFS_READ, {"topic": "TT", "queueId": "-1", "fileOffset": str(off),
+                                     "maxBytes": str(n)})
+            assert r.code == mp.SUCCESS, r
+            assert int(r.ext["size"]) == size and int(r.ext["base"]) == 0
+            return r.body
+
+        assert read(0, 1 << 20) == view
+        for off in range(0, len(view), 37):
+            assert read(off, 50) == view[off:off + 50], off
+        assert read(len(view), 10) == b""
+        send(cli, "TT", b"late", queue_id=0)  # the view grows at its end only
+        assert read(0, 1 << 20, len(view) + 5) == view + b"late\n"
