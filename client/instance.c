@@ -209,6 +209,7 @@ static int default_route(struct mqc_route *tbw, const char *topic)
     }
     tbw->npub = k;
     tbw->nsub = 0;
+    tbw->provisional = 1;
     snprintf(tbw->topic, sizeof(tbw->topic), "%s", topic);
     return k ? 0 : -ENOENT;
 }
@@ -293,6 +294,14 @@ int mqc__queues(struct mqc_instance *inst, const char *topic, int for_send, stru
         pthread_mutex_lock(&inst->lock);
         struct mqc_route *r = mq_map_get(&inst->routes, topic);
         int rc = -ENOENT;
+        if (r && r->provisional && attempt == 0) {
+            /* A route guessed from TBW102 lists no readable queues: ask for the real one. */
+            pthread_mutex_unlock(&inst->lock);
+            if (mqc__route_refresh(inst, topic, 0) == 0)
+                continue;
+            pthread_mutex_lock(&inst->lock);
+            r = mq_map_get(&inst->routes, topic);
+        }
         if (r) {
             size_t cnt = for_send ? r->npub : r->nsub;
             struct mqc_mq *src = for_send ? r->pub : r->sub;

@@ -1,9 +1,9 @@
 /* attr.c — what each kind of node looks like to stat(): mode, and how long the kernel may
  * cache its attributes and its name (FUSE-NOTES "Freshness of sizes").
  *
- * Log files (topic/, queue/, key/) will report exact, growing sizes; the read paths invalidate
- * an inode's attributes on every arrival (fuse_lowlevel_notify_inval_inode(se, ino, -1, 0)), so
- * their attributes may be cached long. Until then they report size 0. Names of topics and
+ * Log files (topic/, queue/) report exact, growing sizes, asked from the broker at every
+ * GETATTR (attribute timeout 0): `tail -f` polls fstat once a second and sees a new message at
+ * its next poll. (Invalidating on arrival would let the kernel cache sizes longer; planned.) Names of topics and
  * groups can appear and vanish through other clients: names are cached 1 s. The top-level
  * entries never change.
  */
@@ -27,9 +27,9 @@ static const struct mqfs_kind_info kinds[MQFS_KIND_COUNT] = {
     [MQFS_DIR_BLOB] = {DIR_MODE, 3600, 3600},
     [MQFS_DIR_MSG] = {DIR_MODE, 3600, 3600},
     [MQFS_CLUSTER] = {RO_MODE, 1, 3600},
-    [MQFS_TOPIC] = {RW_MODE, 3600, 1},
+    [MQFS_TOPIC] = {RW_MODE, 0, 1},
     [MQFS_QUEUE_DIR] = {DIR_MODE, 1, 1},
-    [MQFS_QUEUE] = {RO_MODE, 3600, 1},
+    [MQFS_QUEUE] = {RO_MODE, 0, 1},
     [MQFS_GROUP_DIR] = {DIR_MODE, 1, 1},
     [MQFS_GROUP] = {RO_MODE, 1, 1},
     [MQFS_KEY_DIR] = {DIR_MODE, 1, 1},

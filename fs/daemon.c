@@ -85,6 +85,8 @@ static int fs_init(struct mqfs *fs, const char *namesrv)
     pthread_mutex_init(&fs->fetch_lock, NULL);
     mq_map_init(&fs->groups);
     mq_map_init(&fs->created);
+    pthread_mutex_init(&fs->route_lock, NULL);
+    mq_map_init(&fs->routes);
     return mqfs__table_init(fs);
 }
 
@@ -95,6 +97,8 @@ static void fs_destroy(struct mqfs *fs)
     mqfs__table_destroy(fs);
     mq_map_destroy(&fs->groups);
     mq_map_destroy(&fs->created);
+    mqfs__routes_destroy(fs);
+    pthread_mutex_destroy(&fs->route_lock);
     free(fs->topics.v);
     free(fs->brokers.v);
     pthread_mutex_destroy(&fs->fetch_lock);

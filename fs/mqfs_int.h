@@ -69,6 +69,10 @@ struct mqfs {
     struct mq_map groups;                   /* consumer groups made by mkdir (values unused) */
     struct mq_map created;                  /* topics made by create() (values unused) */
 
+    /* Topic routes for the read paths (view_log.c): topic -> cached route. */
+    pthread_mutex_t route_lock;
+    struct mq_map routes;
+
     struct mqfs_handle *handles; /* every open file, for the final flush at shutdown */
     struct mqfs_dir *dirs;       /* every open directory listing (ops_dir.c), freed at shutdown */
 };
@@ -160,6 +164,12 @@ int mqfs__read_key(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off
 int mqfs__read_blob(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 int mqfs__read_msg(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 int mqfs__read_text(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+/* Log views (view_log.c): whether a node is one (topic/queue files without tags or .json), its
+ * exact size (network calls: never under fs->lock; 0 for a topic with no route yet), and the
+ * route cache's teardown. */
+int mqfs__log_view(const struct mqfs_node *n);
+int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size);
+void mqfs__routes_destroy(struct mqfs *fs);
 /* The view of a readable node kind, or NULL when the kind is not readable as a file. */
 typedef int (*mqfs_read_fn)(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 mqfs_read_fn mqfs__view_read_fn(enum mqfs_kind k);

@@ -109,8 +109,22 @@ void mqfs__op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct mqfs *fs = fs_of(req);
     struct stat st;
     double timeout = 0;
+    /* Log views: ask the broker for the exact size first (not under the lock). */
+    struct mqfs_node node;
+    int log = 0;
+    uint64_t size = 0;
     pthread_mutex_lock(&fs->lock);
     struct mqfs_inode *in = mqfs__inode_get(fs, ino);
+    if (in && mqfs__log_view(&in->node)) {
+        node = in->node;
+        log = 1;
+    }
+    pthread_mutex_unlock(&fs->lock);
+    int size_rc = log ? mqfs__log_size(fs, &node, &size) : 0;
+    pthread_mutex_lock(&fs->lock);
+    in = mqfs__inode_get(fs, ino);
+    if (in && log && size_rc == 0)
+        in->size = size; /* on failure the last known size stands */
     if (in) {
         mqfs__fill_attr(fs, in, &st);
         timeout = mqfs__kind_info(&in->node)->attr_timeout;

@@ -10,12 +10,6 @@
 #include "common/mq_log.h"
 #include "fs/mqfs_int.h"
 
-/* topic/<NAME>, queue/<T>/<broker>-<id>: every retained message, stateless (planned). */
-int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
-{
-    return -ENOSYS;
-}
-
 /* group/<G>/<NAME>: consume as a consumer group, offsets committed to the broker (planned). */
 int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
 {
