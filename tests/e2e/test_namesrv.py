@@ -341,3 +341,29 @@ def test_stock_alions_client(namesrv):
         assert out["route"]["brokerDatas"][0]["brokerAddrs"] == {"0": "127.0.0.1:10911"}
         assert "No topic route info" in out["missing"]
         assert "No config item" in out["kv"]
+
+
+def test_startup_errors(namesrv, tmp_path):
+    """A taken port, a bad config value and an unknown option end the program non-zero with
+    a message; -p overrides the config file's listenPort."""
+    import subprocess
+    from conftest import binary, free_port
+    exe = binary("mqnamesrv")
+    r = subprocess.run([exe, "-p", str(namesrv.port)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "cannot" in r.stderr
+    bad = tmp_path / "bad.conf"
+    bad.write_text("listenPort=99999\n")
+    r = subprocess.run([exe, "-c", str(bad)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "listenPort" in r.stderr
+    r = subprocess.run([exe, "-x"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "usage" in r.stderr
+    port = free_port()
+    r = subprocess.run([exe, "-c", str(bad), "-p", str(port), "-m"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2  # the file is read first and its bad value still fails
+    good = tmp_path / "good.conf"
+    good.write_text("listenPort=1\nbrokerChannelExpiredTime=5000\n")
+    r = subprocess.run([exe, "-c", str(good), "-p", str(port), "-m"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0
+    assert "listenPort=%d" % port in r.stdout and "brokerChannelExpiredTime=5000" in r.stdout
