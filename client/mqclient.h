@@ -219,6 +219,9 @@ void mqc_consumer_nack(struct mqc_consumer *c, struct mqc_msg *m);
 int mqc_consumer_commit(struct mqc_consumer *c);
 /* Makes a blocked mqc_consumer_take return -EINTR (thread-safe). */
 void mqc_consumer_wakeup(struct mqc_consumer *c);
+/* Whether the consumer has seen the end of every queue it owns: each answered a pull, nothing
+ * is buffered or taken, and the last pull reached the queue's max offset. */
+int mqc_consumer_caught_up(struct mqc_consumer *c);
 /* Whether a message is ready to take now (for poll()). */
 int mqc_consumer_ready(struct mqc_consumer *c);
 /* Called (from a client thread) whenever a message becomes ready; for poll notification. */

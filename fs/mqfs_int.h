@@ -90,6 +90,7 @@ struct mqfs_handle {
     int blob_err;            /* blob files: sticky error reported at flush (EFBIG) */
     struct mq_buf text;      /* generated files (cluster): the content, made at open */
     void *view;              /* read paths: per-open state of the view (NULL until then) */
+    int read_flags;          /* the open flags the last READ carried (O_NONBLOCK) */
     struct mqfs_handle *prev, *next;
 };
 
@@ -170,6 +171,16 @@ int mqfs__read_text(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t of
 int mqfs__log_view(const struct mqfs_node *n);
 int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size);
 void mqfs__routes_destroy(struct mqfs *fs);
+/* Group views (view_group.c): one consumer per open file. */
+int mqfs__group_open(struct mqfs_handle *h);
+void mqfs__group_release(struct mqfs_handle *h);
+/* poll(): *revents gets POLLIN when a read would not wait; ph (may be NULL) is kept and
+ * notified when that changes. Takes ph. Returns 0 or -errno. */
+int mqfs__poll_group(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned *revents);
+/* A message as its .json line (render_json.c). */
+int mqfs__render_json(const struct mqc_msg *m, struct mq_buf *out);
+/* poll() of any open file: group files by readiness, everything else always readable. */
+int mqfs__view_poll(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned *revents);
 /* The view of a readable node kind, or NULL when the kind is not readable as a file. */
 typedef int (*mqfs_read_fn)(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 mqfs_read_fn mqfs__view_read_fn(enum mqfs_kind k);

@@ -105,7 +105,10 @@ static void set_open_flags(const struct mqfs_handle *h, struct fuse_file_info *f
 {
     fi->direct_io = 1;
     fi->keep_cache = 0;
-    fi->nonseekable = h->node.kind == MQFS_GROUP; /* consuming reads have no offsets */
+    /* Group files ignore offsets (reading consumes), but stay seekable: head(1) seeks back by
+     * the bytes it read and did not print, which is 0 here since one read returns at most one
+     * message, and it reports "Illegal seek" on files that refuse. */
+    fi->nonseekable = 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -216,9 +219,21 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct mqfs_handle *h = handle_of(fi);
     mqfs_read_fn fn = mqfs__view_read_fn(h->node.kind);
+    h->read_flags = fi->flags;
     int rc = fn ? fn(req, h, size, off) : -EBADF;
     if (rc)
         fuse_reply_err(req, -rc);
+}
+
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                    struct fuse_pollhandle *ph)
+{
+    unsigned revents = 0;
+    int rc = mqfs__view_poll(handle_of(fi), ph, &revents);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_poll(req, revents);
 }
 
 /* Publishes an open blob's length as its inode's size (handle lock held). */
@@ -344,6 +359,7 @@ void mqfs__ops_file(struct fuse_lowlevel_ops *ops)
     ops->open = op_open;
     ops->create = op_create;
     ops->read = op_read;
+    ops->poll = op_poll;
     ops->write = op_write;
     ops->flush = op_flush;
     ops->fsync = op_fsync;

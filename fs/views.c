@@ -6,15 +6,10 @@
  * each read function follows (reply now or later, or return -errno).
  */
 #include <errno.h>
+#include <poll.h>
 
 #include "common/mq_log.h"
 #include "fs/mqfs_int.h"
-
-/* group/<G>/<NAME>: consume as a consumer group, offsets committed to the broker (planned). */
-int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
-{
-    return -ENOSYS;
-}
 
 /* key/<T>/<Key>: the messages whose KEYS include Key, via the index files (planned). */
 int mqfs__read_key(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
@@ -62,10 +57,24 @@ int mqfs__view_open(struct mqfs_handle *h)
 {
     if (h->node.kind == MQFS_CLUSTER)
         return mqfs__render_cluster(h->fs, &h->text);
-    return 0; /* the read paths set h->view up here */
+    if (h->node.kind == MQFS_GROUP)
+        return mqfs__group_open(h);
+    return 0;
 }
 
 void mqfs__view_release(struct mqfs_handle *h)
 {
-    h->view = NULL; /* the read paths free their state here */
+    if (h->node.kind == MQFS_GROUP)
+        mqfs__group_release(h);
+    h->view = NULL;
+}
+
+int mqfs__view_poll(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned *revents)
+{
+    if (h->node.kind == MQFS_GROUP && !(h->node.flags & MQFS_F_NOW))
+        return mqfs__poll_group(h, ph, revents);
+    if (ph)
+        fuse_pollhandle_destroy(ph);
+    *revents = POLLIN | POLLOUT;
+    return 0;
 }
