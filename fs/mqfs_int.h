@@ -177,6 +177,9 @@ void mqfs__group_release(struct mqfs_handle *h);
 /* poll(): *revents gets POLLIN when a read would not wait; ph (may be NULL) is kept and
  * notified when that changes. Takes ph. Returns 0 or -errno. */
 int mqfs__poll_group(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned *revents);
+/* Lookup files (view_lookup.c): the content of a key/, blob/ or msg/ file, built by network
+ * calls (never under fs->lock). Returns 0, -ENOENT (no such message) or -errno. */
+int mqfs__lookup_build(struct mqfs *fs, const struct mqfs_node *n, struct mq_buf *out);
 /* A message as its .json line (render_json.c). */
 int mqfs__render_json(const struct mqc_msg *m, struct mq_buf *out);
 /* poll() of any open file: group files by readiness, everything else always readable. */
