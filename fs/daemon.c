@@ -85,6 +85,7 @@ static int fs_init(struct mqfs *fs, const char *namesrv)
     pthread_mutex_init(&fs->fetch_lock, NULL);
     mq_map_init(&fs->groups);
     mq_map_init(&fs->created);
+    mq_map_init(&fs->topic_set);
     return mqfs__table_init(fs);
 }
 
@@ -95,6 +96,7 @@ static void fs_destroy(struct mqfs *fs)
     mqfs__table_destroy(fs);
     mq_map_destroy(&fs->groups);
     mq_map_destroy(&fs->created);
+    mq_map_destroy(&fs->topic_set);
     free(fs->topics.v);
     free(fs->brokers.v);
     pthread_mutex_destroy(&fs->fetch_lock);

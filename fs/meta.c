@@ -56,12 +56,7 @@ int mqfs__topic_hidden(struct mqfs *fs, const char *topic)
 
 int mqfs__topic_known(struct mqfs *fs, const char *topic)
 {
-    if (mq_map_get(&fs->created, topic))
-        return 1;
-    for (size_t i = 0; i < fs->topics.n; i++)
-        if (strcmp(fs->topics.v[i], topic) == 0)
-            return 1;
-    return 0;
+    return mq_map_get(&fs->created, topic) || mq_map_get(&fs->topic_set, topic);
 }
 
 int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
@@ -84,11 +79,23 @@ int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
     rc = mqc_admin_topic_list(fs->admin, &names, &n);
     if (rc == 0 && mqc_admin_cluster_info(fs->admin, &b, &nb) != 0)
         b = NULL; /* keep the brokers known before */
+    struct mq_map set;
+    mq_map_init(&set);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = mq_map_put(&set, names[i], fs, NULL);
+    if (rc) {
+        mq_map_destroy(&set);
+        free(names);
+        free(b);
+        b = NULL;
+    }
     pthread_mutex_lock(&fs->lock);
     if (rc == 0) {
         free(fs->topics.v);
         fs->topics.v = names;
         fs->topics.n = n;
+        mq_map_destroy(&fs->topic_set);
+        fs->topic_set = set;
         if (b) {
             free(fs->brokers.v);
             fs->brokers.v = b;

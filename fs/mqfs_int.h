@@ -60,6 +60,7 @@ struct mqfs {
     /* NameServer caches, under lock. fetch_lock serializes the fetches themselves. */
     pthread_mutex_t fetch_lock;
     struct mqfs_names topics;      /* every topic (system ones included) */
+    struct mq_map topic_set;       /* the same names, for lookups (values unused) */
     struct mqfs_broker_list {      /* brokers of the cluster, for `cluster` and hiding names */
         struct mqc_broker_info *v; /* malloc'd */
         size_t n;

@@ -154,13 +154,9 @@ static int snap_topics(struct mqfs *fs, struct mqfs_dir *d, int is_dir)
             rc = snap_add(d, fs->topics.v[i], is_dir);
     size_t it = 0;
     const char *t;
-    while (rc == 0 && mq_map_next(&fs->created, &it, &t, NULL)) {
-        int listed = 0;
-        for (size_t i = 0; i < fs->topics.n && !listed; i++)
-            listed = strcmp(fs->topics.v[i], t) == 0;
-        if (!listed)
+    while (rc == 0 && mq_map_next(&fs->created, &it, &t, NULL))
+        if (!mq_map_get(&fs->topic_set, t))
             rc = snap_add(d, t, is_dir);
-    }
     pthread_mutex_unlock(&fs->lock);
     return rc;
 }
