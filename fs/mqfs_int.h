@@ -154,7 +154,10 @@ int mqfs__flush_handle(struct mqfs_handle *h);
  * Each is called from the READ op with the handle's lock NOT held, and either replies to req
  * itself (now or later, from any thread: fuse_reply_buf / fuse_reply_err) and returns 0, or
  * returns a negative errno for the caller to reply. `h->view` is theirs to keep per-open state
- * (freed by mqfs__view_release). */
+ * (freed by mqfs__view_release). A reply made from memory the handle owns must be made with
+ * h->lock held: the reader may close the file the moment the reply lands, and RELEASE takes
+ * h->lock before freeing the handle. A reply deferred past the READ op must also keep the
+ * handle alive until it is sent (RELEASE comes only after every READ was answered). */
 int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 int mqfs__read_key(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
