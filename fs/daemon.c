@@ -177,13 +177,17 @@ out_signals:
     fuse_remove_signal_handlers(se);
     if (mounted)
         fuse_session_unmount(se);
+    mq_debug("shutdown: unmounted");
     mqfs__handles_shutdown(&fs); /* partial lines and blobs of files still open */
     mqfs__dirs_shutdown(&fs);
+    mq_debug("shutdown: open files done");
 out:
     if (se)
         fuse_session_destroy(se);
+    mq_debug("shutdown: session destroyed");
     if (inited)
         fs_destroy(&fs);
+    mq_debug("shutdown: clients stopped");
     free(cmd.mountpoint);
     free(cli.namesrv);
     fuse_opt_free_args(&args);

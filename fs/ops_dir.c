@@ -166,9 +166,9 @@ static int snap_queues(struct mqfs *fs, const struct mqfs_node *dir, struct mqfs
     struct mqc_mq *q = NULL;
     size_t n = 0;
     int rc = mqc_producer_queues(fs->producer, dir->topic, 0, &q, &n);
-    if (rc) {
+    if (rc) { /* like topic/ with the NameServer down: an empty listing, never an error */
         mq_info("queues of %s: %s", dir->topic, mq_strerror(rc));
-        return rc == -ENOENT ? 0 : -EIO;
+        return 0;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char name[MQFS_TOPIC_MAX + 16];
