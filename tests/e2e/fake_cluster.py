@@ -17,6 +17,7 @@ import json
 import socket
 import struct
 import threading
+import time
 
 
 def decode_header(h):
@@ -84,6 +85,8 @@ class FakeCluster:
         self.requests = []  # (code, number of messages)
         self.topics = ["TBW102", "C", "broker-a"]
         self.fail_with = None  # (code, remark) for sends
+        self.send_delay = 0.0  # seconds a send waits before it is accepted
+        self.sends_started = 0
         self._stop = False
         self._conns = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -143,6 +146,9 @@ class FakeCluster:
                     "clusterAddrTable": {"C": ["broker-a"]}}
             return encode_response(op, 0, body=json.dumps(info).encode())
         if code in (310, 320):
+            self.sends_started += 1
+            if self.send_delay:
+                time.sleep(self.send_delay)
             with self.lock:
                 if self.fail_with:
                     return encode_response(op, self.fail_with[0], remark=self.fail_with[1])

@@ -5,7 +5,10 @@ refuses (docs/FS.md "Sending")."""
 
 import errno
 import os
+import signal
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -98,3 +101,43 @@ def test_refused_send_consumes_nothing(fake):
     assert os.write(fd, b"y\nz\n") == 4  # the retry sends each line exactly once
     os.close(fd)
     assert fc.bodies("R") == [b"xy", b"z"]
+
+
+def test_sigterm_lets_the_send_in_progress_finish(tmp_path):
+    """SIGTERM while a write waits for the broker: the write completes (the broker has the
+    message and the writer sees success), then mqfs exits 0."""
+    fc = FakeCluster()
+    m = Mount(tmp_path, fc.addr).start()
+    try:
+        fc.send_delay = 1.5
+        result = {}
+
+        def writer():
+            fd = os.open(m.p("topic", "Slow"), os.O_WRONLY | os.O_CREAT)
+            try:
+                result["n"] = os.write(fd, b"in flight\n")
+            except OSError as e:
+                result["err"] = e
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the mount may be gone by the time the writer closes
+        t = threading.Thread(target=writer)
+        t.start()
+        deadline = time.monotonic() + 5
+        while fc.sends_started == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fc.sends_started == 1
+        time.sleep(0.2)  # the send is now waiting in the stand-in broker
+        m.proc.send_signal(signal.SIGTERM)
+        t.join(timeout=20)
+        assert result.get("n") == 10, result
+        assert fc.bodies("Slow") == [b"in flight"]
+        assert m.wait_exit() == 0
+        m.check_stderr()
+        m._err.close()
+        m.proc = None
+        assert not os.path.ismount(m.path)
+    finally:
+        m.stop()
+        fc.close()
