@@ -119,6 +119,12 @@ struct mqfs_kind_info {
 const struct mqfs_kind_info *mqfs__kind_info(const struct mqfs_node *n);
 /* Fills st for the inode (sizes: see attr.c). Lock held. */
 void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *st);
+/* Sets the size of inode ino and, when it changed, tells the kernel to drop its cached
+ * attributes (fuse_lowlevel_notify_inval_inode(se, ino, -1, 0)), so `tail -f` sees growth at its
+ * next fstat. For the read paths, on message arrival. Any thread, fs->lock NOT held (it takes
+ * it; the notify is sent after dropping it). Returns 0, -ENOENT (inode unknown: the kernel
+ * forgot it, nothing to tell) or the notify's error. */
+int mqfs__set_size(struct mqfs *fs, uint64_t ino, uint64_t size);
 
 /* ---- NameServer caches (meta.c) ---- */
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "client/mqclient.h"
 #include "fs/mqfs.h"
@@ -480,6 +481,20 @@ TEST(test_inode_table)
     struct mqfs_inode *g = ref_path(&fs, "group/G/T.now.json", 1);
     ASSERT(g != NULL && ref_path(&fs, "group/G/T.json.now", 1) == g);
     ASSERT_STR_EQ(g->path, "group/G/T.json.now");
+
+    /* sizes (no session: nothing to notify) */
+    pthread_mutex_init(&fs.lock, NULL);
+    ASSERT_OK(mqfs__set_size(&fs, g->ino, 42));
+    ASSERT_EQ(g->size, 42);
+    struct stat st;
+    mqfs__fill_attr(&fs, g, &st);
+    ASSERT_EQ(st.st_size, 42);
+    ASSERT_EQ(st.st_blksize, 1 << 20);
+    ASSERT_EQ(st.st_mode, S_IFREG | 0444);
+    ASSERT_EQ(mqfs__set_size(&fs, 999999, 1), -ENOENT);
+    mqfs__fill_attr(&fs, mqfs__inode_get(&fs, 2), &st);
+    ASSERT_EQ(st.st_mode, S_IFDIR | 0755);
+    pthread_mutex_destroy(&fs.lock);
     mqfs__table_destroy(&fs);
 }
 
