@@ -3,6 +3,8 @@
  *
  *   mqfs MOUNTPOINT [-n namesrvAddr] [-f] [-d] [-s] [-o fuse-options]
  *
+ * The NameServers can also come as a mount option, `-o namesrv=host:port`.
+ *
  * Shutdown: `fusermount3 -u MOUNTPOINT` or SIGTERM/SIGINT/SIGHUP end the loop; requests being
  * served finish first (libfuse defers the workers' cancellation to their next read), then the
  * mount goes, partial lines and blobs still held by open files are sent, and mqfs exits 0.
@@ -32,6 +34,7 @@ struct cli {
 static const struct fuse_opt cli_spec[] = {
     {"-n %s", offsetof(struct cli, namesrv), 0},
     {"--namesrv=%s", offsetof(struct cli, namesrv), 0},
+    {"namesrv=%s", offsetof(struct cli, namesrv), 0}, /* -o namesrv=... */
     {"-h", offsetof(struct cli, help), 1},
     {"--help", offsetof(struct cli, help), 1},
     FUSE_OPT_END,
@@ -40,7 +43,8 @@ static const struct fuse_opt cli_spec[] = {
 static void usage(const char *prog)
 {
     printf("usage: %s MOUNTPOINT [-n namesrvAddr] [-f] [-o options]\n\n"
-           "    -n ADDR    NameServers, host:port[;host:port] (default %s)\n"
+           "    -n ADDR    NameServers, host:port[;host:port] (default %s);\n"
+           "               also -o namesrv=ADDR\n"
            "    -f         stay in the foreground\n",
            prog, DEFAULT_NAMESRV);
     fuse_cmdline_help();
