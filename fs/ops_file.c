@@ -1,7 +1,8 @@
 /* ops_file.c — the file ops: open/create (which files may be written, and how), read (dispatched
  * to the view of the kind, views.c), write (send.c), flush/fsync/release (the final partial
  * line, the blob). Every file is direct_io: no page cache, no readahead, writes arrive exactly
- * as the program made them, and the write offset is ignored (every write appends).
+ * as the program made them. Writes to topic and key files ignore the offset (every write
+ * appends); blob files are ordinary files until close (send.c).
  */
 #include <errno.h>
 #include <fcntl.h>
