@@ -66,7 +66,8 @@ static int clients_new(struct mqfs *fs)
         .send_timeout_ms = NS_TIMEOUT_MS,
         .compress_over = 0, /* bodies stored as written: log views render them as is */
     };
-    /* Threads started here inherit a mask without the shutdown signals. */
+    /* Threads started here (libmqclient's, the refresher) inherit a mask without the shutdown
+     * signals. */
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
@@ -76,6 +77,8 @@ static int clients_new(struct mqfs *fs)
     int rc = mqc_producer_new(&cfg, &fs->producer);
     if (rc == 0)
         rc = mqc_admin_new(&cfg, &fs->admin);
+    if (rc == 0)
+        rc = mqfs__meta_start(fs);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
@@ -95,6 +98,7 @@ static int fs_init(struct mqfs *fs, const char *namesrv)
 
 static void fs_destroy(struct mqfs *fs)
 {
+    mqfs__meta_stop(fs);
     mqc_admin_free(fs->admin);
     mqc_producer_free(fs->producer);
     mqfs__table_destroy(fs);

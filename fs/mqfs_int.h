@@ -67,8 +67,11 @@ struct mqfs {
     } brokers;
     int64_t topics_at_us, topics_failed_us; /* last success / failure (monotonic) */
     int topics_err;                         /* error of the last failure */
-    struct mq_map groups;                   /* consumer groups made by mkdir (values unused) */
-    struct mq_map created;                  /* topics made by create() (values unused) */
+    pthread_t refresher;                    /* refetches in the background while failing */
+    pthread_cond_t refresh_cond;
+    int refresher_started, refresh_wanted, refresh_stop;
+    struct mq_map groups;  /* consumer groups made by mkdir (values unused) */
+    struct mq_map created; /* topics made by create() (values unused) */
 
     struct mqfs_handle *handles; /* every open file, for the final flush at shutdown */
     struct mqfs_dir *dirs;       /* every open directory listing (ops_dir.c), freed at shutdown */
@@ -128,10 +131,15 @@ int mqfs__set_size(struct mqfs *fs, uint64_t ino, uint64_t size);
 
 /* ---- NameServer caches (meta.c) ---- */
 
-/* Refreshes the topic list and cluster info when older than max_age_us (and not failed within
- * MQFS_NS_RETRY_US). Never holds fs->lock during the call; bounded by the NameServer timeout.
- * Returns 0 when the cache is fresh, else the error of the last fetch (the cache stays). */
+/* Refreshes the topic list and cluster info when older than max_age_us: synchronously while
+ * the NameServer answers (bounded by its timeout; fs->lock not held meanwhile), in the
+ * background once a fetch failed (the caller gets the cache at once). Returns 0 when the cache
+ * is fresh, else the error of the last fetch (the cache stays). */
 int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us);
+/* Starts / stops the background refresher (start after daemonizing, with the shutdown signals
+ * blocked; stop before the admin handle is freed). */
+int mqfs__meta_start(struct mqfs *fs);
+void mqfs__meta_stop(struct mqfs *fs);
 /* Whether topic is known: in the cached list or made by create(). Lock held. */
 int mqfs__topic_known(struct mqfs *fs, const char *topic);
 /* Whether a topic is a system topic or a cluster/broker name (hidden from listings). Lock held. */
