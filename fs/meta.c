@@ -62,10 +62,19 @@ int mqfs__topic_known(struct mqfs *fs, const char *topic)
     return mq_map_get(&fs->created, topic) || mq_map_get(&fs->topic_set, topic);
 }
 
-/* Asks the NameServers once and stores the answer (or the failure). Serialized by fetch_lock. */
+/* Asks the NameServers once and stores the answer (or the failure). Serialized by fetch_lock;
+ * a caller that waited for another's fetch takes that one's outcome. */
 static int fetch(struct mqfs *fs)
 {
+    int64_t asked = mq_mono_us();
     pthread_mutex_lock(&fs->fetch_lock);
+    pthread_mutex_lock(&fs->lock);
+    int done = fs->topics_at_us >= asked ? 0 : fs->topics_failed_us >= asked ? fs->topics_err : 1;
+    pthread_mutex_unlock(&fs->lock);
+    if (done != 1) {
+        pthread_mutex_unlock(&fs->fetch_lock);
+        return done;
+    }
     char **names = NULL;
     size_t n = 0;
     struct mqc_broker_info *b = NULL;
