@@ -14,12 +14,14 @@
 /* Generated files: the text rendered at open. */
 int mqfs__read_text(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
 {
+    pthread_mutex_lock(&h->lock); /* release waits: the reply reads h->text */
     size_t len = h->text.len, o = off < 0 ? len : (size_t)off;
     if (o > len)
         o = len;
     if (size > len - o)
         size = len - o;
     fuse_reply_buf(req, (const char *)h->text.data + o, size);
+    pthread_mutex_unlock(&h->lock);
     return 0;
 }
 
