@@ -103,8 +103,8 @@ int mqc__instance_new(const struct mqc_config *cfg, const char *default_group,
     pthread_mutex_init(&inst->lock, NULL);
     pthread_cond_init(&inst->timer_cond, NULL);
     mq_map_init(&inst->routes);
-    /* Binary (ROCKETMQ) headers: a zeroed rpc_client_opts means RPC_SER_JSON (= 0), whose
-     * encode and parse cost more CPU per send than storing the message does. */
+    /* Binary (ROCKETMQ) headers: JSON's encode and parse cost more CPU per send than storing
+     * the message does. */
     struct rpc_client_opts ro = {.serialize = RPC_SER_ROCKETMQ};
     if ((rc = rpc_client_new(&ro, &inst->rpc)) != 0)
         goto fail_locks;

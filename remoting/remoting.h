@@ -299,7 +299,8 @@ void rpc_server_free(struct rpc_server *srv);
 struct rpc_client_opts {
     size_t max_frame;       /* default RPC_MAX_FRAME_DEFAULT */
     int connect_timeout_ms; /* default 3000 */
-    int serialize;          /* header encoding of requests, default RPC_SER_ROCKETMQ */
+    int serialize;          /* header encoding of requests: RPC_SER_JSON (0) or RPC_SER_ROCKETMQ;
+                             * NULL opts mean RPC_SER_ROCKETMQ */
 };
 
 struct rpc_client;
