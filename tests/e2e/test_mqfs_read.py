@@ -218,3 +218,24 @@ def test_json_views_work_with_jq(cluster):
     obj = json.loads(sh("head -n 1 '%s'" % m.p("group", "GJ2", "Js.json")).stdout)
     assert (obj["topic"], obj["queueId"], obj["body"]) == ("Js", 0, "a")
     assert len(obj["msgId"]) == 32 and obj["storeTimestamp"] >= obj["bornTimestamp"] > 0
+
+
+def test_xattrs_and_rm_topic(cluster):
+    m = cluster
+    topic_with(m, "Attrs", ["a", "b", "c"], queues=2)
+    r = sh("getfattr -d '%s'" % m.p("topic", "Attrs"))
+    assert b'user.mq.messages="3"' in r.stdout and b'user.mq.queues="2"' in r.stdout, r.stdout
+    q = sorted(os.listdir(m.p("queue", "Attrs")))[0]
+    r = sh("getfattr -n user.mq.maxOffset --only-values '%s'" % m.p("queue", "Attrs", q))
+    assert r.returncode == 0 and int(r.stdout) in (0, 3)
+    os.mkdir(m.p("group", "GA"))
+    assert sh("head -n 1 '%s'" % m.p("group", "GA", "Attrs")).stdout == b"a\n"
+    time.sleep(1.5)  # the group's offset reaches the broker within a second
+    r = sh("getfattr -d '%s'" % m.p("group", "GA", "Attrs"))
+    assert b'user.mq.consumed="1"' in r.stdout and b'user.mq.lag="2"' in r.stdout, r.stdout
+    # rm deletes the topic from the broker and the NameServer.
+    assert sh("rm '%s'" % m.p("topic", "Attrs")).returncode == 0
+    with mp.Client(m.namesrv_port) as ns:
+        assert ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": "Attrs"}).code == mp.TOPIC_NOT_EXIST
+    time.sleep(1.2)  # listings are cached for a second
+    assert "Attrs" not in os.listdir(m.p("topic"))
