@@ -79,7 +79,8 @@ struct mqc_producer;
 
 /* Creates a producer. cfg is copied. Returns 0, -EINVAL (no namesrv) or -ENOMEM. */
 int mqc_producer_new(const struct mqc_config *cfg, struct mqc_producer **out);
-/* Waits for pending async sends (their callbacks run), then frees. NULL is a no-op. */
+/* Waits for pending async sends (their callbacks run) and until oneway sends were written to
+ * their brokers (one heartbeat round trip per such broker), then frees. NULL is a no-op. */
 void mqc_producer_free(struct mqc_producer *p);
 
 /* Sync send; on 0 *res (may be NULL) describes where the message went. */
