@@ -10,8 +10,11 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 import mqproto as mp
-from conftest import binary
+
+from conftest import SANITIZER_MARKS, binary
 
 GET_ROUTEINFO_BY_TOPIC = 105
 
@@ -38,8 +41,16 @@ def run(name, *args, ns=None, timeout=20, env=None):
     argv = [binary(name)] + (["-n", addr(ns)] if ns is not None else []) + [str(a) for a in args]
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
                        env=e)
-    return p.returncode, p.stdout.decode(errors="replace").splitlines(), p.stderr.decode(
-        errors="replace")
+    err = p.stderr.decode(errors="replace")
+    check_clean(name, err)
+    return p.returncode, p.stdout.decode(errors="replace").splitlines(), err
+
+
+def check_clean(name, stderr):
+    """Fails the test when a program's stderr shows a sanitizer report or a crash."""
+    for mark in SANITIZER_MARKS:
+        if mark in stderr:
+            pytest.fail("%s stderr shows '%s':\n%s" % (name, mark, stderr[-6000:]))
 
 
 def admin(ns, *args, as_json=False, timeout=20):
@@ -92,6 +103,7 @@ class Proc:
             raise AssertionError("%s still running after %ss" % (self.p.args[0], timeout))
         self._t.join(5)
         self._te.join(5)
+        check_clean(self.p.args[0], self.stderr())
         return rc
 
     def stop(self, timeout=10):

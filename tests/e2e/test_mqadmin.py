@@ -4,10 +4,14 @@ tables and --json), plus help, usage errors and exit codes (0 ok, 1 failure, 2 u
 
 import pytest
 
+import mqproto as mp
 from brokers import *  # noqa: F401,F403 (fixtures and helpers)
 from brokers import broker_factory  # noqa: F401
 from clientkit import addr, admin, create_topic, route_brokers, run, wait_for
 from conftest import free_port
+
+GET_ALL_TOPIC_CONFIG = 21
+GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201
 
 SUBCOMMANDS = ["updateTopic", "deleteTopic", "topicList", "topicRoute", "topicStatus",
                "clusterList", "brokerStatus", "updateSubGroup", "consumerProgress",
@@ -109,6 +113,10 @@ def test_topics(two_brokers):
     rc, out, err = admin(ns, "deleteTopic", "-c", "DefaultCluster", "-t", "TAdm")
     assert rc == 0, err
     assert {r["target"] for r in table(out)} == {"broker-a", "broker-b", "namesrv"}
+    for d in (a, b):  # gone from the brokers' topic tables, not only from the route
+        with mp.Client(d.port) as cli:
+            r = cli.call(GET_ALL_TOPIC_CONFIG)
+        assert r.code == mp.SUCCESS and "TAdm" not in r.json_body()["topicConfigTable"]
     rc, _, err = admin(ns, "topicRoute", "-t", "TAdm")
     assert rc == 1 and "no route" in err
     # Deleting again succeeds (RocketMQ's behaviour); JSON rows say so.
@@ -180,6 +188,11 @@ def test_cluster_groups_and_progress(two_brokers):
     rc, rows, _ = admin(ns, "updateSubGroup", "-b", addr(a), "-g", "GAdm2", as_json=True)
     assert rc == 0 and rows == [{"broker": "broker-a", "addr": addr(a), "group": "GAdm2",
                                  "result": "success"}]
+    for d, groups in ((a, {"GAdm", "GAdm2"}), (b, {"GAdm"})):  # what the brokers now hold
+        with mp.Client(d.port) as cli:
+            r = cli.call(GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
+        held = set(r.json_body()["subscriptionGroupTable"])
+        assert groups <= held and ("GAdm2" in held) == (d is a), held
 
     create_topic(ns, "TProg", queues=2, expect=("broker-a", "broker-b"))
     for i in range(10):

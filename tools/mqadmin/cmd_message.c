@@ -44,7 +44,7 @@ int adm_send_message(struct adm *a)
                             .body = body,
                             .body_len = strlen(body)};
     struct mqc_config cfg = {.namesrv = a->namesrv, .group = TOOLS_PRODUCER};
-    struct mqc_producer *p;
+    struct mqc_producer *p = NULL;
     int rc = mqc_producer_new(&cfg, &p);
     if (rc)
         return adm_fail(a, rc, "cannot create a producer");
@@ -68,7 +68,7 @@ static int consume_group(struct adm *a, const char *topic, const char *expr, lon
 {
     struct mqc_config cfg = {.namesrv = a->namesrv, .group = adm_opt(a, 'g')};
     struct mqc_consumer_opts opts = {.from = MQC_FROM_FIRST, .persist_ms = 1000};
-    struct mqc_consumer *c;
+    struct mqc_consumer *c = NULL;
     int rc = mqc_consumer_new(&cfg, &opts, &c);
     if (rc == 0 && (rc = mqc_consumer_subscribe(c, topic, expr)) == 0)
         rc = mqc_consumer_start(c);
