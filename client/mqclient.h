@@ -274,6 +274,8 @@ struct mqc_topic_route {
  * -EBADMSG or a transport error. */
 int mqc_admin_topic_route(struct mqc_admin *a, const char *topic, struct mqc_topic_route *out);
 void mqc_topic_route_destroy(struct mqc_topic_route *r);
+/* The decoder of a TopicRouteData body (pure; exposed for tests). 0, -EBADMSG or -ENOMEM. */
+int mqc_admin_parse_route(const char *json, size_t len, struct mqc_topic_route *out);
 
 /* One queue's offsets on its broker: GET_MIN_OFFSET (31), GET_MAX_OFFSET (30), and the store
  * time of its newest message (a one-message pull at max - 1; 0 when the queue is empty). */
