@@ -37,6 +37,7 @@ struct mqc_route {
     size_t npub;
     struct mqc_mq *sub;
     size_t nsub;
+    int provisional; /* built from TBW102 for a topic the NameServers do not know yet */
 };
 
 /* Decodes TopicRouteData JSON (`queueDatas`, `brokerDatas`; brokerAddrs keys may be bare

@@ -329,6 +329,9 @@ static void rebalance(struct mqc_consumer *c)
 {
     for (size_t i = 0; i < c->nsubs; i++)
         rebalance_topic(c, &c->subs[i]);
+    pthread_mutex_lock(&c->lock);
+    c->rebalanced = 1;
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- the service thread ---- */

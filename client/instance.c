@@ -103,7 +103,10 @@ int mqc__instance_new(const struct mqc_config *cfg, const char *default_group,
     pthread_mutex_init(&inst->lock, NULL);
     pthread_cond_init(&inst->timer_cond, NULL);
     mq_map_init(&inst->routes);
-    if ((rc = rpc_client_new(NULL, &inst->rpc)) != 0)
+    /* Binary (ROCKETMQ) headers: a zeroed rpc_client_opts means RPC_SER_JSON (= 0), whose
+     * encode and parse cost more CPU per send than storing the message does. */
+    struct rpc_client_opts ro = {.serialize = RPC_SER_ROCKETMQ};
+    if ((rc = rpc_client_new(&ro, &inst->rpc)) != 0)
         goto fail_locks;
     if (pthread_create(&inst->timer, NULL, timer_main, inst) != 0) {
         rc = -EAGAIN;
@@ -206,6 +209,7 @@ static int default_route(struct mqc_route *tbw, const char *topic)
     }
     tbw->npub = k;
     tbw->nsub = 0;
+    tbw->provisional = 1;
     snprintf(tbw->topic, sizeof(tbw->topic), "%s", topic);
     return k ? 0 : -ENOENT;
 }
@@ -290,6 +294,14 @@ int mqc__queues(struct mqc_instance *inst, const char *topic, int for_send, stru
         pthread_mutex_lock(&inst->lock);
         struct mqc_route *r = mq_map_get(&inst->routes, topic);
         int rc = -ENOENT;
+        if (r && r->provisional && attempt == 0) {
+            /* A route guessed from TBW102 lists no readable queues: ask for the real one. */
+            pthread_mutex_unlock(&inst->lock);
+            if (mqc__route_refresh(inst, topic, 0) == 0)
+                continue;
+            pthread_mutex_lock(&inst->lock);
+            r = mq_map_get(&inst->routes, topic);
+        }
         if (r) {
             size_t cnt = for_send ? r->npub : r->nsub;
             struct mqc_mq *src = for_send ? r->pub : r->sub;

@@ -220,6 +220,9 @@ void mqc_consumer_nack(struct mqc_consumer *c, struct mqc_msg *m);
 int mqc_consumer_commit(struct mqc_consumer *c);
 /* Makes a blocked mqc_consumer_take return -EINTR (thread-safe). */
 void mqc_consumer_wakeup(struct mqc_consumer *c);
+/* Whether the consumer has seen the end of every queue it owns: each answered a pull, nothing
+ * is buffered or taken, and the last pull reached the queue's max offset. */
+int mqc_consumer_caught_up(struct mqc_consumer *c);
 /* Whether a message is ready to take now (for poll()). */
 int mqc_consumer_ready(struct mqc_consumer *c);
 /* Called (from a client thread) whenever a message becomes ready; for poll notification. */
@@ -311,5 +314,22 @@ int mqc_admin_view_message(struct mqc_admin *a, const char *msg_id, char addr[64
 /* The queues a started consumer owns right now (after its last rebalance), sorted. *out is
  * malloc'd (caller frees; NULL when n == 0 is allowed). */
 int mqc_consumer_owned(struct mqc_consumer *c, struct mqc_mq **out, size_t *n);
+
+/* ---- the file interface's view of a queue (render.c; docs/FORMATS.md Part 3) ---- */
+
+/* A queue's rendered view: every retained message as body + "\n". Bytes [base, size) exist;
+ * bytes below base were deleted by retention. */
+struct mqc_view_info {
+    int64_t base, size;
+    int64_t min_offset, max_offset; /* queue offsets */
+};
+/* MQFS_RENDER_INFO (30001) on the broker at addr. Returns 0 or a negative errno. */
+int mqc_view_info(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                  struct mqc_view_info *info);
+/* MQFS_READ (30004): up to len bytes of the view from offset into buf; *got is 0 at or past the
+ * end. info (may be NULL) gets the view's current bounds. Returns 0, MQ_EOFFSET_MOVED (offset
+ * below base; info filled) or a negative errno. */
+int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                  int64_t offset, void *buf, size_t len, size_t *got, struct mqc_view_info *info);
 
 #endif

@@ -12,6 +12,8 @@ PKGS=(
     libjansson-dev      # JSON headers and bodies of RocketMQ's remoting protocol, config files
     python3 python3-pytest  # end-to-end tests
     procps psmisc attr jq   # ps/pkill, fuser, getfattr, jq: used by tests and scripts
+    libhiredis-dev libnats-dev    # tools/bench: the Redis Streams and NATS JetStream load generators
+    redis-server nats-server      # tools/bench/compare.sh: the peers it measures us against
 )
 
 # The interop test (tests/interop) runs the stock ali-ons RocketMQ client on Node.js. Install
