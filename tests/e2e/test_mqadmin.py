@@ -148,6 +148,10 @@ def test_messages(namesrv, broker_factory):
                        as_json=True)
     assert rc == 0 and [m["body"] for m in got] == ["second"]
     assert got[0]["keys"] == "K2" and got[0]["msgId"] == second["offsetMsgId"]
+    assert admin(ns, "consumeMessage", "-t", "TMsg", "-q", 7)[0] == 1  # no such queue
+    assert admin(ns, "consumeMessage", "-t", "TMsg", "-b", "nosuch")[0] == 1
+    rc, got, _ = admin(ns, "consumeMessage", "-t", "TMsg", "-q", 1, "-o", 99, as_json=True)
+    assert rc == 0 and got == []  # past the end: nothing to print
 
     rc, out, _ = admin(ns, "queryMsgByKey", "-t", "TMsg", "-k", "K2")
     assert rc == 0 and sorted(m["body"] for m in table(out)) == ["hello world", "second"]
