@@ -225,3 +225,21 @@ def test_namesrv_from_environment(namesrv, broker_factory):
     assert wait_for(lambda: route_brokers(namesrv, "TBW102"))
     rc, out, err = run("mqadmin", "clusterList", env={"NAMESRV_ADDR": addr(namesrv)})
     assert rc == 0 and "broker-a" in "\n".join(out), err
+
+
+def test_two_namesrvs(namesrv_factory, broker_factory):
+    """A broker registered with two NameServers: queries fail over from a dead one, and
+    deleteTopic removes the route from every NameServer (they share nothing)."""
+    n1, n2 = namesrv_factory(), namesrv_factory()
+    both = "%s;%s" % (addr(n1), addr(n2))
+    broker_factory(namesrv=n1, namesrvAddr=both)
+    assert wait_for(lambda: route_brokers(n1, "TBW102") and route_brokers(n2, "TBW102"))
+    rc, _, err = run("mqadmin", "updateTopic", "-n", both, "-c", "DefaultCluster", "-t", "T2")
+    assert rc == 0, err
+    assert wait_for(lambda: route_brokers(n1, "T2") and route_brokers(n2, "T2"), timeout=5)
+    dead = "127.0.0.1:%d" % free_port()
+    rc, out, err = run("mqadmin", "topicList", "-n", "%s;%s" % (dead, addr(n2)))
+    assert rc == 0 and "T2" in out, err
+    rc, _, err = run("mqadmin", "deleteTopic", "-n", both, "-c", "DefaultCluster", "-t", "T2")
+    assert rc == 0, err
+    assert not route_brokers(n1, "T2") and not route_brokers(n2, "T2")
