@@ -12,6 +12,7 @@ import mqproto as mp
 import mqrecord as mr
 from brokers import *  # noqa: F401,F403 (fixtures and helpers)
 from brokers import broker_factory, pull  # noqa: F401
+from conftest import free_port
 from clientkit import (Proc, addr, admin, create_topic, expected_body, msgs, route_brokers,
                        run, wait_for)
 
@@ -253,3 +254,16 @@ def test_rebalance_as_consumers_join_and_leave(cluster):
     dups = [k for k, v in collections.Counter(seen).items() if v > 1]
     assert not dups, "delivered twice: %s" % dups[:5]
     assert len(seen) == 120
+
+
+def test_examples_report_failures():
+    """No cluster: every example says FAIL per message (or fails to start) and exits non-zero,
+    so the tests above would notice a send that did not happen."""
+    dead = "127.0.0.1:%d" % free_port()
+    for prog in ("example_producer_sync", "example_producer_async", "example_producer_oneway",
+                 "example_producer_batch", "example_producer_ordered"):
+        rc, out, err = run(prog, "-n", dead, "-t", "TDead", "-c", 2, timeout=30)
+        assert rc == 1, (prog, out, err)
+        assert not [l for l in out if l.startswith(("OK", "SENT"))], (prog, out)
+    rc, out, err = run("example_producer_sync", "-n", dead, "-z", "lz4")
+    assert rc == 2 and "usage" in err
