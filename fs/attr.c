@@ -7,6 +7,7 @@
  * groups can appear and vanish through other clients: names are cached 1 s. The top-level
  * entries never change.
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,4 +61,20 @@ void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *
     st->st_blksize = MQFS_BLKSIZE;
     st->st_size = (off_t)in->size; /* 0 until the read paths report exact sizes */
     st->st_atime = st->st_mtime = st->st_ctime = fs->started_s;
+}
+
+int mqfs__set_size(struct mqfs *fs, uint64_t ino, uint64_t size)
+{
+    pthread_mutex_lock(&fs->lock);
+    struct mqfs_inode *in = mqfs__inode_get(fs, ino);
+    int changed = in && in->size != size;
+    if (in)
+        in->size = size;
+    pthread_mutex_unlock(&fs->lock);
+    if (!in)
+        return -ENOENT;
+    if (!changed || !fs->se)
+        return 0;
+    int rc = fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+    return rc == -ENOENT ? 0 : rc; /* the kernel no longer caches it: nothing to drop */
 }

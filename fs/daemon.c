@@ -3,6 +3,8 @@
  *
  *   mqfs MOUNTPOINT [-n namesrvAddr] [-f] [-d] [-s] [-o fuse-options]
  *
+ * The NameServers can also come as a mount option, `-o namesrv=host:port`.
+ *
  * Shutdown: `fusermount3 -u MOUNTPOINT` or SIGTERM/SIGINT/SIGHUP end the loop; requests being
  * served finish first (libfuse defers the workers' cancellation to their next read), then the
  * mount goes, partial lines and blobs still held by open files are sent, and mqfs exits 0.
@@ -32,6 +34,7 @@ struct cli {
 static const struct fuse_opt cli_spec[] = {
     {"-n %s", offsetof(struct cli, namesrv), 0},
     {"--namesrv=%s", offsetof(struct cli, namesrv), 0},
+    {"namesrv=%s", offsetof(struct cli, namesrv), 0}, /* -o namesrv=... */
     {"-h", offsetof(struct cli, help), 1},
     {"--help", offsetof(struct cli, help), 1},
     FUSE_OPT_END,
@@ -40,7 +43,8 @@ static const struct fuse_opt cli_spec[] = {
 static void usage(const char *prog)
 {
     printf("usage: %s MOUNTPOINT [-n namesrvAddr] [-f] [-o options]\n\n"
-           "    -n ADDR    NameServers, host:port[;host:port] (default %s)\n"
+           "    -n ADDR    NameServers, host:port[;host:port] (default %s);\n"
+           "               also -o namesrv=ADDR\n"
            "    -f         stay in the foreground\n",
            prog, DEFAULT_NAMESRV);
     fuse_cmdline_help();
@@ -62,7 +66,8 @@ static int clients_new(struct mqfs *fs)
         .send_timeout_ms = NS_TIMEOUT_MS,
         .compress_over = 0, /* bodies stored as written: log views render them as is */
     };
-    /* Threads started here inherit a mask without the shutdown signals. */
+    /* Threads started here (libmqclient's, the refresher) inherit a mask without the shutdown
+     * signals. */
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
@@ -72,6 +77,8 @@ static int clients_new(struct mqfs *fs)
     int rc = mqc_producer_new(&cfg, &fs->producer);
     if (rc == 0)
         rc = mqc_admin_new(&cfg, &fs->admin);
+    if (rc == 0)
+        rc = mqfs__meta_start(fs);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
@@ -87,11 +94,13 @@ static int fs_init(struct mqfs *fs, const char *namesrv)
     mq_map_init(&fs->created);
     pthread_mutex_init(&fs->route_lock, NULL);
     mq_map_init(&fs->routes);
+    mq_map_init(&fs->topic_set);
     return mqfs__table_init(fs);
 }
 
 static void fs_destroy(struct mqfs *fs)
 {
+    mqfs__meta_stop(fs);
     mqc_admin_free(fs->admin);
     mqc_producer_free(fs->producer);
     mqfs__table_destroy(fs);
@@ -99,6 +108,7 @@ static void fs_destroy(struct mqfs *fs)
     mq_map_destroy(&fs->created);
     mqfs__routes_destroy(fs);
     pthread_mutex_destroy(&fs->route_lock);
+    mq_map_destroy(&fs->topic_set);
     free(fs->topics.v);
     free(fs->brokers.v);
     pthread_mutex_destroy(&fs->fetch_lock);
@@ -179,13 +189,17 @@ out_signals:
     fuse_remove_signal_handlers(se);
     if (mounted)
         fuse_session_unmount(se);
+    mq_debug("shutdown: unmounted");
     mqfs__handles_shutdown(&fs); /* partial lines and blobs of files still open */
     mqfs__dirs_shutdown(&fs);
+    mq_debug("shutdown: open files done");
 out:
     if (se)
         fuse_session_destroy(se);
+    mq_debug("shutdown: session destroyed");
     if (inited)
         fs_destroy(&fs);
+    mq_debug("shutdown: clients stopped");
     free(cmd.mountpoint);
     free(cli.namesrv);
     fuse_opt_free_args(&args);

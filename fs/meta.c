@@ -1,7 +1,9 @@
 /* meta.c — what mqfs knows from the NameServers: the topic list and the cluster's brokers,
  * cached. Listings and lookups use the cache; it is refetched when older than a second, and
  * after a failed fetch the cache is used as it is for MQFS_NS_RETRY_US, so a NameServer that
- * is down costs one bounded call every two seconds, never a hang (docs/FS.md "Availability").
+ * is down costs one bounded call (the first), never a hang: once a fetch failed, requests are
+ * answered from the cache at once and a background thread retries at most every two seconds
+ * until the NameServer answers again (docs/FS.md "Directories and listings").
  *
  * System topics (TBW102, %RETRY%..., SCHEDULE_TOPIC_XXXX, the topics named after clusters and
  * brokers, ...) are hidden from listings but stay reachable by name.
@@ -9,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/mq_err.h"
 #include "common/mq_log.h"
@@ -56,44 +59,53 @@ int mqfs__topic_hidden(struct mqfs *fs, const char *topic)
 
 int mqfs__topic_known(struct mqfs *fs, const char *topic)
 {
-    if (mq_map_get(&fs->created, topic))
-        return 1;
-    for (size_t i = 0; i < fs->topics.n; i++)
-        if (strcmp(fs->topics.v[i], topic) == 0)
-            return 1;
-    return 0;
+    return mq_map_get(&fs->created, topic) || mq_map_get(&fs->topic_set, topic);
 }
 
-int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
+/* Asks the NameServers once and stores the answer (or the failure). Serialized by fetch_lock;
+ * a caller that waited for another's fetch takes that one's outcome. */
+static int fetch(struct mqfs *fs)
 {
+    int64_t asked = mq_mono_us();
     pthread_mutex_lock(&fs->fetch_lock);
-    int64_t now = mq_mono_us();
     pthread_mutex_lock(&fs->lock);
-    int fresh = fs->topics_at_us && now - fs->topics_at_us < max_age_us;
-    int backoff = fs->topics_failed_us && now - fs->topics_failed_us < MQFS_NS_RETRY_US &&
-                  fs->topics_failed_us > fs->topics_at_us;
-    int rc = fresh ? 0 : (backoff ? fs->topics_err : 1);
+    int done = fs->topics_at_us >= asked ? 0 : fs->topics_failed_us >= asked ? fs->topics_err : 1;
     pthread_mutex_unlock(&fs->lock);
-    if (rc != 1)
-        goto out;
-
+    if (done != 1) {
+        pthread_mutex_unlock(&fs->fetch_lock);
+        return done;
+    }
     char **names = NULL;
     size_t n = 0;
     struct mqc_broker_info *b = NULL;
     size_t nb = 0;
-    rc = mqc_admin_topic_list(fs->admin, &names, &n);
+    int rc = mqc_admin_topic_list(fs->admin, &names, &n);
     if (rc == 0 && mqc_admin_cluster_info(fs->admin, &b, &nb) != 0)
         b = NULL; /* keep the brokers known before */
+    struct mq_map set;
+    mq_map_init(&set);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = mq_map_put(&set, names[i], fs, NULL);
+    if (rc) {
+        mq_map_destroy(&set);
+        free(names);
+        free(b);
+        b = NULL;
+    }
     pthread_mutex_lock(&fs->lock);
     if (rc == 0) {
         free(fs->topics.v);
         fs->topics.v = names;
         fs->topics.n = n;
+        mq_map_destroy(&fs->topic_set);
+        fs->topic_set = set;
         if (b) {
             free(fs->brokers.v);
             fs->brokers.v = b;
             fs->brokers.n = nb;
         }
+        if (fs->topics_failed_us > fs->topics_at_us)
+            mq_info("NameServer %s answers again", fs->namesrv);
         fs->topics_at_us = mq_mono_us();
     } else {
         if (!fs->topics_failed_us || fs->topics_failed_us < fs->topics_at_us)
@@ -103,9 +115,78 @@ int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
         fs->topics_err = rc;
     }
     pthread_mutex_unlock(&fs->lock);
-out:
     pthread_mutex_unlock(&fs->fetch_lock);
     return rc;
+}
+
+int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
+{
+    pthread_mutex_lock(&fs->lock);
+    int64_t now = mq_mono_us();
+    int fresh = fs->topics_at_us && now - fs->topics_at_us < max_age_us;
+    int failing = fs->topics_failed_us > fs->topics_at_us;
+    int rc = fresh ? 0 : failing ? fs->topics_err : 1;
+    if (!fresh && failing && fs->refresher_started) { /* never wait on a failing NameServer */
+        fs->refresh_wanted = 1;
+        pthread_cond_signal(&fs->refresh_cond);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return rc == 1 ? fetch(fs) : rc;
+}
+
+/* The refresher: while the NameServer fails, fetches in the background when asked, at most
+ * once per MQFS_NS_RETRY_US, so no request waits on it. */
+static void *refresher_main(void *arg)
+{
+    struct mqfs *fs = arg;
+    pthread_mutex_lock(&fs->lock);
+    while (!fs->refresh_stop) {
+        if (!fs->refresh_wanted) {
+            pthread_cond_wait(&fs->refresh_cond, &fs->lock);
+            continue;
+        }
+        int64_t wait_us = fs->topics_failed_us + MQFS_NS_RETRY_US - mq_mono_us();
+        if (wait_us > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait_us / 1000000;
+            ts.tv_nsec += (wait_us % 1000000) * 1000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&fs->refresh_cond, &fs->lock, &ts);
+            continue;
+        }
+        fs->refresh_wanted = 0;
+        pthread_mutex_unlock(&fs->lock);
+        (void)fetch(fs);
+        pthread_mutex_lock(&fs->lock);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return NULL;
+}
+
+int mqfs__meta_start(struct mqfs *fs)
+{
+    pthread_cond_init(&fs->refresh_cond, NULL);
+    if (pthread_create(&fs->refresher, NULL, refresher_main, fs) != 0)
+        return -EAGAIN;
+    fs->refresher_started = 1;
+    return 0;
+}
+
+void mqfs__meta_stop(struct mqfs *fs)
+{
+    if (!fs->refresher_started)
+        return;
+    pthread_mutex_lock(&fs->lock);
+    fs->refresh_stop = 1;
+    pthread_cond_signal(&fs->refresh_cond);
+    pthread_mutex_unlock(&fs->lock);
+    pthread_join(fs->refresher, NULL);
+    pthread_cond_destroy(&fs->refresh_cond);
+    fs->refresher_started = 0;
 }
 
 /* Whether topic is known, refetching the list once if it is not (a topic created elsewhere). */

@@ -60,14 +60,18 @@ struct mqfs {
     /* NameServer caches, under lock. fetch_lock serializes the fetches themselves. */
     pthread_mutex_t fetch_lock;
     struct mqfs_names topics;      /* every topic (system ones included) */
+    struct mq_map topic_set;       /* the same names, for lookups (values unused) */
     struct mqfs_broker_list {      /* brokers of the cluster, for `cluster` and hiding names */
         struct mqc_broker_info *v; /* malloc'd */
         size_t n;
     } brokers;
     int64_t topics_at_us, topics_failed_us; /* last success / failure (monotonic) */
     int topics_err;                         /* error of the last failure */
-    struct mq_map groups;                   /* consumer groups made by mkdir (values unused) */
-    struct mq_map created;                  /* topics made by create() (values unused) */
+    pthread_t refresher;                    /* refetches in the background while failing */
+    pthread_cond_t refresh_cond;
+    int refresher_started, refresh_wanted, refresh_stop;
+    struct mq_map groups;  /* consumer groups made by mkdir (values unused) */
+    struct mq_map created; /* topics made by create() (values unused) */
 
     /* Topic routes for the read paths (view_log.c): topic -> cached route. */
     pthread_mutex_t route_lock;
@@ -123,13 +127,24 @@ struct mqfs_kind_info {
 const struct mqfs_kind_info *mqfs__kind_info(const struct mqfs_node *n);
 /* Fills st for the inode (sizes: see attr.c). Lock held. */
 void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *st);
+/* Sets the size of inode ino and, when it changed, tells the kernel to drop its cached
+ * attributes (fuse_lowlevel_notify_inval_inode(se, ino, -1, 0)), so `tail -f` sees growth at its
+ * next fstat. For the read paths, on message arrival. Any thread, fs->lock NOT held (it takes
+ * it; the notify is sent after dropping it). Returns 0, -ENOENT (inode unknown: the kernel
+ * forgot it, nothing to tell) or the notify's error. */
+int mqfs__set_size(struct mqfs *fs, uint64_t ino, uint64_t size);
 
 /* ---- NameServer caches (meta.c) ---- */
 
-/* Refreshes the topic list and cluster info when older than max_age_us (and not failed within
- * MQFS_NS_RETRY_US). Never holds fs->lock during the call; bounded by the NameServer timeout.
- * Returns 0 when the cache is fresh, else the error of the last fetch (the cache stays). */
+/* Refreshes the topic list and cluster info when older than max_age_us: synchronously while
+ * the NameServer answers (bounded by its timeout; fs->lock not held meanwhile), in the
+ * background once a fetch failed (the caller gets the cache at once). Returns 0 when the cache
+ * is fresh, else the error of the last fetch (the cache stays). */
 int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us);
+/* Starts / stops the background refresher (start after daemonizing, with the shutdown signals
+ * blocked; stop before the admin handle is freed). */
+int mqfs__meta_start(struct mqfs *fs);
+void mqfs__meta_stop(struct mqfs *fs);
 /* Whether topic is known: in the cached list or made by create(). Lock held. */
 int mqfs__topic_known(struct mqfs *fs, const char *topic);
 /* Whether a topic is a system topic or a cluster/broker name (hidden from listings). Lock held. */
@@ -158,7 +173,10 @@ int mqfs__flush_handle(struct mqfs_handle *h);
  * Each is called from the READ op with the handle's lock NOT held, and either replies to req
  * itself (now or later, from any thread: fuse_reply_buf / fuse_reply_err) and returns 0, or
  * returns a negative errno for the caller to reply. `h->view` is theirs to keep per-open state
- * (freed by mqfs__view_release). */
+ * (freed by mqfs__view_release). A reply made from memory the handle owns must be made with
+ * h->lock held: the reader may close the file the moment the reply lands, and RELEASE takes
+ * h->lock before freeing the handle. A reply deferred past the READ op must also keep the
+ * handle alive until it is sent (RELEASE comes only after every READ was answered). */
 int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 int mqfs__read_key(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
@@ -177,6 +195,9 @@ void mqfs__group_release(struct mqfs_handle *h);
 /* poll(): *revents gets POLLIN when a read would not wait; ph (may be NULL) is kept and
  * notified when that changes. Takes ph. Returns 0 or -errno. */
 int mqfs__poll_group(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned *revents);
+/* Lookup files (view_lookup.c): the content of a key/, blob/ or msg/ file, built by network
+ * calls (never under fs->lock). Returns 0, -ENOENT (no such message) or -errno. */
+int mqfs__lookup_build(struct mqfs *fs, const struct mqfs_node *n, struct mq_buf *out);
 /* A message as its .json line (render_json.c). */
 int mqfs__render_json(const struct mqc_msg *m, struct mq_buf *out);
 /* poll() of any open file: group files by readiness, everything else always readable. */

@@ -168,13 +168,9 @@ static int snap_topics(struct mqfs *fs, struct mqfs_dir *d, int is_dir)
             rc = snap_add(d, fs->topics.v[i], is_dir);
     size_t it = 0;
     const char *t;
-    while (rc == 0 && mq_map_next(&fs->created, &it, &t, NULL)) {
-        int listed = 0;
-        for (size_t i = 0; i < fs->topics.n && !listed; i++)
-            listed = strcmp(fs->topics.v[i], t) == 0;
-        if (!listed)
+    while (rc == 0 && mq_map_next(&fs->created, &it, &t, NULL))
+        if (!mq_map_get(&fs->topic_set, t))
             rc = snap_add(d, t, is_dir);
-    }
     pthread_mutex_unlock(&fs->lock);
     return rc;
 }
@@ -184,9 +180,9 @@ static int snap_queues(struct mqfs *fs, const struct mqfs_node *dir, struct mqfs
     struct mqc_mq *q = NULL;
     size_t n = 0;
     int rc = mqc_producer_queues(fs->producer, dir->topic, 0, &q, &n);
-    if (rc) {
+    if (rc) { /* like topic/ with the NameServer down: an empty listing, never an error */
         mq_info("queues of %s: %s", dir->topic, mq_strerror(rc));
-        return rc == -ENOENT ? 0 : -EIO;
+        return 0;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char name[MQFS_TOPIC_MAX + 16];

@@ -1,7 +1,8 @@
 /* ops_file.c — the file ops: open/create (which files may be written, and how), read (dispatched
  * to the view of the kind, views.c), write (send.c), flush/fsync/release (the final partial
  * line, the blob). Every file is direct_io: no page cache, no readahead, writes arrive exactly
- * as the program made them, and the write offset is ignored (every write appends).
+ * as the program made them. Writes to topic and key files ignore the offset (every write
+ * appends); blob files are ordinary files until close (send.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -320,13 +321,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     struct mqfs *fs = fs_of(req);
     struct mqfs_handle *h = handle_of(fi);
-    if (h->writable) { /* normally flush already sent everything */
-        pthread_mutex_lock(&h->lock);
-        int rc = mqfs__flush_handle(h);
-        pthread_mutex_unlock(&h->lock);
-        if (rc)
-            mq_error("release of %s: unsent data dropped: %s", h->inode->path, mq_strerror(rc));
-    }
+    /* Taking the lock also waits for a reply still being made from the handle's memory. */
+    pthread_mutex_lock(&h->lock);
+    int rc = h->writable ? mqfs__flush_handle(h) : 0; /* normally flush sent everything */
+    pthread_mutex_unlock(&h->lock);
+    if (rc)
+        mq_error("release of %s: unsent data dropped: %s", h->inode->path, mq_strerror(rc));
     pthread_mutex_lock(&fs->lock);
     handle_unlink(fs, h);
     pthread_mutex_unlock(&fs->lock);

@@ -1,9 +1,9 @@
 /* views.c — reading files: one function per view, chosen by node kind from one table.
  *
- * The log, group, key, blob and msg views need the broker's read paths (PULL_MESSAGE, QUERY_
- * MESSAGE, VIEW_MESSAGE_BY_ID) and answer ENOSYS until they land; the generated text files
- * (`cluster`) are served here from the snapshot taken at open. See mqfs_int.h for the contract
- * each read function follows (reply now or later, or return -errno).
+ * Log views live in view_log.c, group views in view_group.c, the lookups (key/, blob/, msg/)
+ * in view_lookup.c; generated text (`cluster`, and the lookups' snapshots) is served here from
+ * what was built at open. See mqfs_int.h for the contract each read function follows (reply
+ * now or later, or return -errno).
  */
 #include <errno.h>
 #include <poll.h>
@@ -11,33 +11,17 @@
 #include "common/mq_log.h"
 #include "fs/mqfs_int.h"
 
-/* key/<T>/<Key>: the messages whose KEYS include Key, via the index files (planned). */
-int mqfs__read_key(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
-{
-    return -ENOSYS;
-}
-
-/* blob/<T>/<Key>: the newest message with that key, its body byte-exact (planned). */
-int mqfs__read_blob(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
-{
-    return -ENOSYS;
-}
-
-/* msg/<MsgId>: one message's headers, a blank line, its body (planned). */
-int mqfs__read_msg(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
-{
-    return -ENOSYS;
-}
-
 /* Generated files: the text rendered at open. */
 int mqfs__read_text(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
 {
+    pthread_mutex_lock(&h->lock); /* release waits: the reply reads h->text */
     size_t len = h->text.len, o = off < 0 ? len : (size_t)off;
     if (o > len)
         o = len;
     if (size > len - o)
         size = len - o;
     fuse_reply_buf(req, (const char *)h->text.data + o, size);
+    pthread_mutex_unlock(&h->lock);
     return 0;
 }
 
@@ -59,6 +43,11 @@ int mqfs__view_open(struct mqfs_handle *h)
         return mqfs__render_cluster(h->fs, &h->text);
     if (h->node.kind == MQFS_GROUP)
         return mqfs__group_open(h);
+    if (h->node.kind == MQFS_KEY || h->node.kind == MQFS_MSG ||
+        (h->node.kind == MQFS_BLOB && !h->writable)) {
+        int rc = mqfs__lookup_build(h->fs, &h->node, &h->text);
+        return rc == -ENOENT && h->node.kind != MQFS_MSG ? 0 : rc; /* no match yet: empty */
+    }
     return 0;
 }
 

@@ -161,10 +161,12 @@ def test_checks_before_sending(mqfs):
     assert oserror(lambda: open(mqfs.p("cluster"), "w")) == errno.EACCES
 
 
-def test_reads_not_built_yet_and_rm(mqfs):
+def test_reads_without_namesrv_and_rm(mqfs):
     open(mqfs.p("topic", "T"), "w").close()  # create: no data, nothing sent
-    rc, err, _ = sh("cat %s" % q(mqfs.p("topic", "T")))
-    assert rc != 0 and "Function not implemented" in err, err
+    rc, err, took = sh("cat %s" % q(mqfs.p("topic", "T")))
+    # No NameServer has ever answered: no route to read from, an error rather than a hang.
+    assert rc != 0 and "Input/output error" in err, err
+    assert took < 10
     rc, err, _ = sh("rm %s" % q(mqfs.p("topic", "T")))
     assert rc != 0 and "Operation not permitted" in err, err
     assert "deleting topics is not supported yet" in mqfs.stderr()
@@ -192,3 +194,47 @@ def test_child_close_does_not_cut_the_line(mqfs):
     assert "send of" not in mqfs.stderr()
     assert oserror(lambda: os.close(fd)) == errno.EIO
     assert "send of 1 message(s) to T failed" in mqfs.stderr()
+
+
+def test_silent_namesrv_is_bounded(tmp_path):
+    """A NameServer that accepts connections and never answers: listings, lookups and writes
+    each give up within one NameServer timeout (3 s), and listings then serve the cache."""
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    conns, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    m = Mount(tmp_path, "127.0.0.1:%d" % srv.getsockname()[1]).start()
+    try:
+        rc, err, took = sh("ls %s" % q(m.p("topic")))
+        assert rc == 0 and took < 6, (err, took)
+        # once a fetch failed, listings and lookups answer from the cache at once, also after
+        # the retry interval (the retries run in the background)
+        for pause in (0, 2.5):
+            time.sleep(pause)
+            rc, err, took = sh("ls %s; ls %s/Nothing" % (q(m.p("topic")), q(m.p("topic"))))
+            assert "No such file" in err and took < 1.5, (err, took)
+            assert "cannot access" in err
+        rc, err, took = sh("echo x > %s/X" % q(m.p("topic")))
+        # bounded: the route fetch of X (3 s) and the final flush's (3 s), on a loaded machine
+        assert rc != 0 and took < 10, (err, took)
+        rc, err, took = sh("ls %s" % q(m.p("queue", "X")))
+        assert rc == 0 and took < 6, (err, took)
+    finally:
+        m.stop()
+        stop.set()
+        t.join()
+        for c in conns:
+            c.close()
+        srv.close()
