@@ -4,6 +4,7 @@
  * Part 2); bodies over compress_over are compressed (zstd or zlib) and flagged in the sysflag. */
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +26,18 @@
 #define SYSFLAG_ZSTD             0x200 /* compression type bits 8-10 (RocketMQ 5.x) */
 #define RESP_FLUSH_SLAVE_TIMEOUT 12
 
+#define REQ_HEART_BEAT           34
+#define ONEWAY_PEERS_MAX         64
+
 struct mqc_producer {
     struct mqc_instance *inst;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t async_bytes; /* unacknowledged async bytes, under lock */
     size_t async_calls;
+    /* Brokers that got oneway sends, under lock: flushed by a round trip at free. */
+    char oneway_peers[ONEWAY_PEERS_MAX][MQC_ADDR_MAX];
+    size_t n_oneway_peers;
 };
 
 int mqc_producer_new(const struct mqc_config *cfg, struct mqc_producer **out)
@@ -49,6 +56,39 @@ int mqc_producer_new(const struct mqc_config *cfg, struct mqc_producer **out)
     return 0;
 }
 
+/* Oneway frames may still sit in a connection's output queue, which rpc_client_free drops.
+ * Requests of one connection are written in order, so a producer heartbeat answered by each
+ * broker that got oneway sends proves those were written (and read by the broker). */
+static void flush_oneways(struct mqc_producer *p)
+{
+    struct mqc_instance *inst = p->inst;
+    json_t *body = p->n_oneway_peers
+                       ? json_pack("{s:s, s:[{s:s}], s:[]}", "clientID", inst->client_id,
+                                   "producerDataSet", "groupName", inst->group, "consumerDataSet")
+                       : NULL;
+    for (size_t i = 0; body && i < p->n_oneway_peers; i++) {
+        struct rpc_cmd *req = rpc_cmd_new(REQ_HEART_BEAT), *resp = NULL;
+        if (req && rpc_cmd_set_body_json(req, body) == 0 &&
+            rpc_client_call(inst->rpc, p->oneway_peers[i], req, inst->cfg.send_timeout_ms, &resp) !=
+                0)
+            mq_debug("oneway flush to %s failed", p->oneway_peers[i]);
+        rpc_cmd_free(req);
+        rpc_cmd_free(resp);
+    }
+    json_decref(body);
+}
+
+static void note_oneway_peer(struct mqc_producer *p, const char *addr)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t i = 0;
+    while (i < p->n_oneway_peers && strcmp(p->oneway_peers[i], addr) != 0)
+        i++;
+    if (i == p->n_oneway_peers && i < ONEWAY_PEERS_MAX)
+        snprintf(p->oneway_peers[p->n_oneway_peers++], MQC_ADDR_MAX, "%s", addr);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void mqc_producer_free(struct mqc_producer *p)
 {
     if (!p)
@@ -57,6 +97,7 @@ void mqc_producer_free(struct mqc_producer *p)
     while (p->async_calls > 0)
         pthread_cond_wait(&p->cond, &p->lock);
     pthread_mutex_unlock(&p->lock);
+    flush_oneways(p);
     mqc__instance_free(p->inst);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
@@ -109,7 +150,7 @@ static int maybe_compress(struct mqc_producer *p, const void *body, size_t len, 
                           size_t *olen, int *sysflag)
 {
     const struct mqc_config *cfg = &p->inst->cfg;
-    if (cfg->compress_over == MQC_COMPRESS_NEVER || len <= cfg->compress_over)
+    if (cfg->compress_over == 0 || len <= cfg->compress_over)
         return 0;
     if (cfg->compress_type != MQC_COMPRESS_ZLIB) {
         size_t cap = ZSTD_compressBound(len);
@@ -316,6 +357,8 @@ int mqc_send_oneway(struct mqc_producer *p, const struct mqc_message *m)
         struct rpc_cmd *cmd = make_cmd(p, &r, &q);
         rc = cmd ? rpc_client_oneway(p->inst->rpc, addr, cmd) : -ENOMEM;
         rpc_cmd_free(cmd);
+        if (rc == 0)
+            note_oneway_peer(p, addr);
     }
     send_req_destroy(&r);
     return rc;
