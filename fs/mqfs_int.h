@@ -23,6 +23,7 @@
 #define MQFS_MAX_MSG     (4u << 20)    /* maxMessageSize */
 #define MQFS_NS_RETRY_US (2 * 1000000) /* after a failed NameServer call, use the cache this long */
 #define MQFS_LIST_AGE_US (1 * 1000000) /* a topic list younger than this is not refetched */
+#define MQFS_MISS_AGE_US (100 * 1000)  /* ... unless a lookup misses and it is older than this */
 
 /* One node the kernel knows (or an open file still uses). Owned by the table; freed when the
  * kernel forgot it (nlookup == 0) and no handle refers to it (nopen == 0). */

@@ -38,9 +38,19 @@ def sh(cmd, timeout=60, **kw):
     return r
 
 
-def topic_with(m, topic, lines, queues=4):
+def make_topic(m, topic, queues=4):
+    """Creates a topic on the broker and waits until the NameServer routes it."""
     with mp.Client(m.broker.port) as cli:
         create_topic(cli, topic, queues=queues)
+    deadline = time.monotonic() + 10
+    with mp.Client(m.namesrv_port) as ns:
+        while ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}).code != mp.SUCCESS:
+            assert time.monotonic() < deadline, "topic %s never routable" % topic
+            time.sleep(0.02)
+
+
+def topic_with(m, topic, lines, queues=4):
+    make_topic(m, topic, queues)
     with open(m.p("topic", topic), "w") as f:
         f.write("".join(l + "\n" for l in lines))
 
@@ -94,8 +104,7 @@ def test_tail_follows_new_messages(cluster):
 
 def test_million_lines_no_loss_no_duplicates(cluster):
     m = cluster
-    with mp.Client(m.broker.port) as cli:
-        create_topic(cli, "Million", queues=4)
+    make_topic(m, "Million", queues=4)
     path = m.p("topic", "Million")
     r = sh("seq 1000000 > '%s'" % path, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -141,8 +150,7 @@ def test_group_offsets_survive_mqfs_restart(cluster, tmp_path):
 
 def test_two_group_readers_share_the_queues(cluster):
     m = cluster
-    with mp.Client(m.broker.port) as cli:
-        create_topic(cli, "Shared", queues=4)
+    make_topic(m, "Shared", queues=4)
     os.mkdir(m.p("group", "GS"))
     g = m.p("group", "GS", "Shared")
     readers = [subprocess.Popen(["cat", g], stdout=subprocess.PIPE) for _ in range(2)]
@@ -175,8 +183,7 @@ def test_two_group_readers_share_the_queues(cluster):
 
 def test_blocked_read_waits_is_interruptible_and_nonblocking(cluster):
     m = cluster
-    with mp.Client(m.broker.port) as cli:
-        create_topic(cli, "Wait", queues=1)
+    make_topic(m, "Wait", queues=1)
     os.mkdir(m.p("group", "GW"))
     g = m.p("group", "GW", "Wait")
     # O_NONBLOCK: EAGAIN when there is nothing.
