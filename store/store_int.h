@@ -191,7 +191,10 @@ struct store {
     pthread_mutex_t put_lock;
     struct store__mfile *clog_cur; /* put lock: the file being written */
     int64_t write_pos;             /* put lock */
-    atomic_int_fast64_t wrote;     /* published end of the appended records */
+    uint8_t *stage;                /* put lock: records encoded, not yet written */
+    size_t stage_len, stage_cap;
+    int64_t stage_pos;         /* commitlog offset of stage[0] */
+    atomic_int_fast64_t wrote; /* published end of the appended records */
     atomic_int_fast64_t last_store_ts;
     struct store__tqoff *tq; /* put lock */
     size_t tq_cap, tq_count;

@@ -346,6 +346,62 @@ TEST(test_io_fault_roll)
     tu_rmrf(dir);
 }
 
+/* The Nth commitlog write failing (EIO, ENOSPC): the batch is not visible and its queue
+ * offsets are reused; the store goes on. */
+TEST(test_io_fault_nth_write)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 8192);
+    c.flush_interval_consume_queue = 60000; /* no checkpoint writes racing the armed fault */
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct mq_msg msgs[40];
+    struct store_put_result res[40];
+    char bodies[40][200]; /* 40 records span a file roll: up to three writes per batch */
+    int64_t stored = 0;
+    for (int round = 0; round < 12; round++) {
+        for (int i = 0; i < 40; i++) {
+            memset(bodies[i], '.', sizeof(bodies[i]));
+            snprintf(bodies[i], 16, "seq:%d", (int)stored + i);
+            msgs[i] = tu_msg("W", i % 2, bodies[i], sizeof(bodies[i]), NULL);
+        }
+        int64_t before = store_clog_max_offset(s);
+        long calls = store_io_calls(STORE_IO_PWRITE);
+        store_io_fault(STORE_IO_PWRITE, 1 + round % 3, round % 2 ? EIO : ENOSPC, 0);
+        int rc = store_put_batch(s, msgs, 40, res, NULL);
+        store_io_fault_clear();
+        if (store_io_calls(STORE_IO_PWRITE) - calls < 1 + round % 3) {
+            ASSERT_EQ(rc, 40); /* fewer writes than the armed one */
+            stored += 40;
+            continue;
+        }
+        ASSERT(rc < 40);
+        int got = rc < 0 ? 0 : rc;
+        for (int i = got; i < 40; i++)
+            ASSERT_LT(res[i].status, 0);
+        if (got == 0)
+            ASSERT_EQ(store_clog_max_offset(s), before);
+        /* resend what failed */
+        ASSERT_EQ(store_put_batch(s, msgs + got, (size_t)(40 - got), res + got, NULL), 40 - got);
+        stored += 40;
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_EQ(store_max_offset(s, "W", 1, 0) + store_max_offset(s, "W", 1, 1), stored);
+    static unsigned char seen[1000];
+    int64_t n0, n1;
+    store_close(s);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    memset(seen, 0, sizeof(seen));
+    ASSERT_OK(read_all(s, "W", 0, seen, 1000, &n0));
+    ASSERT_OK(read_all(s, "W", 1, seen, 1000, &n1));
+    ASSERT_EQ(n0 + n1, stored);
+    for (int i = 0; i < stored; i++)
+        ASSERT_EQ(seen[i], 1);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
 /* msync failing: the waiter hears -EIO, later flushes succeed. */
 TEST(test_io_fault_flush)
 {
@@ -401,4 +457,5 @@ TEST(test_io_fault_nth_open)
 }
 
 TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,
-          test_retention, test_io_fault_roll, test_io_fault_flush, test_io_fault_nth_open)
+          test_retention, test_io_fault_roll, test_io_fault_nth_write, test_io_fault_flush,
+          test_io_fault_nth_open)
