@@ -110,11 +110,13 @@ void store__tq_free(struct store *s)
 /* ---- append ----
  *
  * Records are encoded into a staging buffer under the put lock and written with one pwrite per
- * batch and file (not through the mapping: writing through a shared mapping makes every
- * writeback write-protect the pages again, a TLB shootdown and a fault per page). Readers use
- * the mapping, which sees the same page cache; they only look below the published `wrote`. */
+ * batch and file when the batch is at least a page (not through the mapping: writing through a
+ * shared mapping makes every writeback write-protect the pages again, a TLB shootdown and a
+ * fault per page); smaller stages are copied into the mapping, cheaper than a system call.
+ * Readers use the mapping, which sees the same page cache, below the published `wrote`. */
 
-#define STAGE_MIN (1 << 20)
+#define STAGE_MIN        (1 << 20)
+#define STAGE_PWRITE_MIN 4096
 
 /* Writes the staged bytes at stage_pos of the current file. Put lock held. */
 static int stage_write(struct store *s)
@@ -122,6 +124,12 @@ static int stage_write(struct store *s)
     if (!s->stage_len)
         return 0;
     struct store__mfile *f = s->clog_cur;
+    if (s->stage_len < STAGE_PWRITE_MIN) {
+        memcpy(f->map + (s->stage_pos - f->base), s->stage, s->stage_len);
+        s->stage_pos += (int64_t)s->stage_len;
+        s->stage_len = 0;
+        return 0;
+    }
     ssize_t rc = store_io.pwrite(f->fd, s->stage, s->stage_len, (off_t)(s->stage_pos - f->base));
     if (rc < 0) {
         mq_error("commitlog write at %" PRId64 ": %s", s->stage_pos, mq_strerror((int)rc));
