@@ -308,3 +308,46 @@ int store__idx_sync(struct store *s)
     pthread_rwlock_unlock(&x->lock);
     return rc;
 }
+
+/* Recovery (FORMATS.md 1.7): removes index entries at or past the recovered commitlog end,
+ * newest first, unlinking each from its slot's chain; drops files that start past it. */
+int store__idx_truncate(struct store *s, int64_t clog_end)
+{
+    struct store__idx *x = &s->idx;
+    int removed = 0;
+    while (x->n > 0) {
+        struct store__mfile *f = x->files[x->n - 1];
+        uint8_t *map = f->map;
+        uint32_t count = mq_get_be32(map + H_COUNT);
+        if (count > 1 && (int64_t)mq_get_be64(map + H_BEGIN_PHY) >= clog_end) {
+            unlink(f->path);
+            store__mfile_unref(f);
+            x->n--;
+            continue;
+        }
+        uint8_t *ents = map + STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT;
+        while (count > 1) {
+            uint8_t *e = ents + (size_t)(count - 1) * STORE__IDX_ENTRY;
+            if ((int64_t)mq_get_be64(e + 4) < clog_end)
+                break;
+            uint8_t *slot =
+                map + STORE__IDX_HEADER + (mq_get_be32(e) % (uint32_t)x->slots) * STORE__IDX_SLOT;
+            if (mq_get_be32(slot) == count - 1)
+                memcpy(slot, e + 16, 4); /* the slot goes back to the previous entry */
+            memset(e, 0, STORE__IDX_ENTRY);
+            count--;
+            removed++;
+        }
+        mq_put_be32(map + H_COUNT, count);
+        if (count > 1) {
+            const uint8_t *last = ents + (size_t)(count - 1) * STORE__IDX_ENTRY;
+            int64_t begin = (int64_t)mq_get_be64(map + H_BEGIN_TS);
+            mq_put_be64(map + H_END_PHY, mq_get_be64(last + 4));
+            mq_put_be64(map + H_END_TS, (uint64_t)(begin + (int64_t)mq_get_be32(last + 12) * 1000));
+        }
+        break;
+    }
+    if (removed)
+        mq_info("index: removed %d entries past the commitlog end", removed);
+    return removed;
+}

@@ -166,6 +166,8 @@ void store__idx_free(struct store *s);
 /* Indexes a dispatched record's UNIQ_KEY and KEYS (dispatch thread). */
 int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys);
 int store__idx_delete_below(struct store *s, int64_t clog_min);
+/* Recovery: drops entries at or past clog_end (fixing the slot chains). */
+int store__idx_truncate(struct store *s, int64_t clog_end);
 int store__idx_sync(struct store *s);
 
 /* ---- flush (flush.c) ---- */
