@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -404,6 +405,12 @@ TEST(test_io_fault_nth_write)
     tu_rmrf(dir);
 }
 
+static void on_flushed(void *arg, int64_t offset, int status)
+{
+    (void)offset;
+    atomic_store((atomic_int *)arg, status);
+}
+
 /* msync failing: the waiter hears -EIO, later flushes succeed. */
 TEST(test_io_fault_flush)
 {
@@ -421,6 +428,11 @@ TEST(test_io_fault_flush)
     store_io_fault(STORE_IO_MSYNC, 1, EIO, 1);
     ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
     ASSERT_EQ(store_wait_flushed(s, end), -EIO);
+    atomic_int status = 1; /* the callback form hears the error too */
+    ASSERT_EQ(store_when_flushed(s, end, on_flushed, &status), 0);
+    for (int i = 0; i < 1000 && atomic_load(&status) == 1; i++)
+        usleep(1000);
+    ASSERT_EQ(atomic_load(&status), -EIO);
     store_io_fault_clear();
     /* a flush that started before the clear may still report -EIO once */
     int rc = -EIO;
