@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,7 @@ int store__idx_load(struct store *s)
             mq_warn("%s: size %lld does not match maxHashSlotNum/maxIndexNum; ignored", path,
                     (long long)st.st_size);
         } else if (!rc && store__mfile_open(path, 0, idx_file_size(x), 0, 0, &f) == 0) {
+            madvise(f->map, f->size, MADV_RANDOM);
             rc = push(x, f);
         }
         free(names[i]);
@@ -126,7 +128,8 @@ static int idx_create(struct store *s, struct store__mfile **out)
         int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 0, &f);
         if (rc)
             return rc;
-        mq_put_be32(f->map + H_COUNT, 1); /* entry 0 is never used */
+        madvise(f->map, f->size, MADV_RANDOM); /* hash slots and chains: no read-ahead */
+        mq_put_be32(f->map + H_COUNT, 1);      /* entry 0 is never used */
         rc = push(x, f);
         if (rc) {
             store__mfile_unref(f);
