@@ -88,14 +88,16 @@ struct store_put_result {
  * stored; the failing one and the rest get status < 0 and are not visible. *end_offset (may be
  * NULL) gets the commitlog offset just past the last stored record, to pass to
  * store_wait_flushed / store_when_flushed. Returns the number stored, or a negative errno when
- * none was. */
+ * none was. Never waits for the disk, not even with SYNC_FLUSH: the caller decides (RocketMQ's
+ * WAIT property) whether to wait. Stored messages are readable once dispatched (the arrival
+ * listener tells when). Thread-safe; appends are serialized by the put lock. */
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset);
 /* One message: store_put_batch with n = 1; returns 0 or res->status. */
 int store_put(struct store *s, const struct mq_msg *msg, struct store_put_result *res);
 
-/* Blocks until the commitlog is durable up to offset (or, with ASYNC_FLUSH, flushed by the
- * periodic flush). Returns 0, -ETIMEDOUT after syncFlushTimeout, or -EIO when the flush
+/* Blocks until the commitlog is durable up to offset: the flush thread msyncs at once for
+ * waiters (group commit: one msync serves every waiter), in both flush modes. Returns 0, -ETIMEDOUT after syncFlushTimeout, or -EIO when the flush
  * failed (the data stays readable; a later flush retries). */
 int store_wait_flushed(struct store *s, int64_t offset);
 
