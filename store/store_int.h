@@ -224,10 +224,14 @@ struct store {
     struct store__flush_req *reqs;
     size_t nreqs, capreqs;
     int waiters;
+    int64_t *wait_offs; /* offsets the blocked waiters wait for, flush_lock */
+    size_t nwait, capwait;
+    int npending; /* waiters + requests needing a flush; -1 = unknown. flush_lock */
     int flush_stop;
-    int flush_error;    /* last flush's result, flush_lock */
-    uint64_t flush_gen; /* flush attempts, flush_lock */
-    int last_group;     /* waiters served by the last sync flush, flush_lock */
+    int flush_error;       /* last flush's result, flush_lock */
+    uint64_t flush_gen;    /* flush attempts, flush_lock */
+    int last_group;        /* waiters served by the last sync flush, flush_lock */
+    int64_t last_flush_us; /* duration of the last commitlog msync (flush thread) */
     atomic_int_fast64_t flushed;
     atomic_int_fast64_t flushes;
     int64_t flushed_ts; /* flush thread: checkpoint fields */
