@@ -212,7 +212,7 @@ struct store {
     pthread_mutex_t disp_lock;
     pthread_cond_t disp_cond, disp_done;
     atomic_int disp_sleeping;
-    int disp_stop;
+    atomic_int disp_stop;
     atomic_int_fast64_t reput;        /* dispatched up to here */
     atomic_int_fast64_t disp_last_ts; /* store ts of the last dispatched record */
     int disp_started;
