@@ -186,16 +186,13 @@ static uint8_t *writable(struct store *s)
     return f->map;
 }
 
-int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
+int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__props *p,
+                   int64_t phys)
 {
-    const char *uniq = NULL, *keys = NULL;
-    size_t ulen = 0, klen = 0;
+    const char *uniq = p->uniq, *keys = p->keys;
+    size_t ulen = p->uniq_len, klen = p->keys_len;
     if ((m->sysflag & MQ_SYSFLAG_TX_MASK) == MQ_SYSFLAG_TX_ROLLBACK)
         return 0;
-    if (mq_props_get(m->props, m->props_len, MQ_PROP_UNIQ_KEY, &uniq, &ulen))
-        uniq = NULL;
-    if (mq_props_get(m->props, m->props_len, MQ_PROP_KEYS, &keys, &klen))
-        keys = NULL;
     if (!uniq && !keys)
         return 0;
     char key[MQ_MSG_TOPIC_MAX + 2 + 512];

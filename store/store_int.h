@@ -163,8 +163,15 @@ struct store__idx {
 
 int store__idx_load(struct store *s);
 void store__idx_free(struct store *s);
+/* The properties dispatch needs, found in one pass (slices of the record; NULL if absent). */
+struct store__props {
+    const char *tags, *keys, *uniq;
+    size_t tags_len, keys_len, uniq_len;
+};
+void store__props_scan(const struct mq_msg *m, struct store__props *p);
 /* Indexes a dispatched record's UNIQ_KEY and KEYS (dispatch thread). */
-int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys);
+int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__props *p,
+                   int64_t phys);
 int store__idx_delete_below(struct store *s, int64_t clog_min);
 /* Recovery: drops entries at or past clog_end (fixing the slot chains). */
 int store__idx_truncate(struct store *s, int64_t clog_end);
@@ -216,6 +223,7 @@ struct store {
     atomic_int_fast64_t reput;        /* dispatched up to here */
     atomic_int_fast64_t disp_last_ts; /* store ts of the last dispatched record */
     int disp_started;
+    struct store__queue *disp_lastq; /* dispatch thread: queue of the last record */
 
     /* flush (flush.c) */
     pthread_t flush_thread;
