@@ -312,6 +312,38 @@ TEST(test_retention)
     tu_rmrf(dir);
 }
 
+/* fileReservedTime: files older than it go without forcing; the newest file always stays. */
+TEST(test_retention_by_age)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 4096);
+    c.file_reserved_time = 0;
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    char body[1000];
+    memset(body, 'a', sizeof(body));
+    for (int i = 0; i < 45; i++) { /* 3 per file: 15 files */
+        struct mq_msg m = tu_msg("Age", 0, body, sizeof(body), NULL);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    usleep(20000);
+    int deleted = store_clean_now(s, 0);
+    ASSERT_EQ(deleted, 10); /* at most 10 per pass */
+    ASSERT_EQ(store_clean_now(s, 0), 4);
+    ASSERT_EQ(store_clean_now(s, 0), 0);
+    ASSERT_EQ(store_clog_min_offset(s), (store_clog_max_offset(s) - 1) / 4096 * 4096);
+    ASSERT_EQ(store_max_offset(s, "Age", 3, 0), 45);
+    ASSERT_OK(store_put(s, &(struct mq_msg){0}, &r) == -EINVAL ? 0 : -1);
+    struct mq_msg m = tu_msg("Age", 0, body, sizeof(body), NULL);
+    ASSERT_OK(store_put(s, &m, &r));
+    ASSERT_EQ(r.queue_offset, 45);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
 /* A failed roll (disk full) is not visible; the next append works once the fault clears. */
 TEST(test_io_fault_roll)
 {
@@ -471,5 +503,5 @@ TEST(test_io_fault_nth_open)
 }
 
 TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,
-          test_retention, test_io_fault_roll, test_io_fault_nth_write, test_io_fault_flush,
-          test_io_fault_nth_open)
+          test_retention, test_retention_by_age, test_io_fault_roll, test_io_fault_nth_write,
+          test_io_fault_flush, test_io_fault_nth_open)
