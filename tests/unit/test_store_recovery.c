@@ -344,6 +344,61 @@ TEST(test_retention_by_age)
     tu_rmrf(dir);
 }
 
+static atomic_int fake_pct;
+
+static int fake_statvfs(const char *path, struct statvfs *out)
+{
+    (void)path;
+    memset(out, 0, sizeof(*out));
+    out->f_blocks = 1000;
+    out->f_bfree = (fsblkcnt_t)(1000 - 10 * atomic_load(&fake_pct));
+    return 0;
+}
+
+/* Disk usage: past 90 % writes are refused with -ENOSPC, past 85 % files go regardless of age. */
+TEST(test_disk_full)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 4096);
+    c.clean_resource_interval = 10;
+    atomic_store(&fake_pct, 50);
+    int (*real_statvfs)(const char *, struct statvfs *) = store_io.statvfs;
+    store_io.statvfs = fake_statvfs;
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    char body[1000];
+    memset(body, 'd', sizeof(body));
+    struct mq_msg m = tu_msg("Full", 0, body, sizeof(body), NULL);
+    for (int i = 0; i < 12; i++)
+        ASSERT_OK(store_put(s, &m, &r));
+    ASSERT_OK(store_dispatch_wait(s));
+    atomic_store(&fake_pct, 95);
+    int rc = 0;
+    for (int i = 0; i < 500 && rc == 0; i++) {
+        usleep(2000);
+        rc = store_put(s, &m, &r);
+    }
+    ASSERT_EQ(rc, -ENOSPC);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    ASSERT_EQ(st.disk_full, 1);
+    ASSERT_EQ(st.disk_used_pct, 95);
+    for (int i = 0; i < 500 && store_clog_min_offset(s) == 0; i++)
+        usleep(2000); /* forced cleaning (files are younger than fileReservedTime) */
+    ASSERT_GT(store_clog_min_offset(s), 0);
+    atomic_store(&fake_pct, 50);
+    for (int i = 0; i < 500 && rc != 0; i++) {
+        usleep(2000);
+        rc = store_put(s, &m, &r);
+    }
+    ASSERT_OK(rc);
+    store_close(s);
+    store_io.statvfs = real_statvfs;
+    tu_rmrf(dir);
+}
+
 /* A failed roll (disk full) is not visible; the next append works once the fault clears. */
 TEST(test_io_fault_roll)
 {
@@ -503,5 +558,5 @@ TEST(test_io_fault_nth_open)
 }
 
 TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,
-          test_retention, test_retention_by_age, test_io_fault_roll, test_io_fault_nth_write,
-          test_io_fault_flush, test_io_fault_nth_open)
+          test_retention, test_retention_by_age, test_disk_full, test_io_fault_roll,
+          test_io_fault_nth_write, test_io_fault_flush, test_io_fault_nth_open)
