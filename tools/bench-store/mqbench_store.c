@@ -5,7 +5,9 @@
  * messages across 100 queues (consume queues and indexes are file-backed, so it must stay
  * flat). Prints figures and a final `RESULT key=value ...` line.
  *
- * Usage: mqbench-store [-d DIR] [-n MESSAGES] [-q]   (-q: a tenth of the messages)
+ * Usage: mqbench-store [-d DIR] [-n MESSAGES] [-q] [-p PHASES]
+ *   -q  a tenth of the messages
+ *   -p  comma-separated subset of raw,single100,batch100,single1k,batch1k,sync,rss
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,8 +43,6 @@ static struct store *open_store(const char *flush, char *dir, size_t dlen)
     snprintf(c.store_path_root_dir, sizeof(c.store_path_root_dir), "%s", dir);
     snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "%s", flush);
     c.mapped_file_size_commit_log = 256 << 20;
-    if (getenv("BENCH_FLUSH_MS"))
-        c.flush_interval_commit_log = atoi(getenv("BENCH_FLUSH_MS"));
     int rc = store_open(&c, NULL, NULL, &s);
     if (rc) {
         fprintf(stderr, "store_open %s: %d\n", dir, rc);
@@ -211,17 +211,19 @@ static double run_sync(int threads, int ms)
 int main(int argc, char **argv)
 {
     long n = 2000000;
-    const char *base = NULL;
+    const char *base = NULL, *phases = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "d:n:q")) != -1) {
+    while ((opt = getopt(argc, argv, "d:n:qp:")) != -1) {
         if (opt == 'd')
             base = optarg;
+        else if (opt == 'p')
+            phases = optarg;
         else if (opt == 'n')
             n = atol(optarg);
         else if (opt == 'q')
             n /= 10;
         else {
-            fprintf(stderr, "usage: mqbench-store [-d DIR] [-n MESSAGES] [-q]\n");
+            fprintf(stderr, "usage: mqbench-store [-d DIR] [-n MESSAGES] [-q] [-p PHASES]\n");
             return 2;
         }
     }
@@ -233,26 +235,43 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    long rss;
+    long rss = 0;
     const int rec100 = 91 + 100 + 10, rec1k = 91 + 1024 + 10;
-    double raw = raw_write_mbps((int64_t)n * rec100);
-    printf("raw write():            %8.0f MB/s\n", raw);
-    double s100 = run_put("ASYNC_FLUSH", 100, n / 4, 1, 8, NULL);
-    printf("100 B single, async:    %8.0f msgs/s\n", s100);
-    double b100 = run_put("ASYNC_FLUSH", 100, n, 256, 8, NULL);
-    printf("100 B batch 256, async: %8.0f msgs/s  %6.0f MB/s\n", b100, b100 * rec100 / 1e6);
-    double s1k = run_put("ASYNC_FLUSH", 1024, n / 8, 1, 8, NULL);
-    printf("1 KiB single, async:    %8.0f msgs/s\n", s1k);
-    double b1k = run_put("ASYNC_FLUSH", 1024, n / 4, 64, 8, NULL);
-    printf("1 KiB batch 64, async:  %8.0f msgs/s  %6.0f MB/s\n", b1k, b1k * rec1k / 1e6);
-    double lat = msync_latency_us();
-    printf("raw msync latency:      %8.0f us  (group-commit bound, 64 appenders: %.0f msgs/s)\n",
-           lat, 64 * 1e6 / lat);
-    double sync64 = run_sync(64, 2000);
-    printf("100 B sync, 64 threads: %8.0f msgs/s\n", sync64);
-    run_put("ASYNC_FLUSH", 100, n, 100, 100, &rss);
-    printf("RssAnon growth after %ld msgs over 100 queues: %ld KiB\n", n, rss);
-    double ratio = b100 * rec100 / 1e6 / raw;
+    double raw = 0, s100 = 0, b100 = 0, s1k = 0, b1k = 0, sync64 = 0, lat = 0;
+#define PHASE(name) (!phases || strstr(phases, name))
+    if (PHASE("raw")) {
+        raw = raw_write_mbps((int64_t)n * rec100);
+        printf("raw write():            %8.0f MB/s\n", raw);
+    }
+    if (PHASE("single100")) {
+        s100 = run_put("ASYNC_FLUSH", 100, n / 4, 1, 8, NULL);
+        printf("100 B single, async:    %8.0f msgs/s\n", s100);
+    }
+    if (PHASE("batch100")) {
+        b100 = run_put("ASYNC_FLUSH", 100, n, 256, 8, NULL);
+        printf("100 B batch 256, async: %8.0f msgs/s  %6.0f MB/s\n", b100, b100 * rec100 / 1e6);
+    }
+    if (PHASE("single1k")) {
+        s1k = run_put("ASYNC_FLUSH", 1024, n / 8, 1, 8, NULL);
+        printf("1 KiB single, async:    %8.0f msgs/s\n", s1k);
+    }
+    if (PHASE("batch1k")) {
+        b1k = run_put("ASYNC_FLUSH", 1024, n / 4, 64, 8, NULL);
+        printf("1 KiB batch 64, async:  %8.0f msgs/s  %6.0f MB/s\n", b1k, b1k * rec1k / 1e6);
+    }
+    if (PHASE("sync")) {
+        lat = msync_latency_us();
+        printf(
+            "raw msync latency:      %8.0f us  (group-commit bound, 64 appenders: %.0f msgs/s)\n",
+            lat, 64 * 1e6 / lat);
+        sync64 = run_sync(64, 2000);
+        printf("100 B sync, 64 threads: %8.0f msgs/s\n", sync64);
+    }
+    if (PHASE("rss")) {
+        run_put("ASYNC_FLUSH", 100, n, 100, 100, &rss);
+        printf("RssAnon growth after %ld msgs over 100 queues: %ld KiB\n", n, rss);
+    }
+    double ratio = raw > 0 ? b100 * rec100 / 1e6 / raw : 0;
     printf("RESULT raw_write_MBps=%.0f put100_single_mps=%.0f put100_batch_mps=%.0f "
            "put1k_single_mps=%.0f put1k_batch_mps=%.0f sync64_mps=%.0f "
            "batch100_vs_raw=%.2f msync_us=%.0f sync64_vs_bound=%.2f rss_anon_growth_kb=%ld\n",
