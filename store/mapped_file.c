@@ -124,7 +124,6 @@ int store__mfile_open(const char *path, int64_t base, size_t size, int create, i
     /* commitlog files are read mostly in order (catch-up consumers): read ahead */
     if (prealloc)
         madvise(f->map, size, MADV_SEQUENTIAL);
-    atomic_init(&f->flushed, 0);
     *out = f;
     return 0;
 out:

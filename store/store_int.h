@@ -31,7 +31,6 @@ struct store__mfile {
     uint8_t *map;
     int fd;
     atomic_int refs;
-    atomic_int_fast64_t flushed; /* bytes of this file known durable (flush thread) */
     char path[STORE__PATH_MAX];
 };
 
@@ -43,7 +42,8 @@ void store__mfile_ref(struct store__mfile *f);
 void store__mfile_unref(struct store__mfile *f);
 
 /* A directory of equally sized mapped files named by 20-digit start offsets. The array is
- * guarded by lock; files are only added at the end and removed at the front. */
+ * guarded by lock; files are added at the end, removed at the front (retention) or, by
+ * recovery only, at the end. */
 struct store__mlist {
     pthread_mutex_t lock;
     struct store__mfile **files;
