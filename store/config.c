@@ -58,3 +58,9 @@ void store_config_defaults(struct store_config *c)
     (void)mq_conf_defaults(store_conf_keys, store_conf_nkeys, c);
     c->store_host = (struct mq_host){0, {127, 0, 0, 1}, 10911};
 }
+
+int store_config_set(struct store_config *c, const char *name, const char *value, char *err,
+                     size_t errlen)
+{
+    return mq_conf_set(store_conf_keys, store_conf_nkeys, c, name, value, err, errlen);
+}

@@ -51,6 +51,10 @@ extern const struct mq_conf_key store_conf_keys[];
 extern const size_t store_conf_nkeys;
 /* Fills c with the defaults of store_conf_keys and store host 127.0.0.1:10911. */
 void store_config_defaults(struct store_config *c);
+/* Sets one store key from text (for a broker whose own table does not know the key: try its
+ * table, then this). Returns 0, -ENOENT (not a store key) or -EINVAL (message in err). */
+int store_config_set(struct store_config *c, const char *name, const char *value, char *err,
+                     size_t errlen);
 
 /* Called by the dispatch thread after each dispatched batch, once per topic-queue that got new
  * entries, with the queue's new max offset (readers can now see up to it). topic is not

@@ -449,6 +449,9 @@ TEST(test_config_table)
     ASSERT_OK(mq_conf_set(store_conf_keys, store_conf_nkeys, &c, "mappedFileSizeCommitLog", "65536",
                           err, sizeof(err)));
     ASSERT_EQ(c.mapped_file_size_commit_log, 65536);
+    ASSERT_OK(store_config_set(&c, "fileReservedTime", "48", err, sizeof(err)));
+    ASSERT_EQ(c.file_reserved_time, 48);
+    ASSERT_EQ(store_config_set(&c, "listenPort", "1", err, sizeof(err)), -ENOENT);
     ASSERT_EQ(mq_conf_set(store_conf_keys, store_conf_nkeys, &c, "diskMaxUsedSpaceRatio", "99", err,
                           sizeof(err)),
               -EINVAL);
