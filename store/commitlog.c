@@ -291,10 +291,11 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         s->write_pos += size;
         ok++;
     }
-    if (s->stage_len && stage_write(s)) {
+    int wrc = s->stage_len ? stage_write(s) : 0;
+    if (wrc) {
         unassign(s, msgs, res, staged_from, ok);
         s->write_pos = s->stage_pos;
-        first_err = -EIO;
+        first_err = wrc;
         ok = staged_from;
     }
     int64_t end = s->write_pos;

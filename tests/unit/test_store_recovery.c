@@ -470,6 +470,7 @@ TEST(test_io_fault_nth_write)
         int got = rc < 0 ? 0 : rc;
         for (int i = got; i < 40; i++)
             ASSERT_LT(res[i].status, 0);
+        ASSERT_EQ(res[got].status, round % 2 ? -EIO : -ENOSPC);
         if (got == 0)
             ASSERT_EQ(store_clog_max_offset(s), before);
         /* resend what failed */
