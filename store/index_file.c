@@ -125,7 +125,7 @@ static int idx_create(struct store *s, struct store__mfile **out)
         if (access(path, F_OK) == 0)
             continue;
         struct store__mfile *f;
-        int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 0, &f);
+        int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 1, &f);
         if (rc)
             return rc;
         madvise(f->map, f->size, MADV_RANDOM); /* hash slots and chains: no read-ahead */

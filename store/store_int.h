@@ -49,7 +49,7 @@ struct store__mlist {
     struct store__mfile **files;
     size_t n, cap;
     size_t file_size;
-    int preallocate; /* fallocate new files (commitlog) */
+    int preallocate; /* fallocate new files: writes through the mapping never SIGBUS */
     char dir[STORE__PATH_MAX];
 };
 
