@@ -41,6 +41,8 @@ int store__flush_clog(struct store *s, int64_t upto)
 
 struct logics_ctx {
     int rc;
+    int64_t least_entries; /* skip queues with fewer new entries (0: flush all) */
+    int skipped;
 };
 
 static void flush_queue(struct store *s, struct store__queue *q, void *arg)
@@ -48,6 +50,10 @@ static void flush_queue(struct store *s, struct store__queue *q, void *arg)
     struct logics_ctx *c = arg;
     int64_t max = atomic_load(&q->max_off);
     (void)s;
+    if (max - q->flushed_off < c->least_entries) {
+        c->skipped += max > q->flushed_off;
+        return;
+    }
     for (int k = 0; k < 2 && q->flushed_off < max; k++) {
         struct store__mlist *l = k ? &q->ri : &q->cq;
         int64_t unit = k ? STORE__RI_UNIT : STORE__CQ_UNIT;
@@ -69,16 +75,23 @@ static void flush_queue(struct store *s, struct store__queue *q, void *arg)
     q->flushed_off = max;
 }
 
-int store__flush_logics(struct store *s)
+int store__flush_logics(struct store *s, int thorough)
 {
     int64_t ts = atomic_load(&s->disp_last_ts);
-    struct logics_ctx c = {0};
+    /* FlushConsumeQueueService: queues with fewer than flushConsumeQueueLeastPages of new
+     * entries wait for the thorough flush; the checkpoint only advances when all are flushed */
+    struct logics_ctx c = {0, 0, 0};
+    if (!thorough)
+        c.least_entries =
+            (int64_t)s->conf.flush_consume_queue_least_pages * STORE__PAGE / STORE__CQ_UNIT;
     store__qtab_foreach(s, flush_queue, &c);
     int rc = c.rc;
     if (!rc && s->conf.message_index_enable)
         rc = store__idx_sync(s);
     if (rc)
         return rc;
+    if (c.skipped)
+        return 1;
     s->logics_ts = ts;
     s->index_ts = ts;
     return 0;
@@ -155,7 +168,7 @@ static void complete_reqs(struct store *s, int err)
 static void *flush_main(void *arg)
 {
     struct store *s = arg;
-    int64_t last_full = mq_mono_us(), last_logics = mq_mono_us();
+    int64_t last_full = mq_mono_us(), last_logics = mq_mono_us(), last_logics_full = last_full;
     pthread_mutex_lock(&s->flush_lock);
     while (!s->flush_stop) {
         s->npending = pending(s);
@@ -204,8 +217,12 @@ static void *flush_main(void *arg)
                 last_full = now;
         }
         if (now - last_logics >= (int64_t)s->conf.flush_interval_consume_queue * 1000) {
+            int thorough = now - last_logics_full >=
+                           (int64_t)s->conf.flush_consume_queue_thorough_interval * 1000;
             last_logics = now;
-            if (store__flush_logics(s) == 0)
+            if (thorough)
+                last_logics_full = now;
+            if (store__flush_logics(s, thorough) == 0)
                 store__checkpoint_write(s);
         }
 
@@ -324,7 +341,7 @@ void store__flush_stop(struct store *s)
     int rc = store__flush_clog(s, atomic_load(&s->wrote));
     if (!rc)
         s->flushed_ts = ts;
-    if (store__flush_logics(s) == 0)
+    if (store__flush_logics(s, 1) == 0)
         store__checkpoint_write(s);
     pthread_mutex_lock(&s->flush_lock);
     pthread_cond_broadcast(&s->flushed_cond);

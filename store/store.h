@@ -30,12 +30,14 @@ struct store_config {
     int flush_commit_log_least_pages;
     int flush_commit_log_thorough_interval; /* ms */
     int flush_interval_consume_queue;       /* ms */
-    int sync_flush_timeout;                 /* ms */
-    int file_reserved_time;                 /* hours */
-    char delete_when[64];                   /* hours, "04" or "04;16" */
-    int disk_max_used_space_ratio;          /* percent */
-    int clean_resource_interval;            /* ms */
-    int max_message_size;                   /* body bytes */
+    int flush_consume_queue_least_pages;
+    int flush_consume_queue_thorough_interval; /* ms */
+    int sync_flush_timeout;                    /* ms */
+    int file_reserved_time;                    /* hours */
+    char delete_when[64];                      /* hours, "04" or "04;16" */
+    int disk_max_used_space_ratio;             /* percent */
+    int clean_resource_interval;               /* ms */
+    int max_message_size;                      /* body bytes */
     int max_hash_slot_num;
     int max_index_num;
     int message_index_enable;

@@ -277,7 +277,9 @@ int store__flush_start(struct store *s);
 void store__flush_stop(struct store *s);
 void store__flush_wake(struct store *s);
 int store__flush_clog(struct store *s, int64_t upto);
-int store__flush_logics(struct store *s);
+/* Flushes consume queues, rendered and index files; 0 when all are durable (checkpoint may
+ * advance), 1 when some queues were left for the thorough flush, or -errno. */
+int store__flush_logics(struct store *s, int thorough);
 
 /* recovery.c */
 int store__recover(struct store *s);
