@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +209,52 @@ static double run_sync(int threads, int ms)
     return (double)atomic_load(&count) * 1e6 / (double)(t1 - t0);
 }
 
+/* The event-driven form: one thread appends single messages and registers a durability
+ * callback for each, with up to `window` waiting (a broker serving many connections). */
+static atomic_long cb_done;
+static atomic_long cb_inflight;
+
+static void on_durable(void *arg, int64_t offset, int status)
+{
+    (void)arg, (void)offset;
+    if (status == 0)
+        atomic_fetch_add(&cb_done, 1);
+    atomic_fetch_sub(&cb_inflight, 1);
+}
+
+static double run_sync_callbacks(long window, int ms)
+{
+    char dir[512];
+    struct store *s = open_store("SYNC_FLUSH", dir, sizeof(dir));
+    uint8_t body[100];
+    memset(body, 'c', sizeof(body));
+    struct mq_msg m = {.topic = "CbTopic", .topic_len = 7, .body = body, .body_len = 100};
+    struct store_put_result r;
+    atomic_store(&cb_done, 0);
+    atomic_store(&cb_inflight, 0);
+    int64_t t0 = mq_mono_us(), stop = t0 + (int64_t)ms * 1000;
+    for (long i = 0; mq_mono_us() < stop; i++) {
+        while (atomic_load(&cb_inflight) >= window)
+            sched_yield();
+        int64_t end;
+        m.queue_id = (int)(i % 8);
+        if (store_put_batch(s, &m, 1, &r, &end) != 1)
+            break;
+        atomic_fetch_add(&cb_inflight, 1);
+        int rc = store_when_flushed(s, end, on_durable, NULL);
+        if (rc == 1)
+            on_durable(NULL, end, 0);
+        else if (rc < 0)
+            break;
+    }
+    while (atomic_load(&cb_inflight) > 0)
+        sched_yield();
+    int64_t t1 = mq_mono_us();
+    store_close(s);
+    rmrf(dir);
+    return (double)atomic_load(&cb_done) * 1e6 / (double)(t1 - t0);
+}
+
 int main(int argc, char **argv)
 {
     long n = 2000000;
@@ -237,7 +284,7 @@ int main(int argc, char **argv)
     }
     long rss = 0;
     const int rec100 = 91 + 100 + 10, rec1k = 91 + 1024 + 10;
-    double raw = 0, s100 = 0, b100 = 0, s1k = 0, b1k = 0, sync64 = 0, lat = 0;
+    double raw = 0, s100 = 0, b100 = 0, s1k = 0, b1k = 0, sync64 = 0, synccb = 0, lat = 0;
 #define PHASE(name) (!phases || strstr(phases, name))
     if (PHASE("raw")) {
         raw = raw_write_mbps((int64_t)n * rec100);
@@ -266,6 +313,8 @@ int main(int argc, char **argv)
             lat, 64 * 1e6 / lat);
         sync64 = run_sync(64, 2000);
         printf("100 B sync, 64 threads: %8.0f msgs/s\n", sync64);
+        synccb = run_sync_callbacks(4096, 2000);
+        printf("100 B sync, callbacks, 4096 in flight: %8.0f msgs/s\n", synccb);
     }
     if (PHASE("rss")) {
         run_put("ASYNC_FLUSH", 100, n, 100, 100, &rss);
@@ -274,8 +323,9 @@ int main(int argc, char **argv)
     double ratio = raw > 0 ? b100 * rec100 / 1e6 / raw : 0;
     printf("RESULT raw_write_MBps=%.0f put100_single_mps=%.0f put100_batch_mps=%.0f "
            "put1k_single_mps=%.0f put1k_batch_mps=%.0f sync64_mps=%.0f "
-           "batch100_vs_raw=%.2f msync_us=%.0f sync64_vs_bound=%.2f rss_anon_growth_kb=%ld\n",
-           raw, s100, b100, s1k, b1k, sync64, ratio, lat, sync64 * lat / 64e6, rss);
+           "sync_cb4096_mps=%.0f batch100_vs_raw=%.2f msync_us=%.0f sync64_vs_bound=%.2f "
+           "rss_anon_growth_kb=%ld\n",
+           raw, s100, b100, s1k, b1k, sync64, synccb, ratio, lat, sync64 * lat / 64e6, rss);
     rmdir(root);
     return 0;
 }
