@@ -135,10 +135,16 @@ static void deadline_ts(struct timespec *ts, int ms)
 static void complete_reqs(struct store *s, int err)
 {
     int64_t flushed = atomic_load(&s->flushed), now = mq_mono_us();
-    struct store__flush_req done[64];
-    int statuses[64];
     for (;;) {
+        /* one pass: finished requests move to the flush thread's done list (reused storage) */
         size_t nd = 0, keep = 0;
+        if (s->capdone < s->nreqs) {
+            void *p = realloc(s->done, s->nreqs * sizeof(*s->done));
+            if (p) {
+                s->done = p;
+                s->capdone = s->nreqs;
+            }
+        }
         for (size_t i = 0; i < s->nreqs; i++) {
             struct store__flush_req *r = &s->reqs[i];
             int st = 1;
@@ -148,9 +154,9 @@ static void complete_reqs(struct store *s, int err)
                 st = err;
             else if (now >= r->deadline_us)
                 st = -ETIMEDOUT;
-            if (st != 1 && nd < 64) {
-                statuses[nd] = st;
-                done[nd++] = *r;
+            if (st != 1 && nd < s->capdone) {
+                s->done[nd] = *r;
+                s->done[nd++].deadline_us = st; /* the status travels in the copy */
             } else {
                 s->reqs[keep++] = *r;
             }
@@ -160,7 +166,7 @@ static void complete_reqs(struct store *s, int err)
             return;
         pthread_mutex_unlock(&s->flush_lock);
         for (size_t i = 0; i < nd; i++)
-            done[i].cb(done[i].arg, done[i].offset, statuses[i]);
+            s->done[i].cb(s->done[i].arg, s->done[i].offset, (int)s->done[i].deadline_us);
         pthread_mutex_lock(&s->flush_lock);
     }
 }
@@ -351,6 +357,9 @@ void store__flush_stop(struct store *s)
     s->nreqs = s->capreqs = 0;
     free(s->wait_offs);
     s->wait_offs = NULL;
+    free(s->done);
+    s->done = NULL;
+    s->capdone = 0;
     s->nwait = s->capwait = 0;
     pthread_mutex_unlock(&s->flush_lock);
 }

@@ -231,6 +231,8 @@ struct store {
     pthread_cond_t flush_cond, flushed_cond;
     struct store__flush_req *reqs;
     size_t nreqs, capreqs;
+    struct store__flush_req *done; /* flush thread: requests being completed */
+    size_t capdone;
     int waiters;
     int64_t *wait_offs; /* offsets the blocked waiters wait for, flush_lock */
     size_t nwait, capwait;
