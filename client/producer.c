@@ -92,6 +92,16 @@ static int build_props(const struct mqc_message *m, const char *uniq, struct mq_
     return rc;
 }
 
+/* NUL-terminates header properties in place (not counted in len), so that make_cmd can hand
+ * them to rpc_cmd_ext_set without a copy. */
+static int props_terminate(struct mq_buf *b)
+{
+    int rc = mq_buf_reserve(b, 1);
+    if (rc == 0)
+        b->data[b->len] = 0;
+    return rc;
+}
+
 static int validate(struct mqc_producer *p, const struct mqc_message *m)
 {
     if (!m->topic || mq_check_topic(m->topic, strlen(m->topic)))
@@ -172,7 +182,7 @@ static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, stru
     r->code = REQ_SEND_MESSAGE_V2;
     r->flag = m->flag;
     r->born_ms = mq_now_ms();
-    if ((rc = build_props(m, r->uniq, &r->props)) != 0)
+    if ((rc = build_props(m, r->uniq, &r->props)) != 0 || (rc = props_terminate(&r->props)) != 0)
         return rc;
     void *z = NULL;
     size_t zlen = 0;
@@ -193,8 +203,7 @@ static struct rpc_cmd *make_cmd(struct mqc_producer *p, const struct send_req *r
     struct rpc_cmd *c = rpc_cmd_new(r->code);
     if (!c)
         return NULL;
-    char props[32768 + 1];
-    snprintf(props, sizeof(props), "%.*s", (int)r->props.len, (const char *)r->props.data);
+    const char *props = (const char *)r->props.data; /* NUL-terminated by props_terminate */
     int rc = rpc_cmd_ext_set(c, "a", p->inst->cfg.group);
     rc = rc ? rc : rpc_cmd_ext_set(c, "b", r->topic);
     rc = rc ? rc : rpc_cmd_ext_set(c, "c", MQC_DEFAULT_TOPIC);
@@ -358,6 +367,7 @@ int mqc_send_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n
         r.batch = 1;
         r.born_ms = mq_now_ms();
         rc = append_prop(&r.props, "WAIT", "true");
+        rc = rc ? rc : props_terminate(&r.props);
     }
     if (rc == 0)
         rc = send_sync(p, &r, NULL, res);
