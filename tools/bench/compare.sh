@@ -87,7 +87,7 @@ val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; } # val <key> <RESULT line>
 
 # ---- servers ----
 NS_PORT=$(free_port) BRK_PORT=$(free_port) REDIS_PORT=$(free_port) NATS_PORT=$(free_port)
-OURS=0
+OURS=0 BRK_PID=0
 if [ -x "$BIN/mqnamesrv" ] && [ -x "$BIN/mqbroker" ]; then
     mkdir -p "$WORK/mq/store"
     "$BIN/mqnamesrv" -p "$NS_PORT" >"$WORK/mqnamesrv.log" 2>&1 &
