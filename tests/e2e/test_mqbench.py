@@ -45,10 +45,15 @@ def test_produce_shapes_then_consume_everything(cluster):
 
 
 def test_oneway_and_count_stop(cluster):
+    # Oneway sends are only counted here: frames still queued in the client when the producer
+    # is freed are dropped (rpc_client_free closes at once; docs/BENCHMARKS.md), so how many
+    # reach the broker varies.
     rc, res, err = mqbench("produce", "-n", cluster, "-t", "BenchO", "-m", "oneway", "-N", "500")
     assert rc == 0, err
     assert res["msgs"] == "500" and res["mode"] == "oneway", res
-    rc, res, err = mqbench("consume", "-n", cluster, "-t", "BenchO", "-g", "OG", "--raw",
+    rc, res, err = mqbench("produce", "-n", cluster, "-t", "BenchC", "-N", "500", "-c", "2")
+    assert rc == 0, err
+    rc, res, err = mqbench("consume", "-n", cluster, "-t", "BenchC", "-g", "CG", "--raw",
                            "-N", "100", "--pull-batch", "10", "--idle", "5")
     assert rc == 0, err
     assert 100 <= int(res["msgs"]) <= 110, res  # stops within one pull of the count
