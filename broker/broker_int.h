@@ -45,6 +45,7 @@ enum {
     REQ_MQFS_RENDER_INFO = 30001,
     REQ_MQFS_RENDER_FIND = 30002,
     REQ_MQFS_RENDER_OFFSET = 30003,
+    REQ_MQFS_READ = 30004,
 };
 
 #define BRK_DEFAULT_TOPIC "TBW102"
@@ -88,6 +89,15 @@ void brk__register_query_handlers(struct broker *b);
 void brk__hold_fire(void *item, int timed_out, void *arg);
 /* The send-visibility waits' callback (handle_send.c). */
 void brk__send_visible(void *item, int timed_out, void *arg);
+/* Appends up to max_bytes of a queue's rendered view from file offset off (render.c). Sets
+ * *base and *size. Returns 0 (nothing appended at or past the end), MQ_EOFFSET_MOVED below the
+ * base, or a negative errno. */
+struct mq_buf;
+int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t off,
+                     int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size);
+/* The same for the topic view: all nq queues merged in commitlog order (render.c). */
+int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t off,
+                           int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size);
 /* "ip:port" -> IPv4 host for records (unparsable: 0.0.0.0:0). */
 struct mq_host;
 void brk__parse_host(const char *ipport, struct mq_host *h);

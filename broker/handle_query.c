@@ -189,8 +189,57 @@ static int on_render(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd 
     return RPC_REPLY;
 }
 
+static int on_read(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp, void *arg)
+{
+    struct broker *b = arg;
+    const char *topic = brk__need(req, "topic", resp);
+    int32_t qid;
+    int64_t off, max = 1 << 20;
+    if (!topic)
+        return RPC_REPLY;
+    if (rpc_cmd_ext_get_int32(req, "queueId", &qid) || qid < -1 ||
+        rpc_cmd_ext_get_int64(req, "fileOffset", &off) || off < 0) {
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR,
+                          "queueId (-1: the whole topic) and fileOffset "
+                          "must be integers");
+        return RPC_REPLY;
+    }
+    (void)rpc_cmd_ext_get_int64(req, "maxBytes", &max);
+    struct mq_buf body;
+    mq_buf_init(&body);
+    int64_t base = 0, size = 0;
+    struct brk_topic t;
+    int rc;
+    if (qid >= 0)
+        rc = brk__render_read(b, topic, qid, off, max, &body, &base, &size);
+    else if (brk_topics_get(b->topics, topic, &t) == 0)
+        rc = brk__render_topic_read(b, topic, t.read_queues, off, max, &body, &base, &size);
+    else
+        rc = -ENOENT;
+    if (rc == MQ_EOFFSET_MOVED)
+        *resp = brk__resp(req, RPC_PULL_OFFSET_MOVED, "below the retained start");
+    else if (rc)
+        *resp = brk__resp_errno(req, rc, "read rendered view");
+    else
+        *resp = brk__resp(req, RPC_SUCCESS, NULL);
+    if (*resp &&
+        (rpc_cmd_ext_set_int64(*resp, "base", base) || rpc_cmd_ext_set_int64(*resp, "size", size) ||
+         rpc_cmd_ext_set_int64(*resp, "nextFileOffset", off + (int64_t)body.len))) {
+        rpc_cmd_free(*resp);
+        *resp = NULL;
+    }
+    if (*resp && rc == 0 && body.len) {
+        size_t len;
+        uint8_t *p = mq_buf_steal(&body, &len);
+        rpc_cmd_take_body(*resp, p, len);
+    }
+    mq_buf_destroy(&body);
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
 void brk__register_query_handlers(struct broker *b)
 {
+    rpc_server_handle(b->srv, REQ_MQFS_READ, on_read, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_QUERY_MESSAGE, on_query_message, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_VIEW_MESSAGE_BY_ID, on_view_by_id, b, 0);
     rpc_server_handle(b->srv, REQ_MQFS_RENDER_INFO, on_render, b, 0);

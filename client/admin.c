@@ -15,10 +15,6 @@
 #define REQ_GET_BROKER_CLUSTER_INFO 106
 #define REQ_GET_ALL_TOPIC_LIST      206
 
-struct mqc_admin {
-    struct mqc_instance *inst;
-};
-
 int mqc_admin_new(const struct mqc_config *cfg, struct mqc_admin **out)
 {
     struct mqc_admin *a = calloc(1, sizeof(*a));

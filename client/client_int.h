@@ -37,6 +37,7 @@ struct mqc_route {
     size_t npub;
     struct mqc_mq *sub;
     size_t nsub;
+    int provisional; /* built from TBW102 for a topic the NameServers do not know yet */
 };
 
 /* Decodes TopicRouteData JSON (`queueDatas`, `brokerDatas`; brokerAddrs keys may be bare
@@ -83,8 +84,6 @@ size_t mqc_allocate_averagely(size_t nq, const char *const *cids, size_t ncids, 
  * 32 uppercase hex characters = IPv4 (4) + pid (2) + instance hash (4) + milliseconds since the
  * start of the month (4) + counter (2). Thread-safe. `out` gets 33 bytes with the NUL. */
 void mqc_uniq_id(char out[33]);
-
-#endif
 
 /* ---- the shared client instance: NameServers, route cache, connections ---- */
 
@@ -163,3 +162,16 @@ struct rpc_cmd *mqc__pull_request(const char *group, const struct mqc_mq *mq, co
  * pull status, or a malformed body). */
 int mqc__pull_parse(struct rpc_cmd *resp, const struct mqc_mq *mq, const struct mq_tags *tags,
                     struct mqc_pull_result *out);
+
+/* Decodes a body of raw commitlog records (QUERY_MESSAGE, VIEW_MESSAGE_BY_ID answers) into
+ * *out, status FOUND. With mq->queue_id < 0 each message takes its topic and queue id from its
+ * record. Takes ownership of resp. Returns 0, -EBADMSG or -ENOMEM. */
+int mqc__records_parse(struct rpc_cmd *resp, const struct mqc_mq *mq, struct mqc_pull_result *out);
+
+/* ---- admin handles (admin.c: NameServer queries; admin_ops.c: broker requests) ---- */
+
+struct mqc_admin {
+    struct mqc_instance *inst;
+};
+
+#endif

@@ -199,6 +199,10 @@ static void pull_cb(int err, struct rpc_cmd *resp, void *arg)
         return;
     }
     q->retry_at = 0;
+    q->answered = 1;
+    q->known_max = res.max_offset;
+    int64_t next_offset = res.next_offset; /* res is destroyed below when nothing is kept */
+    enum mqc_pull_status status = res.status;
     int became_ready = 0;
     if (res.status == MQC_PULL_OFFSET_ILLEGAL) {
         mq_warn("offset %lld of %s/%s:%d moved; continuing at %lld", (long long)q->next_pull,
@@ -230,8 +234,14 @@ static void pull_cb(int err, struct rpc_cmd *resp, void *arg)
             q->consumed = res.next_offset;
         mqc_pull_result_destroy(&res);
     }
-    q->next_pull = res.next_offset;
-    mqc__pq_pull(c, q);
+    q->next_pull = next_offset;
+    if (status != MQC_PULL_FOUND && c->opts.suspend_ms < 1000) {
+        /* Short holds (take-what-is-there readers): pause between empty pulls. */
+        q->retry_at = now_ms() + 100;
+        pthread_cond_signal(&c->svc_cond);
+    } else {
+        mqc__pq_pull(c, q);
+    }
     if (became_ready)
         notify_ready_locked(c);
     void (*fn)(void *) = became_ready ? c->on_ready : NULL;
@@ -370,6 +380,16 @@ void mqc_consumer_nack(struct mqc_consumer *c, struct mqc_msg *m)
         notify_ready_locked(c);
     }
     pthread_mutex_unlock(&c->lock);
+}
+
+int mqc_consumer_caught_up(struct mqc_consumer *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int up = c->started && c->rebalanced;
+    for (struct pq *q = c->queues; q && up; q = q->next)
+        up = q->answered && !q->taken && q->buffered == 0 && q->next_pull >= q->known_max;
+    pthread_mutex_unlock(&c->lock);
+    return up;
 }
 
 void mqc_consumer_wakeup(struct mqc_consumer *c)

@@ -41,6 +41,8 @@ struct pq {
     struct chunk *head, *tail;
     size_t buffered;       /* pulled messages not yet taken */
     struct mqc_msg *taken; /* handed out, not yet acked or nacked */
+    int answered;          /* a pull of this queue was answered */
+    int64_t known_max;     /* the queue's max offset in the last answer */
 };
 
 struct mqc_consumer {
@@ -49,6 +51,7 @@ struct mqc_consumer {
     struct sub subs[MQC_MAX_SUBS];
     size_t nsubs;
     int started;
+    int rebalanced; /* the first rebalance ran */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;     /* a message became ready, or wakeup */

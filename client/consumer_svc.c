@@ -262,6 +262,8 @@ static void rebalance_topic(struct mqc_consumer *c, const struct sub *s)
     if (!mine)
         goto out;
     nmine = mqc_allocate_averagely(nq, (const char *const *)ids, nids, c->inst->client_id, mine);
+    mq_debug("%s: rebalance of %s: %zu queues, %zu consumers, %zu mine", c->inst->client_id,
+             s->topic, nq, nids, nmine);
 
     /* Drop queues no longer ours (commit their offsets first). */
     pthread_mutex_lock(&c->lock);
@@ -329,6 +331,9 @@ static void rebalance(struct mqc_consumer *c)
 {
     for (size_t i = 0; i < c->nsubs; i++)
         rebalance_topic(c, &c->subs[i]);
+    pthread_mutex_lock(&c->lock);
+    c->rebalanced = 1;
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- the service thread ---- */

@@ -82,6 +82,14 @@ int mqc__instance_new(const struct mqc_config *cfg, const char *default_group,
         inst->cfg.max_message_size = 4u << 20;
     if (!inst->cfg.max_async_bytes)
         inst->cfg.max_async_bytes = 64u << 20;
+    /* Zero means default (mqclient.h); explicit "off" values become 0 for the code below. */
+    inst->cfg.retries = cfg->retries == 0 ? 2 : (cfg->retries < 0 ? 0 : cfg->retries);
+    inst->cfg.compress_over = cfg->compress_over == 0 ? 4096 : cfg->compress_over;
+    if (inst->cfg.compress_type == MQC_COMPRESS_DEFAULT)
+        inst->cfg.compress_type = MQC_COMPRESS_ZSTD;
+    inst->cfg.fault_avoidance = cfg->fault_avoidance >= 0;
+    if (inst->cfg.poll_namesrv_ms <= 0)
+        inst->cfg.poll_namesrv_ms = MQC_ROUTE_REFRESH_MS;
     if ((rc = split_namesrvs(inst)) != 0)
         goto fail;
     /* RocketMQ's client id: ip@instanceName. */
@@ -95,8 +103,8 @@ int mqc__instance_new(const struct mqc_config *cfg, const char *default_group,
     pthread_mutex_init(&inst->lock, NULL);
     pthread_cond_init(&inst->timer_cond, NULL);
     mq_map_init(&inst->routes);
-    /* Binary (ROCKETMQ) headers: a zeroed rpc_client_opts means RPC_SER_JSON (= 0), whose
-     * encode and parse cost more CPU per send than storing the message does. */
+    /* Binary (ROCKETMQ) headers: JSON's encode and parse cost more CPU per send than storing
+     * the message does. */
     struct rpc_client_opts ro = {.serialize = RPC_SER_ROCKETMQ};
     if ((rc = rpc_client_new(&ro, &inst->rpc)) != 0)
         goto fail_locks;
@@ -201,6 +209,7 @@ static int default_route(struct mqc_route *tbw, const char *topic)
     }
     tbw->npub = k;
     tbw->nsub = 0;
+    tbw->provisional = 1;
     snprintf(tbw->topic, sizeof(tbw->topic), "%s", topic);
     return k ? 0 : -ENOENT;
 }
@@ -285,6 +294,14 @@ int mqc__queues(struct mqc_instance *inst, const char *topic, int for_send, stru
         pthread_mutex_lock(&inst->lock);
         struct mqc_route *r = mq_map_get(&inst->routes, topic);
         int rc = -ENOENT;
+        if (r && r->provisional && attempt == 0) {
+            /* A route guessed from TBW102 lists no readable queues: ask for the real one. */
+            pthread_mutex_unlock(&inst->lock);
+            if (mqc__route_refresh(inst, topic, 0) == 0)
+                continue;
+            pthread_mutex_lock(&inst->lock);
+            r = mq_map_get(&inst->routes, topic);
+        }
         if (r) {
             size_t cnt = for_send ? r->npub : r->nsub;
             struct mqc_mq *src = for_send ? r->pub : r->sub;
@@ -325,7 +342,7 @@ int mqc__errno_of_response(int code, const char *remark)
     }
 }
 
-/* Refreshes every cached route every 30 s. */
+/* Refreshes every cached route every poll_namesrv_ms (30 s by default). */
 static void *timer_main(void *arg)
 {
     struct mqc_instance *inst = arg;
@@ -333,7 +350,9 @@ static void *timer_main(void *arg)
     while (!inst->stopping) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += MQC_ROUTE_REFRESH_MS / 1000;
+        int64_t ns = ts.tv_nsec + (int64_t)(inst->cfg.poll_namesrv_ms % 1000) * 1000000;
+        ts.tv_sec += inst->cfg.poll_namesrv_ms / 1000 + ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
         pthread_cond_timedwait(&inst->timer_cond, &inst->lock, &ts);
         if (inst->stopping)
             break;

@@ -16,19 +16,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Client settings. A zero field means its default, so `{.namesrv = "..."}` is a complete
+ * configuration; turning a feature off takes an explicit value. */
 struct mqc_config {
     const char *namesrv;       /* required: "host:port[;host:port...]" */
     const char *group;         /* producer or consumer group; default "DEFAULT_PRODUCER" */
     const char *instance_name; /* part of the client id (ip@instance); default: the pid */
     int send_timeout_ms;       /* per attempt, default 3000 */
-    int retries;               /* extra attempts for sync/async sends, default 2 */
-    size_t compress_over;      /* compress bodies larger than this, default 4096; 0 = never */
-    int compress_zstd;         /* 1 (default): zstd; 0: zlib, which stock 4.x clients read */
+    int retries;               /* extra attempts for sync/async sends: 0 = default 2, < 0 = none */
+    size_t compress_over;      /* compress bodies larger than this: 0 = default 4096,
+                                * MQC_COMPRESS_NEVER = never */
+    int compress_type;         /* enum mqc_compress: 0 = default (zstd) */
     size_t max_message_size;   /* default 4 MiB */
     size_t max_async_bytes;    /* unacknowledged async bytes per producer, default 64 MiB */
     int async_fail_fast;       /* 1: -EAGAIN when full; 0 (default): block until room */
-    int fault_avoidance;       /* latency-based broker avoidance, default 1 */
+    int fault_avoidance;       /* latency-based broker avoidance: 0 = default on, < 0 = off */
+    int poll_namesrv_ms;       /* route refresh period (pollNameServerInterval), default 30000 */
 };
+
+#define MQC_COMPRESS_NEVER ((size_t)-1)
+
+/* Body compression: zstd (RocketMQ 5.x compression type bits) or zlib, the only one RocketMQ
+ * 4.x clients (and ali-ons) decompress. docs/FORMATS.md "Client conventions". */
+enum mqc_compress { MQC_COMPRESS_DEFAULT = 0, MQC_COMPRESS_ZSTD = 1, MQC_COMPRESS_ZLIB = 2 };
 
 /* A message to send. All pointers are borrowed for the duration of the call. */
 struct mqc_message {
@@ -132,7 +142,6 @@ int mqc_admin_cluster_info(struct mqc_admin *a, struct mqc_broker_info **out, si
 int mqc_admin_parse_topic_list(const char *json, size_t len, char ***names, size_t *n);
 int mqc_admin_parse_cluster(const char *json, size_t len, struct mqc_broker_info **out, size_t *n);
 
-
 /* ---- consuming ---- */
 
 /* A pulled message. Pointers are owned by the pull result (or the consumer) it came from and
@@ -210,6 +219,9 @@ void mqc_consumer_nack(struct mqc_consumer *c, struct mqc_msg *m);
 int mqc_consumer_commit(struct mqc_consumer *c);
 /* Makes a blocked mqc_consumer_take return -EINTR (thread-safe). */
 void mqc_consumer_wakeup(struct mqc_consumer *c);
+/* Whether the consumer has seen the end of every queue it owns: each answered a pull, nothing
+ * is buffered or taken, and the last pull reached the queue's max offset. */
+int mqc_consumer_caught_up(struct mqc_consumer *c);
 /* Whether a message is ready to take now (for poll()). */
 int mqc_consumer_ready(struct mqc_consumer *c);
 /* Called (from a client thread) whenever a message becomes ready; for poll notification. */
@@ -223,5 +235,98 @@ const char *mqc_consumer_id(const struct mqc_consumer *c);
  * *out filled (release with mqc_pull_result_destroy) or a negative errno. */
 int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
              int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out);
+
+/* ---- admin: requests to brokers and NameServers for mqadmin and mqfs (admin_ops.c) ----
+ * `addr` arguments are broker addresses "ip:port" (see mqc_admin_cluster_info). Errors are
+ * negative errnos: transport errors as rpc_client_call, a refusal mapped as for sends (-EIO,
+ * -EACCES, -ENOENT ...). */
+
+/* A topic as UPDATE_AND_CREATE_TOPIC (17) writes it on one broker. */
+struct mqc_topic_config {
+    const char *topic;
+    int read_queues, write_queues; /* 0..1024 */
+    int perm;                      /* READ 4 | WRITE 2 (| INHERIT 1); 0 means 6 */
+};
+int mqc_admin_create_topic(struct mqc_admin *a, const char *addr, const struct mqc_topic_config *t);
+/* DELETE_TOPIC_IN_BROKER (215) on one broker. */
+int mqc_admin_delete_topic_broker(struct mqc_admin *a, const char *addr, const char *topic);
+/* DELETE_TOPIC_IN_NAMESRV (216) on EVERY NameServer of the handle (they do not share state).
+ * Returns 0 when all answered SUCCESS, else the first error (the others are still tried). */
+int mqc_admin_delete_topic_namesrv(struct mqc_admin *a, const char *topic);
+/* UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200) with a default SubscriptionGroupConfig body. */
+int mqc_admin_create_group(struct mqc_admin *a, const char *addr, const char *group);
+
+/* A topic's route (GET_ROUTEINFO_BY_TOPIC, 105) as the NameServer stores it. */
+struct mqc_route_broker {
+    char name[128];
+    char cluster[128];
+    char addr[64]; /* master address, "" when only slaves are known */
+};
+struct mqc_route_queues {
+    char broker[128];
+    int read_queues, write_queues, perm, sysflag;
+};
+struct mqc_topic_route {
+    struct mqc_route_broker *brokers; /* sorted by name */
+    size_t nbrokers;
+    struct mqc_route_queues *queues; /* sorted by broker */
+    size_t nqueues;
+};
+/* Fills *out (release with mqc_topic_route_destroy). Returns 0, -ENOENT (unknown topic),
+ * -EBADMSG or a transport error. */
+int mqc_admin_topic_route(struct mqc_admin *a, const char *topic, struct mqc_topic_route *out);
+void mqc_topic_route_destroy(struct mqc_topic_route *r);
+
+/* One queue's offsets on its broker: GET_MIN_OFFSET (31), GET_MAX_OFFSET (30), and the store
+ * time of its newest message (a one-message pull at max - 1; 0 when the queue is empty). */
+struct mqc_queue_stat {
+    int64_t min_offset, max_offset;
+    int64_t last_store_ms;
+};
+int mqc_admin_queue_stat(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                         struct mqc_queue_stat *out);
+/* A group's committed offset of a queue (QUERY_CONSUMER_OFFSET, 14): 0, or -ENOENT when the
+ * broker has none. */
+int mqc_admin_consumer_offset(struct mqc_admin *a, const char *addr, const char *group,
+                              const char *topic, int queue_id, int64_t *offset);
+
+/* GET_BROKER_RUNTIME_INFO (28): the broker's KV table, sorted by name. *kv is ONE malloc'd block
+ * (pairs and strings): free(*kv) releases everything. */
+struct mqc_kv {
+    const char *name, *value;
+};
+int mqc_admin_runtime_info(struct mqc_admin *a, const char *addr, struct mqc_kv **kv, size_t *n);
+
+/* QUERY_MESSAGE (12) on one broker: the messages of topic whose KEYS or UNIQ_KEY equal key (at
+ * most 64). On 0 *out holds them (status FOUND; mq.broker is `broker`); release it with
+ * mqc_pull_result_destroy. No match is 0 with out->n == 0. */
+int mqc_admin_query_key(struct mqc_admin *a, const char *addr, const char *broker,
+                        const char *topic, const char *key, struct mqc_pull_result *out);
+/* VIEW_MESSAGE_BY_ID (33): decodes an offset message id (store host + physical offset) and asks
+ * that broker. addr (may be NULL) receives the broker's "ip:port". Returns 0 with one message in
+ * *out, -EINVAL (not an offset id), -ENOENT (no message there) or a transport error. */
+int mqc_admin_view_message(struct mqc_admin *a, const char *msg_id, char addr[64],
+                           struct mqc_pull_result *out);
+
+/* The queues a started consumer owns right now (after its last rebalance), sorted. *out is
+ * malloc'd (caller frees; NULL when n == 0 is allowed). */
+int mqc_consumer_owned(struct mqc_consumer *c, struct mqc_mq **out, size_t *n);
+
+/* ---- the file interface's view of a queue (render.c; docs/FORMATS.md Part 3) ---- */
+
+/* A queue's rendered view: every retained message as body + "\n". Bytes [base, size) exist;
+ * bytes below base were deleted by retention. */
+struct mqc_view_info {
+    int64_t base, size;
+    int64_t min_offset, max_offset; /* queue offsets */
+};
+/* MQFS_RENDER_INFO (30001) on the broker at addr. Returns 0 or a negative errno. */
+int mqc_view_info(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                  struct mqc_view_info *info);
+/* MQFS_READ (30004): up to len bytes of the view from offset into buf; *got is 0 at or past the
+ * end. info (may be NULL) gets the view's current bounds. Returns 0, MQ_EOFFSET_MOVED (offset
+ * below base; info filled) or a negative errno. */
+int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                  int64_t offset, void *buf, size_t len, size_t *got, struct mqc_view_info *info);
 
 #endif

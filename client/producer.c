@@ -142,9 +142,9 @@ static int maybe_compress(struct mqc_producer *p, const void *body, size_t len, 
                           size_t *olen, int *sysflag)
 {
     const struct mqc_config *cfg = &p->inst->cfg;
-    if (cfg->compress_over == 0 || len <= cfg->compress_over)
+    if (cfg->compress_over == MQC_COMPRESS_NEVER || len <= cfg->compress_over)
         return 0;
-    if (cfg->compress_zstd) {
+    if (cfg->compress_type != MQC_COMPRESS_ZLIB) {
         size_t cap = ZSTD_compressBound(len);
         void *buf = malloc(cap);
         if (!buf)

@@ -3,6 +3,7 @@
  * or decompressed (zstd, compression type bits); the tag filter is re-checked on exact strings
  * because the broker matches hash codes only. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -185,6 +186,10 @@ static int decode_body(struct pull_priv *pp, const struct mqc_mq *mq, const stru
         struct mqc_msg *m = &out->msgs[out->n];
         memset(m, 0, sizeof(*m));
         m->mq = *mq;
+        if (mq->queue_id < 0) { /* lookups: each record names its own topic and queue */
+            m->mq.queue_id = rec.queue_id;
+            snprintf(m->mq.topic, sizeof(m->mq.topic), "%.*s", (int)rec.topic_len, rec.topic);
+        }
         m->queue_offset = rec.queue_offset;
         m->phys_offset = rec.phys_offset;
         m->born_ts = rec.born_ts;
@@ -251,4 +256,21 @@ int mqc__pull_parse(struct rpc_cmd *resp, const struct mqc_mq *mq, const struct 
         }
     }
     return 0;
+}
+
+int mqc__records_parse(struct rpc_cmd *resp, const struct mqc_mq *mq, struct mqc_pull_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct pull_priv *pp = calloc(1, sizeof(*pp));
+    if (!pp) {
+        rpc_cmd_free(resp);
+        return -ENOMEM;
+    }
+    pp->resp = resp;
+    out->priv_ = pp;
+    out->status = MQC_PULL_FOUND;
+    int rc = resp->body ? decode_body(pp, mq, NULL, out) : 0;
+    if (rc)
+        mqc_pull_result_destroy(out);
+    return rc;
 }

@@ -90,6 +90,12 @@ static const uint8_t *get_host(const uint8_t *p, int v6, struct mq_host *h)
     return p + alen + 4;
 }
 
+static int props_noop(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
+{
+    (void)name, (void)val, (void)vlen, (void)arg;
+    return nlen == 0 ? MQ_ECORRUPT : 0;
+}
+
 int64_t mq_msg_decode(const uint8_t *p, size_t n, uint32_t max_body, int flags, struct mq_msg *out)
 {
     memset(out, 0, sizeof(*out));
@@ -159,6 +165,11 @@ int64_t mq_msg_decode(const uint8_t *p, size_t n, uint32_t max_body, int flags, 
     out->props = (const char *)q;
     out->props_len = (uint16_t)plen;
     if ((flags & MQ_MSG_CHECK_CRC) && mq_crc32(out->body, blen) != out->body_crc)
+        return MQ_CORRUPT_BKPT;
+    if ((flags & MQ_MSG_CHECK_STRICT) &&
+        ((magic == MQ_MSG_MAGIC_V1 && mq_check_topic(out->topic, tlen) != 0) ||
+         (plen > 0 && (memchr(out->props, 0, plen) != NULL ||
+                       mq_props_foreach(out->props, plen, props_noop, NULL) < 0))))
         return MQ_CORRUPT_BKPT;
     return total;
 }

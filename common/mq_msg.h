@@ -103,6 +103,9 @@ int64_t mq_msg_encode(const struct mq_msg *m, uint8_t *buf, size_t cap);
 
 /* Validation flags for mq_msg_decode. */
 #define MQ_MSG_CHECK_CRC 0x1 /* verify BODYCRC */
+#define MQ_MSG_CHECK_STRICT                                                                        \
+    0x2 /* also: topic characters valid, properties well-formed and
+                                 * ending with 0x02 (catches torn tails the CRC cannot see) */
 
 /* Decodes and validates the record at p (n bytes available, untrusted). max_body bounds
  * BODYLENGTH (0 = no bound beyond n). On success fills out (pointers into p) and returns the

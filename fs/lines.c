@@ -67,10 +67,11 @@ static void carry_clear(struct mqfs_lines *l)
     }
 }
 
-/* Checks every line of carry + p[0..n) before anything is sent. */
-static int precheck(const struct mqfs_lines *l, const uint8_t *p, size_t n)
+/* Checks every line of carry + p[0..n) before anything is sent; counts the complete ones. */
+static int precheck(const struct mqfs_lines *l, const uint8_t *p, size_t n, size_t *lines)
 {
     size_t start = 0, carried = l->carry_len;
+    *lines = 0;
     for (;;) {
         const uint8_t *nl = memchr(p + start, '\n', n - start);
         size_t len = (nl ? (size_t)(nl - p) : n) - start + carried;
@@ -80,6 +81,7 @@ static int precheck(const struct mqfs_lines *l, const uint8_t *p, size_t n)
             return 0;
         if (len == 0)
             return -EINVAL; /* RocketMQ cannot store an empty body */
+        ++*lines;
         start = (size_t)(nl - p) + 1;
         carried = 0;
     }
@@ -90,7 +92,8 @@ long mqfs_lines_write(struct mqfs_lines *l, const void *buf, size_t n, mqfs_send
     const uint8_t *p = buf;
     if (n == 0)
         return 0;
-    int rc = precheck(l, p, n);
+    size_t nlines;
+    int rc = precheck(l, p, n, &nlines);
     if (rc)
         return rc;
     const uint8_t *first_nl = memchr(p, '\n', n);
@@ -101,7 +104,7 @@ long mqfs_lines_write(struct mqfs_lines *l, const void *buf, size_t n, mqfs_send
         l->carry_len += n;
         return (long)n;
     }
-    size_t batch_cap = l->cfg.batch_msgs;
+    size_t batch_cap = nlines < l->cfg.batch_msgs ? nlines : l->cfg.batch_msgs;
     struct mqfs_line *vec = malloc(batch_cap * sizeof(*vec));
     if (!vec)
         return -ENOMEM;

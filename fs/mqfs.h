@@ -96,14 +96,16 @@ int mqfs_check_broker(const char *broker, size_t len);
 
 /* ---- line assembly (lines.c) ---- */
 
-/* One message body: borrowed bytes (valid until the next call on the assembler). */
+/* One message body: bytes borrowed from the caller's buffer or the carry, valid only during the
+ * send callback that receives them. */
 struct mqfs_line {
     const uint8_t *p;
     size_t len;
 };
 
 /* Sends one batch of n ≥ 1 lines as one request; returns 0 when the broker accepted all of
- * them, else a negative errno (then none of them counts as sent). */
+ * them, else a negative errno (then none of them counts as sent). `lines` is borrowed for the
+ * duration of the call. */
 typedef int (*mqfs_send_fn)(void *arg, const struct mqfs_line *lines, size_t n);
 
 struct mqfs_lines_cfg {
@@ -145,7 +147,7 @@ static inline size_t mqfs_lines_pending(const struct mqfs_lines *l)
     return l->carry_len;
 }
 
-/* ---- the daemon (main.c) ---- */
+/* ---- the daemon (daemon.c) ---- */
 
 /* Runs mqfs with a command line like the program's (argv[0] ignored); returns the exit code. */
 int mqfs_main(int argc, char **argv);

@@ -114,6 +114,7 @@ struct ns_config {
     int orderMessageEnable;
     char kvConfigPath[512];
     int64_t maxFrameSize;
+    int serverChannelMaxIdleTimeSeconds;
     char logLevel[16];
 };
 

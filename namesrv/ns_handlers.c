@@ -34,6 +34,9 @@ const struct mq_conf_key ns_conf_keys[] = {
      "file persisting the KV config (empty: memory only)"},
     {"maxFrameSize", MQ_CONF_INT64, offsetof(struct ns_config, maxFrameSize), 0, "16777216", 1024,
      1073741824, "largest accepted frame in bytes"},
+    {"serverChannelMaxIdleTimeSeconds", MQ_CONF_INT,
+     offsetof(struct ns_config, serverChannelMaxIdleTimeSeconds), 0, "120", 0, 86400,
+     "close connections silent this long (0: never); brokers register every 30 s"},
     {"logLevel", MQ_CONF_STR, offsetof(struct ns_config, logLevel),
      sizeof(((struct ns_config *)0)->logLevel), "info", 0, 0, "debug, info, warn or error"},
 };

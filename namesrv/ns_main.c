@@ -119,6 +119,7 @@ int main(int argc, char **argv)
         .io_threads = a.conf.serverSelectorThreads,
         .worker_threads = a.conf.serverWorkerThreads,
         .max_frame = (size_t)a.conf.maxFrameSize,
+        .idle_timeout_ms = a.conf.serverChannelMaxIdleTimeSeconds * 1000,
     };
     if (rpc_server_new(&so, &srv) != 0 || ns_handlers_register(srv, &a.ctx) != 0)
         goto out;

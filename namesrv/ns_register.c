@@ -17,17 +17,7 @@
 
 #define INFLATE_MAX (64u << 20) /* bound on a compressed body's expanded size */
 
-struct reg_body {
-    struct ns_data_version dv;
-    struct ns_topic_conf *topics;
-    size_t ntopics;
-    json_t *json; /* keeps topic names alive (JSON form) */
-    uint8_t *raw; /* inflated compressed form */
-    char *names;  /* topic names of the compressed form */
-    int has_body;
-};
-
-static void reg_body_free(struct reg_body *b)
+void ns__reg_body_free(struct ns__reg_body *b)
 {
     free(b->topics);
     json_decref(b->json);
@@ -48,7 +38,7 @@ static int64_t jint(json_t *o, const char *k)
 /* RegisterBrokerBody as JSON: {"topicConfigSerializeWrapper":{"topicConfigTable":{...},
  * "dataVersion":{...}},"filterServerList":[]}; a bare TopicConfigSerializeWrapper is accepted
  * too. */
-static int parse_json_body(const uint8_t *p, size_t len, struct reg_body *b)
+static int parse_json_body(const uint8_t *p, size_t len, struct ns__reg_body *b)
 {
     b->json = rpc_json_loads(p, len);
     if (!json_is_object(b->json))
@@ -125,7 +115,7 @@ out:
 
 /* RegisterBrokerBody.encode(true): deflate( int32 len + DataVersion JSON, int32 topicNumber,
  * topicNumber x (int32 len + "name read write perm filterType"), int32 len + filter list). */
-static int parse_compressed_body(const uint8_t *p, size_t len, struct reg_body *b)
+static int parse_compressed_body(const uint8_t *p, size_t len, struct ns__reg_body *b)
 {
     size_t n, pos = 0;
     int rc = inflate_all(p, len, &b->raw, &n);
@@ -180,11 +170,17 @@ static int parse_compressed_body(const uint8_t *p, size_t len, struct reg_body *
     return 0;
 }
 
+int ns__reg_body_parse(const uint8_t *p, size_t len, int compressed, struct ns__reg_body *b)
+{
+    memset(b, 0, sizeof(*b));
+    return compressed ? parse_compressed_body(p, len, b) : parse_json_body(p, len, b);
+}
+
 int ns__handle_register(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
                         void *arg)
 {
     struct ns_ctx *ctx = arg;
-    struct reg_body b;
+    struct ns__reg_body b;
     struct ns_register_req q;
     struct ns_register_result res;
     int compressed = 0, rc;
@@ -207,10 +203,9 @@ int ns__handle_register(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         }
     }
     if (req->body) {
-        rc = compressed ? parse_compressed_body(req->body, req->body_len, &b)
-                        : parse_json_body(req->body, req->body_len, &b);
+        rc = ns__reg_body_parse(req->body, req->body_len, compressed, &b);
         if (rc) {
-            reg_body_free(&b);
+            ns__reg_body_free(&b);
             *resp = rpc_cmd_new_response(req, RPC_SYSTEM_ERROR, NULL);
             rpc_cmd_set_remarkf(*resp, "bad RegisterBrokerBody (%s): %s",
                                 compressed ? "compressed" : "JSON", strerror(-rc));
@@ -223,7 +218,7 @@ int ns__handle_register(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
     q.conn = conn;
     q.now_ms = mq_mono_us() / 1000;
     rc = ns_routes_register(ctx->routes, &q, &res);
-    reg_body_free(&b);
+    ns__reg_body_free(&b);
     if (rc)
         return rc;
     *resp = rpc_cmd_new_response(req, RPC_SUCCESS, NULL);

@@ -4,6 +4,31 @@
  * Wire format: docs/FORMATS.md Part 2. Threads: the server runs `io_threads` event loops (one
  * event_base each) plus optional worker threads; the client runs one event loop thread. Every
  * cross-thread handoff goes through a queue plus a wakeup of the owning loop.
+ *
+ * Server, replying now or later:
+ *     static int on_pull(struct rpc_conn *c, struct rpc_cmd *req, struct rpc_cmd **resp, void *a)
+ *     {
+ *         const char *topic = rpc_cmd_ext_get(req, "topic");   // owned by req
+ *         if (!topic) {
+ *             *resp = rpc_cmd_new_response(req, RPC_SYSTEM_ERROR, "no topic");
+ *             return RPC_REPLY;
+ *         }
+ *         struct rpc_cmd *r = rpc_cmd_new_response(req, RPC_SUCCESS, NULL); // keeps opaque
+ *         hold_until_data(rpc_conn_ref(c), r);  // later, any thread:
+ *         return RPC_DEFER;                      //   rpc_conn_reply(c, r); rpc_conn_unref(c);
+ *     }
+ *     rpc_server_new(&(struct rpc_server_opts){.port = 10911, .io_threads = 2}, &srv);
+ *     rpc_server_handle(srv, 11, on_pull, ctx, 0);
+ *     rpc_server_on_close(srv, drop_client, ctx);
+ *     rpc_server_start(srv);
+ *
+ * Client:
+ *     rpc_client_new(NULL, &cli);
+ *     struct rpc_cmd *req = rpc_cmd_new(105), *resp;
+ *     rpc_cmd_ext_set(req, "topic", "TopicTest");
+ *     if (rpc_client_call(cli, "127.0.0.1:9876", req, 3000, &resp) == 0 && resp->code == 0)
+ *         json_t *route = rpc_json_loads(resp->body, resp->body_len);
+ *     rpc_cmd_free(resp); rpc_cmd_free(req);     // or rpc_client_call_async(..., cb, arg)
  */
 #ifndef MQ_REMOTING_H
 #define MQ_REMOTING_H
@@ -58,7 +83,7 @@ enum {
     RPC_SUBSCRIPTION_PARSE_FAILED = 23,
 };
 
-#define RPC_VERSION_DEFAULT   399 /* MQVersion of 4.9.x clients (V4_9_4 ordinal); informational */
+#define RPC_VERSION_DEFAULT   399 /* sender MQVersion ordinal; informational only */
 #define RPC_MAX_FRAME_DEFAULT (16u << 20)
 #define RPC_FRAME_PREFIX      8 /* int32 length + int32 (type << 24 | headerLen) */
 
@@ -246,6 +271,7 @@ struct rpc_server_opts {
     int worker_threads;     /* for RPC_HANDLER_WORKER handlers, default 0 (= run on I/O) */
     size_t max_frame;       /* default RPC_MAX_FRAME_DEFAULT */
     size_t max_pending_out; /* bytes queued to a peer before it is dropped, default 64 MiB */
+    int idle_timeout_ms;    /* close a connection silent this long (0 = never) */
 };
 
 struct rpc_server;
@@ -273,7 +299,8 @@ void rpc_server_free(struct rpc_server *srv);
 struct rpc_client_opts {
     size_t max_frame;       /* default RPC_MAX_FRAME_DEFAULT */
     int connect_timeout_ms; /* default 3000 */
-    int serialize;          /* header encoding of requests, default RPC_SER_ROCKETMQ */
+    int serialize;          /* header encoding of requests: RPC_SER_JSON (0) or RPC_SER_ROCKETMQ;
+                             * NULL opts mean RPC_SER_ROCKETMQ */
 };
 
 struct rpc_client;
@@ -285,7 +312,7 @@ typedef void (*rpc_call_cb)(int err, struct rpc_cmd *resp, void *arg);
 /* Creates a client and starts its loop thread. opts may be NULL. */
 int rpc_client_new(const struct rpc_client_opts *opts, struct rpc_client **out);
 /* Fails every pending call with -ECANCELED, closes connections, joins the thread, frees.
- * rpc_client_free(NULL) is a no-op. */
+ * Call it once no other thread uses the client. rpc_client_free(NULL) is a no-op. */
 void rpc_client_free(struct rpc_client *cli);
 
 /* `addr` is "ip:port" (numeric, or "localhost:port"). `req` is borrowed: it is encoded before

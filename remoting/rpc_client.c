@@ -366,6 +366,8 @@ int rpc_client_new(const struct rpc_client_opts *opts, struct rpc_client **out)
         return -ENOMEM;
     if (opts)
         cli->opts = *opts;
+    else
+        cli->opts.serialize = RPC_SER_ROCKETMQ;
     if (!cli->opts.max_frame)
         cli->opts.max_frame = RPC_MAX_FRAME_DEFAULT;
     if (cli->opts.connect_timeout_ms <= 0)

@@ -348,7 +348,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         rpc__conn_close_now(c, "peer closed");
     } else if (what & BEV_EVENT_TIMEOUT) {
         c->timed_out = 1;
-        rpc__conn_close_now(c, c->connected ? "write timeout" : "connect timeout");
+        rpc__conn_close_now(c, (what & BEV_EVENT_READING) ? "idle timeout"
+                               : c->connected             ? "write timeout"
+                                                          : "connect timeout");
     } else if (what & BEV_EVENT_ERROR) {
         int err = EVUTIL_SOCKET_ERROR();
         mq_debug("%s: socket error: %s", c->peer, evutil_socket_error_to_string(err));

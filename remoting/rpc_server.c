@@ -168,6 +168,12 @@ static void add_conn_task(void *a, void *b)
         free(b);
         return;
     }
+    c->connected = 1;
+    if (s->opts.idle_timeout_ms > 0) {
+        struct timeval tv = {s->opts.idle_timeout_ms / 1000,
+                             (s->opts.idle_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(bev, &tv, NULL);
+    }
     int li = (int)(loop - s->loops);
     c->next = s->conns[li];
     if (c->next)
@@ -210,6 +216,26 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         evutil_closesocket(fd);
         free(b);
     }
+}
+
+static void resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct rpc_server *s = arg;
+    if (s->lis)
+        evconnlistener_enable(s->lis);
+}
+
+/* accept() failed (EMFILE, ENFILE, ENOBUFS...): pause accepting for 100 ms instead of spinning
+ * on a listener that stays readable. */
+static void accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+    struct rpc_server *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, 100000};
+    mq_warn("accept on port %d failed: %s; pausing 100 ms", s->port,
+            evutil_socket_error_to_string(err));
+    evconnlistener_disable(lis);
+    event_base_once(s->loops[0].base, -1, EV_TIMEOUT, resume_accept, s, &tv);
 }
 
 int rpc_server_new(const struct rpc_server_opts *opts, struct rpc_server **out)
@@ -314,6 +340,7 @@ int rpc_server_start(struct rpc_server *s)
         mq_error("cannot listen on %s: %s", text, strerror(-rc));
         return rc;
     }
+    evconnlistener_set_error_cb(s->lis, accept_error_cb);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&bound, &blen);

@@ -138,6 +138,8 @@ static int check_msg(struct store *s, const struct mq_msg *in, struct store_put_
     int64_t size = mq_msg_record_size(&m);
     if (size < 0)
         return (int)size;
+    if (mq_check_topic(in->topic, in->topic_len)) /* topics name directories */
+        return -EINVAL;
     if (in->body_len > (uint32_t)s->conf.max_message_size ||
         size + MQ_MSG_BLANK_MIN > (int64_t)s->clog.file_size)
         return -EMSGSIZE;
@@ -299,8 +301,9 @@ int store__clog_recover(struct store *s, int64_t ckpt_min_ts, int64_t *reput_fro
         valid_end = f->base;
         while (pos + MQ_MSG_BLANK_MIN <= f->size) {
             struct mq_msg m;
-            int64_t rc = mq_msg_decode(f->map + pos, f->size - pos,
-                                       (uint32_t)s->conf.max_message_size, MQ_MSG_CHECK_CRC, &m);
+            int64_t rc =
+                mq_msg_decode(f->map + pos, f->size - pos, (uint32_t)s->conf.max_message_size,
+                              MQ_MSG_CHECK_CRC | MQ_MSG_CHECK_STRICT, &m);
             if (rc > 0 && m.magic == MQ_MSG_MAGIC_BLANK && (size_t)rc == f->size - pos) {
                 blank = 1;
                 break;

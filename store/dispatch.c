@@ -31,6 +31,10 @@ static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys
     if (tx != MQ_SYSFLAG_TX_PREPARED && tx != MQ_SYSFLAG_TX_ROLLBACK) {
         struct store__queue *q;
         int rc = store__queue_open(s, m->topic, m->topic_len, m->queue_id, &q);
+        if (rc == -EINVAL) { /* a name we cannot make a directory of: never servable */
+            mq_warn("dispatch: record at %" PRId64 " has an invalid topic; skipped", phys);
+            return 0;
+        }
         if (rc)
             return rc;
         rc = store__cq_append(s, q, m->queue_offset, phys, (int32_t)m->total_size, tags_code(m),

@@ -35,6 +35,7 @@ int store__flush_clog(struct store *s, int64_t upto)
     }
     if (upto > atomic_load(&s->flushed))
         atomic_store(&s->flushed, upto);
+    atomic_fetch_add(&s->flushes, 1);
     return 0;
 }
 
@@ -146,6 +147,18 @@ static void *flush_main(void *arg)
                 break;
         }
         int urgent = s->nreqs || s->waiters;
+        if (urgent && s->sync_flush) {
+            /* group commit: appenders woken by the last flush are still appending; when fewer
+             * wait than at the recent peak, give them up to 1 ms to join this group */
+            struct timespec ts;
+            deadline_ts(&ts, 1);
+            int n = (int)(s->nreqs + (size_t)s->waiters);
+            while (!s->flush_stop && n < s->last_group &&
+                   pthread_cond_timedwait(&s->flush_cond, &s->flush_lock, &ts) == 0)
+                n = (int)(s->nreqs + (size_t)s->waiters);
+            /* the peak decays so that a load drop costs at most a few waits */
+            s->last_group = n > s->last_group ? n : s->last_group - (s->last_group + 7) / 8;
+        }
         pthread_mutex_unlock(&s->flush_lock);
 
         int64_t now = mq_mono_us(), wrote = atomic_load(&s->wrote);

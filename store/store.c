@@ -345,6 +345,7 @@ void store_get_stats(struct store *s, struct store_stats *st)
     st->flushed = atomic_load(&s->flushed);
     st->dispatched = atomic_load(&s->reput);
     st->dispatch_lag = st->clog_max - st->dispatched;
+    st->flushes = atomic_load(&s->flushes);
     pthread_rwlock_rdlock(&s->qtab.lock);
     st->queues = (int)s->qtab.count;
     pthread_rwlock_unlock(&s->qtab.lock);

@@ -203,15 +203,24 @@ struct store_stats {
     int64_t puts, put_bytes;
     int64_t clog_min, clog_max, flushed, dispatched; /* commitlog offsets */
     int64_t dispatch_lag;                            /* clog_max - dispatched */
+    int64_t flushes;                                 /* commitlog msync rounds */
     int queues;
     int disk_used_pct;
     int disk_full; /* writes refused (usage past 90 %) */
 };
 void store_get_stats(struct store *s, struct store_stats *st);
 
-/* Formats a queue's consume-queue directory name, etc. is internal; store_dispatch_wait is for
- * tests and tools: blocks until everything appended before the call is dispatched (max 5 s).
- * Returns 0 or -ETIMEDOUT. */
+/* For tests and tools: blocks until everything appended before the call is dispatched (at most
+ * 5 s). Returns 0 or -ETIMEDOUT. */
 int store_dispatch_wait(struct store *s);
+
+/* ---- the file interface's topic view (view.c) ---- */
+
+/* First queue offset of topic/queue_id whose record lies at or after commitlog offset phys (the
+ * max offset when none; the min offset when all do). */
+int64_t store_offset_by_phys(struct store *s, const char *topic, size_t topic_len, int queue_id,
+                             int64_t phys);
+/* Commitlog offset up to which every record is dispatched (readers see everything before). */
+int64_t store_dispatched_offset(struct store *s);
 
 #endif

@@ -222,7 +222,9 @@ struct store {
     int flush_stop;
     int flush_error;    /* last flush's result, flush_lock */
     uint64_t flush_gen; /* flush attempts, flush_lock */
+    int last_group;     /* waiters served by the last sync flush, flush_lock */
     atomic_int_fast64_t flushed;
+    atomic_int_fast64_t flushes;
     int64_t flushed_ts; /* flush thread: checkpoint fields */
     int64_t logics_ts, index_ts;
     int flush_started;

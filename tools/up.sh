@@ -61,7 +61,9 @@ Try:
   echo hello > $MNT/topic/TopicA        # send a message
   cat $MNT/topic/TopicA                 # read the topic's log (consumes nothing)
   tail -f $MNT/topic/TopicA             # follow it
+  mkdir $MNT/group/G1                   # a consumer group
   head -n 1 $MNT/group/G1/TopicA        # consume one message as group G1
+  cat $MNT/group/G1/TopicA.now          # consume the rest, then EOF
 USAGE
 fi
 echo "Logs: $MQ_HOME/log/   Stop: tools/down.sh"

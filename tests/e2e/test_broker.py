@@ -276,3 +276,66 @@ def test_sync_flush_kill_loses_nothing_acknowledged(broker_factory, daemons):
                     off += 1
     for body, msg_id in acked:
         assert got.get(body) == [msg_id], "acknowledged %r lost or duplicated" % body
+
+
+def test_rendered_view_for_the_file_interface(broker_factory):
+    """MQFS_RENDER_INFO/FIND and MQFS_READ: a queue shown as body + newline per message, exact
+    sizes, any offset, compressed bodies shown uncompressed."""
+    import zlib
+    b = broker_factory()
+    bodies = [b"alpha", b"", b"x" * 5000, b"line with spaces", b"z" * 3]
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TV", queues=1)
+        for body in bodies:
+            if not body:
+                continue  # empty bodies are refused by the broker
+            if len(body) > 4096:  # as a stock client sends it: zlib, sysflag bit 0
+                ext = {"a": "PG", "b": "TV", "c": "TBW102", "d": "4", "e": "0", "f": "1",
+                       "g": "0", "h": "0", "i": mr.props(WAIT="true"), "j": "0", "k": "false"}
+                assert cli.call(SEND_MESSAGE_V2, ext, zlib.compress(body)).code == mp.SUCCESS
+            else:
+                assert send(cli, "TV", body).code == mp.SUCCESS
+        view = b"".join(x + b"\n" for x in bodies if x)
+        info = cli.call(MQFS_RENDER_INFO, {"topic": "TV", "queueId": "0"})
+        assert info.code == mp.SUCCESS
+        assert int(info.ext["base"]) == 0 and int(info.ext["size"]) == len(view)
+        for off in (0, 1, 5, 6, 100, 5006, len(view) - 1):
+            r = cli.call(MQFS_READ, {"topic": "TV", "queueId": "0", "fileOffset": str(off),
+                                     "maxBytes": "7"})
+            assert r.code == mp.SUCCESS, r
+            assert r.body == view[off:off + 7], off
+            assert int(r.ext["nextFileOffset"]) == off + len(r.body)
+        r = cli.call(MQFS_READ, {"topic": "TV", "queueId": "0", "fileOffset": "0",
+                                 "maxBytes": str(1 << 20)})
+        assert r.body == view
+        r = cli.call(MQFS_READ, {"topic": "TV", "queueId": "0", "fileOffset": str(len(view)),
+                                 "maxBytes": "100"})
+        assert r.code == mp.SUCCESS and r.body == b""
+        f = cli.call(MQFS_RENDER_FIND, {"topic": "TV", "queueId": "0", "fileOffset": "8"})
+        assert f.code == mp.SUCCESS
+        assert (int(f.ext["queueOffset"]), int(f.ext["within"])) == (1, 2)
+
+
+def test_topic_view_in_commitlog_order(broker_factory):
+    """MQFS_READ with queueId -1: the topic's queues merged in commitlog order, any offset."""
+    b = broker_factory()
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TT", queues=3)
+        bodies = [b"msg-%03d-%s" % (i, b"y" * (i % 7)) for i in range(60)]
+        for i, body in enumerate(bodies):
+            assert send(cli, "TT", body, queue_id=(i * 7) % 3).code == mp.SUCCESS
+        view = b"".join(x + b"\n" for x in bodies)
+
+        def read(off, n, size=len(view)):
+            r = cli.call(MQFS_READ, {"topic": "TT", "queueId": "-1", "fileOffset": str(off),
+                                     "maxBytes": str(n)})
+            assert r.code == mp.SUCCESS, r
+            assert int(r.ext["size"]) == size and int(r.ext["base"]) == 0
+            return r.body
+
+        assert read(0, 1 << 20) == view
+        for off in range(0, len(view), 37):
+            assert read(off, 50) == view[off:off + 50], off
+        assert read(len(view), 10) == b""
+        send(cli, "TT", b"late", queue_id=0)  # the view grows at its end only
+        assert read(0, 1 << 20, len(view) + 5) == view + b"late\n"

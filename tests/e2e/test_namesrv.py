@@ -282,3 +282,88 @@ def test_sigterm_exits_zero(namesrv):
         register(cli, {"T": (1, 1, 6)})
         assert namesrv.stop() == 0
     assert "stopped" in namesrv.stderr()
+
+
+def test_fd_exhaustion_pauses_accept_and_recovers(daemons, tmp_path):
+    """With a low open-files limit, accept() fails for a while; the server keeps serving the
+    connections it has and accepts again once descriptors are free."""
+    from conftest import binary, free_port
+    port = free_port()
+    ns = daemons.start("namesrv-lowfd", ["sh", "-c", 'ulimit -n 48 && exec "$0" -p "$1"',
+                                         binary("mqnamesrv"), str(port)],
+                       port=port, ready_text="ready on")
+    first = mp.Client(port)
+    extra = []
+    for _ in range(60):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            extra.append(s)
+        except OSError:
+            break
+    time.sleep(0.3)
+    assert first.call(mp.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).code == mp.SUCCESS
+    for s in extra:
+        s.close()
+    assert wait_for(lambda: _serves(port), 5.0)
+    first.close()
+    assert "accept on port" in ns.stderr()
+
+
+def _serves(port):
+    try:
+        with mp.Client(port, timeout=1) as c:
+            return c.call(mp.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).code == mp.SUCCESS
+    except OSError:
+        return False
+
+
+def test_stock_alions_client(namesrv):
+    """The npm `ali-ons` client (tests/interop, pinned) reads routes from mqnamesrv."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    interop = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "interop")
+    setup = subprocess.run(["bash", os.path.join(interop, "setup.sh")], capture_output=True,
+                           text=True, timeout=300)
+    assert node and setup.returncode == 0, "tests/interop/setup.sh: " + setup.stderr
+    env = dict(os.environ, NODE_PATH=os.path.join(interop, "node_modules"))
+    with mp.Client(namesrv.port) as broker:
+        register(broker, {"AliTopic": (4, 4, 6)})
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "alions_route.js")
+        r = subprocess.run([node, script, str(namesrv.port), "AliTopic"], capture_output=True,
+                           text=True, timeout=60, env=env)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        assert out["route"]["queueDatas"][0]["writeQueueNums"] == 4
+        assert out["route"]["brokerDatas"][0]["brokerAddrs"] == {"0": "127.0.0.1:10911"}
+        assert "No topic route info" in out["missing"]
+        assert "No config item" in out["kv"]
+
+
+def test_startup_errors(namesrv, tmp_path):
+    """A taken port, a bad config value and an unknown option end the program non-zero with
+    a message; -p overrides the config file's listenPort."""
+    import subprocess
+    from conftest import binary, free_port
+    exe = binary("mqnamesrv")
+    r = subprocess.run([exe, "-p", str(namesrv.port)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "cannot" in r.stderr
+    bad = tmp_path / "bad.conf"
+    bad.write_text("listenPort=99999\n")
+    r = subprocess.run([exe, "-c", str(bad)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "listenPort" in r.stderr
+    r = subprocess.run([exe, "-x"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "usage" in r.stderr
+    port = free_port()
+    r = subprocess.run([exe, "-c", str(bad), "-p", str(port), "-m"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2  # the file is read first and its bad value still fails
+    good = tmp_path / "good.conf"
+    good.write_text("listenPort=1\nbrokerChannelExpiredTime=5000\n")
+    r = subprocess.run([exe, "-c", str(good), "-p", str(port), "-m"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0
+    assert "listenPort=%d" % port in r.stdout and "brokerChannelExpiredTime=5000" in r.stdout

@@ -33,3 +33,23 @@ seeds = {
 for name, data in seeds.items():
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)
+
+# fuzz_namesrv_body: first byte 0 = JSON body, 1 = 4.9 compressed body
+import zlib  # noqa: E402
+
+out = os.path.join(HERE, "corpus", "fuzz_namesrv_body")
+os.makedirs(out, exist_ok=True)
+dv = b'{"counter":5,"timestamp":1700000000000}'
+raw = struct.pack(">i", len(dv)) + dv + struct.pack(">i", 2)
+for t in (b"Zipped 3 3 6 SINGLE_TAG", b"Other 1 1 2 MULTI_TAG"):
+    raw += struct.pack(">i", len(t)) + t
+raw += struct.pack(">i", 2) + b"[]"
+bodies = {
+    "json": b"\0" + mp.register_body({"A": (4, 4, 6), "B": (1, 1, 2)}),
+    "json_bare_keys": b"\0" + b'{"topicConfigTable":{"T":{"perm":6}},"x":{0:"a"}}',
+    "compressed": b"\1" + zlib.compress(raw, 9),
+    "compressed_raw_tail": b"\1" + zlib.compress(raw[:20], 1),
+}
+for name, data in bodies.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)

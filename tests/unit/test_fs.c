@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "client/mqclient.h"
 #include "fs/mqfs.h"
+#include "fs/mqfs_int.h"
 #include "tests/unit/mq_test.h"
 
 static int parse(const char *path, struct mqfs_node *n)
@@ -429,6 +431,73 @@ TEST(test_lines_big)
     mqfs_lines_destroy(&l);
 }
 
+/* ---- the inode table ---- */
+
+static struct mqfs_inode *ref_path(struct mqfs *fs, const char *path, int lookup)
+{
+    struct mqfs_node n;
+    if (parse(path, &n))
+        return NULL;
+    return mqfs__inode_ref(fs, &n, lookup);
+}
+
+TEST(test_inode_table)
+{
+    struct mqfs fs;
+    memset(&fs, 0, sizeof(fs));
+    ASSERT_OK(mqfs__table_init(&fs));
+    struct mqfs_inode *root = mqfs__inode_get(&fs, FUSE_ROOT_ID);
+    ASSERT(root != NULL);
+    ASSERT_EQ(root->node.kind, MQFS_ROOT);
+    struct mqfs_inode *top = ref_path(&fs, "topic", 1);
+    ASSERT(top != NULL);
+    ASSERT_EQ(top->ino, 2); /* the top-level entries follow the root, in listing order */
+    ASSERT_EQ(ref_path(&fs, "cluster", 0)->ino, 8);
+    mqfs__inode_forget(&fs, top, 1);
+    ASSERT(mqfs__inode_get(&fs, 2) == top); /* pinned */
+
+    struct mqfs_inode *a = ref_path(&fs, "topic/A", 1);
+    ASSERT(a != NULL);
+    uint64_t ino = a->ino;
+    ASSERT_GE(ino, 9);
+    ASSERT(ref_path(&fs, "/topic//A", 1) == a); /* the canonical path is the key */
+    ASSERT_EQ(a->nlookup, 2);
+    mqfs__inode_forget(&fs, a, 1);
+    ASSERT(mqfs__inode_get(&fs, ino) == a);
+    mqfs__inode_forget(&fs, a, 5); /* more than it has: clamped (and logged) */
+    ASSERT(mqfs__inode_get(&fs, ino) == NULL);
+    a = ref_path(&fs, "topic/A", 1);
+    ASSERT_GT(a->ino, ino); /* numbers are never reused */
+
+    /* an open file keeps its inode after the kernel forgot it */
+    ino = a->ino;
+    a->nopen++;
+    mqfs__inode_forget(&fs, a, 1);
+    ASSERT(mqfs__inode_get(&fs, ino) == a);
+    mqfs__inode_close(&fs, a);
+    ASSERT(mqfs__inode_get(&fs, ino) == NULL);
+
+    /* a .json view and its modes in another order are one inode */
+    struct mqfs_inode *g = ref_path(&fs, "group/G/T.now.json", 1);
+    ASSERT(g != NULL && ref_path(&fs, "group/G/T.json.now", 1) == g);
+    ASSERT_STR_EQ(g->path, "group/G/T.json.now");
+
+    /* sizes (no session: nothing to notify) */
+    pthread_mutex_init(&fs.lock, NULL);
+    ASSERT_OK(mqfs__set_size(&fs, g->ino, 42));
+    ASSERT_EQ(g->size, 42);
+    struct stat st;
+    mqfs__fill_attr(&fs, g, &st);
+    ASSERT_EQ(st.st_size, 42);
+    ASSERT_EQ(st.st_blksize, 1 << 20);
+    ASSERT_EQ(st.st_mode, S_IFREG | 0444);
+    ASSERT_EQ(mqfs__set_size(&fs, 999999, 1), -ENOENT);
+    mqfs__fill_attr(&fs, mqfs__inode_get(&fs, 2), &st);
+    ASSERT_EQ(st.st_mode, S_IFDIR | 0755);
+    pthread_mutex_destroy(&fs.lock);
+    mqfs__table_destroy(&fs);
+}
+
 /* ---- admin bodies ---- */
 
 TEST(test_admin_topic_list_parse)
@@ -479,4 +548,4 @@ TEST_MAIN(test_path_top, test_path_topic, test_path_group, test_path_queue, test
           test_path_child_and_name, test_lines_every_split, test_lines_byte_by_byte,
           test_lines_one_batch_per_write, test_lines_failure_keeps_state,
           test_lines_checks_before_sending, test_lines_batch_limits, test_lines_big,
-          test_admin_topic_list_parse, test_admin_cluster_parse)
+          test_admin_topic_list_parse, test_admin_cluster_parse, test_inode_table)

@@ -102,6 +102,8 @@ TEST(test_put_get_roundtrip)
     struct mq_msg bad = tu_msg("T", 0, "x", 1, NULL);
     bad.topic_len = 0;
     ASSERT_EQ(store_put(s, &bad, &r), -EINVAL);
+    bad = tu_msg("../x", 0, "x", 1, NULL);
+    ASSERT_EQ(store_put(s, &bad, &r), -EINVAL);
     static uint8_t big[70 * 1024];
     bad = tu_msg("T", 0, big, sizeof(big), NULL);
     ASSERT_EQ(store_put(s, &bad, &r), -EMSGSIZE);
@@ -424,6 +426,41 @@ TEST(test_delete_topic)
     tu_rmrf(dir);
 }
 
-TEST_MAIN(test_put_get_roundtrip, test_roll_at_boundary, test_many_queues_batch,
+TEST(test_config_table)
+{
+    struct store_config c;
+    char err[256];
+    store_config_defaults(&c);
+    ASSERT(c.mapped_file_size_commit_log == 1073741824);
+    ASSERT_EQ(c.mapped_file_size_consume_queue, 6000000);
+    ASSERT_STR_EQ(c.flush_disk_type, "ASYNC_FLUSH");
+    ASSERT_EQ(c.flush_interval_commit_log, 500);
+    ASSERT_EQ(c.flush_commit_log_least_pages, 4);
+    ASSERT_EQ(c.sync_flush_timeout, 5000);
+    ASSERT_EQ(c.file_reserved_time, 72);
+    ASSERT_STR_EQ(c.delete_when, "04");
+    ASSERT_EQ(c.disk_max_used_space_ratio, 75);
+    ASSERT_EQ(c.max_message_size, 4194304);
+    ASSERT_EQ(c.max_hash_slot_num, 5000000);
+    ASSERT_EQ(c.max_index_num, 20000000);
+    ASSERT_OK(mq_conf_set(store_conf_keys, store_conf_nkeys, &c, "flushDiskType", "SYNC_FLUSH", err,
+                          sizeof(err)));
+    ASSERT_STR_EQ(c.flush_disk_type, "SYNC_FLUSH");
+    ASSERT_OK(mq_conf_set(store_conf_keys, store_conf_nkeys, &c, "mappedFileSizeCommitLog", "65536",
+                          err, sizeof(err)));
+    ASSERT_EQ(c.mapped_file_size_commit_log, 65536);
+    ASSERT_EQ(mq_conf_set(store_conf_keys, store_conf_nkeys, &c, "diskMaxUsedSpaceRatio", "99", err,
+                          sizeof(err)),
+              -EINVAL);
+    /* a bad flush type is refused at open */
+    char *dir = tu_tmpdir();
+    struct store *s;
+    tu_config(&c, dir, 4096);
+    snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SOMETIMES");
+    ASSERT_EQ(store_open(&c, NULL, NULL, &s), -EINVAL);
+    tu_rmrf(dir);
+}
+
+TEST_MAIN(test_config_table, test_put_get_roundtrip, test_roll_at_boundary, test_many_queues_batch,
           test_cq_files_and_time_lookup, test_rendered_index, test_index_collisions,
           test_sync_flush_and_callbacks, test_delete_topic)

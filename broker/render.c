@@ -1,0 +1,228 @@
+/* render.c — MQFS_READ (FORMATS.md Part 3): the bytes of a queue's rendered view, each message
+ * as its uncompressed body + "\n", from a file offset, so mqfs serves queue files with one round
+ * trip per read. What counts as a message's rendering must agree byte for byte with the store's
+ * rendered-bytes index (store/render_index.c: store__render_len): compressed bodies are shown
+ * uncompressed when the store could size them, else as stored. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "broker/broker_int.h"
+#include "common/mq_bytes.h"
+#include "common/mq_err.h"
+#include "common/mq_msg.h"
+
+#define READ_MAX_BYTES (8 << 20)
+#define READ_BATCH     1024
+
+/* Appends the uncompressed body, or the stored one when it cannot be uncompressed (as the
+ * store sized it). */
+static int append_body(struct mq_buf *out, const struct mq_msg *m)
+{
+    if (!(m->sysflag & MQ_SYSFLAG_COMPRESSED))
+        return mq_buf_append(out, m->body, m->body_len);
+    int type = m->sysflag & MQ_SYSFLAG_COMPRESS_MASK;
+    if (type == MQ_SYSFLAG_COMPRESS_ZSTD) {
+        unsigned long long n = ZSTD_getFrameContentSize(m->body, m->body_len);
+        if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > (1u << 30))
+            return mq_buf_append(out, m->body, m->body_len);
+        int rc = mq_buf_reserve(out, n);
+        if (rc)
+            return rc;
+        size_t got = ZSTD_decompress(out->data + out->len, n, m->body, m->body_len);
+        if (ZSTD_isError(got) || got != n)
+            memset(out->data + out->len, 0, n); /* sized but undecodable: keep the size */
+        out->len += n;
+        return 0;
+    }
+    if (type != 0 && type != MQ_SYSFLAG_COMPRESS_ZLIB)
+        return mq_buf_append(out, m->body, m->body_len); /* LZ4: as stored */
+    size_t start = out->len;
+    z_stream z = {0};
+    if (inflateInit(&z) != Z_OK)
+        return -ENOMEM;
+    z.next_in = (Bytef *)m->body;
+    z.avail_in = m->body_len;
+    int zr = Z_OK, rc = 0;
+    while (zr == Z_OK) {
+        if ((rc = mq_buf_reserve(out, 65536)) != 0)
+            break;
+        z.next_out = out->data + out->len;
+        z.avail_out = 65536;
+        zr = inflate(&z, Z_NO_FLUSH);
+        out->len += 65536 - z.avail_out;
+        if (zr == Z_OK && z.avail_in == 0 && z.avail_out != 0)
+            zr = Z_DATA_ERROR; /* truncated stream */
+    }
+    inflateEnd(&z);
+    if (rc)
+        return rc;
+    if (zr != Z_STREAM_END) { /* not a zlib stream after all: the store shows it as stored */
+        out->len = start;
+        return mq_buf_append(out, m->body, m->body_len);
+    }
+    return 0;
+}
+
+int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t off,
+                     int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size)
+{
+    size_t tl = strlen(topic);
+    int rc = store_rendered_size(b->store, topic, tl, queue_id, base, size);
+    if (rc)
+        return rc;
+    if (off < *base)
+        return MQ_EOFFSET_MOVED;
+    if (off >= *size)
+        return 0;
+    if (max_bytes > READ_MAX_BYTES)
+        max_bytes = READ_MAX_BYTES;
+    int64_t qoff, within;
+    if ((rc = store_render_find(b->store, topic, tl, queue_id, off, &qoff, &within)) != 0)
+        return rc == -ENXIO ? 0 : rc;
+    struct mq_buf one;
+    mq_buf_init(&one);
+    while ((int64_t)out->len < max_bytes && rc == 0) {
+        struct store_get_result *got = NULL;
+        rc = store_get_messages(b->store, topic, tl, queue_id, qoff, READ_BATCH,
+                                max_bytes + (1 << 20), NULL, 0, &got);
+        if (rc)
+            break;
+        if (got->status != STORE_FOUND || got->count == 0) {
+            store_release(b->store, got);
+            break;
+        }
+        for (size_t i = 0; i < got->count && (int64_t)out->len < max_bytes; i++) {
+            struct mq_msg m;
+            if (mq_msg_decode(got->msgs[i].data, got->msgs[i].len, 0, 0, &m) <= 0) {
+                rc = MQ_ECORRUPT;
+                break;
+            }
+            one.len = 0;
+            if ((rc = append_body(&one, &m)) != 0 || (rc = mq_buf_append(&one, "\n", 1)) != 0)
+                break;
+            size_t from = (size_t)within < one.len ? (size_t)within : one.len;
+            size_t take = one.len - from;
+            if ((int64_t)(out->len + take) > max_bytes)
+                take = (size_t)(max_bytes - (int64_t)out->len);
+            if ((rc = mq_buf_append(out, one.data + from, take)) != 0)
+                break;
+            within = 0;
+            qoff = got->msgs[i].queue_offset + 1;
+        }
+        store_release(b->store, got);
+    }
+    mq_buf_destroy(&one);
+    return rc;
+}
+
+/* ---- the topic view: every queue of the topic merged in commitlog order ----
+ * g(P) = rendered bytes of the topic's messages stored before commitlog offset P = the sum over
+ * queues of the rendered start of the queue's first entry at or after P. Messages appended
+ * later lie after every existing one, so the view only grows at its end. Only records below
+ * the dispatched offset D are shown, so every read sees one consistent snapshot. */
+
+struct topic_q {
+    int qid;
+    struct store_get_result *got;
+    size_t i;
+    int64_t next; /* queue offset of the next batch */
+};
+
+static int64_t topic_g(struct broker *b, const char *topic, size_t tl, int nq, int64_t phys)
+{
+    int64_t sum = 0;
+    for (int q = 0; q < nq; q++) {
+        int64_t qoff = store_offset_by_phys(b->store, topic, tl, q, phys), fo = 0, base = 0;
+        int rc = store_render_offset(b->store, topic, tl, q, qoff, &fo);
+        if (rc == MQ_EOFFSET_MOVED)
+            rc = store_rendered_size(b->store, topic, tl, q, &fo, &base);
+        if (rc == 0)
+            sum += fo;
+    }
+    return sum;
+}
+
+int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t off,
+                           int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size)
+{
+    size_t tl = strlen(topic);
+    int64_t lo = store_clog_min_offset(b->store), hi = store_dispatched_offset(b->store);
+    *base = topic_g(b, topic, tl, nq, lo);
+    *size = topic_g(b, topic, tl, nq, hi);
+    if (off < *base)
+        return MQ_EOFFSET_MOVED;
+    if (off >= *size || max_bytes <= 0)
+        return 0;
+    if (max_bytes > READ_MAX_BYTES)
+        max_bytes = READ_MAX_BYTES;
+    int64_t end = hi;     /* the snapshot */
+    while (hi - lo > 1) { /* the largest P with g(P) <= off: the record holding off starts at P */
+        int64_t mid = lo + (hi - lo) / 2;
+        if (topic_g(b, topic, tl, nq, mid) <= off)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    int64_t within = off - topic_g(b, topic, tl, nq, lo);
+    struct topic_q *qs = calloc((size_t)nq, sizeof(*qs));
+    if (!qs)
+        return -ENOMEM;
+    for (int q = 0; q < nq; q++) {
+        qs[q].qid = q;
+        qs[q].next = store_offset_by_phys(b->store, topic, tl, q, lo);
+    }
+    struct mq_buf one;
+    mq_buf_init(&one);
+    int rc = 0;
+    while ((int64_t)out->len < max_bytes && rc == 0) {
+        /* Refill exhausted queues, then take the head with the smallest commitlog offset. */
+        struct topic_q *best = NULL;
+        for (int q = 0; q < nq && rc == 0; q++) {
+            struct topic_q *t = &qs[q];
+            if (t->got && t->i == t->got->count) {
+                store_release(b->store, t->got);
+                t->got = NULL;
+            }
+            if (!t->got && t->next >= 0) {
+                rc = store_get_messages(b->store, topic, tl, q, t->next, 256, 1 << 20, NULL, 0,
+                                        &t->got);
+                if (rc == 0 && (t->got->status != STORE_FOUND || t->got->count == 0)) {
+                    store_release(b->store, t->got);
+                    t->got = NULL;
+                    t->next = -1; /* nothing more in this queue within the snapshot */
+                } else if (rc == 0) {
+                    t->i = 0;
+                    t->next = t->got->msgs[t->got->count - 1].queue_offset + 1;
+                }
+            }
+            if (t->got && t->got->msgs[t->i].phys_offset < end &&
+                (!best || t->got->msgs[t->i].phys_offset < best->got->msgs[best->i].phys_offset))
+                best = t;
+        }
+        if (rc || !best)
+            break;
+        struct mq_msg m;
+        const struct store_slice *sl = &best->got->msgs[best->i++];
+        if (mq_msg_decode(sl->data, sl->len, 0, 0, &m) <= 0) {
+            rc = MQ_ECORRUPT;
+            break;
+        }
+        one.len = 0;
+        if ((rc = append_body(&one, &m)) != 0 || (rc = mq_buf_append(&one, "\n", 1)) != 0)
+            break;
+        size_t from = (size_t)within < one.len ? (size_t)within : one.len;
+        size_t take = one.len - from;
+        if ((int64_t)(out->len + take) > max_bytes)
+            take = (size_t)(max_bytes - (int64_t)out->len);
+        rc = mq_buf_append(out, one.data + from, take);
+        within = 0;
+    }
+    for (int q = 0; q < nq; q++)
+        store_release(b->store, qs[q].got);
+    free(qs);
+    mq_buf_destroy(&one);
+    return rc;
+}

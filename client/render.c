@@ -1,0 +1,83 @@
+/* render.c — the file interface's view of a queue, read through the broker's extension
+ * requests (docs/FORMATS.md Part 3: MQFS_RENDER_INFO 30001, MQFS_READ 30004): each message as
+ * its body + "\n", with exact sizes and byte offsets. */
+#include <errno.h>
+#include <string.h>
+
+#include "client/client_int.h"
+#include "common/mq_err.h"
+#include "remoting/remoting.h"
+
+#define REQ_MQFS_RENDER_INFO 30001
+#define REQ_MQFS_READ        30004
+
+static struct rpc_cmd *request(int code, const char *topic, int queue_id)
+{
+    struct rpc_cmd *req = rpc_cmd_new(code);
+    if (req &&
+        (rpc_cmd_ext_set(req, "topic", topic) || rpc_cmd_ext_set_int64(req, "queueId", queue_id))) {
+        rpc_cmd_free(req);
+        req = NULL;
+    }
+    return req;
+}
+
+static int read_info(const struct rpc_cmd *resp, struct mqc_view_info *info)
+{
+    if (!info)
+        return 0;
+    memset(info, 0, sizeof(*info));
+    if (rpc_cmd_ext_get_int64(resp, "base", &info->base) ||
+        rpc_cmd_ext_get_int64(resp, "size", &info->size))
+        return -EBADMSG;
+    (void)rpc_cmd_ext_get_int64(resp, "minOffset", &info->min_offset);
+    (void)rpc_cmd_ext_get_int64(resp, "maxOffset", &info->max_offset);
+    return 0;
+}
+
+int mqc_view_info(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                  struct mqc_view_info *info)
+{
+    struct rpc_cmd *req = request(REQ_MQFS_RENDER_INFO, topic, queue_id), *resp = NULL;
+    if (!req)
+        return -ENOMEM;
+    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
+    rpc_cmd_free(req);
+    if (rc)
+        return rc;
+    rc = resp->code == RPC_SUCCESS ? read_info(resp, info)
+                                   : mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
+    rpc_cmd_free(resp);
+    return rc;
+}
+
+int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                  int64_t offset, void *buf, size_t len, size_t *got, struct mqc_view_info *info)
+{
+    *got = 0;
+    struct rpc_cmd *req = request(REQ_MQFS_READ, topic, queue_id), *resp = NULL;
+    if (!req || rpc_cmd_ext_set_int64(req, "fileOffset", offset) ||
+        rpc_cmd_ext_set_int64(req, "maxBytes", (int64_t)len)) {
+        rpc_cmd_free(req);
+        return -ENOMEM;
+    }
+    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
+    rpc_cmd_free(req);
+    if (rc)
+        return rc;
+    if (resp->code == RPC_PULL_OFFSET_MOVED)
+        rc = MQ_EOFFSET_MOVED;
+    else if (resp->code != RPC_SUCCESS)
+        rc = mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
+    if (rc == 0 || rc == MQ_EOFFSET_MOVED) {
+        int irc = read_info(resp, info);
+        rc = rc ? rc : irc;
+    }
+    if (rc == 0 && resp->body_len) {
+        size_t n = resp->body_len < len ? resp->body_len : len;
+        memcpy(buf, resp->body, n);
+        *got = n;
+    }
+    rpc_cmd_free(resp);
+    return rc;
+}

@@ -1,0 +1,248 @@
+/* meta.c — what mqfs knows from the NameServers: the topic list and the cluster's brokers,
+ * cached. Listings and lookups use the cache; it is refetched when older than a second, and
+ * after a failed fetch the cache is used as it is for MQFS_NS_RETRY_US, so a NameServer that
+ * is down costs one bounded call (the first), never a hang: once a fetch failed, requests are
+ * answered from the cache at once and a background thread retries at most every two seconds
+ * until the NameServer answers again (docs/FS.md "Directories and listings").
+ *
+ * System topics (TBW102, %RETRY%..., SCHEDULE_TOPIC_XXXX, the topics named after clusters and
+ * brokers, ...) are hidden from listings but stay reachable by name.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/mq_err.h"
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+#include "fs/mqfs_int.h"
+
+/* RocketMQ's TopicValidator system topics and prefixes. */
+static const char *const system_topics[] = {
+    "TBW102",
+    "SCHEDULE_TOPIC_XXXX",
+    "BenchmarkTest",
+    "OFFSET_MOVED_EVENT",
+    "SELF_TEST_TOPIC",
+    "TRANS_CHECK_MAX_TIME_TOPIC",
+    "RMQ_SYS_TRANS_HALF_TOPIC",
+    "RMQ_SYS_TRACE_TOPIC",
+    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+};
+static const char *const system_prefixes[] = {"%RETRY%", "%DLQ%", "rmq_sys_", "RMQ_SYS_"};
+
+static int has_prefix(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+int mqfs__topic_hidden(struct mqfs *fs, const char *topic)
+{
+    for (size_t i = 0; i < sizeof(system_topics) / sizeof(system_topics[0]); i++)
+        if (strcmp(topic, system_topics[i]) == 0)
+            return 1;
+    for (size_t i = 0; i < sizeof(system_prefixes) / sizeof(system_prefixes[0]); i++)
+        if (has_prefix(topic, system_prefixes[i]))
+            return 1;
+    /* The broker registers a topic named after its cluster and one after itself, and 4.x
+     * brokers a "<cluster>_REPLY_TOPIC". */
+    for (size_t i = 0; i < fs->brokers.n; i++) {
+        const struct mqc_broker_info *b = &fs->brokers.v[i];
+        size_t cl = strlen(b->cluster);
+        if (strcmp(topic, b->name) == 0 || strcmp(topic, b->cluster) == 0 ||
+            (strncmp(topic, b->cluster, cl) == 0 && strcmp(topic + cl, "_REPLY_TOPIC") == 0))
+            return 1;
+    }
+    return 0;
+}
+
+int mqfs__topic_known(struct mqfs *fs, const char *topic)
+{
+    return mq_map_get(&fs->created, topic) || mq_map_get(&fs->topic_set, topic);
+}
+
+/* Asks the NameServers once and stores the answer (or the failure). Serialized by fetch_lock;
+ * a caller that waited for another's fetch takes that one's outcome. */
+static int fetch(struct mqfs *fs)
+{
+    int64_t asked = mq_mono_us();
+    pthread_mutex_lock(&fs->fetch_lock);
+    pthread_mutex_lock(&fs->lock);
+    int done = fs->topics_at_us >= asked ? 0 : fs->topics_failed_us >= asked ? fs->topics_err : 1;
+    pthread_mutex_unlock(&fs->lock);
+    if (done != 1) {
+        pthread_mutex_unlock(&fs->fetch_lock);
+        return done;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct mqc_broker_info *b = NULL;
+    size_t nb = 0;
+    int rc = mqc_admin_topic_list(fs->admin, &names, &n);
+    if (rc == 0 && mqc_admin_cluster_info(fs->admin, &b, &nb) != 0)
+        b = NULL; /* keep the brokers known before */
+    struct mq_map set;
+    mq_map_init(&set);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = mq_map_put(&set, names[i], fs, NULL);
+    if (rc) {
+        mq_map_destroy(&set);
+        free(names);
+        free(b);
+        b = NULL;
+    }
+    pthread_mutex_lock(&fs->lock);
+    if (rc == 0) {
+        free(fs->topics.v);
+        fs->topics.v = names;
+        fs->topics.n = n;
+        mq_map_destroy(&fs->topic_set);
+        fs->topic_set = set;
+        if (b) {
+            free(fs->brokers.v);
+            fs->brokers.v = b;
+            fs->brokers.n = nb;
+        }
+        if (fs->topics_failed_us > fs->topics_at_us)
+            mq_info("NameServer %s answers again", fs->namesrv);
+        fs->topics_at_us = mq_mono_us();
+    } else {
+        if (!fs->topics_failed_us || fs->topics_failed_us < fs->topics_at_us)
+            mq_warn("NameServer %s: %s; listings show what was cached", fs->namesrv,
+                    mq_strerror(rc));
+        fs->topics_failed_us = mq_mono_us();
+        fs->topics_err = rc;
+    }
+    pthread_mutex_unlock(&fs->lock);
+    pthread_mutex_unlock(&fs->fetch_lock);
+    return rc;
+}
+
+int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
+{
+    pthread_mutex_lock(&fs->lock);
+    int64_t now = mq_mono_us();
+    int fresh = fs->topics_at_us && now - fs->topics_at_us < max_age_us;
+    int failing = fs->topics_failed_us > fs->topics_at_us;
+    int rc = fresh ? 0 : failing ? fs->topics_err : 1;
+    if (!fresh && failing && fs->refresher_started) { /* never wait on a failing NameServer */
+        fs->refresh_wanted = 1;
+        pthread_cond_signal(&fs->refresh_cond);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return rc == 1 ? fetch(fs) : rc;
+}
+
+/* The refresher: while the NameServer fails, fetches in the background when asked, at most
+ * once per MQFS_NS_RETRY_US, so no request waits on it. */
+static void *refresher_main(void *arg)
+{
+    struct mqfs *fs = arg;
+    pthread_mutex_lock(&fs->lock);
+    while (!fs->refresh_stop) {
+        if (!fs->refresh_wanted) {
+            pthread_cond_wait(&fs->refresh_cond, &fs->lock);
+            continue;
+        }
+        int64_t wait_us = fs->topics_failed_us + MQFS_NS_RETRY_US - mq_mono_us();
+        if (wait_us > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait_us / 1000000;
+            ts.tv_nsec += (wait_us % 1000000) * 1000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&fs->refresh_cond, &fs->lock, &ts);
+            continue;
+        }
+        fs->refresh_wanted = 0;
+        pthread_mutex_unlock(&fs->lock);
+        (void)fetch(fs);
+        pthread_mutex_lock(&fs->lock);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return NULL;
+}
+
+int mqfs__meta_start(struct mqfs *fs)
+{
+    pthread_cond_init(&fs->refresh_cond, NULL);
+    if (pthread_create(&fs->refresher, NULL, refresher_main, fs) != 0)
+        return -EAGAIN;
+    fs->refresher_started = 1;
+    return 0;
+}
+
+void mqfs__meta_stop(struct mqfs *fs)
+{
+    if (!fs->refresher_started)
+        return;
+    pthread_mutex_lock(&fs->lock);
+    fs->refresh_stop = 1;
+    pthread_cond_signal(&fs->refresh_cond);
+    pthread_mutex_unlock(&fs->lock);
+    pthread_join(fs->refresher, NULL);
+    pthread_cond_destroy(&fs->refresh_cond);
+    fs->refresher_started = 0;
+}
+
+/* Whether topic is known, refetching the list once if it is not (a topic created elsewhere). */
+static int topic_exists(struct mqfs *fs, const char *topic)
+{
+    pthread_mutex_lock(&fs->lock);
+    int known = mqfs__topic_known(fs, topic);
+    pthread_mutex_unlock(&fs->lock);
+    if (known)
+        return 1;
+    if (mqfs__meta_refresh(fs, MQFS_LIST_AGE_US) != 0)
+        return 0;
+    pthread_mutex_lock(&fs->lock);
+    known = mqfs__topic_known(fs, topic);
+    pthread_mutex_unlock(&fs->lock);
+    return known;
+}
+
+int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
+{
+    switch (n->kind) {
+    case MQFS_TOPIC:
+    case MQFS_QUEUE_DIR:
+    case MQFS_QUEUE: /* the queue itself: checked against the route by the read path */
+        return topic_exists(fs, n->topic) ? 0 : -ENOENT;
+    case MQFS_GROUP_DIR:
+    case MQFS_GROUP: {
+        pthread_mutex_lock(&fs->lock);
+        int g = mq_map_get(&fs->groups, n->group) != NULL;
+        pthread_mutex_unlock(&fs->lock);
+        if (!g)
+            return -ENOENT;
+        return n->kind == MQFS_GROUP_DIR || topic_exists(fs, n->topic) ? 0 : -ENOENT;
+    }
+    default: /* top-level entries; key/, blob/ and msg/ are query spaces: every valid name */
+        return 0;
+    }
+}
+
+int mqfs__render_cluster(struct mqfs *fs, struct mq_buf *out)
+{
+    int rc = mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
+    pthread_mutex_lock(&fs->lock);
+    int w = mq_buf_printf(out, "# namesrv %s%s%s%s\n", fs->namesrv, rc ? ": unreachable (" : "",
+                          rc ? mq_strerror(rc) : "",
+                          !rc                ? ""
+                          : fs->topics_at_us ? "), showing the last answer"
+                                             : ")");
+    w = w ? w
+          : mq_buf_printf(out, "%-20s %-20s %-4s %-22s %s\n", "#cluster", "broker", "id", "address",
+                          "role");
+    for (size_t i = 0; w == 0 && i < fs->brokers.n; i++) {
+        const struct mqc_broker_info *b = &fs->brokers.v[i];
+        w = mq_buf_printf(out, "%-20s %-20s %-4lld %-22s %s\n", b->cluster, b->name,
+                          (long long)b->id, b->addr, b->id == 0 ? "master" : "slave");
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return w;
+}

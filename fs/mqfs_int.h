@@ -1,0 +1,232 @@
+/* mqfs_int.h — internals of the mqfs daemon shared between its files: the daemon state, the
+ * inode table, open-file handles, the NameServer-derived caches (topics, cluster, groups), the
+ * send glue, and the per-view read functions that the broker read paths fill in.
+ *
+ * Threads: libfuse's multi-threaded loop runs the ops on up to 10 worker threads. `fs->lock`
+ * guards the inode table, the caches and the handle list; a handle's own lock serializes the
+ * requests on one open file (writes, flushes, reads). Network calls never run under fs->lock.
+ */
+#ifndef MQFS_INT_H
+#define MQFS_INT_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "client/mqclient.h"
+#include "common/mq_bytes.h"
+#include "common/mq_map.h"
+#include "fs/mqfs.h"
+
+#define MQFS_BLKSIZE     (1u << 20)    /* st_blksize: cat and cp read 1 MiB at a time */
+#define MQFS_MAX_MSG     (4u << 20)    /* maxMessageSize */
+#define MQFS_NS_RETRY_US (2 * 1000000) /* after a failed NameServer call, use the cache this long */
+#define MQFS_LIST_AGE_US (1 * 1000000) /* a topic list younger than this is not refetched */
+
+/* One node the kernel knows (or an open file still uses). Owned by the table; freed when the
+ * kernel forgot it (nlookup == 0) and no handle refers to it (nopen == 0). */
+struct mqfs_inode {
+    uint64_t ino;
+    uint64_t nlookup;
+    unsigned nopen;
+    int pinned; /* the root and the top-level entries live forever */
+    /* st_size: the read paths keep the exact rendered length of log views here (and notify the
+     * kernel when it grows); an open blob writer keeps its buffer's length, so O_APPEND offsets
+     * stay right. Under fs->lock. */
+    uint64_t size;
+    struct mqfs_node node;
+    char *path; /* canonical path, owned */
+};
+
+/* A cached NameServer answer: a list of names (one malloc'd block, see mqc_admin_topic_list). */
+struct mqfs_names {
+    char **v;
+    size_t n;
+};
+
+struct mqfs {
+    struct fuse_session *se;
+    struct mqc_producer *producer;
+    struct mqc_admin *admin;
+    const char *namesrv; /* borrowed from argv */
+    int64_t started_s;   /* mount time: times of directories and virtual files */
+
+    pthread_mutex_t lock;
+    struct mq_map by_path; /* canonical path -> struct mqfs_inode * */
+    struct mq_map by_ino;  /* decimal ino -> struct mqfs_inode * */
+    uint64_t next_ino;
+
+    /* NameServer caches, under lock. fetch_lock serializes the fetches themselves. */
+    pthread_mutex_t fetch_lock;
+    struct mqfs_names topics;      /* every topic (system ones included) */
+    struct mq_map topic_set;       /* the same names, for lookups (values unused) */
+    struct mqfs_broker_list {      /* brokers of the cluster, for `cluster` and hiding names */
+        struct mqc_broker_info *v; /* malloc'd */
+        size_t n;
+    } brokers;
+    int64_t topics_at_us, topics_failed_us; /* last success / failure (monotonic) */
+    int topics_err;                         /* error of the last failure */
+    pthread_t refresher;                    /* refetches in the background while failing */
+    pthread_cond_t refresh_cond;
+    int refresher_started, refresh_wanted, refresh_stop;
+    struct mq_map groups;  /* consumer groups made by mkdir (values unused) */
+    struct mq_map created; /* topics made by create() (values unused) */
+
+    /* Topic routes for the read paths (view_log.c): topic -> cached route. */
+    pthread_mutex_t route_lock;
+    struct mq_map routes;
+
+    struct mqfs_handle *handles; /* every open file, for the final flush at shutdown */
+    struct mqfs_dir *dirs;       /* every open directory listing (ops_dir.c), freed at shutdown */
+};
+
+/* An open file. Owned by the kernel's file (fi->fh) from open/create to release. */
+struct mqfs_handle {
+    struct mqfs *fs;
+    struct mqfs_inode *inode; /* counted in inode->nopen */
+    struct mqfs_node node;    /* copy: valid without fs->lock */
+    int writable;
+    pthread_mutex_t lock;
+    uint64_t writer;         /* lock owner (files_struct) of the last write; 0: unknown */
+    struct mqfs_lines lines; /* topic and key files: the carried partial line */
+    struct mq_buf blob;      /* blob files: everything written since the last flush */
+    int blob_err;            /* blob files: sticky error reported at flush (EFBIG) */
+    struct mq_buf text;      /* generated files (cluster): the content, made at open */
+    void *view;              /* read paths: per-open state of the view (NULL until then) */
+    int read_flags;          /* the open flags the last READ carried (O_NONBLOCK) */
+    struct mqfs_handle *prev, *next;
+};
+
+/* ---- inode table (inode.c) ---- */
+
+int mqfs__table_init(struct mqfs *fs);
+void mqfs__table_destroy(struct mqfs *fs);
+/* The inode for ino, or NULL. Call with fs->lock held; valid while it is held (or while a
+ * handle or a kernel reference keeps the inode). */
+struct mqfs_inode *mqfs__inode_get(struct mqfs *fs, uint64_t ino);
+/* Finds or adds the inode of node n and counts one kernel lookup (nlookup++) when `lookup`.
+ * Call with fs->lock held. Returns NULL on out-of-memory. */
+struct mqfs_inode *mqfs__inode_ref(struct mqfs *fs, const struct mqfs_node *n, int lookup);
+/* Drops nlookup kernel references; frees the inode when nothing refers to it. Lock held. */
+void mqfs__inode_forget(struct mqfs *fs, struct mqfs_inode *in, uint64_t nlookup);
+/* Drops one open reference (nopen--), freeing as mqfs__inode_forget. Lock held. */
+void mqfs__inode_close(struct mqfs *fs, struct mqfs_inode *in);
+/* Calls fn for every inode (lock held throughout; fn must not add or free inodes): how the read
+ * paths find the inodes of a topic to invalidate (fuse_lowlevel_notify_inval_inode) when
+ * messages arrive — the notify itself must be sent after dropping the lock. */
+void mqfs__inode_foreach(struct mqfs *fs, void (*fn)(struct mqfs_inode *in, void *arg), void *arg);
+
+/* ---- the kinds: attributes and timeouts (attr.c) ---- */
+
+struct mqfs_kind_info {
+    mode_t mode;          /* S_IFDIR|0755, S_IFREG|0644, ... */
+    double attr_timeout;  /* seconds the kernel may cache the attributes */
+    double entry_timeout; /* seconds the kernel may cache the name */
+};
+const struct mqfs_kind_info *mqfs__kind_info(const struct mqfs_node *n);
+/* Fills st for the inode (sizes: see attr.c). Lock held. */
+void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *st);
+/* Sets the size of inode ino and, when it changed, tells the kernel to drop its cached
+ * attributes (fuse_lowlevel_notify_inval_inode(se, ino, -1, 0)), so `tail -f` sees growth at its
+ * next fstat. For the read paths, on message arrival. Any thread, fs->lock NOT held (it takes
+ * it; the notify is sent after dropping it). Returns 0, -ENOENT (inode unknown: the kernel
+ * forgot it, nothing to tell) or the notify's error. */
+int mqfs__set_size(struct mqfs *fs, uint64_t ino, uint64_t size);
+
+/* ---- NameServer caches (meta.c) ---- */
+
+/* Refreshes the topic list and cluster info when older than max_age_us: synchronously while
+ * the NameServer answers (bounded by its timeout; fs->lock not held meanwhile), in the
+ * background once a fetch failed (the caller gets the cache at once). Returns 0 when the cache
+ * is fresh, else the error of the last fetch (the cache stays). */
+int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us);
+/* Starts / stops the background refresher (start after daemonizing, with the shutdown signals
+ * blocked; stop before the admin handle is freed). */
+int mqfs__meta_start(struct mqfs *fs);
+void mqfs__meta_stop(struct mqfs *fs);
+/* Whether topic is known: in the cached list or made by create(). Lock held. */
+int mqfs__topic_known(struct mqfs *fs, const char *topic);
+/* Whether a topic is a system topic or a cluster/broker name (hidden from listings). Lock held. */
+int mqfs__topic_hidden(struct mqfs *fs, const char *topic);
+/* Whether a node's topic (and group) exist, fetching the topic list if needed: 0 or -ENOENT. */
+int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n);
+/* Appends the `cluster` file's text to out: the brokers, or a line saying the NameServer is
+ * unreachable (then the last answer, if any). Returns 0 or -ENOMEM. */
+int mqfs__render_cluster(struct mqfs *fs, struct mq_buf *out);
+
+/* ---- sending (send.c) ---- */
+
+/* The errno a shell user sees for a libmqclient error (docs/FS.md "Errors"). */
+int mqfs__send_errno(int rc);
+/* Handles one write() on a topic or key file (offset ignored: every write appends) / a blob
+ * file (written at its offset). Returns bytes consumed or -errno. Handle lock held. */
+long mqfs__write_lines(struct mqfs_handle *h, const void *p, size_t n);
+long mqfs__write_blob(struct mqfs_handle *h, const void *p, size_t n, off_t off);
+/* ftruncate() of an open blob file. 0 or -EFBIG. Handle lock held. */
+int mqfs__truncate_blob(struct mqfs_handle *h, off_t len);
+/* Sends what an open file still holds (the partial line, the blob). 0 or -errno. */
+int mqfs__flush_handle(struct mqfs_handle *h);
+
+/* ---- read paths, one function per view (views.c) ----
+ *
+ * Each is called from the READ op with the handle's lock NOT held, and either replies to req
+ * itself (now or later, from any thread: fuse_reply_buf / fuse_reply_err) and returns 0, or
+ * returns a negative errno for the caller to reply. `h->view` is theirs to keep per-open state
+ * (freed by mqfs__view_release). A reply made from memory the handle owns must be made with
+ * h->lock held: the reader may close the file the moment the reply lands, and RELEASE takes
+ * h->lock before freeing the handle. A reply deferred past the READ op must also keep the
+ * handle alive until it is sent (RELEASE comes only after every READ was answered). */
+int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+int mqfs__read_key(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+int mqfs__read_blob(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+int mqfs__read_msg(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+int mqfs__read_text(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+/* Log views (view_log.c): whether a node is one (topic/queue files without tags or .json), its
+ * exact size (network calls: never under fs->lock; 0 for a topic with no route yet), and the
+ * route cache's teardown. */
+int mqfs__log_view(const struct mqfs_node *n);
+int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size);
+void mqfs__routes_destroy(struct mqfs *fs);
+void mqfs__route_forget(struct mqfs *fs, const char *topic);
+/* Group views (view_group.c): one consumer per open file. */
+int mqfs__group_open(struct mqfs_handle *h);
+void mqfs__group_release(struct mqfs_handle *h);
+/* poll(): *revents gets POLLIN when a read would not wait; ph (may be NULL) is kept and
+ * notified when that changes. Takes ph. Returns 0 or -errno. */
+int mqfs__poll_group(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned *revents);
+/* Lookup files (view_lookup.c): the content of a key/, blob/ or msg/ file, built by network
+ * calls (never under fs->lock). Returns 0, -ENOENT (no such message) or -errno. */
+int mqfs__lookup_build(struct mqfs *fs, const struct mqfs_node *n, struct mq_buf *out);
+/* Extended attributes of a node as NUL-terminated name, value pairs (xattr.c); network calls,
+ * never under fs->lock. Returns 0 (out empty: none) or -errno. */
+int mqfs__xattrs(struct mqfs *fs, const struct mqfs_node *n, struct mq_buf *out);
+/* rm topic/<T>: deletes the topic on every broker of its route and on the NameServers. */
+int mqfs__delete_topic(struct mqfs *fs, const char *topic);
+/* A message as its .json line (render_json.c). */
+int mqfs__render_json(const struct mqc_msg *m, struct mq_buf *out);
+/* poll() of any open file: group files by readiness, everything else always readable. */
+int mqfs__view_poll(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned *revents);
+/* The view of a readable node kind, or NULL when the kind is not readable as a file. */
+typedef int (*mqfs_read_fn)(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+mqfs_read_fn mqfs__view_read_fn(enum mqfs_kind k);
+/* Sets up / tears down a handle's view state at open / release (no-ops for now). */
+int mqfs__view_open(struct mqfs_handle *h);
+void mqfs__view_release(struct mqfs_handle *h);
+
+/* ---- the low-level ops (ops_dir.c, ops_file.c) ---- */
+
+void mqfs__ops_dir(struct fuse_lowlevel_ops *ops);
+void mqfs__ops_file(struct fuse_lowlevel_ops *ops);
+/* GETATTR (also the answer to SETATTR). */
+void mqfs__op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Replies an entry for child node n (already checked to exist): adds the inode. */
+void mqfs__reply_entry(fuse_req_t req, struct mqfs *fs, const struct mqfs_node *n);
+/* Flushes and frees every handle still open (shutdown, after the loop ended: the kernel sends
+ * no RELEASE for files still open when the connection goes). */
+void mqfs__handles_shutdown(struct mqfs *fs);
+/* Frees the directory listings still open (shutdown). */
+void mqfs__dirs_shutdown(struct mqfs *fs);
+
+#endif

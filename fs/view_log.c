@@ -1,0 +1,209 @@
+/* view_log.c — the log views: topic/<Topic> (every queue of the topic in commitlog order) and
+ * queue/<Topic>/<broker>-<id> (one queue). Reading consumes nothing: bytes come from the
+ * broker's rendered view (MQFS_READ, docs/FORMATS.md Part 3), one round trip per read.
+ *
+ * Offsets: file offset 0 is the first retained byte (the view's `base`); when retention deletes
+ * old messages the file loses its head and the rest moves down (tail -f says "file truncated").
+ * A topic on several brokers is their views one after the other, in broker-name order (only
+ * the last one can grow without moving the others: docs/FS.md).
+ *
+ * Routes (which brokers serve a topic) are cached per topic for MQFS_ROUTE_AGE_US and kept
+ * when the NameServers are unreachable, so reads go on with the last known routes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mq_err.h"
+#include "common/mq_log.h"
+#include "common/mq_util.h"
+#include "fs/mqfs_int.h"
+
+#define MQFS_ROUTE_AGE_US (5 * 1000000)
+#define MAX_SEGS          32
+
+struct route_entry {
+    struct mqc_topic_route r;
+    int64_t at_us;
+};
+
+/* One broker's part of a view. */
+struct seg {
+    char addr[64];
+    int queue_id; /* -1: the topic view */
+    struct mqc_view_info info;
+};
+
+/* The topic's route, from the cache when fresh (or when the NameServers fail). Copies the
+ * readable brokers' addresses into segs. Returns the count or a negative errno. */
+static int route_segs(struct mqfs *fs, const char *topic, const char *broker, int queue_id,
+                      struct seg *segs, int max)
+{
+    pthread_mutex_lock(&fs->route_lock);
+    struct route_entry *e = mq_map_get(&fs->routes, topic);
+    int64_t now = mq_mono_us();
+    if (!e || now - e->at_us > MQFS_ROUTE_AGE_US) {
+        struct mqc_topic_route r;
+        int rc = mqc_admin_topic_route(fs->admin, topic, &r);
+        if (rc == 0) {
+            if (!e && !(e = calloc(1, sizeof(*e)))) {
+                mqc_topic_route_destroy(&r);
+                pthread_mutex_unlock(&fs->route_lock);
+                return -ENOMEM;
+            }
+            if (e->at_us)
+                mqc_topic_route_destroy(&e->r);
+            else if (mq_map_put(&fs->routes, topic, e, NULL)) {
+                free(e);
+                mqc_topic_route_destroy(&r);
+                pthread_mutex_unlock(&fs->route_lock);
+                return -ENOMEM;
+            }
+            e->r = r;
+            e->at_us = now;
+        } else if (!e) {
+            pthread_mutex_unlock(&fs->route_lock);
+            return rc == -ENOENT ? -ENOENT : -EIO;
+        } /* else: keep the stale route */
+    }
+    int n = 0;
+    for (size_t i = 0; i < e->r.nbrokers && n < max; i++) {
+        const struct mqc_route_broker *rb = &e->r.brokers[i];
+        if (!rb->addr[0] || (broker && strcmp(rb->name, broker) != 0))
+            continue;
+        int readable = 0;
+        for (size_t k = 0; k < e->r.nqueues; k++)
+            if (strcmp(e->r.queues[k].broker, rb->name) == 0 && (e->r.queues[k].perm & 4) &&
+                e->r.queues[k].read_queues > (queue_id < 0 ? 0 : queue_id))
+                readable = 1;
+        if (!readable)
+            continue;
+        memset(&segs[n], 0, sizeof(segs[n]));
+        snprintf(segs[n].addr, sizeof(segs[n].addr), "%s", rb->addr);
+        segs[n].queue_id = queue_id;
+        n++;
+    }
+    pthread_mutex_unlock(&fs->route_lock);
+    return n;
+}
+
+void mqfs__route_forget(struct mqfs *fs, const char *topic)
+{
+    pthread_mutex_lock(&fs->route_lock);
+    struct route_entry *e = mq_map_del(&fs->routes, topic);
+    pthread_mutex_unlock(&fs->route_lock);
+    if (e) {
+        mqc_topic_route_destroy(&e->r);
+        free(e);
+    }
+}
+
+void mqfs__routes_destroy(struct mqfs *fs)
+{
+    size_t it = 0;
+    void *v;
+    while (mq_map_next(&fs->routes, &it, NULL, &v)) {
+        mqc_topic_route_destroy(&((struct route_entry *)v)->r);
+        free(v);
+    }
+    mq_map_destroy(&fs->routes);
+}
+
+static int node_segs(struct mqfs *fs, const struct mqfs_node *n, struct seg *segs, int max)
+{
+    if (n->kind == MQFS_QUEUE)
+        return route_segs(fs, n->topic, n->broker, n->queue_id, segs, max);
+    return route_segs(fs, n->topic, NULL, -1, segs, max);
+}
+
+/* Fetches every segment's bounds. */
+static int seg_infos(struct mqfs *fs, const struct mqfs_node *n, struct seg *segs, int nsegs)
+{
+    for (int i = 0; i < nsegs; i++) {
+        size_t got;
+        int rc = mqc_view_read(fs->admin, segs[i].addr, n->topic, segs[i].queue_id, 0, NULL, 0,
+                               &got, &segs[i].info);
+        if (rc == MQ_EOFFSET_MOVED)
+            rc = 0; /* offset 0 is below a moved base: the info is still filled */
+        if (rc)
+            return mqfs__send_errno(rc);
+    }
+    return 0;
+}
+
+int mqfs__log_view(const struct mqfs_node *n)
+{
+    return (n->kind == MQFS_TOPIC || n->kind == MQFS_QUEUE) && !(n->flags & MQFS_F_JSON) &&
+           n->ntags == 0;
+}
+
+int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size)
+{
+    struct seg segs[MAX_SEGS];
+    int nsegs = node_segs(fs, n, segs, MAX_SEGS);
+    if (nsegs == -ENOENT) { /* a topic with no route yet: empty */
+        *size = 0;
+        return 0;
+    }
+    if (nsegs < 0)
+        return nsegs;
+    int rc = seg_infos(fs, n, segs, nsegs);
+    if (rc)
+        return rc;
+    uint64_t total = 0;
+    for (int i = 0; i < nsegs; i++)
+        total += (uint64_t)(segs[i].info.size - segs[i].info.base);
+    *size = total;
+    return 0;
+}
+
+int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
+{
+    struct mqfs *fs = h->fs;
+    if (!mqfs__log_view(&h->node))
+        return -EOPNOTSUPP; /* tag-filtered and .json log views: docs/FS.md, planned */
+    struct seg segs[MAX_SEGS];
+    int nsegs = node_segs(fs, &h->node, segs, MAX_SEGS);
+    if (nsegs == -ENOENT || nsegs == 0) {
+        fuse_reply_buf(req, NULL, 0);
+        return 0;
+    }
+    if (nsegs < 0)
+        return nsegs;
+    char *buf = malloc(size ? size : 1);
+    if (!buf)
+        return -ENOMEM;
+    int rc = 0;
+    size_t got = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if ((rc = seg_infos(fs, &h->node, segs, nsegs)) != 0)
+            break;
+        /* Find the segment holding off (relative to the first retained byte). */
+        int64_t start = 0, rel = (int64_t)off;
+        int i = 0;
+        for (; i < nsegs; i++) {
+            int64_t len = segs[i].info.size - segs[i].info.base;
+            if (rel < start + len)
+                break;
+            start += len;
+        }
+        if (i == nsegs)
+            break; /* at or past the end */
+        int64_t abs = segs[i].info.base + (rel - start);
+        struct mqc_view_info info;
+        rc = mqc_view_read(fs->admin, segs[i].addr, h->node.topic, segs[i].queue_id, abs, buf, size,
+                           &got, &info);
+        if (rc == MQ_EOFFSET_MOVED)
+            continue; /* retention moved the base meanwhile: recompute */
+        if (rc)
+            rc = mqfs__send_errno(rc);
+        break;
+    }
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    fuse_reply_buf(req, buf, got);
+    free(buf);
+    return 0;
+}

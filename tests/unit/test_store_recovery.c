@@ -1,0 +1,404 @@
+/* test_store_recovery.c — the store's crash and failure behaviour: a SYNC_FLUSH writer killed
+ * mid-stream (every acknowledged message present exactly once), the commitlog's last record
+ * torn or corrupted at every byte, re-dispatch after lost consume queues, retention (incl.
+ * borrowed slices outliving deleted files) and the I/O shim failing the Nth call. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "common/mq_err.h"
+#include "common/mq_util.h"
+#include "tests/unit/mq_test.h"
+#include "tests/unit/store_test_util.h"
+
+/* Reads the whole queue; counts each body's sequence number (bodies are "seq:%d"). */
+static int read_all(struct store *s, const char *topic, int qid, unsigned char *seen, int nseen,
+                    int64_t *count)
+{
+    int64_t off = store_min_offset(s, topic, strlen(topic), qid);
+    *count = 0;
+    for (;;) {
+        struct store_get_result *g;
+        if (store_get_messages(s, topic, strlen(topic), qid, off, 64, 1 << 30, NULL, 0, &g))
+            return -1;
+        if (g->status != STORE_FOUND) {
+            store_release(s, g);
+            return 0;
+        }
+        for (size_t i = 0; i < g->count; i++) {
+            struct mq_msg d;
+            if (mq_msg_decode(g->msgs[i].data, g->msgs[i].len, 0, MQ_MSG_CHECK_CRC, &d) <= 0) {
+                store_release(s, g);
+                return -2;
+            }
+            int seq = atoi((const char *)d.body + 4);
+            if (seq >= 0 && seq < nseen && seen[seq] < 255)
+                seen[seq]++;
+            (*count)++;
+        }
+        off = g->next_offset;
+        store_release(s, g);
+    }
+}
+
+static void child_writer(const char *dir, int fd, int round)
+{
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 16 * 1024);
+    snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SYNC_FLUSH");
+    if (store_open(&c, NULL, NULL, &s))
+        _exit(2);
+    char body[64];
+    for (int seq = 0;; seq++) {
+        int n = snprintf(body, sizeof(body), "seq:%d", round * 10000 + seq);
+        struct mq_msg m = tu_msg("Crash", seq % 2, body, (uint32_t)n, NULL);
+        struct store_put_result r;
+        int64_t end;
+        if (store_put_batch(s, &m, 1, &r, &end) != 1 || store_wait_flushed(s, end))
+            _exit(3);
+        if (write(fd, &seq, sizeof(seq)) != sizeof(seq))
+            _exit(4);
+    }
+}
+
+TEST(test_crash_sigkill_sync_flush)
+{
+    char *dir = tu_tmpdir();
+    int acks[3];
+    for (int round = 0; round < 3; round++) {
+        int p[2];
+        ASSERT_OK(pipe(p));
+        pid_t pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+            close(p[0]);
+            child_writer(dir, p[1], round);
+        }
+        close(p[1]);
+        int acked = -1, seq, target = 150 + 100 * round;
+        while (acked < target && read(p[0], &seq, sizeof(seq)) == sizeof(seq))
+            acked = seq;
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        while (read(p[0], &seq, sizeof(seq)) == sizeof(seq))
+            acked = seq;
+        close(p[0]);
+        ASSERT_GE(acked, target);
+        acks[round] = acked;
+
+        struct store_config c;
+        struct store *s;
+        tu_config(&c, dir, 16 * 1024);
+        ASSERT_OK(store_open(&c, NULL, NULL, &s));
+        static unsigned char seen[30000];
+        memset(seen, 0, sizeof(seen));
+        int64_t n0, n1;
+        ASSERT_OK(read_all(s, "Crash", 0, seen, 30000, &n0));
+        ASSERT_OK(read_all(s, "Crash", 1, seen, 30000, &n1));
+        /* every acknowledged message of every round so far, exactly once */
+        for (int rr = 0; rr <= round; rr++)
+            for (int i = 0; i <= acks[rr]; i++)
+                ASSERT_EQ(seen[rr * 10000 + i], 1);
+        for (int i = 0; i < 30000; i++)
+            ASSERT_LE(seen[i], 1);
+        store_close(s);
+    }
+    tu_rmrf(dir);
+}
+
+static int copy_tree(const char *from, const char *to)
+{
+    char cmd[2000];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+    return system(cmd);
+}
+
+/* Cuts or corrupts the last record at each byte; reopening serves exactly the prefix. */
+TEST(test_torn_tail_every_byte)
+{
+    char *dir = tu_tmpdir(), work[400], clog[700];
+    snprintf(work, sizeof(work), "%s/work", dir);
+    char golden[400];
+    snprintf(golden, sizeof(golden), "%s/golden", dir);
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, golden, 8192);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    char body[64];
+    int64_t blen = 0;
+    for (int i = 0; i < 5; i++) {
+        int n = snprintf(body, sizeof(body), "seq:%d-padding-padding", i);
+        blen = n;
+        struct mq_msg m = tu_msg("Torn", 0, body, (uint32_t)n, "KEYS\x01k\x02");
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    store_close(s);
+    int64_t last = r.phys_offset, len = r.wrote_bytes;
+    snprintf(clog, sizeof(clog), "%s/commitlog/%020d", work, 0);
+    for (int64_t k = last; k <= last + len; k++) {
+        for (int mode = 0; mode < 2; mode++) { /* 0: truncated file, 1: byte flipped */
+            /* flips only where FORMATS.md 1.1 has a check: TOTALSIZE, MAGIC, BODYCRC, BODYLENGTH,
+             * body, TOPICLENGTH, PROPERTIESLENGTH (the rest is not covered, as in RocketMQ) */
+            int64_t rel = k - last, tlen_at = 88 + blen, plen_at = tlen_at + 1 + 4;
+            int checked =
+                rel < 12 || (rel >= 84 && rel <= tlen_at) || rel == plen_at || rel == plen_at + 1;
+            if (mode == 1 && (k == last + len || !checked))
+                continue;
+            ASSERT_OK(copy_tree(golden, work));
+            int fd = open(clog, O_RDWR);
+            ASSERT(fd >= 0);
+            if (mode == 0) {
+                ASSERT_OK(ftruncate(fd, k));
+            } else {
+                unsigned char b;
+                ASSERT_EQ(pread(fd, &b, 1, k), 1);
+                b ^= 0x5a;
+                ASSERT_EQ(pwrite(fd, &b, 1, k), 1);
+            }
+            close(fd);
+            if (k & 1) { /* every other case as a crash */
+                char ab[700];
+                snprintf(ab, sizeof(ab), "%s/abort", work);
+                close(open(ab, O_CREAT | O_WRONLY, 0644));
+            }
+            tu_config(&c, work, 8192);
+            ASSERT_OK(store_open(&c, NULL, NULL, &s));
+            int64_t want = (mode == 0 && k == last + len) ? 5 : 4;
+            if (store_max_offset(s, "Torn", 4, 0) != want)
+                fprintf(stderr, "  at byte %lld of the last record, %s\n", (long long)(k - last),
+                        mode ? "flipped" : "truncated");
+            ASSERT_EQ(store_max_offset(s, "Torn", 4, 0), want);
+            ASSERT_EQ(store_clog_max_offset(s), want == 5 ? last + len : last);
+            unsigned char seen[8] = {0};
+            int64_t count;
+            ASSERT_OK(read_all(s, "Torn", 0, seen, 8, &count));
+            ASSERT_EQ(count, want);
+            /* the store goes on from the intact prefix */
+            struct mq_msg m = tu_msg("Torn", 0, "seq:9", 5, NULL);
+            ASSERT_OK(store_put(s, &m, &r));
+            ASSERT_EQ(r.queue_offset, want);
+            ASSERT_EQ(r.phys_offset, want == 5 ? last + len : last);
+            ASSERT_OK(store_dispatch_wait(s));
+            store_close(s);
+            if (k % 8)
+                continue;
+            /* and survives another restart with exactly that content */
+            ASSERT_OK(store_open(&c, NULL, NULL, &s));
+            ASSERT_EQ(store_max_offset(s, "Torn", 4, 0), want + 1);
+            store_close(s);
+        }
+    }
+    tu_rmrf(dir);
+}
+
+/* Lost consume queues are rebuilt by dispatching the commitlog again. */
+TEST(test_redispatch_after_restart)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 64 * 1024);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    for (int i = 0; i < 300; i++) {
+        struct mq_msg m = tu_msg("Re", i % 3, "payload", 7, NULL);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    store_close(s);
+    char sub[700];
+    snprintf(sub, sizeof(sub), "rm -rf '%s/consumequeue' '%s/renderindex'", dir, dir);
+    ASSERT_OK(system(sub));
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    for (int q = 0; q < 3; q++)
+        ASSERT_EQ(store_max_offset(s, "Re", 2, q), 100);
+    struct mq_msg m = tu_msg("Re", 1, "payload", 7, NULL);
+    ASSERT_OK(store_put(s, &m, &r));
+    ASSERT_EQ(r.queue_offset, 100);
+    int64_t base, size;
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_OK(store_rendered_size(s, "Re", 2, 1, &base, &size));
+    ASSERT_EQ(size, 101 * 8);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
+static int count_files(const char *dir)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "ls '%s' | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1)
+            n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+TEST(test_retention)
+{
+    char *dir = tu_tmpdir(), sub[700];
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 4096);
+    c.mapped_file_size_consume_queue = 20 * 10;
+    c.max_index_num = 10;
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    char body[200], props[64];
+    memset(body, 'r', sizeof(body));
+    for (int i = 0; i < 100; i++) {
+        snprintf(props, sizeof(props), "KEYS\x01key%d\x02", i);
+        struct mq_msg m = tu_msg("Ret", 0, body, sizeof(body), props);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    snprintf(sub, sizeof(sub), "%s/commitlog", dir);
+    int files = count_files(sub);
+    ASSERT_GE(files, 6);
+    struct store_get_result *held;
+    ASSERT_OK(store_get_messages(s, "Ret", 3, 0, 0, 4, 1 << 30, NULL, 0, &held));
+    ASSERT_EQ(held->count, 4);
+    ASSERT_EQ(store_clean_now(s, 0), 0); /* nothing older than 72 h */
+    int deleted = store_clean_now(s, 1);
+    ASSERT_EQ(deleted, files - 1 > 10 ? 10 : files - 1);
+    /* the held slices are still readable */
+    struct mq_msg d;
+    ASSERT(mq_msg_decode(held->msgs[3].data, held->msgs[3].len, 0, MQ_MSG_CHECK_CRC, &d) > 0);
+    ASSERT_EQ(d.queue_offset, 3);
+    store_release(s, held);
+    int64_t min = store_min_offset(s, "Ret", 3, 0);
+    ASSERT_GT(min, 0);
+    ASSERT_EQ(store_max_offset(s, "Ret", 3, 0), 100);
+    struct store_get_result *g;
+    ASSERT_OK(store_get_messages(s, "Ret", 3, 0, 0, 4, 1 << 30, NULL, 0, &g));
+    ASSERT_EQ(g->status, STORE_OFFSET_TOO_SMALL);
+    ASSERT_EQ(g->next_offset, min);
+    store_release(s, g);
+    ASSERT_OK(store_get_messages(s, "Ret", 3, 0, min, 4, 1 << 30, NULL, 0, &g));
+    ASSERT_EQ(g->status, STORE_FOUND);
+    ASSERT_GE(g->msgs[0].phys_offset, store_clog_min_offset(s));
+    store_release(s, g);
+    int64_t base, size, qo, within, fo;
+    ASSERT_OK(store_rendered_size(s, "Ret", 3, 0, &base, &size));
+    ASSERT_EQ(base, min * 201);
+    ASSERT_EQ(size, 100 * 201);
+    ASSERT_EQ(store_render_find(s, "Ret", 3, 0, base - 1, &qo, &within), MQ_EOFFSET_MOVED);
+    ASSERT_OK(store_render_find(s, "Ret", 3, 0, base, &qo, &within));
+    ASSERT_EQ(qo, min);
+    ASSERT_EQ(store_render_offset(s, "Ret", 3, 0, min - 1, &fo), MQ_EOFFSET_MOVED);
+    snprintf(sub, sizeof(sub), "%s/consumequeue/Ret/0", dir);
+    ASSERT_LE(count_files(sub), (100 - min) / 10 + 2);
+    snprintf(sub, sizeof(sub), "%s/index", dir);
+    ASSERT_LE(count_files(sub), (100 - min) / 10 + 2);
+    int64_t phys[4];
+    ASSERT_EQ(store_query_by_key(s, "Ret", 3, "key99", 5, 0, INT64_MAX, phys, 4), 1);
+    store_close(s);
+    /* the same after a restart */
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    ASSERT_EQ(store_min_offset(s, "Ret", 3, 0), min);
+    ASSERT_OK(store_rendered_size(s, "Ret", 3, 0, &base, &size));
+    ASSERT_EQ(base, min * 201);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
+/* A failed roll (disk full) is not visible; the next append works once the fault clears. */
+TEST(test_io_fault_roll)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 4096);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char body[500];
+    memset(body, 'f', sizeof(body));
+    struct store_put_result r;
+    struct mq_msg m = tu_msg("Fault", 0, body, sizeof(body), NULL);
+    ASSERT_OK(store_put(s, &m, &r)); /* queue files exist before faults are armed */
+    ASSERT_OK(store_dispatch_wait(s));
+    int ok = 1;
+    for (int i = 0; i < 30; i++) {
+        int64_t before = store_clog_max_offset(s);
+        int needs_roll = before % 4096 + 592 + 8 > 4096 || before == 0;
+        if (needs_roll) {
+            store_io_fault(i % 2 ? STORE_IO_FTRUNCATE : STORE_IO_MMAP, 1, ENOSPC, 0);
+            ASSERT_EQ(store_put(s, &m, &r), -ENOSPC);
+            ASSERT_EQ(store_clog_max_offset(s), before);
+            store_io_fault_clear();
+        }
+        ASSERT_OK(store_put(s, &m, &r));
+        ASSERT_EQ(r.queue_offset, ok);
+        ok++;
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_EQ(store_max_offset(s, "Fault", 5, 0), ok);
+    store_close(s);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    ASSERT_EQ(store_max_offset(s, "Fault", 5, 0), ok);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
+/* msync failing: the waiter hears -EIO, later flushes succeed. */
+TEST(test_io_fault_flush)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 64 * 1024);
+    snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SYNC_FLUSH");
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct mq_msg m = tu_msg("Fl", 0, "x", 1, NULL);
+    struct store_put_result r;
+    int64_t end;
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
+    ASSERT_OK(store_wait_flushed(s, end));
+    store_io_fault(STORE_IO_MSYNC, 1, EIO, 1);
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
+    ASSERT_EQ(store_wait_flushed(s, end), -EIO);
+    store_io_fault_clear();
+    /* a flush that started before the clear may still report -EIO once */
+    int rc = -EIO;
+    for (int i = 0; i < 3 && rc == -EIO; i++)
+        rc = store_wait_flushed(s, end);
+    ASSERT_OK(rc);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
+/* Failing the Nth open/ftruncate/mmap/fsync during open fails cleanly (ASan: no leaks). */
+TEST(test_io_fault_nth_open)
+{
+    enum store_io_op ops[] = {STORE_IO_OPEN, STORE_IO_FTRUNCATE, STORE_IO_MMAP, STORE_IO_FSYNC};
+    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+        for (int nth = 1; nth <= 6; nth++) {
+            char *dir = tu_tmpdir();
+            struct store_config c;
+            struct store *s = NULL;
+            tu_config(&c, dir, 4096);
+            store_io_fault(ops[o], nth, EIO, 0);
+            int rc = store_open(&c, NULL, NULL, &s);
+            if (rc == 0) {
+                struct mq_msg m = tu_msg("N", 0, "x", 1, NULL);
+                struct store_put_result r;
+                (void)store_put(s, &m, &r);
+                store_close(s);
+            } else {
+                ASSERT_EQ(rc, -EIO);
+            }
+            store_io_fault_clear();
+            ASSERT_OK(store_open(&c, NULL, NULL, &s));
+            store_close(s);
+            tu_rmrf(dir);
+        }
+}
+
+TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,
+          test_retention, test_io_fault_roll, test_io_fault_flush, test_io_fault_nth_open)
