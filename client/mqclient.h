@@ -194,6 +194,9 @@ struct mqc_consumer_opts {
     int suspend_ms;             /* broker long-poll hold, default 20000 */
     int pull_batch;             /* messages per pull, default 32 */
     int queue_buffer;           /* pulled, unconsumed messages kept per queue, default 1000 */
+    struct mqc_admin *shared;   /* optional: use this handle's NameServers, routes and broker
+                                 * connections (many consumers, one set of threads); it must
+                                 * outlive the consumer */
 };
 
 /* A consumer in a group (cfg->group required). Pass opts NULL for defaults. Nothing happens

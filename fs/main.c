@@ -9,5 +9,7 @@ int main(int argc, char **argv)
      * rather than mapping fresh memory for every one (bounded: at most 16 MiB kept free). */
     mallopt(M_MMAP_THRESHOLD, 8 << 20);
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    /* One consumer thread per open group file: two heaps, not one per thread. */
+    mallopt(M_ARENA_MAX, 2);
     return mqfs_main(argc, argv);
 }
