@@ -398,3 +398,24 @@ int mqc_admin_view_message(struct mqc_admin *a, const char *msg_id, char addr[64
     }
     return rc;
 }
+
+/* ---- subscription groups ---- */
+
+int mqc_admin_group_exists(struct mqc_admin *a, const char *addr, const char *group)
+{
+    struct rpc_cmd *req = rpc_cmd_new(201 /* GET_ALL_SUBSCRIPTIONGROUP_CONFIG */), *resp = NULL;
+    int rc = call(a, addr, req, &resp);
+    if (rc)
+        return rc;
+    if (resp->code != RPC_SUCCESS) {
+        rc = mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
+        rpc_cmd_free(resp);
+        return rc;
+    }
+    json_t *root = resp->body ? rpc_json_loads(resp->body, resp->body_len) : NULL;
+    rpc_cmd_free(resp);
+    json_t *table = json_object_get(root, "subscriptionGroupTable");
+    rc = !root ? -EBADMSG : json_object_get(table, group) ? 1 : 0;
+    json_decref(root);
+    return rc;
+}

@@ -315,6 +315,10 @@ int mqc_admin_query_key(struct mqc_admin *a, const char *addr, const char *broke
 int mqc_admin_view_message(struct mqc_admin *a, const char *msg_id, char addr[64],
                            struct mqc_pull_result *out);
 
+/* Whether the broker at addr knows the subscription group (GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+ * 201): 1, 0, or a negative errno. */
+int mqc_admin_group_exists(struct mqc_admin *a, const char *addr, const char *group);
+
 /* The queues a started consumer owns right now (after its last rebalance), sorted. *out is
  * malloc'd (caller frees; NULL when n == 0 is allowed). */
 int mqc_consumer_owned(struct mqc_consumer *c, struct mqc_mq **out, size_t *n);

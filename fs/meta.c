@@ -9,6 +9,7 @@
  * brokers, ...) are hidden from listings but stay reachable by name.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -207,6 +208,42 @@ static int topic_exists(struct mqfs *fs, const char *topic)
     return known;
 }
 
+/* The master addresses of the cluster's brokers (cached cluster info). */
+static size_t masters(struct mqfs *fs, char (*out)[64], size_t max)
+{
+    (void)mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
+    size_t k = 0;
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < fs->brokers.n && k < max; i++)
+        if (fs->brokers.v[i].id == 0)
+            snprintf(out[k++], 64, "%s", fs->brokers.v[i].addr);
+    pthread_mutex_unlock(&fs->lock);
+    return k;
+}
+
+int mqfs__group_on_brokers(struct mqfs *fs, const char *group)
+{
+    char addrs[16][64];
+    size_t n = masters(fs, addrs, 16);
+    for (size_t i = 0; i < n; i++)
+        if (mqc_admin_group_exists(fs->admin, addrs[i], group) == 1)
+            return 1;
+    return 0;
+}
+
+int mqfs__group_create(struct mqfs *fs, const char *group)
+{
+    char addrs[16][64];
+    size_t n = masters(fs, addrs, 16);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        int r = mqc_admin_create_group(fs->admin, addrs[i], group);
+        if (r && !rc)
+            rc = r;
+    }
+    return rc;
+}
+
 int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
 {
     switch (n->kind) {
@@ -219,7 +256,12 @@ int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
         pthread_mutex_lock(&fs->lock);
         int g = mq_map_get(&fs->groups, n->group) != NULL;
         pthread_mutex_unlock(&fs->lock);
-        if (!g)
+        if (!g && (g = mqfs__group_on_brokers(fs, n->group)) == 1) {
+            pthread_mutex_lock(&fs->lock); /* made elsewhere, or before a restart: adopt it */
+            (void)mq_map_put(&fs->groups, n->group, fs, NULL);
+            pthread_mutex_unlock(&fs->lock);
+        }
+        if (g != 1 && !g)
             return -ENOENT;
         return n->kind == MQFS_GROUP_DIR || topic_exists(fs, n->topic) ? 0 : -ENOENT;
     }

@@ -150,6 +150,10 @@ void mqfs__meta_stop(struct mqfs *fs);
 int mqfs__topic_known(struct mqfs *fs, const char *topic);
 /* Whether a topic is a system topic or a cluster/broker name (hidden from listings). Lock held. */
 int mqfs__topic_hidden(struct mqfs *fs, const char *topic);
+/* Consumer groups on the brokers (meta.c): whether one exists on any master (1/0), and creating
+ * one on every master (0 or the first error). Network calls, never under fs->lock. */
+int mqfs__group_on_brokers(struct mqfs *fs, const char *group);
+int mqfs__group_create(struct mqfs *fs, const char *group);
 /* Whether a node's topic (and group) exist, fetching the topic list if needed: 0 or -ENOENT. */
 int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n);
 /* Appends the `cluster` file's text to out: the brokers, or a line saying the NameServer is

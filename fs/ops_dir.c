@@ -350,7 +350,13 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         fuse_reply_err(req, -rc);
         return;
     }
-    mq_info("consumer group %s created (kept by this mount)", n.group);
+    /* The brokers keep it too (subscriptionGroup.json): other mounts and later runs see it. */
+    int brc = mqfs__group_create(fs, n.group);
+    if (brc)
+        mq_warn("consumer group %s kept by this mount only: the brokers refused it: %s", n.group,
+                mq_strerror(brc));
+    else
+        mq_info("consumer group %s created", n.group);
     mqfs__reply_entry(req, fs, &n);
 }
 

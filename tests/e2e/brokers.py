@@ -47,7 +47,10 @@ def broker_factory(daemons, tmp_path):
         store = store or str(tmp_path / ("store-%s-%d" % (name, counter[0])))
         settings = {"brokerName": name, "listenPort": port, "storePathRootDir": store,
                     "namesrvAddr": "127.0.0.1:%d" % namesrv.port if namesrv else "",
-                    "mappedFileSizeCommitLog": 4 << 20}
+                    "mappedFileSizeCommitLog": 4 << 20,
+                    # The store preallocates its files: small ones keep test disks small.
+                    "mappedFileSizeConsumeQueue": 60000, "maxHashSlotNum": 5000,
+                    "maxIndexNum": 20000}
         settings.update(conf)
         path = tmp_path / ("broker%d.conf" % counter[0])
         path.write_text("".join("%s=%s\n" % kv for kv in settings.items()))

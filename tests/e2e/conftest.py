@@ -153,6 +153,22 @@ class DaemonSet:
             pytest.fail("\n".join(failures))
 
 
+@pytest.fixture(autouse=True)
+def _bounded_disk(tmp_path):
+    """After each test (its daemons and mounts are gone by then), deletes the big files it left
+    in tmp_path: stores preallocate their files, and pytest keeps several runs' directories."""
+    yield
+    for root, dirs, files in os.walk(tmp_path):
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(root, d))]
+        for f in files:
+            path = os.path.join(root, f)
+            try:
+                if os.lstat(path).st_size > (1 << 20):
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
 @pytest.fixture
 def daemons(tmp_path):
     """Starts daemons for a test; at the end stops them (exit 0 required) and scans stderr."""

@@ -77,7 +77,9 @@ def cluster(tmp_path):
         wait_port(ns_port, ns.proc, ns.log)
         conf = tmp_path / "broker.conf"
         conf.write_text("brokerClusterName=DefaultCluster\nbrokerName=broker-a\n"
-                        "listenPort=%d\nnamesrvAddr=127.0.0.1:%d\nstorePathRootDir=%s\n" %
+                        "listenPort=%d\nnamesrvAddr=127.0.0.1:%d\nstorePathRootDir=%s\n"
+                        "mappedFileSizeCommitLog=4194304\nmappedFileSizeConsumeQueue=60000\n"
+                        "maxHashSlotNum=5000\nmaxIndexNum=20000\n" %
                         (broker_port, ns_port, tmp_path / "store"))
         broker = Proc([broker_bin, "-c", str(conf)], str(tmp_path), "mqbroker")
         procs.append(broker)
