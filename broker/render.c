@@ -66,6 +66,27 @@ static int append_body(struct mq_buf *out, const struct mq_msg *m)
     return 0;
 }
 
+/* Appends one record's rendering to out, from byte `within` of it and at most up to max_bytes
+ * in all; `one` is scratch space. Returns 0, MQ_ECORRUPT or -ENOMEM. */
+static int append_rendering(struct mq_buf *out, struct mq_buf *one, const struct store_slice *sl,
+                            int64_t within, int64_t max_bytes)
+{
+    struct mq_msg m;
+    if (mq_msg_decode(sl->data, sl->len, 0, 0, &m) <= 0)
+        return MQ_ECORRUPT;
+    one->len = 0;
+    int rc = append_body(one, &m);
+    if (rc == 0)
+        rc = mq_buf_append(one, "\n", 1);
+    if (rc)
+        return rc;
+    size_t from = (size_t)within < one->len ? (size_t)within : one->len;
+    size_t take = one->len - from;
+    if ((int64_t)(out->len + take) > max_bytes)
+        take = (size_t)(max_bytes - (int64_t)out->len);
+    return mq_buf_append(out, one->data + from, take);
+}
+
 int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t off,
                      int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size)
 {
@@ -95,19 +116,7 @@ int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t 
             break;
         }
         for (size_t i = 0; i < got->count && (int64_t)out->len < max_bytes; i++) {
-            struct mq_msg m;
-            if (mq_msg_decode(got->msgs[i].data, got->msgs[i].len, 0, 0, &m) <= 0) {
-                rc = MQ_ECORRUPT;
-                break;
-            }
-            one.len = 0;
-            if ((rc = append_body(&one, &m)) != 0 || (rc = mq_buf_append(&one, "\n", 1)) != 0)
-                break;
-            size_t from = (size_t)within < one.len ? (size_t)within : one.len;
-            size_t take = one.len - from;
-            if ((int64_t)(out->len + take) > max_bytes)
-                take = (size_t)(max_bytes - (int64_t)out->len);
-            if ((rc = mq_buf_append(out, one.data + from, take)) != 0)
+            if ((rc = append_rendering(out, &one, &got->msgs[i], within, max_bytes)) != 0)
                 break;
             within = 0;
             qoff = got->msgs[i].queue_offset + 1;
@@ -204,20 +213,7 @@ int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t 
         }
         if (rc || !best)
             break;
-        struct mq_msg m;
-        const struct store_slice *sl = &best->got->msgs[best->i++];
-        if (mq_msg_decode(sl->data, sl->len, 0, 0, &m) <= 0) {
-            rc = MQ_ECORRUPT;
-            break;
-        }
-        one.len = 0;
-        if ((rc = append_body(&one, &m)) != 0 || (rc = mq_buf_append(&one, "\n", 1)) != 0)
-            break;
-        size_t from = (size_t)within < one.len ? (size_t)within : one.len;
-        size_t take = one.len - from;
-        if ((int64_t)(out->len + take) > max_bytes)
-            take = (size_t)(max_bytes - (int64_t)out->len);
-        rc = mq_buf_append(out, one.data + from, take);
+        rc = append_rendering(out, &one, &best->got->msgs[best->i++], within, max_bytes);
         within = 0;
     }
     for (int q = 0; q < nq; q++)
