@@ -158,6 +158,14 @@ O_CONS=$(ours ours_consume "$BRK_PID" "$BIN/mqbench" consume -n "$NS" -t BenchBa
 R_CONS=$(run redis_consume "$REDIS_PID" "$BIN/mqbench-redis" consume -p "$REDIS_PORT" -k bench:b -b 1000 -N "$CONSUME_MAX" -d 60)
 N_CONS=$(run nats_consume "$NATS_PID" "$BIN/mqbench-nats" consume -p "$NATS_PORT" --stream BENCHB --subject bench.b -b 1000 -N "$CONSUME_MAX" -d 60)
 O_GROUP=$(ours ours_group "$BRK_PID" "$BIN/mqbench" consume -n "$NS" -t BenchBatch -g BenchGroup -N "$CONSUME_MAX" -d 60)
+# The store alone, in process (no protocol, no client): what the broker's batch produce costs
+# on top of it is the protocol overhead.
+STORE=""
+if [ "$OURS" = 1 ] && [ -x "$BIN/mqbench-store" ]; then
+    mkdir -p "$WORK/storebench"
+    STORE=$("$BIN/mqbench-store" -q -d "$WORK/storebench" -n 1000000 -p batch100 2>/dev/null |
+        grep '^RESULT' | tail -1 || true)
+fi
 
 # ---- table ----
 ratio() { # ratio <ours tps> <theirs tps>
@@ -197,6 +205,13 @@ row "single, $MANY callers" "${O_SINGLE:-}" "$R_SINGLE" "$N_SINGLE"
 row "async produce" "${O_ASYNC:-}" "" "$N_BATCH"
 row "consume" "${O_CONS:-}" "$R_CONS" "$N_CONS"
 row "consume (group)" "${O_GROUP:-}" "$R_CONS" "$N_CONS"
+STORE_TPS=$(val put100_batch_mps "$STORE")
+if [ -n "$STORE_TPS" ] && [ -n "${O_BATCH:-}" ]; then
+    echo
+    echo "Store alone, batched 100-byte appends in process: $STORE_TPS msgs/s;" \
+        "batch produce over loopback = $(ratio "$(val tps "$O_BATCH")" "$STORE_TPS") of it" \
+        "(the protocol and client overhead)"
+fi
 echo
 echo "CPU per message, µs (server + client; what the 2 shared CPUs pay, so less sensitive to"
 echo "other load on the machine than msgs/s)"
@@ -228,4 +243,5 @@ echo "RESULT ours=$OURS batch_tps=$(t "${O_BATCH:-}") batch_redis_tps=$(t "$R_BA
     "single_redis_tps=$(t "$R_SINGLE") single_nats_tps=$(t "$N_SINGLE")" \
     "async_tps=$(t "${O_ASYNC:-}") consume_tps=$(t "${O_CONS:-}") group_consume_tps=$(t "${O_GROUP:-}")" \
     "consume_redis_tps=$(t "$R_CONS") consume_nats_tps=$(t "$N_CONS")" \
+    "store_batch_tps=${STORE_TPS:-na}" \
     "rtt_p50_us=$(val rtt_p50_us "$RTT") rtt_p99_us=$(val rtt_p99_us "$RTT") size=$SIZE"
