@@ -47,9 +47,9 @@ static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys
             *touched = q;
         }
     }
-    if (s->conf.message_index_enable)
-        store__idx_put(s, m, phys);
-    return 0;
+    /* An index that cannot grow (ENOSPC) stops dispatch here, to be retried: the consume-queue
+     * append above is idempotent (already there when dispatched again). */
+    return s->conf.message_index_enable ? store__idx_put(s, m, phys) : 0;
 }
 
 /* Dispatches up to limit bytes from reput. Returns bytes consumed or a negative errno. */
@@ -87,9 +87,17 @@ static int64_t dispatch_some(struct store *s, int64_t limit)
         }
         rc = dispatch_record(s, &m, reput, &touched);
         if (rc) {
-            mq_error("dispatch at %" PRId64 ": %s", reput, mq_strerror(rc));
+            /* Out of space for consume-queue or index blocks: refuse puts until dispatch gets
+             * going again (the records stay in the commitlog; nothing acknowledged is lost). */
+            if (rc == -ENOSPC && !atomic_exchange(&s->disp_nospace, 1))
+                mq_error("dispatch at %" PRId64 ": %s; writes refused until there is space", reput,
+                         mq_strerror(rc));
+            else if (rc != -ENOSPC)
+                mq_error("dispatch at %" PRId64 ": %s", reput, mq_strerror(rc));
             break;
         }
+        if (atomic_load(&s->disp_nospace) && atomic_exchange(&s->disp_nospace, 0))
+            mq_info("dispatch at %" PRId64 ": space again, writes accepted", reput);
         last_ts = m.store_ts;
         reput += n;
     }

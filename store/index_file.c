@@ -126,6 +126,12 @@ static int idx_create(struct store *s, struct store__mfile **out)
         int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 0, &f);
         if (rc)
             return rc;
+        rc = store__mfile_reserve(f, 0, STORE__IDX_HEADER);
+        if (rc) {
+            unlink(f->path);
+            store__mfile_unref(f);
+            return rc;
+        }
         mq_put_be32(f->map + H_COUNT, 1); /* entry 0 is never used */
         rc = push(x, f);
         if (rc) {
@@ -138,9 +144,11 @@ static int idx_create(struct store *s, struct store__mfile **out)
     return -EEXIST;
 }
 
-static void put_key(struct store__idx *x, uint8_t *map, const char *key, size_t klen, int64_t phys,
-                    int64_t ts)
+/* Adds one key to f; -ENOSPC (nothing written) when its pages cannot get blocks. */
+static int put_key(struct store__idx *x, struct store__mfile *f, const char *key, size_t klen,
+                   int64_t phys, int64_t ts)
 {
+    uint8_t *map = f->map;
     int32_t h = mq_java_hash(key, klen);
     h = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
     size_t slot_pos = STORE__IDX_HEADER + ((uint32_t)h % x->slots) * STORE__IDX_SLOT;
@@ -151,7 +159,13 @@ static void put_key(struct store__idx *x, uint8_t *map, const char *key, size_t 
     int64_t begin = (int64_t)mq_get_be64(map + H_BEGIN_TS);
     int64_t diff = begin <= 0 ? 0 : (ts - begin) / 1000;
     diff = diff < 0 ? 0 : (diff > INT32_MAX ? INT32_MAX : diff);
-    uint8_t *e = map + STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + count * STORE__IDX_ENTRY;
+    size_t epos = STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + count * STORE__IDX_ENTRY;
+    int rc = store__mfile_reserve(f, slot_pos, STORE__IDX_SLOT);
+    if (!rc)
+        rc = store__mfile_reserve(f, epos, STORE__IDX_ENTRY);
+    if (rc)
+        return rc;
+    uint8_t *e = map + epos;
     mq_put_be32(e, (uint32_t)h);
     mq_put_be64(e + 4, (uint64_t)phys);
     mq_put_be32(e + 12, (uint32_t)diff);
@@ -166,10 +180,11 @@ static void put_key(struct store__idx *x, uint8_t *map, const char *key, size_t 
     mq_put_be32(map + H_COUNT, count + 1);
     mq_put_be64(map + H_END_PHY, (uint64_t)phys);
     mq_put_be64(map + H_END_TS, (uint64_t)ts);
+    return 0;
 }
 
-/* The file to add n keys to (rolling when full), or NULL. Write lock held. */
-static uint8_t *writable(struct store *s)
+/* The file to add n keys to (rolling when full), or NULL with *err. Write lock held. */
+static struct store__mfile *writable(struct store *s, int *err)
 {
     struct store__idx *x = &s->idx;
     struct store__mfile *f = x->n ? x->files[x->n - 1] : NULL;
@@ -177,10 +192,11 @@ static uint8_t *writable(struct store *s)
         int rc = idx_create(s, &f);
         if (rc) {
             mq_error("index: cannot create a file: %s", strerror(-rc));
+            *err = rc;
             return NULL;
         }
     }
-    return f->map;
+    return f;
 }
 
 int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
@@ -199,6 +215,7 @@ int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
     size_t tl = m->topic_len;
     memcpy(key, m->topic, tl);
     key[tl] = '#';
+    int rc = 0;
     pthread_rwlock_wrlock(&s->idx.lock);
     struct store__mfile *lf = s->idx.n ? s->idx.files[s->idx.n - 1] : NULL;
     if (lf && mq_get_be32(lf->map + H_COUNT) > 1 &&
@@ -227,14 +244,16 @@ int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
         }
         if (kl == 0 || kl > 512)
             continue;
-        uint8_t *map = writable(s);
-        if (!map)
+        struct store__mfile *f = writable(s, &rc);
+        if (!f)
             break;
         memcpy(key + tl + 1, k, kl);
-        put_key(&s->idx, map, key, tl + 1 + kl, phys, m->store_ts);
+        rc = put_key(&s->idx, f, key, tl + 1 + kl, phys, m->store_ts);
+        if (rc)
+            break;
     }
     pthread_rwlock_unlock(&s->idx.lock);
-    return 0;
+    return rc;
 }
 
 int store_query_by_key(struct store *s, const char *topic, size_t tlen, const char *k, size_t klen,

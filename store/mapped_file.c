@@ -123,6 +123,8 @@ int store__mfile_open(const char *path, int64_t base, size_t size, int create, i
     }
     madvise(f->map, size, MADV_SEQUENTIAL);
     atomic_init(&f->flushed, 0);
+    if (create && prealloc)
+        f->rsv_hi[0] = size; /* fallocated whole */
     *out = f;
     return 0;
 out:
@@ -338,8 +340,36 @@ void store__mlist_remove_all(struct store__mlist *l)
     rmdir(l->dir);
 }
 
+int store__mfile_reserve(struct store__mfile *f, size_t pos, size_t len)
+{
+    size_t end = pos + len;
+    if (end > f->size || end < pos)
+        return -EINVAL;
+    for (int i = 0; i < 4; i++)
+        if (pos >= f->rsv_lo[i] && end <= f->rsv_hi[i])
+            return 0;
+    size_t lo = pos / STORE__PAGE * STORE__PAGE;
+    size_t hi = (end + STORE__PAGE - 1) / STORE__PAGE * STORE__PAGE + STORE__RESERVE_AHEAD;
+    if (hi > f->size)
+        hi = f->size;
+    int rc = store_io.fallocate(f->fd, (off_t)lo, (off_t)(hi - lo));
+    if (rc == -ENOSPC && hi > end) { /* at least what this write needs */
+        hi = (end + STORE__PAGE - 1) / STORE__PAGE * STORE__PAGE;
+        hi = hi > f->size ? f->size : hi;
+        rc = store_io.fallocate(f->fd, (off_t)lo, (off_t)(hi - lo));
+    }
+    if (rc)
+        return rc;
+    unsigned k = f->rsv_next++ % 4;
+    f->rsv_lo[k] = lo;
+    f->rsv_hi[k] = hi;
+    return 0;
+}
+
 int store__mfile_zero_from(struct store__mfile *f, int64_t off)
 {
+    memset(f->rsv_lo, 0, sizeof(f->rsv_lo)); /* truncation below punches holes */
+    memset(f->rsv_hi, 0, sizeof(f->rsv_hi));
     size_t pos = (size_t)(off - f->base);
     if (pos >= f->size)
         return 0;

@@ -32,6 +32,10 @@ struct store__mfile {
     int fd;
     atomic_int refs;
     atomic_int_fast64_t flushed; /* bytes of this file known durable (flush thread) */
+    /* Byte ranges known to have blocks under them (store__mfile_reserve); the file's one
+     * writer's. */
+    size_t rsv_lo[4], rsv_hi[4];
+    unsigned rsv_next;
     char path[STORE__PATH_MAX];
 };
 
@@ -39,6 +43,13 @@ struct store__mfile {
  * Returns it with one reference. */
 int store__mfile_open(const char *path, int64_t base, size_t size, int create, int prealloc,
                       struct store__mfile **out);
+/* Makes sure blocks exist under [pos, pos+len) of f before they are stored to through the
+ * mapping: a store into a hole of a sparse file on a full filesystem raises SIGBUS, where
+ * fallocate returns -ENOSPC. Allocates ahead (STORE__RESERVE_AHEAD) and remembers a few
+ * reserved ranges, so a sequential writer pays one call per 64 KiB. Returns 0, -ENOSPC,
+ * -EIO. Only the file's single writer calls it. */
+#define STORE__RESERVE_AHEAD (64 << 10)
+int store__mfile_reserve(struct store__mfile *f, size_t pos, size_t len);
 void store__mfile_ref(struct store__mfile *f);
 void store__mfile_unref(struct store__mfile *f);
 
@@ -195,7 +206,8 @@ struct store {
     atomic_int_fast64_t last_store_ts;
     struct store__tqoff *tq; /* put lock */
     size_t tq_cap, tq_count;
-    atomic_int disk_full;
+    atomic_int disk_full;    /* clean thread: usage past the warning ratio */
+    atomic_int disp_nospace; /* dispatch: an index file could not get blocks (ENOSPC) */
     atomic_int_fast64_t puts, put_bytes;
 
     /* queues and index */
