@@ -156,3 +156,38 @@ def test_disk_full_real_enospc(small_fs, namesrv, broker_factory, tmp_path):  # 
     assert b"after-free" in got or any(v == b"after-free" for v in got.values())
     got = {k: v for k, v in got.items() if v != b"after-free"}
     assert got == acked
+
+
+def test_disk_ratio_refusal(small_fs, namesrv, broker_factory):  # noqa: F811
+    """The other path: the retention thread sees the disk past 90 % (diskSpaceWarningLevelRatio)
+    and refuses writes before the filesystem itself does — even messages that would still fit
+    in the current commitlog file — with the same response; sends resume at the next check after
+    space is freed. Everything here sits in one commitlog file, which retention never deletes
+    (the newest file is kept), so the forced clean above 85 % has nothing to take."""
+    b = small_broker(broker_factory, namesrv, small_fs / "store", cleanResourceInterval=100)
+    acked = {}
+    with mp.Client(b.port) as cli:
+        create_topic(cli, TOPIC, QUEUES)
+        for i in range(40):
+            assert send(cli, TOPIC, body(i, 4096), queue_id=0).code == mp.SUCCESS
+            acked[body(i, 4096)[:11]] = body(i, 4096)
+        filler = small_fs / "filler"
+        fill(str(filler))
+        os.truncate(str(filler), os.path.getsize(str(filler)) - (512 << 10))  # 97 % used
+        deadline = time.monotonic() + 5
+        while True:
+            r = send(cli, TOPIC, body(100, 11), queue_id=0)
+            if r.code != mp.SUCCESS:
+                break
+            acked[body(100, 11)[:11]] = body(100, 11)
+            assert time.monotonic() < deadline, "writes never refused at 97 % disk usage"
+            time.sleep(0.05)
+        assert r.code == SERVICE_NOT_AVAILABLE and "disk full" in r.remark, r
+        assert pull_all(b.port, TOPIC, QUEUES) == acked
+        os.unlink(str(filler))
+        deadline = time.monotonic() + 5
+        while send(cli, TOPIC, body(200, 11), queue_id=0).code != mp.SUCCESS:
+            assert time.monotonic() < deadline, "writes still refused after space was freed"
+            time.sleep(0.05)
+        acked[body(200, 11)[:11]] = body(200, 11)
+    assert pull_all(b.port, TOPIC, QUEUES) == acked
