@@ -253,7 +253,9 @@ int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
             break;
     }
     pthread_rwlock_unlock(&s->idx.lock);
-    return rc;
+    /* Only a full disk holds dispatch back (to be retried); any other index failure leaves the
+     * message unindexed, as before, rather than stalling every consumer. */
+    return rc == -ENOSPC ? rc : 0;
 }
 
 int store_query_by_key(struct store *s, const char *topic, size_t tlen, const char *k, size_t klen,
