@@ -145,6 +145,7 @@ int mqfs__group_open(struct mqfs_handle *h)
         .suspend_ms = now ? 1 : 15000,
         .pull_batch = 64,
         .queue_buffer = 256,
+        .shared = h->fs->admin, /* one set of connections and threads for every open file */
     };
     int rc = mqc_consumer_new(&cfg, &opts, &v->c);
     if (rc == 0)

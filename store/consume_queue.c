@@ -81,9 +81,9 @@ int store__queue_open(struct store *s, const char *topic, size_t tlen, int qid,
     q->hash = h;
     size_t cqsize = (size_t)s->conf.mapped_file_size_consume_queue / STORE__CQ_UNIT;
     snprintf(dir, sizeof(dir), "%s/consumequeue/%s/%d", s->root, q->topic, qid);
-    store__mlist_init(&q->cq, dir, cqsize * STORE__CQ_UNIT, 0);
+    store__mlist_init(&q->cq, dir, cqsize * STORE__CQ_UNIT, 1);
     snprintf(dir, sizeof(dir), "%s/renderindex/%s/%d", s->root, q->topic, qid);
-    store__mlist_init(&q->ri, dir, cqsize * STORE__RI_UNIT, 0);
+    store__mlist_init(&q->ri, dir, cqsize * STORE__RI_UNIT, 1);
     rc = store__mlist_load(&q->cq);
     if (!rc)
         rc = store__mlist_load(&q->ri);
@@ -226,10 +226,9 @@ int store__qtab_delete_topic(struct store *s, const char *topic, size_t tlen)
     return found ? 0 : MQ_ENOTFOUND;
 }
 
-/* Returns where to write unit bytes at byte offset pos of list l, creating the file (cached in
- * *cache; dispatch) and the blocks under them; NULL with *err set. */
-static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_t pos, size_t unit,
-                     int *err)
+/* Returns the file for byte offset pos of list l, creating it (fallocated whole); cached in
+ * *cache (dispatch). NULL with *err set (-ENOSPC on a full disk). */
+static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_t pos, int *err)
 {
     int64_t base = pos / (int64_t)l->file_size * (int64_t)l->file_size;
     if (!*cache || (*cache)->base != base) {
@@ -245,11 +244,6 @@ static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_
         store__mfile_unref(*cache);
         *cache = f;
     }
-    int rc = store__mfile_reserve(*cache, (size_t)(pos - base), unit);
-    if (rc) {
-        *err = rc;
-        return NULL;
-    }
     return (*cache)->map + (pos - base);
 }
 
@@ -262,8 +256,8 @@ int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int6
     if (qoff > q->disp_max)
         mq_warn("queue %s/%d: gap %" PRId64 "..%" PRId64, q->topic, q->queue_id, q->disp_max, qoff);
     int err = -EIO;
-    uint8_t *e = slot(&q->cq, &q->cq_last, qoff * STORE__CQ_UNIT, STORE__CQ_UNIT, &err);
-    uint8_t *r = e ? slot(&q->ri, &q->ri_last, qoff * STORE__RI_UNIT, STORE__RI_UNIT, &err) : NULL;
+    uint8_t *e = slot(&q->cq, &q->cq_last, qoff * STORE__CQ_UNIT, &err);
+    uint8_t *r = e ? slot(&q->ri, &q->ri_last, qoff * STORE__RI_UNIT, &err) : NULL;
     if (!e || !r)
         return err;
     mq_put_be64(r, (uint64_t)(q->render_end + render_len));
@@ -311,11 +305,7 @@ static void zero_entry(struct store__mlist *l, size_t unit, int64_t i)
 {
     struct store__mfile *f = store__mlist_find(l, i * (int64_t)unit);
     if (f) {
-        uint8_t *p = f->map + (i * (int64_t)unit - f->base);
-        static const uint8_t zero[STORE__CQ_UNIT];
-        _Static_assert(STORE__RI_UNIT <= STORE__CQ_UNIT, "zero covers both units");
-        if (memcmp(p, zero, unit) != 0) /* storing zeros into a hole needs a block too */
-            memset(p, 0, unit);
+        memset(f->map + (i * (int64_t)unit - f->base), 0, unit);
         store__mfile_unref(f);
     }
 }

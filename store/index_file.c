@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,7 @@ int store__idx_load(struct store *s)
             mq_warn("%s: size %lld does not match maxHashSlotNum/maxIndexNum; ignored", path,
                     (long long)st.st_size);
         } else if (!rc && store__mfile_open(path, 0, idx_file_size(x), 0, 0, &f) == 0) {
+            madvise(f->map, f->size, MADV_RANDOM);
             rc = push(x, f);
         }
         free(names[i]);
@@ -123,16 +125,11 @@ static int idx_create(struct store *s, struct store__mfile **out)
         if (access(path, F_OK) == 0)
             continue;
         struct store__mfile *f;
-        int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 0, &f);
+        int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 1, &f);
         if (rc)
             return rc;
-        rc = store__mfile_reserve(f, 0, STORE__IDX_HEADER);
-        if (rc) {
-            unlink(f->path);
-            store__mfile_unref(f);
-            return rc;
-        }
-        mq_put_be32(f->map + H_COUNT, 1); /* entry 0 is never used */
+        madvise(f->map, f->size, MADV_RANDOM); /* hash slots and chains: no read-ahead */
+        mq_put_be32(f->map + H_COUNT, 1);      /* entry 0 is never used */
         rc = push(x, f);
         if (rc) {
             store__mfile_unref(f);
@@ -144,11 +141,9 @@ static int idx_create(struct store *s, struct store__mfile **out)
     return -EEXIST;
 }
 
-/* Adds one key to f; -ENOSPC (nothing written) when its pages cannot get blocks. */
-static int put_key(struct store__idx *x, struct store__mfile *f, const char *key, size_t klen,
-                   int64_t phys, int64_t ts)
+static void put_key(struct store__idx *x, uint8_t *map, const char *key, size_t klen, int64_t phys,
+                    int64_t ts)
 {
-    uint8_t *map = f->map;
     int32_t h = mq_java_hash(key, klen);
     h = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
     size_t slot_pos = STORE__IDX_HEADER + ((uint32_t)h % x->slots) * STORE__IDX_SLOT;
@@ -159,13 +154,7 @@ static int put_key(struct store__idx *x, struct store__mfile *f, const char *key
     int64_t begin = (int64_t)mq_get_be64(map + H_BEGIN_TS);
     int64_t diff = begin <= 0 ? 0 : (ts - begin) / 1000;
     diff = diff < 0 ? 0 : (diff > INT32_MAX ? INT32_MAX : diff);
-    size_t epos = STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + count * STORE__IDX_ENTRY;
-    int rc = store__mfile_reserve(f, slot_pos, STORE__IDX_SLOT);
-    if (!rc)
-        rc = store__mfile_reserve(f, epos, STORE__IDX_ENTRY);
-    if (rc)
-        return rc;
-    uint8_t *e = map + epos;
+    uint8_t *e = map + STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + count * STORE__IDX_ENTRY;
     mq_put_be32(e, (uint32_t)h);
     mq_put_be64(e + 4, (uint64_t)phys);
     mq_put_be32(e + 12, (uint32_t)diff);
@@ -180,7 +169,6 @@ static int put_key(struct store__idx *x, struct store__mfile *f, const char *key
     mq_put_be32(map + H_COUNT, count + 1);
     mq_put_be64(map + H_END_PHY, (uint64_t)phys);
     mq_put_be64(map + H_END_TS, (uint64_t)ts);
-    return 0;
 }
 
 /* The file to add n keys to (rolling when full), or NULL with *err. Write lock held. */
@@ -199,16 +187,13 @@ static struct store__mfile *writable(struct store *s, int *err)
     return f;
 }
 
-int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
+int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__props *p,
+                   int64_t phys)
 {
-    const char *uniq = NULL, *keys = NULL;
-    size_t ulen = 0, klen = 0;
+    const char *uniq = p->uniq, *keys = p->keys;
+    size_t ulen = p->uniq_len, klen = p->keys_len;
     if ((m->sysflag & MQ_SYSFLAG_TX_MASK) == MQ_SYSFLAG_TX_ROLLBACK)
         return 0;
-    if (mq_props_get(m->props, m->props_len, MQ_PROP_UNIQ_KEY, &uniq, &ulen))
-        uniq = NULL;
-    if (mq_props_get(m->props, m->props_len, MQ_PROP_KEYS, &keys, &klen))
-        keys = NULL;
     if (!uniq && !keys)
         return 0;
     char key[MQ_MSG_TOPIC_MAX + 2 + 512];
@@ -248,9 +233,7 @@ int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
         if (!f)
             break;
         memcpy(key + tl + 1, k, kl);
-        rc = put_key(&s->idx, f, key, tl + 1 + kl, phys, m->store_ts);
-        if (rc)
-            break;
+        put_key(&s->idx, f->map, key, tl + 1 + kl, phys, m->store_ts);
     }
     pthread_rwlock_unlock(&s->idx.lock);
     /* Only a full disk holds dispatch back (to be retried); any other index failure leaves the
@@ -328,4 +311,47 @@ int store__idx_sync(struct store *s)
     }
     pthread_rwlock_unlock(&x->lock);
     return rc;
+}
+
+/* Recovery (FORMATS.md 1.7): removes index entries at or past the recovered commitlog end,
+ * newest first, unlinking each from its slot's chain; drops files that start past it. */
+int store__idx_truncate(struct store *s, int64_t clog_end)
+{
+    struct store__idx *x = &s->idx;
+    int removed = 0;
+    while (x->n > 0) {
+        struct store__mfile *f = x->files[x->n - 1];
+        uint8_t *map = f->map;
+        uint32_t count = mq_get_be32(map + H_COUNT);
+        if (count > 1 && (int64_t)mq_get_be64(map + H_BEGIN_PHY) >= clog_end) {
+            unlink(f->path);
+            store__mfile_unref(f);
+            x->n--;
+            continue;
+        }
+        uint8_t *ents = map + STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT;
+        while (count > 1) {
+            uint8_t *e = ents + (size_t)(count - 1) * STORE__IDX_ENTRY;
+            if ((int64_t)mq_get_be64(e + 4) < clog_end)
+                break;
+            uint8_t *slot =
+                map + STORE__IDX_HEADER + (mq_get_be32(e) % (uint32_t)x->slots) * STORE__IDX_SLOT;
+            if (mq_get_be32(slot) == count - 1)
+                memcpy(slot, e + 16, 4); /* the slot goes back to the previous entry */
+            memset(e, 0, STORE__IDX_ENTRY);
+            count--;
+            removed++;
+        }
+        mq_put_be32(map + H_COUNT, count);
+        if (count > 1) {
+            const uint8_t *last = ents + (size_t)(count - 1) * STORE__IDX_ENTRY;
+            int64_t begin = (int64_t)mq_get_be64(map + H_BEGIN_TS);
+            mq_put_be64(map + H_END_PHY, mq_get_be64(last + 4));
+            mq_put_be64(map + H_END_TS, (uint64_t)(begin + (int64_t)mq_get_be32(last + 12) * 1000));
+        }
+        break;
+    }
+    if (removed)
+        mq_info("index: removed %d entries past the commitlog end", removed);
+    return removed;
 }

@@ -110,7 +110,7 @@ int store__mfile_open(const char *path, int64_t base, size_t size, int create, i
         if (rc < 0)
             goto out;
     }
-    if (create && prealloc) {
+    if (create && prealloc) { /* blocks reserved now: no SIGBUS on a full disk later */
         rc = store_io.fallocate(f->fd, 0, (off_t)size);
         if (rc < 0)
             goto out;
@@ -121,10 +121,9 @@ int store__mfile_open(const char *path, int64_t base, size_t size, int create, i
         rc = -errno;
         goto out;
     }
-    madvise(f->map, size, MADV_SEQUENTIAL);
-    atomic_init(&f->flushed, 0);
-    if (create && prealloc)
-        f->rsv_hi[0] = size; /* fallocated whole */
+    /* commitlog files are read mostly in order (catch-up consumers): read ahead */
+    if (prealloc)
+        madvise(f->map, size, MADV_SEQUENTIAL);
     *out = f;
     return 0;
 out:
@@ -216,7 +215,7 @@ int store__mlist_load(struct store__mlist *l)
             mq_warn("%s: gap before %020" PRId64 "; ignoring it and later files", l->dir, bases[i]);
             break;
         }
-        rc = mfile_open(l->dir, bases[i], l->file_size, 0, 0, &f);
+        rc = mfile_open(l->dir, bases[i], l->file_size, 0, l->preallocate, &f);
         if (!rc)
             rc = push(l, f);
         if (rc)
@@ -340,36 +339,8 @@ void store__mlist_remove_all(struct store__mlist *l)
     rmdir(l->dir);
 }
 
-int store__mfile_reserve(struct store__mfile *f, size_t pos, size_t len)
-{
-    size_t end = pos + len;
-    if (end > f->size || end < pos)
-        return -EINVAL;
-    for (int i = 0; i < 4; i++)
-        if (pos >= f->rsv_lo[i] && end <= f->rsv_hi[i])
-            return 0;
-    size_t lo = pos / STORE__PAGE * STORE__PAGE;
-    size_t hi = (end + STORE__PAGE - 1) / STORE__PAGE * STORE__PAGE + STORE__RESERVE_AHEAD;
-    if (hi > f->size)
-        hi = f->size;
-    int rc = store_io.fallocate(f->fd, (off_t)lo, (off_t)(hi - lo));
-    if (rc == -ENOSPC && hi > end) { /* at least what this write needs */
-        hi = (end + STORE__PAGE - 1) / STORE__PAGE * STORE__PAGE;
-        hi = hi > f->size ? f->size : hi;
-        rc = store_io.fallocate(f->fd, (off_t)lo, (off_t)(hi - lo));
-    }
-    if (rc)
-        return rc;
-    unsigned k = f->rsv_next++ % 4;
-    f->rsv_lo[k] = lo;
-    f->rsv_hi[k] = hi;
-    return 0;
-}
-
 int store__mfile_zero_from(struct store__mfile *f, int64_t off)
 {
-    memset(f->rsv_lo, 0, sizeof(f->rsv_lo)); /* truncation below punches holes */
-    memset(f->rsv_hi, 0, sizeof(f->rsv_hi));
     size_t pos = (size_t)(off - f->base);
     if (pos >= f->size)
         return 0;
