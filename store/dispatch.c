@@ -73,9 +73,11 @@ static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys
             *touched = q;
         }
     }
-    /* An index that cannot grow (ENOSPC) stops dispatch here, to be retried: the consume-queue
-     * append above is idempotent (already there when dispatched again). */
-    return s->conf.message_index_enable ? store__idx_put(s, m, &p, phys) : 0;
+    /* As RocketMQ's IndexService: a key index that cannot grow leaves the message unindexed
+     * rather than holding back every consumer (a consume queue that cannot grow does). */
+    if (s->conf.message_index_enable)
+        store__idx_put(s, m, &p, phys);
+    return 0;
 }
 
 /* Dispatches up to limit bytes from reput. Returns bytes consumed or a negative errno. */

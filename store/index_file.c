@@ -171,8 +171,8 @@ static void put_key(struct store__idx *x, uint8_t *map, const char *key, size_t 
     mq_put_be64(map + H_END_TS, (uint64_t)ts);
 }
 
-/* The file to add n keys to (rolling when full), or NULL with *err. Write lock held. */
-static struct store__mfile *writable(struct store *s, int *err)
+/* The file to add n keys to (rolling when full), or NULL. Write lock held. */
+static uint8_t *writable(struct store *s)
 {
     struct store__idx *x = &s->idx;
     struct store__mfile *f = x->n ? x->files[x->n - 1] : NULL;
@@ -180,11 +180,10 @@ static struct store__mfile *writable(struct store *s, int *err)
         int rc = idx_create(s, &f);
         if (rc) {
             mq_error("index: cannot create a file: %s", strerror(-rc));
-            *err = rc;
             return NULL;
         }
     }
-    return f;
+    return f->map;
 }
 
 int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__props *p,
@@ -200,7 +199,6 @@ int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__
     size_t tl = m->topic_len;
     memcpy(key, m->topic, tl);
     key[tl] = '#';
-    int rc = 0;
     pthread_rwlock_wrlock(&s->idx.lock);
     struct store__mfile *lf = s->idx.n ? s->idx.files[s->idx.n - 1] : NULL;
     if (lf && mq_get_be32(lf->map + H_COUNT) > 1 &&
@@ -229,16 +227,14 @@ int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__
         }
         if (kl == 0 || kl > 512)
             continue;
-        struct store__mfile *f = writable(s, &rc);
-        if (!f)
+        uint8_t *map = writable(s);
+        if (!map)
             break;
         memcpy(key + tl + 1, k, kl);
-        put_key(&s->idx, f->map, key, tl + 1 + kl, phys, m->store_ts);
+        put_key(&s->idx, map, key, tl + 1 + kl, phys, m->store_ts);
     }
     pthread_rwlock_unlock(&s->idx.lock);
-    /* Only a full disk holds dispatch back (to be retried); any other index failure leaves the
-     * message unindexed, as before, rather than stalling every consumer. */
-    return rc == -ENOSPC ? rc : 0;
+    return 0;
 }
 
 int store_query_by_key(struct store *s, const char *topic, size_t tlen, const char *k, size_t klen,
