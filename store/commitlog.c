@@ -230,7 +230,9 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     int first_err = 0;
     for (i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
-        int rc = atomic_load(&s->disk_full) ? -ENOSPC : check_msg(s, &msgs[i], &res[i]);
+        int rc = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace)
+                     ? -ENOSPC
+                     : check_msg(s, &msgs[i], &res[i]);
         if (rc) {
             first_err = rc;
             break;

@@ -226,8 +226,9 @@ int store__qtab_delete_topic(struct store *s, const char *topic, size_t tlen)
     return found ? 0 : MQ_ENOTFOUND;
 }
 
-/* Returns the file for byte offset pos of list l, creating it; cached in *cache (dispatch). */
-static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_t pos)
+/* Returns the file for byte offset pos of list l, creating it (fallocated whole); cached in
+ * *cache (dispatch). NULL with *err set (-ENOSPC on a full disk). */
+static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_t pos, int *err)
 {
     int64_t base = pos / (int64_t)l->file_size * (int64_t)l->file_size;
     if (!*cache || (*cache)->base != base) {
@@ -236,6 +237,7 @@ static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_
             int rc = store__mlist_create(l, base, &f);
             if (rc) {
                 mq_error("%s: cannot create %020" PRId64 ": %s", l->dir, base, mq_strerror(rc));
+                *err = rc;
                 return NULL;
             }
         }
@@ -253,10 +255,11 @@ int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int6
         return 0; /* already there: dispatched again after recovery */
     if (qoff > q->disp_max)
         mq_warn("queue %s/%d: gap %" PRId64 "..%" PRId64, q->topic, q->queue_id, q->disp_max, qoff);
-    uint8_t *e = slot(&q->cq, &q->cq_last, qoff * STORE__CQ_UNIT);
-    uint8_t *r = slot(&q->ri, &q->ri_last, qoff * STORE__RI_UNIT);
+    int err = -EIO;
+    uint8_t *e = slot(&q->cq, &q->cq_last, qoff * STORE__CQ_UNIT, &err);
+    uint8_t *r = e ? slot(&q->ri, &q->ri_last, qoff * STORE__RI_UNIT, &err) : NULL;
     if (!e || !r)
-        return -EIO;
+        return err;
     mq_put_be64(r, (uint64_t)(q->render_end + render_len));
     mq_put_be64(e, (uint64_t)phys);
     mq_put_be32(e + 8, (uint32_t)size);

@@ -73,6 +73,8 @@ static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys
             *touched = q;
         }
     }
+    /* As RocketMQ's IndexService: a key index that cannot grow leaves the message unindexed
+     * rather than holding back every consumer (a consume queue that cannot grow does). */
     if (s->conf.message_index_enable)
         store__idx_put(s, m, &p, phys);
     return 0;
@@ -114,9 +116,17 @@ static int64_t dispatch_some(struct store *s, int64_t limit)
         }
         rc = dispatch_record(s, &m, reput, &touched);
         if (rc) {
-            mq_error("dispatch at %" PRId64 ": %s", reput, mq_strerror(rc));
+            /* Out of space for consume-queue or index blocks: refuse puts until dispatch gets
+             * going again (the records stay in the commitlog; nothing acknowledged is lost). */
+            if (rc == -ENOSPC && !atomic_exchange(&s->disp_nospace, 1))
+                mq_error("dispatch at %" PRId64 ": %s; writes refused until there is space", reput,
+                         mq_strerror(rc));
+            else if (rc != -ENOSPC)
+                mq_error("dispatch at %" PRId64 ": %s", reput, mq_strerror(rc));
             break;
         }
+        if (atomic_load(&s->disp_nospace) && atomic_exchange(&s->disp_nospace, 0))
+            mq_info("dispatch at %" PRId64 ": space again, writes accepted", reput);
         last_ts = m.store_ts;
         reput += n;
     }

@@ -207,7 +207,8 @@ struct store {
     atomic_int_fast64_t last_store_ts;
     struct store__tqoff *tq; /* put lock */
     size_t tq_cap, tq_count;
-    atomic_int disk_full;
+    atomic_int disk_full;    /* clean thread: usage past the warning ratio */
+    atomic_int disp_nospace; /* dispatch: no space for consume-queue or index files (ENOSPC) */
     atomic_int_fast64_t puts, put_bytes;
 
     /* queues and index */

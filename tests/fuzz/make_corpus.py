@@ -53,3 +53,52 @@ bodies = {
 for name, data in bodies.items():
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)
+
+# fuzz_batch: SEND_BATCH_MESSAGE bodies (mqrecord.batch_body)
+import mqrecord as mr  # noqa: E402
+
+out = os.path.join(HERE, "corpus", "fuzz_batch")
+os.makedirs(out, exist_ok=True)
+one = mr.batch_body([(b"hello", mr.props(KEYS="k1", WAIT="true"))])
+three = mr.batch_body([(b"a", ""), (b"", mr.props(TAGS="t")), (b"x" * 300, mr.props(UNIQ_KEY="u"))])
+bodies = {
+    "one": one,
+    "three": three,
+    "truncated": three[:-3],
+    "bad_total": struct.pack(">i", 0x7FFFFFFF) + one[4:],
+    "body_len_past_end": one[:16] + struct.pack(">i", 1 << 30) + one[20:],
+}
+for name, data in bodies.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+
+
+# fuzz_record: commitlog bytes (docs/FORMATS.md 1.1), written here from the format
+def record(body, topic=b"TopicTest", props=b"", qid=0, qoff=0, phys=0, v6=False):
+    sysflag = 0x30 if v6 else 0
+    host = (b"\0" * 15 + b"\1") if v6 else b"\x7f\0\0\1"
+    fields = (struct.pack(">iiqqiq", qid, 0, qoff, phys, sysflag, 1700000000000) +
+              host + struct.pack(">i", 10911) + struct.pack(">q", 1700000000001) +
+              host + struct.pack(">i", 10911) + struct.pack(">iqi", 0, 0, len(body)) + body +
+              struct.pack(">B", len(topic)) + topic + struct.pack(">h", len(props)) + props)
+    total = 12 + len(fields)
+    return struct.pack(">iIi", total, 0xDAA320A7, zlib.crc32(body) & 0x7FFFFFFF) + fields
+
+
+r1 = record(b"hello", props=b"KEYS\x01k\x02WAIT\x01true\x02")
+r2 = record(b"", topic=b"T2", qid=3, qoff=7, phys=len(r1))
+r3 = record(b"v6 body", v6=True)
+blank = struct.pack(">iI", 64, 0xCBD43194) + b"\0" * 56
+out = os.path.join(HERE, "corpus", "fuzz_record")
+os.makedirs(out, exist_ok=True)
+bodies = {
+    "one": r1,
+    "two_then_zeros": r1 + r2 + b"\0" * 16,
+    "v6": r3,
+    "blank_tail": r1 + blank,
+    "torn": r1 + r2[: len(r2) // 2],
+    "bad_crc": r1[:8] + b"\0\0\0\1" + r1[12:],
+}
+for name, data in bodies.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)

@@ -558,6 +558,53 @@ TEST(test_io_fault_nth_open)
         }
 }
 
+/* Dispatch finding no space for a new consume-queue file's blocks (ENOSPC from fallocate, where
+ * a store through the mapping into a hole would have raised SIGBUS): the acknowledged record
+ * stays in the commitlog, puts are refused with -ENOSPC, and once space is back dispatch
+ * resumes, the record becomes visible and puts are accepted again. */
+TEST(test_io_fault_dispatch_nospace)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 64 * 1024);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    struct mq_msg m0 = tu_msg("Nospc", 0, "zero", 4, "KEYS\001k0\002");
+    struct mq_msg m1 = tu_msg("Nospc", 1, "one", 3, "KEYS\001k1\002");
+    ASSERT_OK(store_put(s, &m0, &r));
+    ASSERT_OK(store_dispatch_wait(s));
+    store_io_fault(STORE_IO_FALLOCATE, 1, ENOSPC, 1);
+    ASSERT_OK(store_put(s, &m1, &r)); /* the commitlog has room: acknowledged */
+    int refused = 0;
+    for (int i = 0; i < 200 && !refused; i++) {
+        usleep(10000);
+        refused = store_put(s, &m0, &r) == -ENOSPC;
+        if (!refused)
+            ASSERT_OK(r.status);
+    }
+    ASSERT(refused);
+    ASSERT_EQ(store_max_offset(s, "Nospc", 5, 1), 0);
+    store_io_fault_clear();
+    for (int i = 0; i < 300 && store_max_offset(s, "Nospc", 5, 1) == 0; i++)
+        usleep(10000);
+    ASSERT_EQ(store_max_offset(s, "Nospc", 5, 1), 1);
+    struct store_get_result *g;
+    ASSERT_OK(store_get_messages(s, "Nospc", 5, 1, 0, 8, 1 << 20, NULL, 0, &g));
+    ASSERT_EQ(g->count, 1);
+    struct mq_msg d;
+    ASSERT_GT(mq_msg_decode(g->msgs[0].data, g->msgs[0].len, 0, MQ_MSG_CHECK_CRC, &d), 0);
+    ASSERT_EQ(d.body_len, 3);
+    ASSERT(memcmp(d.body, "one", 3) == 0);
+    store_release(s, g);
+    ASSERT_OK(store_put(s, &m1, &r));
+    int64_t phys[4];
+    ASSERT_GE(store_query_by_key(s, "Nospc", 5, "k1", 2, 0, INT64_MAX, phys, 4), 1);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
 TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,
           test_retention, test_retention_by_age, test_disk_full, test_io_fault_roll,
-          test_io_fault_nth_write, test_io_fault_flush, test_io_fault_nth_open)
+          test_io_fault_nth_write, test_io_fault_flush, test_io_fault_nth_open,
+          test_io_fault_dispatch_nospace)

@@ -1,0 +1,283 @@
+"""test_faults_kill.py — SIGKILL in the middle of work (docs/RELIABILITY.md "Kills"):
+
+- the NameServer dies while a libmqclient producer sends: sends keep succeeding on cached
+  routes, and once the NameServer is back the broker re-registers within one period;
+- mqfs dies while writes and a group read are in flight: the mount point recovers with
+  fusermount3 -u, a new mqfs continues the group from its committed offsets, and every line
+  whose write() returned success is in the topic;
+- an ASYNC_FLUSH broker dies under concurrent senders, three times: every acknowledged message
+  survives a process kill (the page cache keeps what was stored through the mapping; only a
+  machine crash loses the unflushed tail, bounded in RELIABILITY.md), queues have no holes, and
+  every record served decodes with a valid CRC (recovery cut any torn tail)."""
+
+import os
+import random
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+import mqproto as mp
+from brokers import GET_MAX_OFFSET, broker_factory, create_topic, pull, restart, send  # noqa: F401
+from conftest import binary
+from mqfs_mount import Mount
+
+
+def max_offsets(port, topic, queues):
+    with mp.Client(port) as cli:
+        out = []
+        for q in range(queues):
+            r = cli.call(GET_MAX_OFFSET, {"topic": topic, "queueId": str(q)})
+            assert r.code == mp.SUCCESS, r
+            out.append(int(r.ext["offset"]))
+        return out
+
+
+def route_ok(port, topic):
+    try:
+        with mp.Client(port, timeout=1) as cli:
+            return cli.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}).code == mp.SUCCESS
+    except OSError:
+        return False
+
+
+def all_records(port, topic, queues):
+    """{queue: [Record...]} pulled from offset 0; mqrecord checks magic, TOTALSIZE and CRC."""
+    out = {}
+    with mp.Client(port) as cli:
+        for q in range(queues):
+            off, recs = 0, []
+            while True:
+                p = pull(cli, topic, q, off, max_nums=32)
+                if p.code != mp.SUCCESS or not p.records:
+                    break
+                recs += p.records
+                off = p.records[-1].queue_offset + 1
+            out[q] = recs
+    return out
+
+
+def test_namesrv_sigkill_sends_continue(namesrv, broker_factory, daemons, tmp_path):  # noqa: F811
+    period_ms = 1000
+    b = broker_factory(namesrv=namesrv, registerNameServerPeriod=period_ms)
+    topic, queues, count = "KillNs", 4, 500
+    with mp.Client(b.port) as cli:
+        create_topic(cli, topic, queues)
+    deadline = time.monotonic() + 5
+    while not route_ok(namesrv.port, topic):
+        assert time.monotonic() < deadline, "the topic never reached the NameServer"
+        time.sleep(0.05)
+    out = open(tmp_path / "producer.out", "wb")
+    # -i 10: about 5 s of sends; -r 200: the route refresh runs (and fails) while it is down
+    prod = subprocess.Popen([binary("example_producer_sync"), "-n", "127.0.0.1:%d" % namesrv.port,
+                             "-t", topic, "-c", str(count), "-i", "10", "-r", "200", "-s", "64"],
+                            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1.0)
+        namesrv.kill()  # SIGKILL
+        at_kill = sum(max_offsets(b.port, topic, queues))
+        time.sleep(1.5)
+        while_down = sum(max_offsets(b.port, topic, queues))
+        assert while_down > at_kill + 20, "sends stalled without the NameServer (%d -> %d)" % (
+            at_kill, while_down)
+        conf = str(tmp_path / "namesrv1.conf")
+        ns2 = daemons.start("namesrv1r", [binary("mqnamesrv"), "-c", conf], port=namesrv.port,
+                            ready_text="ready on")
+        t0 = time.monotonic()
+        while not route_ok(ns2.port, topic):
+            assert time.monotonic() - t0 < period_ms / 1000 + 1.0, \
+                "the broker did not re-register within one period (%d ms)" % period_ms
+            time.sleep(0.02)
+        rc = prod.wait(timeout=60)
+    finally:
+        if prod.poll() is None:
+            prod.kill()
+            prod.wait()
+        out.close()
+    text = (tmp_path / "producer.out").read_text(errors="replace")
+    assert rc == 0, text[-3000:]
+    assert text.count("\nOK ") + text.startswith("OK ") == count, text[-3000:]
+    assert "FAIL" not in text
+    assert sum(max_offsets(b.port, topic, queues)) == count
+
+
+def test_mqfs_sigkill_writes_and_group_reads(namesrv, broker_factory, tmp_path):  # noqa: F811
+    b = broker_factory(namesrv=namesrv)
+    topic, queues = "KillFs", 4
+    with mp.Client(b.port) as cli:
+        create_topic(cli, topic, queues)
+        for i in range(300):
+            assert send(cli, topic, b"pre-%d" % i, queue_id=i % queues).code == mp.SUCCESS
+    os.makedirs(tmp_path / "fs1")
+    m = Mount(tmp_path / "fs1", "127.0.0.1:%d" % namesrv.port).start()
+    written, errors = [], []
+
+    def writer(t):
+        try:
+            fd = os.open(m.p("topic", topic), os.O_WRONLY | os.O_APPEND)
+        except OSError as e:
+            errors.append(e)
+            return
+        i = 0
+        try:
+            while True:
+                line = b"w%d-%d\n" % (t, i)
+                os.write(fd, line)  # raises once mqfs is gone
+                written.append(line[:-1])
+                i += 1
+        except OSError:
+            pass
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    reader_out = open(tmp_path / "reader.out", "wb")
+    reader = None
+    try:
+        os.mkdir(m.p("group", "GK"))
+        reader = subprocess.Popen(["cat", m.p("group", "GK", topic)], stdout=reader_out,
+                                  stderr=subprocess.DEVNULL)
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(2.5)  # reads commit their offsets within a second
+        m.proc.kill()  # SIGKILL: no unmount, no flush of anything
+        m.proc.wait()
+        for t in threads:
+            t.join(30)
+            assert not t.is_alive(), "a write() hangs on a dead mqfs"
+        reader.wait(30)
+    finally:
+        if reader and reader.poll() is None:
+            reader.kill()
+            reader.wait()
+        reader_out.close()
+        r = subprocess.run(["fusermount3", "-u", m.path], capture_output=True)
+        if r.returncode != 0:
+            subprocess.run(["fusermount3", "-u", "-z", m.path], capture_output=True)
+        m.proc = None
+        m._err.close()
+    assert not errors, errors
+    assert not os.path.ismount(m.path), "the mount point did not recover"
+    assert os.listdir(m.path) == []  # usable as a plain directory again
+    m.check_stderr()
+    assert len(written) > 10, "the writers got nowhere before the kill"
+    before = (tmp_path / "reader.out").read_bytes().split(b"\n")[:-1]
+    assert len(before) > 10, "the group reader got nowhere before the kill"
+
+    # every acknowledged write is in the topic, once
+    in_topic = [r.body for rs in all_records(b.port, topic, queues).values() for r in rs]
+    got = set(in_topic)
+    assert [w for w in written if w not in got] == []
+    assert len(in_topic) == len(got), "a line went in twice"
+
+    # a new mqfs continues the group where the committed offsets say
+    os.makedirs(tmp_path / "fs2")
+    m2 = Mount(tmp_path / "fs2", "127.0.0.1:%d" % namesrv.port).start()
+    try:
+        if not os.path.isdir(m2.p("group", "GK")):
+            os.mkdir(m2.p("group", "GK"))
+        r = subprocess.run(["cat", m2.p("group", "GK", topic + ".now")], capture_output=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        rest = r.stdout.split(b"\n")[:-1]
+    finally:
+        m2.stop()
+    assert got <= set(before) | set(rest), "the group skipped messages"
+    redelivered = set(before) & set(rest)
+    # offsets committed before the kill are honoured: at most the last second is read again
+    assert len(redelivered) < len(before), "the new mqfs started the group from scratch"
+
+
+FLUSH_MS = 100
+MAGIC = 0xDAA320A7
+
+
+def tear_tail(store, how):
+    """With the broker dead, appends a torn record after the last valid one of the newest
+    commitlog file, as a crash in the middle of an append leaves it: "half" = the first half
+    of a copy of the last record; "crc" = a whole copy, its offsets made consistent, one body
+    byte changed (only the body CRC tells). Returns the offset written at."""
+    d = os.path.join(store, "commitlog")
+    path = os.path.join(d, max(n for n in os.listdir(d) if len(n) == 20))
+    with open(path, "r+b") as f:
+        data = f.read()
+        pos, last = 0, None
+        while pos + 8 <= len(data):
+            total, magic = struct.unpack_from(">iI", data, pos)
+            if total <= 0 or magic != MAGIC or pos + total > len(data):
+                break
+            last = (pos, total)
+            pos += total
+        assert last, "no record in %s" % path
+        rec = bytearray(data[last[0]:last[0] + last[1]])
+        qoff, = struct.unpack_from(">q", rec, 20)
+        struct.pack_into(">q", rec, 20, qoff + 1)
+        struct.pack_into(">q", rec, 28, int(os.path.basename(path)) + pos)
+        if how == "half":
+            rec = rec[:len(rec) // 2]
+        else:
+            rec[88] ^= 0x20  # first body byte (IPv4 hosts); the CRC no longer matches
+        f.seek(pos)
+        f.write(bytes(rec))
+    return pos
+
+
+def test_async_flush_broker_sigkill(namesrv, broker_factory, daemons):  # noqa: F811
+    b = broker_factory(namesrv=namesrv, flushDiskType="ASYNC_FLUSH",
+                       flushIntervalCommitLog=FLUSH_MS, flushCommitLogLeastPages=0,
+                       mappedFileSizeCommitLog=1 << 20)
+    topic, queues, nthreads = "KillAsync", 4, 3
+    with mp.Client(b.port) as cli:
+        create_topic(cli, topic, queues)
+    acked = {}  # body -> monotonic ack time
+    lock = threading.Lock()
+    for cycle in range(3):
+        stop = threading.Event()
+
+        def sender(t, cycle=cycle, port=b.port, stop=stop):
+            rnd = random.Random(cycle * 10 + t)
+            try:
+                with mp.Client(port, timeout=5) as cli:
+                    i = 0
+                    while not stop.is_set():
+                        body = b"c%d-t%d-%d-" % (cycle, t, i) + b"x" * rnd.randrange(0, 3000)
+                        r = send(cli, topic, body, queue_id=t)
+                        if r.code == mp.SUCCESS:
+                            with lock:
+                                acked[body] = time.monotonic()
+                        i += 1
+            except (OSError, mp.ProtocolError):
+                pass  # the broker died under us
+
+        threads = [threading.Thread(target=sender, args=(t,)) for t in range(nthreads)]
+        for t in threads:
+            t.start()
+        time.sleep(0.8 + 0.3 * cycle)
+        b.kill()  # SIGKILL, mid-append most likely
+        killed_at = time.monotonic()
+        stop.set()
+        for t in threads:
+            t.join(30)
+        if cycle < 2:
+            tear_tail(b.store, ("half", "crc")[cycle])
+        b = restart(daemons, b)
+        recs = all_records(b.port, topic, queues)  # every record decodes, CRC checked
+        bodies = {}
+        for q, rs in recs.items():
+            assert [r.queue_offset for r in rs] == list(range(len(rs))), "a hole in queue %d" % q
+            for r in rs:
+                assert r.topic == topic and r.queue_id == q
+                assert r.body not in bodies, "served twice: %r" % r.body[:20]
+                bodies[r.body] = r
+        old = [k for k, t in acked.items() if t < killed_at - FLUSH_MS / 1000.0]
+        assert [k[:20] for k in old if k not in bodies] == [], \
+            "acknowledged and older than the flush interval, yet lost"
+        lost = [k[:20] for k in acked if k not in bodies]
+        assert lost == [], "acknowledged messages lost by a process kill: %r" % lost[:5]
+        assert all(k.startswith(b"c") for k in bodies)
+    assert len(acked) > 300
