@@ -7,8 +7,10 @@ group, readers that mix mqfs group files (`cat group/<G>/Soak.json`) and libmqcl
 Every message carries a sequence number: producer k sends tag `p<k>`, bodies `sync-<i>`
 (example_producer_sync). At the end, after the readers drained, for every group:
   missing    = messages a producer saw acknowledged that no member of the group received (must be 0)
-  duplicates = deliveries beyond the first of a message within the group (must be 0: nothing
-               crashes here; a crashed reader may redeliver what it had not committed)
+  duplicates = deliveries beyond the first of a message within the group (must be 0 unless the
+               group had a member killed with --crash-at: a crashed reader's uncommitted
+               deliveries come again; the report then shows that member's deliveries of its
+               last 2 s for comparison)
   foreign    = received messages no producer sent (must be 0; the one send in flight when a
                producer is stopped may be stored unacknowledged and is not foreign)
 and for every daemon and reader process (sampled each second): anonymous RSS (RssAnon, the heap;
@@ -18,8 +20,8 @@ sample after the warm-up vs the last, and the maximum. Flat means: RssAnon grew 
 and their stderr must show no sanitizer report.
 
   python3 tools/soak.py --duration 600 [--producers 3] [--groups 2] [--mqfs-readers 1]
-                        [--client-readers 1] [--interval-ms 5] [--bin-dir build/bin]
-                        [--report soak.json] [--keep]
+                        [--client-readers 1] [--interval-ms 5] [--crash-at S]
+                        [--bin-dir build/bin] [--report soak.json] [--keep]
 
 Prints a report and a last line `RESULT ...`; exits 0 when every check holds, 1 otherwise.
 Needs root or FUSE access (/dev/fuse, fusermount3).
@@ -128,6 +130,8 @@ class Reader:
         self.kind, self.group = kind, None
         self.p = Proc(name, argv, workdir, pipe=True)
         self.got = {}
+        self.times = []  # arrival time of every delivery
+        self.crashed_at = None
         self.bad = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._drain, daemon=True)
@@ -153,6 +157,7 @@ class Reader:
                 continue
             with self.lock:
                 self.got[key] = self.got.get(key, 0) + 1
+                self.times.append(time.monotonic())
 
     def count(self):
         with self.lock:
@@ -206,6 +211,9 @@ def main():
     ap.add_argument("--client-readers", type=int, default=1, help="libmqclient consumers per group")
     ap.add_argument("--interval-ms", type=int, default=5, help="pause between a producer's sends")
     ap.add_argument("--drain-timeout", type=float, default=60)
+    ap.add_argument("--crash-at", type=float, default=0,
+                    help="kill -9 a libmqclient member of the first group this many seconds in "
+                    "and start a replacement; that group may then see duplicates, no loss")
     ap.add_argument("--bin-dir", default=os.environ.get("MQ_BIN_DIR") or
                     os.path.join(REPO, "build", "bin"))
     ap.add_argument("--workdir", help="default: a new temporary directory")
@@ -244,8 +252,9 @@ def main():
             conf = os.path.join(work, name + ".conf")
             with open(conf, "w") as f:
                 f.write("brokerName=%s\nlistenPort=%d\nnamesrvAddr=%s\nstorePathRootDir=%s\n"
-                        "mappedFileSizeCommitLog=%d\nregisterNameServerPeriod=2000\n" %
-                        (name, port, namesrv, os.path.join(work, "store-" + name), 64 << 20))
+                        "mappedFileSizeCommitLog=%d\nregisterNameServerPeriod=2000\n"
+                        "maxHashSlotNum=100000\nmaxIndexNum=400000\n" %
+                        (name, port, namesrv, os.path.join(work, "store-" + name), 16 << 20))
             daemons[name] = start_daemon(name, [b("mqbroker"), "-c", conf], work, port)
         env_ns = ["-n", namesrv]
         for _ in range(100):  # both brokers registered
@@ -303,8 +312,24 @@ def main():
             t.start()
             drains.append(t)
         next_print = time.monotonic() + 10
+        crash_group = groups[0] if a.crash_at else None
         while time.monotonic() - t_produce < a.duration:
             time.sleep(0.5)
+            if crash_group and time.monotonic() - t_produce >= a.crash_at:
+                # kill -9 a libmqclient member of the first group, start a replacement.
+                victim = next(r for r in readers if r.group == crash_group and r.kind == "lib")
+                victim.p.stop(signal.SIGKILL)
+                victim.crashed_at = time.monotonic()
+                rd = Reader("lib", "%s-lib-new" % crash_group,
+                            [b("example_consumer_pull"), "-n", namesrv, "-t", TOPIC, "-g",
+                             crash_group, "-c", "0", "-r", "1000"], work)
+                rd.group = crash_group
+                readers.append(rd)
+                sampler.targets.pop(victim.p.name, None)
+                sampler.watch(rd.p.name, rd.p.pid)
+                print("soak: %4.0f s  killed %s (SIGKILL), started %s" % (
+                    time.monotonic() - t_produce, victim.p.name, rd.p.name), flush=True)
+                crash_group = None
             if time.monotonic() >= next_print:
                 next_print += 10
                 print("soak: %4.0f s  sent %d  received %s" % (
@@ -359,7 +384,7 @@ def main():
             rc = r.p.stop(signal.SIGINT if r.kind == "mqfs" else signal.SIGTERM)
             r.thread.join(10)
             reader_rc[r.p.name] = rc
-            if r.kind == "lib" and rc != 0:
+            if r.kind == "lib" and rc != 0 and r.crashed_at is None:
                 failures.append("%s exited %s" % (r.p.name, rc))
             if r.bad:
                 failures.append("%s printed unparsable lines: %r" % (r.p.name, r.bad[:3]))
@@ -380,7 +405,16 @@ def main():
             per_group[g] = {"received": len(merged), "missing": len(missing),
                             "duplicates": dups, "foreign": len(foreign), "members": members,
                             "missing_sample": sorted(missing)[:10]}
-            if missing or dups or foreign:
+            crashed = [r for r in readers if r.group == g and r.crashed_at is not None]
+            if crashed:
+                # A killed member redelivers what it had not committed: its deliveries of the
+                # last second or so (offsets are committed every 200 ms), and the queues moved
+                # at the two rebalances may repeat what their owner had not committed yet.
+                r = crashed[0]
+                per_group[g]["crash"] = {
+                    "member": r.p.name,
+                    "its_deliveries_last_2s": sum(1 for t in r.times if t > r.crashed_at - 2)}
+            if missing or foreign or (dups and not crashed):
                 failures.append("group %s: %d missing, %d duplicates, %d foreign" %
                                 (g, len(missing), dups, len(foreign)))
 
@@ -449,8 +483,9 @@ def print_report(r):
               "drained in %.1f s" % (r["duration_s"], r["producers"], r["sent_ok"],
                                      r["rate_per_s"], r["send_failures"], r["drain_s"]))
         for g, s in r["groups"].items():
-            print("  group %s: received %d, missing %d, duplicates %d, foreign %d; members %s" %
-                  (g, s["received"], s["missing"], s["duplicates"], s["foreign"], s["members"]))
+            print("  group %s: received %d, missing %d, duplicates %d, foreign %d; members %s%s" %
+                  (g, s["received"], s["missing"], s["duplicates"], s["foreign"], s["members"],
+                   "; crash: %s" % s["crash"] if "crash" in s else ""))
         print("  %-14s %28s %28s %16s %s" % ("process", "RssAnon KiB first/last/max",
                                              "VmRSS KiB first/last/max", "fds f/l/max", "flat"))
         for name, s in r["processes"].items():

@@ -9,7 +9,8 @@ Faults:
   good nor return wrong bytes, both NameServers drop it after brokerChannelExpiredTime, and when
   the cable is back it re-registers and every message it stored is consumed (exactly once for
   a group reader that lived through the whole outage).
-- a NameServer stops: sends, reads and new clients go on through the other one.
+- a NameServer stops (refused connections) or is cut off (silence): sends, reads and new
+  clients go on through the other one.
 """
 
 import json
@@ -124,6 +125,7 @@ class Cluster:
                 ok[(tag, int(f[1]))] = f[2]
             elif f[0] == "FAIL":
                 fails.append(int(f[1]))
+                print("send failed:", line)
         assert len(ok) + len(fails) == count, r.stdout[-2000:] + r.stderr[-2000:]
         for mark in SANITIZER_MARKS:
             assert mark not in r.stderr, r.stderr[-6000:]
@@ -238,6 +240,7 @@ def test_broker_cut_off_and_back(cluster):
         assert not fails
         assert set(ok.values()) == {"broker-a", "broker-b"}
         sent.update(ok)
+        on_b = {k for k, b in ok.items() if b == "broker-b"}
         assert reader.wait_for(list(ok), 20), "the live reader did not get the first batch"
         time.sleep(1.5)  # its offsets are committed (within a second)
         a_bytes = {q: open(m.p("queue", "Cut", "broker-a-%d" % q), "rb").read() for q in range(4)}
@@ -248,6 +251,12 @@ def test_broker_cut_off_and_back(cluster):
         # bytes; sends go on through broker-b.
         c.net.cut("b1")
         t_cut = time.monotonic()
+        # A new group's .now read while broker-a is silent: it may wait, but it must end
+        # (the NameServers drop broker-a, the rebalance drops its queues) with valid messages.
+        now_cut = {}
+        now_thread = threading.Thread(target=lambda: now_cut.update(
+            got=read_now(m, "GNowCut", "Cut", timeout=60), secs=time.monotonic() - t_cut))
+        now_thread.start()
         outcome = read_queue_bounded(m, "broker-a-0", a_bytes[0])
         print("queue/Cut/broker-a-0 just after the cut:", outcome)
         ok, fails, secs = c.produce("Cut", "during", 150, interval_ms=10)
@@ -268,6 +277,13 @@ def test_broker_cut_off_and_back(cluster):
         assert "broker-b" in listing and "broker-a" not in listing, listing
         outcome = read_queue_bounded(m, "broker-a-1", a_bytes[1])
         print("queue/Cut/broker-a-1 once dropped:", outcome)
+
+        now_thread.join(60)
+        assert "got" in now_cut, ".now read during the cut did not end within 60 s"
+        print(".now read of a new group during the cut: ended after %.1f s with %d messages" %
+              (now_cut["secs"], len(now_cut["got"])))
+        assert set(now_cut["got"]) <= set(sent) and all(n == 1 for n in now_cut["got"].values())
+        assert on_b <= set(now_cut["got"]), "a new group missed broker-b's messages in the cut"
 
         # Sends with broker-a gone from the routes: no failures at all.
         ok, fails, _ = c.produce("Cut", "gone", 100)
@@ -303,7 +319,10 @@ def test_broker_cut_off_and_back(cluster):
     assert set(reader.got) == set(sent)
 
 
-def test_namesrv_stops_nothing_notices(cluster):
+@pytest.mark.parametrize("how", ["stop", "cut"])
+def test_namesrv_down_nothing_notices(cluster, how):
+    """ns1 (the first NameServer of every client's list) stops (its port refuses at once) or
+    is cut off (silence: every request to it times out)."""
     c = cluster
     m = c.mount
     reader = GroupReader(m, "GLive", "Cut")
@@ -315,22 +334,27 @@ def test_namesrv_stops_nothing_notices(cluster):
             r=c.produce("Cut", "across", 300, interval_ms=10)))
         prod.start()
         time.sleep(1.0)
-        assert c.nsd["ns1"].stop() == 0  # the first NameServer of every client's list
+        if how == "stop":
+            assert c.nsd["ns1"].stop() == 0
+        else:
+            c.net.cut("ns1")
         prod.join(60)
         ok, fails, secs = result["r"]
-        print("sends across the NameServer stop: %d ok, %d failed, %.1f s" %
-              (len(ok), len(fails), secs))
+        print("sends across the NameServer %s: %d ok, %d failed, %.1f s" %
+              (how, len(ok), len(fails), secs))
         assert not fails
         sent.update(ok)
         # New clients start with the first NameServer down.
         ok, fails, secs = c.produce("Cut", "fresh", 100)
-        print("a new producer with ns1 down: %d ok, %.1f s" % (len(ok), secs))
+        print("a new producer with ns1 down (%s): %d ok, %.1f s" % (how, len(ok), secs))
         assert not fails and set(ok.values()) == {"broker-a", "broker-b"}
         sent.update(ok)
         out = c.admin("topicRoute", "-t", "Cut", "--json")
         assert "broker-a" in out and "broker-b" in out
         # The mount: listings and reads go on.
+        t0 = time.monotonic()
         assert "Cut" in os.listdir(m.p("topic"))
+        print("ls topic/ with ns1 down (%s): %.1f s" % (how, time.monotonic() - t0))
         got = read_now(m, "GNew", "Cut")
         assert set(got) == set(sent) and all(n == 1 for n in got.values())
         assert reader.wait_for(list(sent), 20)
