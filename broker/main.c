@@ -1,6 +1,7 @@
 /* main.c — `mqbroker [-c broker.conf] [-n namesrvAddr] [-p listenPort]`: loads the
  * configuration, starts the broker, and stops it cleanly on SIGTERM or SIGINT. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,10 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* Request frames of up to 4 MiB arrive all the time: keep such blocks in the heap instead of
+     * mapping and unmapping (and faulting in) fresh memory for every one. */
+    mallopt(M_MMAP_THRESHOLD, 16 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     struct brk_conf conf;
     char err[512];
     const struct mq_conf_key *keys;

@@ -156,8 +156,9 @@ void mqc_topic_route_destroy(struct mqc_topic_route *r)
     memset(r, 0, sizeof(*r));
 }
 
-static int parse_route(const char *body, size_t len, struct mqc_topic_route *out)
+int mqc_admin_parse_route(const char *body, size_t len, struct mqc_topic_route *out)
 {
+    memset(out, 0, sizeof(*out));
     json_t *root = rpc_json_loads(body, len);
     json_t *bds = json_object_get(root, "brokerDatas"), *qds = json_object_get(root, "queueDatas");
     int rc = -EBADMSG;
@@ -221,7 +222,7 @@ int mqc_admin_topic_route(struct mqc_admin *a, const char *topic, struct mqc_top
     else if (resp->code != RPC_SUCCESS || !resp->body)
         rc = -EIO;
     else
-        rc = parse_route((const char *)resp->body, resp->body_len, out);
+        rc = mqc_admin_parse_route((const char *)resp->body, resp->body_len, out);
     rpc_cmd_free(resp);
     return rc;
 }

@@ -52,23 +52,35 @@ int mqc_consumer_new(const struct mqc_config *cfg, const struct mqc_consumer_opt
         c->opts.pull_batch = 32;
     if (!c->opts.queue_buffer)
         c->opts.queue_buffer = 1000;
-    /* Every consumer of a process is its own member of the group: pid#sequence. */
-    struct mqc_config mine = *cfg;
+    /* Every consumer of a process is its own member of the group: ip@pid#sequence. */
     char inst_name[96];
-    if (!cfg->instance_name) {
-        snprintf(inst_name, sizeof(inst_name), "%d#%u", (int)getpid(),
-                 atomic_fetch_add(&consumer_seq, 1));
-        mine.instance_name = inst_name;
+    snprintf(inst_name, sizeof(inst_name), "%d#%u", (int)getpid(),
+             atomic_fetch_add(&consumer_seq, 1));
+    int rc;
+    if (c->opts.shared) { /* the admin handle's NameServers, routes and connections */
+        c->inst = c->opts.shared->inst;
+        const char *at = strchr(c->inst->client_id, '@');
+        int iplen = at ? (int)(at - c->inst->client_id) : 0;
+        snprintf(c->client_id, sizeof(c->client_id), "%.*s@%s", iplen, c->inst->client_id,
+                 cfg->instance_name ? cfg->instance_name : inst_name);
+    } else {
+        struct mqc_config mine = *cfg;
+        if (!cfg->instance_name)
+            mine.instance_name = inst_name;
+        if ((rc = mqc__instance_new(&mine, cfg->group, &c->inst)) != 0) {
+            free(c);
+            return rc;
+        }
+        c->own_inst = 1;
+        snprintf(c->client_id, sizeof(c->client_id), "%s", c->inst->client_id);
     }
-    int rc = mqc__instance_new(&mine, cfg->group, &c->inst);
-    if (rc) {
-        free(c);
-        return rc;
-    }
+    snprintf(c->group, sizeof(c->group), "%s", cfg->group);
+    c->refs = 1;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     pthread_cond_init(&c->svc_cond, NULL);
-    mqc__consumer_register_notify(c);
+    if (c->own_inst)
+        mqc__consumer_register_notify(c);
     *out = c;
     return 0;
 }
@@ -79,6 +91,10 @@ int mqc_consumer_subscribe(struct mqc_consumer *c, const char *topic, const char
         return -EINVAL;
     if (c->started || c->nsubs == MQC_MAX_SUBS)
         return -EBUSY;
+    struct sub *grown = realloc(c->subs, (c->nsubs + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    c->subs = grown;
     struct sub *s = &c->subs[c->nsubs];
     memset(s, 0, sizeof(*s));
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
@@ -93,7 +109,7 @@ int mqc_consumer_subscribe(struct mqc_consumer *c, const char *topic, const char
 
 const char *mqc_consumer_id(const struct mqc_consumer *c)
 {
-    return c->inst->client_id;
+    return c->client_id;
 }
 
 void mqc_consumer_on_ready(struct mqc_consumer *c, void (*fn)(void *arg), void *arg)
@@ -157,26 +173,36 @@ void mqc__pq_pull(struct mqc_consumer *c, struct pq *q)
         return; /* resumed by take() when the buffer drains */
     if (q->retry_at && now_ms() < q->retry_at)
         return; /* the service thread retries */
-    struct rpc_cmd *req = mqc__pull_request(c->inst->group, &q->mq, q->sub->expr, q->next_pull,
+    struct rpc_cmd *req = mqc__pull_request(c->group, &q->mq, q->sub->expr, q->next_pull,
                                             c->opts.pull_batch, c->opts.suspend_ms, -1);
     if (!req)
         return;
     q->pulling = 1;
     q->refs++;
+    c->refs++;
     int rc =
         rpc_client_call_async(c->inst->rpc, q->addr, req, c->opts.suspend_ms + 10000, pull_cb, q);
     rpc_cmd_free(req);
     if (rc) {
         q->pulling = 0;
         q->refs--;
+        c->refs--;
         q->retry_at = now_ms() + PULL_RETRY_DELAY_MS;
     }
 }
+
+static void pull_handle(struct mqc_consumer *c, struct pq *q, int err, struct rpc_cmd *resp);
 
 static void pull_cb(int err, struct rpc_cmd *resp, void *arg)
 {
     struct pq *q = arg;
     struct mqc_consumer *c = q->owner;
+    pull_handle(c, q, err, resp);
+    mqc__consumer_unref(c); /* the reference the pull held */
+}
+
+static void pull_handle(struct mqc_consumer *c, struct pq *q, int err, struct rpc_cmd *resp)
+{
     struct mqc_pull_result res;
     if (err == 0)
         err = mqc__pull_parse(resp, &q->mq, &q->sub->tags, &res); /* takes resp */
@@ -244,12 +270,35 @@ static void pull_cb(int err, struct rpc_cmd *resp, void *arg)
     }
     if (became_ready)
         notify_ready_locked(c);
-    void (*fn)(void *) = became_ready ? c->on_ready : NULL;
+    void (*fn)(void *) = became_ready && !c->stopping ? c->on_ready : NULL;
     void *fn_arg = c->on_ready_arg;
+    if (fn)
+        c->cb_active++; /* mqc_consumer_free waits for it */
     pq_unref(c, q);
     pthread_mutex_unlock(&c->lock);
-    if (fn)
+    if (fn) {
         fn(fn_arg);
+        pthread_mutex_lock(&c->lock);
+        c->cb_active--;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+void mqc__consumer_unref(struct mqc_consumer *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int last = --c->refs == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (!last)
+        return;
+    for (size_t i = 0; i < c->nsubs; i++)
+        mq_tags_destroy(&c->subs[i].tags);
+    free(c->subs);
+    pthread_cond_destroy(&c->svc_cond);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
 }
 
 static void pq_unref(struct mqc_consumer *c, struct pq *q)

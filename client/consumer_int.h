@@ -46,9 +46,14 @@ struct pq {
 };
 
 struct mqc_consumer {
-    struct mqc_instance *inst;
+    struct mqc_instance *inst; /* own, or an admin handle's (opts.shared) */
+    int own_inst;
+    char client_id[192]; /* this consumer's id in its group */
+    char group[MQC_NAME_MAX];
+    int refs;      /* the owner + one per pull in flight; the last frees (lock) */
+    int cb_active; /* on_ready calls running (lock) */
     struct mqc_consumer_opts opts;
-    struct sub subs[MQC_MAX_SUBS];
+    struct sub *subs; /* grown by subscribe, before start only (queues point into it) */
     size_t nsubs;
     int started;
     int rebalanced; /* the first rebalance ran */
@@ -69,5 +74,7 @@ struct mqc_consumer {
 void mqc__pq_pull(struct mqc_consumer *c, struct pq *q);
 void mqc__pq_drop(struct mqc_consumer *c, struct pq *q);
 void mqc__consumer_register_notify(struct mqc_consumer *c);
+/* Drops a reference; the last one frees the consumer. Lock NOT held. */
+void mqc__consumer_unref(struct mqc_consumer *c);
 
 #endif

@@ -66,10 +66,10 @@ static json_t *heartbeat_body(struct mqc_consumer *c)
                             "subVersion", (json_int_t)s->version, "expressionType", "TAG"));
     }
     json_t *cd =
-        json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "groupName", c->inst->group, "consumeType",
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "groupName", c->group, "consumeType",
                   "CONSUME_ACTIVELY", "messageModel", "CLUSTERING", "consumeFromWhere",
                   from_names[c->opts.from % 3], "subscriptionDataSet", subs, "unitMode", 0);
-    return json_pack("{s:s, s:[o], s:[]}", "clientID", c->inst->client_id, "consumerDataSet", cd,
+    return json_pack("{s:s, s:[o], s:[]}", "clientID", c->client_id, "consumerDataSet", cd,
                      "producerDataSet");
 }
 
@@ -132,7 +132,7 @@ static int64_t start_offset(struct mqc_consumer *c, const char *addr, const stru
 {
     char qid[16], ts[32];
     snprintf(qid, sizeof(qid), "%d", mq->queue_id);
-    const char *q[] = {"consumerGroup", c->inst->group, "topic", mq->topic, "queueId", qid};
+    const char *q[] = {"consumerGroup", c->group, "topic", mq->topic, "queueId", qid};
     struct rpc_cmd *resp = NULL;
     if (call(c, addr, REQ_QUERY_CONSUMER_OFFSET, q, 6, &resp))
         return -1;
@@ -160,8 +160,8 @@ static int commit_one(struct mqc_consumer *c, const char *addr, const struct mqc
     char qid[16], off[32];
     snprintf(qid, sizeof(qid), "%d", mq->queue_id);
     snprintf(off, sizeof(off), "%lld", (long long)offset);
-    const char *kv[] = {
-        "consumerGroup", c->inst->group, "topic", mq->topic, "queueId", qid, "commitOffset", off};
+    const char *kv[] = {"consumerGroup", c->group, "topic",        mq->topic,
+                        "queueId",       qid,      "commitOffset", off};
     struct rpc_cmd *resp = NULL;
     int rc = call(c, addr, REQ_UPDATE_CONSUMER_OFFSET, kv, 8, &resp);
     if (rc == 0 && resp->code != RPC_SUCCESS)
@@ -215,7 +215,7 @@ int mqc_consumer_commit(struct mqc_consumer *c)
 
 static int consumer_ids(struct mqc_consumer *c, const char *addr, char ***ids, size_t *n)
 {
-    const char *kv[] = {"consumerGroup", c->inst->group};
+    const char *kv[] = {"consumerGroup", c->group};
     struct rpc_cmd *resp = NULL;
     int rc = call(c, addr, REQ_GET_CONSUMER_LIST_BY_GROUP, kv, 2, &resp);
     if (rc)
@@ -285,9 +285,9 @@ static int rebalance_topic(struct mqc_consumer *c, const struct sub *s)
     mine = calloc(nq, sizeof(*mine));
     if (!mine)
         goto out;
-    nmine = mqc_allocate_averagely(nq, (const char *const *)ids, nids, c->inst->client_id, mine);
-    mq_debug("%s: rebalance of %s: %zu queues, %zu consumers, %zu mine", c->inst->client_id,
-             s->topic, nq, nids, nmine);
+    nmine = mqc_allocate_averagely(nq, (const char *const *)ids, nids, c->client_id, mine);
+    mq_debug("%s: rebalance of %s: %zu queues, %zu consumers, %zu mine", c->client_id, s->topic, nq,
+             nids, nmine);
 
     /* Drop queues no longer ours (commit their offsets first). */
     pthread_mutex_lock(&c->lock);
@@ -340,7 +340,7 @@ static int rebalance_topic(struct mqc_consumer *c, const struct sub *s)
         c->queues = q;
         mqc__pq_pull(c, q);
         pthread_mutex_unlock(&c->lock);
-        mq_debug("%s now owns %s/%s:%d from offset %lld", c->inst->client_id, mq->topic, mq->broker,
+        mq_debug("%s now owns %s/%s:%d from offset %lld", c->client_id, mq->topic, mq->broker,
                  mq->queue_id, (long long)off);
     }
 out:
@@ -452,7 +452,12 @@ int mqc_consumer_start(struct mqc_consumer *c)
         (void)mqc__route_refresh(c->inst, c->subs[i].topic, 0);
     send_heartbeats(c);
     rebalance(c);
-    if (pthread_create(&c->svc, NULL, svc_main, c) != 0)
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 128 << 10); /* one per consumer: mqfs opens many */
+    int rc = pthread_create(&c->svc, &attr, svc_main, c);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
         return -EAGAIN;
     c->started = 1;
     return 0;
@@ -473,7 +478,7 @@ void mqc_consumer_free(struct mqc_consumer *c)
         char addrs[32][MQC_ADDR_MAX];
         size_t n = broker_addrs(c, addrs, 32);
         for (size_t i = 0; i < n; i++) {
-            const char *kv[] = {"clientID", c->inst->client_id, "consumerGroup", c->inst->group};
+            const char *kv[] = {"clientID", c->client_id, "consumerGroup", c->group};
             struct rpc_cmd *resp = NULL;
             if (call(c, addrs[i], REQ_UNREGISTER_CLIENT, kv, 4, &resp) == 0)
                 rpc_cmd_free(resp);
@@ -481,16 +486,17 @@ void mqc_consumer_free(struct mqc_consumer *c)
     }
     pthread_mutex_lock(&c->lock);
     c->stopping = 1;
+    pthread_cond_broadcast(&c->cond);
+    while (c->cb_active) /* an on_ready call in progress: the caller frees its state next */
+        pthread_cond_wait(&c->cond, &c->lock);
     while (c->queues)
         mqc__pq_drop(c, c->queues);
     pthread_mutex_unlock(&c->lock);
-    mqc__instance_free(c->inst); /* fails in-flight pulls: their callbacks free the queues */
-    for (size_t i = 0; i < c->nsubs; i++)
-        mq_tags_destroy(&c->subs[i].tags);
-    pthread_cond_destroy(&c->svc_cond);
-    pthread_cond_destroy(&c->cond);
-    pthread_mutex_destroy(&c->lock);
-    free(c);
+    /* An own instance fails the pulls in flight now (their callbacks drop their references);
+     * with a shared one they finish within the suspend time and the last frees the consumer. */
+    if (c->own_inst)
+        mqc__instance_free(c->inst);
+    mqc__consumer_unref(c);
 }
 
 int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
@@ -506,7 +512,7 @@ int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, 
     int rc = mq_tags_parse(expr, &tags);
     if (rc)
         return rc;
-    struct rpc_cmd *req = mqc__pull_request(c->inst->group, mq, expr, offset, max_msgs, suspend_ms,
+    struct rpc_cmd *req = mqc__pull_request(c->group, mq, expr, offset, max_msgs, suspend_ms,
                                             commit_offset),
                    *resp = NULL;
     rc = req ? rpc_client_call(c->inst->rpc, addr, req, suspend_ms + CALL_TIMEOUT_MS, &resp)

@@ -84,7 +84,6 @@ int mqc__instance_new(const struct mqc_config *cfg, const char *default_group,
         inst->cfg.max_async_bytes = 64u << 20;
     /* Zero means default (mqclient.h); explicit "off" values become 0 for the code below. */
     inst->cfg.retries = cfg->retries == 0 ? 2 : (cfg->retries < 0 ? 0 : cfg->retries);
-    inst->cfg.compress_over = cfg->compress_over == 0 ? 4096 : cfg->compress_over;
     if (inst->cfg.compress_type == MQC_COMPRESS_DEFAULT)
         inst->cfg.compress_type = MQC_COMPRESS_ZSTD;
     inst->cfg.fault_avoidance = cfg->fault_avoidance >= 0;

@@ -17,15 +17,16 @@
 #include <stdint.h>
 
 /* Client settings. A zero field means its default, so `{.namesrv = "..."}` is a complete
- * configuration; turning a feature off takes an explicit value. */
+ * configuration; turning a feature off takes an explicit value. The one exception is
+ * compress_over, where 0 means never: bodies are stored as given unless the caller opts in
+ * (RocketMQ's threshold is MQC_COMPRESS_OVER_DEFAULT). */
 struct mqc_config {
     const char *namesrv;       /* required: "host:port[;host:port...]" */
     const char *group;         /* producer or consumer group; default "DEFAULT_PRODUCER" */
     const char *instance_name; /* part of the client id (ip@instance); default: the pid */
     int send_timeout_ms;       /* per attempt, default 3000 */
     int retries;               /* extra attempts for sync/async sends: 0 = default 2, < 0 = none */
-    size_t compress_over;      /* compress bodies larger than this: 0 = default 4096,
-                                * MQC_COMPRESS_NEVER = never */
+    size_t compress_over;      /* compress bodies larger than this; 0 = never */
     int compress_type;         /* enum mqc_compress: 0 = default (zstd) */
     size_t max_message_size;   /* default 4 MiB */
     size_t max_async_bytes;    /* unacknowledged async bytes per producer, default 64 MiB */
@@ -34,7 +35,7 @@ struct mqc_config {
     int poll_namesrv_ms;       /* route refresh period (pollNameServerInterval), default 30000 */
 };
 
-#define MQC_COMPRESS_NEVER ((size_t)-1)
+#define MQC_COMPRESS_OVER_DEFAULT 4096 /* compressMsgBodyOverHowmuch */
 
 /* Body compression: zstd (RocketMQ 5.x compression type bits) or zlib, the only one RocketMQ
  * 4.x clients (and ali-ons) decompress. docs/FORMATS.md "Client conventions". */
@@ -79,7 +80,8 @@ struct mqc_producer;
 
 /* Creates a producer. cfg is copied. Returns 0, -EINVAL (no namesrv) or -ENOMEM. */
 int mqc_producer_new(const struct mqc_config *cfg, struct mqc_producer **out);
-/* Waits for pending async sends (their callbacks run), then frees. NULL is a no-op. */
+/* Waits for pending async sends (their callbacks run) and until oneway sends were written to
+ * their brokers (one heartbeat round trip per such broker), then frees. NULL is a no-op. */
 void mqc_producer_free(struct mqc_producer *p);
 
 /* Sync send; on 0 *res (may be NULL) describes where the message went. */
@@ -192,6 +194,9 @@ struct mqc_consumer_opts {
     int suspend_ms;             /* broker long-poll hold, default 20000 */
     int pull_batch;             /* messages per pull, default 32 */
     int queue_buffer;           /* pulled, unconsumed messages kept per queue, default 1000 */
+    struct mqc_admin *shared;   /* optional: use this handle's NameServers, routes and broker
+                                 * connections (many consumers, one set of threads); it must
+                                 * outlive the consumer */
 };
 
 /* A consumer in a group (cfg->group required). Pass opts NULL for defaults. Nothing happens
@@ -276,6 +281,8 @@ struct mqc_topic_route {
  * -EBADMSG or a transport error. */
 int mqc_admin_topic_route(struct mqc_admin *a, const char *topic, struct mqc_topic_route *out);
 void mqc_topic_route_destroy(struct mqc_topic_route *r);
+/* The decoder of a TopicRouteData body (pure; exposed for tests). 0, -EBADMSG or -ENOMEM. */
+int mqc_admin_parse_route(const char *json, size_t len, struct mqc_topic_route *out);
 
 /* One queue's offsets on its broker: GET_MIN_OFFSET (31), GET_MAX_OFFSET (30), and the store
  * time of its newest message (a one-message pull at max - 1; 0 when the queue is empty). */

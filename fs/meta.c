@@ -197,7 +197,9 @@ static int topic_exists(struct mqfs *fs, const char *topic)
     pthread_mutex_unlock(&fs->lock);
     if (known)
         return 1;
-    if (mqfs__meta_refresh(fs, MQFS_LIST_AGE_US) != 0)
+    /* An unknown name may be a topic created a moment ago by another client: refetch unless
+     * the list is very fresh. */
+    if (mqfs__meta_refresh(fs, MQFS_MISS_AGE_US) != 0)
         return 0;
     pthread_mutex_lock(&fs->lock);
     known = mqfs__topic_known(fs, topic);

@@ -23,6 +23,7 @@
 #define MQFS_MAX_MSG     (4u << 20)    /* maxMessageSize */
 #define MQFS_NS_RETRY_US (2 * 1000000) /* after a failed NameServer call, use the cache this long */
 #define MQFS_LIST_AGE_US (1 * 1000000) /* a topic list younger than this is not refetched */
+#define MQFS_MISS_AGE_US (100 * 1000)  /* ... unless a lookup misses and it is older than this */
 
 /* One node the kernel knows (or an open file still uses). Owned by the table; freed when the
  * kernel forgot it (nlookup == 0) and no handle refers to it (nopen == 0). */
@@ -189,6 +190,7 @@ int mqfs__read_text(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t of
 int mqfs__log_view(const struct mqfs_node *n);
 int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size);
 void mqfs__routes_destroy(struct mqfs *fs);
+void mqfs__route_forget(struct mqfs *fs, const char *topic);
 /* Group views (view_group.c): one consumer per open file. */
 int mqfs__group_open(struct mqfs_handle *h);
 void mqfs__group_release(struct mqfs_handle *h);
@@ -198,6 +200,11 @@ int mqfs__poll_group(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned
 /* Lookup files (view_lookup.c): the content of a key/, blob/ or msg/ file, built by network
  * calls (never under fs->lock). Returns 0, -ENOENT (no such message) or -errno. */
 int mqfs__lookup_build(struct mqfs *fs, const struct mqfs_node *n, struct mq_buf *out);
+/* Extended attributes of a node as NUL-terminated name, value pairs (xattr.c); network calls,
+ * never under fs->lock. Returns 0 (out empty: none) or -errno. */
+int mqfs__xattrs(struct mqfs *fs, const struct mqfs_node *n, struct mq_buf *out);
+/* rm topic/<T>: deletes the topic on every broker of its route and on the NameServers. */
+int mqfs__delete_topic(struct mqfs *fs, const char *topic);
 /* A message as its .json line (render_json.c). */
 int mqfs__render_json(const struct mqc_msg *m, struct mq_buf *out);
 /* poll() of any open file: group files by readiness, everything else always readable. */

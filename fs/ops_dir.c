@@ -374,13 +374,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct mqfs *fs = fs_of(req);
     struct mqfs_node n;
     int rc = child_of(fs, parent, name, 1, &n);
-    if (rc == 0) {
-        rc = -EPERM;
-        if (n.kind == MQFS_TOPIC)
-            mq_warn("rm %s: deleting topics is not supported yet (needs the admin client's "
-                    "DELETE_TOPIC_IN_BROKER/NAMESRV); nothing deleted",
-                    n.topic);
-    }
+    if (rc == 0) /* rm topic/<T> deletes the topic from its brokers and the NameServers */
+        rc = n.kind == MQFS_TOPIC && n.ntags == 0 && !(n.flags & MQFS_F_JSON)
+                 ? mqfs__delete_topic(fs, n.topic)
+                 : -EPERM;
     fuse_reply_err(req, -rc);
 }
 
@@ -394,19 +391,64 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &sv);
 }
 
-/* No extended attributes yet (queue counts, offsets and lag are planned): ENODATA, never
- * ENOSYS, which would make the kernel stop asking for the rest of the mount's life. */
+/* Extended attributes (xattr.c): computed per call from the brokers. ENODATA for a missing
+ * name, never ENOSYS (which would make the kernel stop asking for the rest of the mount). */
+static int xattrs_of(fuse_req_t req, fuse_ino_t ino, struct mq_buf *out)
+{
+    struct mqfs *fs = fs_of(req);
+    struct mqfs_node n;
+    int rc = node_of(fs, ino, &n);
+    return rc ? rc : mqfs__xattrs(fs, &n, out);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-    fuse_reply_err(req, ENODATA);
+    struct mq_buf b;
+    mq_buf_init(&b);
+    int rc = xattrs_of(req, ino, &b);
+    const char *val = NULL;
+    for (size_t pos = 0; rc == 0 && pos < b.len;) {
+        const char *k = (const char *)b.data + pos, *v = k + strlen(k) + 1;
+        if (strcmp(k, name) == 0) {
+            val = v;
+            break;
+        }
+        pos = (size_t)(v - (const char *)b.data) + strlen(v) + 1;
+    }
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else if (!val)
+        fuse_reply_err(req, ENODATA);
+    else if (size == 0)
+        fuse_reply_xattr(req, strlen(val));
+    else if (size < strlen(val))
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, val, strlen(val));
+    mq_buf_destroy(&b);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-    if (size == 0)
-        fuse_reply_xattr(req, 0);
+    struct mq_buf b, names;
+    mq_buf_init(&b);
+    mq_buf_init(&names);
+    int rc = xattrs_of(req, ino, &b);
+    for (size_t pos = 0; rc == 0 && pos < b.len;) {
+        const char *k = (const char *)b.data + pos, *v = k + strlen(k) + 1;
+        rc = mq_buf_append(&names, k, strlen(k) + 1);
+        pos = (size_t)(v - (const char *)b.data) + strlen(v) + 1;
+    }
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else if (size == 0)
+        fuse_reply_xattr(req, names.len);
+    else if (size < names.len)
+        fuse_reply_err(req, ERANGE);
     else
-        fuse_reply_buf(req, NULL, 0);
+        fuse_reply_buf(req, (const char *)names.data, names.len);
+    mq_buf_destroy(&b);
+    mq_buf_destroy(&names);
 }
 
 void mqfs__ops_dir(struct fuse_lowlevel_ops *ops)

@@ -29,7 +29,11 @@ struct waiter {
     struct waiter *next;
     fuse_req_t req;
     size_t size;
+    int armed; /* its interrupt function is registered: it may be answered */
 };
+
+/* The request whose interrupt function this thread is registering (see on_interrupt). */
+static _Thread_local fuse_req_t registering;
 
 struct group_view {
     struct mqfs_handle *h;
@@ -83,16 +87,33 @@ static void deliver(struct group_view *v, fuse_req_t req, size_t size)
     }
 }
 
-/* The consumer's thread: a message is ready. Answer waiting reads (each reply belongs to
- * whoever takes the waiter off the list, under the lock), then poll. */
+/* Takes the first armed waiter off the list. View lock held. */
+static struct waiter *first_armed(struct group_view *v)
+{
+    for (struct waiter **pw = &v->waiters; *pw; pw = &(*pw)->next) {
+        if ((*pw)->armed) {
+            struct waiter *w = *pw;
+            *pw = w->next;
+            return w;
+        }
+    }
+    return NULL;
+}
+
+/* The consumer's thread: a message is ready. Answer waiting reads (a reply belongs to whoever
+ * takes the waiter off the list under the view lock), then poll.
+ *
+ * Lock order: libfuse calls on_interrupt holding the request's lock, and on_interrupt takes
+ * the view lock; so nothing here calls fuse_req_interrupt_func (which takes the request's lock)
+ * while holding the view lock. */
 static void on_ready(void *arg)
 {
     struct group_view *v = arg;
     pthread_mutex_lock(&v->lock);
-    while (v->waiters && prepare(v)) {
-        struct waiter *w = v->waiters;
-        v->waiters = w->next;
-        fuse_req_interrupt_func(w->req, NULL, NULL); /* no EINTR after this reply */
+    while (prepare(v)) {
+        struct waiter *w = first_armed(v);
+        if (!w)
+            break;
         deliver(v, w->req, w->size);
         free(w);
     }
@@ -105,22 +126,32 @@ static void on_ready(void *arg)
     }
 }
 
-/* Interrupt (Ctrl-C, a signal): answers EINTR if the read is still waiting. libfuse may call it
- * from inside fuse_req_interrupt_func, with the (recursive) view lock held. */
+/* Interrupt (Ctrl-C, a signal): answers EINTR if the read is still waiting. Called by libfuse
+ * with the request's lock held — also from inside fuse_req_interrupt_func when the interrupt
+ * came first, where replying would free the request under libfuse's feet: then it only takes
+ * the waiter off the list and mqfs__read_group answers after registering. */
 static void on_interrupt(fuse_req_t req, void *arg)
 {
     struct group_view *v = arg;
+    struct waiter *found = NULL;
     pthread_mutex_lock(&v->lock);
     for (struct waiter **pw = &v->waiters; *pw; pw = &(*pw)->next) {
         if ((*pw)->req == req) {
-            struct waiter *w = *pw;
-            *pw = w->next;
-            free(w);
-            fuse_reply_err(req, EINTR);
+            found = *pw;
+            *pw = found->next;
             break;
         }
     }
     pthread_mutex_unlock(&v->lock);
+    if (!found)
+        return;
+    if (registering == req) {
+        found->next = NULL;
+        found->armed = -1; /* cancelled: mqfs__read_group answers */
+        return;
+    }
+    free(found);
+    fuse_reply_err(req, EINTR);
 }
 
 int mqfs__group_open(struct mqfs_handle *h)
@@ -145,6 +176,7 @@ int mqfs__group_open(struct mqfs_handle *h)
         .suspend_ms = now ? 1 : 15000,
         .pull_batch = 64,
         .queue_buffer = 256,
+        .shared = h->fs->admin, /* one set of connections and threads for every open file */
     };
     int rc = mqc_consumer_new(&cfg, &opts, &v->c);
     if (rc == 0)
@@ -174,7 +206,6 @@ void mqfs__group_release(struct mqfs_handle *h)
     while (v->waiters) { /* the kernel sends RELEASE after its READs were answered; be safe */
         struct waiter *w = v->waiters;
         v->waiters = w->next;
-        fuse_req_interrupt_func(w->req, NULL, NULL);
         fuse_reply_err(w->req, EINTR);
         free(w);
     }
@@ -243,12 +274,21 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
     while (*tail)
         tail = &(*tail)->next;
     *tail = w;
-    /* Under the lock, so no reply can free req first; an interrupt that already arrived runs
-     * on_interrupt right here (the lock is recursive). */
-    fuse_req_interrupt_func(req, on_interrupt, v);
     pthread_mutex_unlock(&v->lock);
-    if (mqc_consumer_ready(v->c)) /* a message arrived before we were listed */
-        on_ready(v);
+    /* Not under the view lock (lock order, see on_ready). Until armed, nobody answers req, so
+     * it stays valid here; an interrupt that already arrived runs on_interrupt right now. */
+    registering = req;
+    fuse_req_interrupt_func(req, on_interrupt, v);
+    registering = NULL;
+    pthread_mutex_lock(&v->lock);
+    if (w->armed < 0) { /* interrupted before it could wait: on_interrupt left the answer */
+        pthread_mutex_unlock(&v->lock);
+        free(w);
+        return -EINTR;
+    }
+    w->armed = 1;
+    pthread_mutex_unlock(&v->lock);
+    on_ready(v); /* a message may have arrived before it was armed */
     return 0;
 }
 

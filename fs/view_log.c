@@ -88,6 +88,17 @@ static int route_segs(struct mqfs *fs, const char *topic, const char *broker, in
     return n;
 }
 
+void mqfs__route_forget(struct mqfs *fs, const char *topic)
+{
+    pthread_mutex_lock(&fs->route_lock);
+    struct route_entry *e = mq_map_del(&fs->routes, topic);
+    pthread_mutex_unlock(&fs->route_lock);
+    if (e) {
+        mqc_topic_route_destroy(&e->r);
+        free(e);
+    }
+}
+
 void mqfs__routes_destroy(struct mqfs *fs)
 {
     size_t it = 0;

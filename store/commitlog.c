@@ -12,6 +12,7 @@
 #include "common/mq_err.h"
 #include "common/mq_log.h"
 #include "common/mq_util.h"
+#include "store/store_io.h"
 
 /* ---- topic-queue → next queue offset (put lock) ---- */
 
@@ -106,10 +107,62 @@ void store__tq_free(struct store *s)
     s->tq = NULL;
 }
 
-/* ---- append ---- */
+/* ---- append ----
+ *
+ * Records are encoded into a staging buffer under the put lock and written with one pwrite per
+ * batch and file when the batch is at least a page (not through the mapping: writing through a
+ * shared mapping makes every writeback write-protect the pages again, a TLB shootdown and a
+ * fault per page); smaller stages are copied into the mapping, cheaper than a system call.
+ * Readers use the mapping, which sees the same page cache, below the published `wrote`. */
+
+#define STAGE_MIN        (1 << 20)
+#define STAGE_PWRITE_MIN 4096
+
+/* Writes the staged bytes at stage_pos of the current file. Put lock held. */
+static int stage_write(struct store *s)
+{
+    if (!s->stage_len)
+        return 0;
+    struct store__mfile *f = s->clog_cur;
+    if (s->stage_len < STAGE_PWRITE_MIN) {
+        memcpy(f->map + (s->stage_pos - f->base), s->stage, s->stage_len);
+        s->stage_pos += (int64_t)s->stage_len;
+        s->stage_len = 0;
+        return 0;
+    }
+    ssize_t rc = store_io.pwrite(f->fd, s->stage, s->stage_len, (off_t)(s->stage_pos - f->base));
+    if (rc < 0) {
+        mq_error("commitlog write at %" PRId64 ": %s", s->stage_pos, mq_strerror((int)rc));
+        return (int)rc;
+    }
+    s->stage_pos += (int64_t)s->stage_len;
+    s->stage_len = 0;
+    return 0;
+}
+
+static int stage_reserve(struct store *s, size_t n)
+{
+    if (s->stage_len + n <= s->stage_cap)
+        return 0;
+    if (s->stage_len) {
+        int rc = stage_write(s);
+        if (rc)
+            return rc;
+    }
+    if (n > s->stage_cap) {
+        size_t cap = n > STAGE_MIN ? n : STAGE_MIN;
+        uint8_t *p = realloc(s->stage, cap);
+        if (!p)
+            return -ENOMEM;
+        s->stage = p;
+        s->stage_cap = cap;
+    }
+    return 0;
+}
 
 /* Starts the next file; writes the blank record at the end of the current one (FORMATS.md
- * 1.1) only once the new file exists, so a failed roll leaves nothing behind. */
+ * 1.1) only once the new file exists, so a failed roll leaves nothing behind. Put lock held;
+ * the stage is empty. */
 static int roll(struct store *s)
 {
     struct store__mfile *cur = s->clog_cur, *nf;
@@ -121,13 +174,21 @@ static int roll(struct store *s)
         return rc;
     }
     if (cur) {
+        uint8_t blank[8];
         size_t pos = (size_t)(s->write_pos - cur->base);
-        mq_put_be32(cur->map + pos, (uint32_t)(cur->size - pos));
-        mq_put_be32(cur->map + pos + 4, MQ_MSG_MAGIC_BLANK);
+        mq_put_be32(blank, (uint32_t)(cur->size - pos));
+        mq_put_be32(blank + 4, MQ_MSG_MAGIC_BLANK);
+        ssize_t w = store_io.pwrite(cur->fd, blank, sizeof(blank), (off_t)pos);
+        if (w < 0) {
+            store__mlist_delete_from(&s->clog, base);
+            store__mfile_unref(nf);
+            return (int)w;
+        }
         store__mfile_unref(cur);
     }
     s->clog_cur = nf;
     s->write_pos = base;
+    s->stage_pos = base;
     return 0;
 }
 
@@ -148,10 +209,24 @@ static int check_msg(struct store *s, const struct mq_msg *in, struct store_put_
     return 0;
 }
 
+/* Un-assigns the queue offsets of results [from, to) that were staged but not written. */
+static void unassign(struct store *s, const struct mq_msg *msgs, struct store_put_result *res,
+                     size_t from, size_t to)
+{
+    for (size_t i = to; i-- > from;) {
+        int tx = msgs[i].sysflag & MQ_SYSFLAG_TX_MASK;
+        if (tx == MQ_SYSFLAG_TX_PREPARED || tx == MQ_SYSFLAG_TX_ROLLBACK)
+            continue;
+        struct store__tqoff *e = tq_get(s, msgs[i].topic, msgs[i].topic_len, msgs[i].queue_id);
+        if (e)
+            e->next = res[i].queue_offset;
+    }
+}
+
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset)
 {
-    size_t ok = 0, i;
+    size_t ok = 0, i, staged_from = 0;
     int first_err = 0;
     for (i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
@@ -166,19 +241,33 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     pthread_mutex_lock(&s->put_lock);
     int64_t now = mq_now_ms();
     struct store__tqoff *tq = NULL;
+    s->stage_len = 0;
+    s->stage_pos = s->write_pos;
     for (i = 0; i < valid; i++) {
         struct store_put_result *r = &res[i];
         struct mq_msg m = msgs[i];
         int64_t size = r->wrote_bytes;
         uint32_t crc = (uint32_t)r->phys_offset;
+        int rc = 0;
         if (!s->clog_cur || s->write_pos + size + MQ_MSG_BLANK_MIN >
                                 s->clog_cur->base + (int64_t)s->clog.file_size) {
-            int rc = roll(s);
-            if (rc) {
-                first_err = rc;
-                break;
+            rc = s->clog_cur ? stage_write(s) : 0;
+            if (!rc) {
+                staged_from = i;
+                rc = roll(s);
             }
         }
+        if (!rc)
+            rc = stage_reserve(s, (size_t)size);
+        if (rc) { /* what was staged is lost: back to the last written record */
+            unassign(s, msgs, res, staged_from, i);
+            s->write_pos = s->stage_pos;
+            ok = staged_from;
+            first_err = rc;
+            break;
+        }
+        if (s->stage_len == 0)
+            staged_from = i;
         if (!tq || tq->queue_id != m.queue_id || tq->topic_len != m.topic_len ||
             memcmp(tq->topic, m.topic, m.topic_len)) {
             tq = tq_get(s, m.topic, m.topic_len, m.queue_id);
@@ -193,14 +282,21 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         m.phys_offset = s->write_pos;
         m.store_ts = now;
         m.store_host = s->conf.store_host;
-        size_t pos = (size_t)(s->write_pos - s->clog_cur->base);
-        (void)mq_msg_encode_crc(&m, crc, s->clog_cur->map + pos, s->clog_cur->size - pos);
+        (void)mq_msg_encode_crc(&m, crc, s->stage + s->stage_len, (size_t)size);
+        s->stage_len += (size_t)size;
         if (!no_cq)
             tq->next++;
         r->phys_offset = s->write_pos;
         r->queue_offset = m.queue_offset;
         s->write_pos += size;
         ok++;
+    }
+    int wrc = s->stage_len ? stage_write(s) : 0;
+    if (wrc) {
+        unassign(s, msgs, res, staged_from, ok);
+        s->write_pos = s->stage_pos;
+        first_err = wrc;
+        ok = staged_from;
     }
     int64_t end = s->write_pos;
     if (ok) {

@@ -31,6 +31,10 @@ const struct mq_conf_key store_conf_keys[] = {
       "async flush: full flush at least this often, ms"),
     I("flushIntervalConsumeQueue", flush_interval_consume_queue, "1000", 1, 60000,
       "consume queue / index flush interval, ms"),
+    I("flushConsumeQueueLeastPages", flush_consume_queue_least_pages, "2", 0, 1 << 20,
+      "consume queue flush: least dirty 4 KiB pages per queue"),
+    I("flushConsumeQueueThoroughInterval", flush_consume_queue_thorough_interval, "60000", 0,
+      3600000, "consume queue flush: every queue at least this often, ms"),
     I("syncFlushTimeout", sync_flush_timeout, "5000", 1, 600000,
       "SYNC_FLUSH: wait for durability at most this long, ms"),
     I("fileReservedTime", file_reserved_time, "72", 0, 100000, "keep commitlog files, hours"),
@@ -57,4 +61,10 @@ void store_config_defaults(struct store_config *c)
     memset(c, 0, sizeof(*c));
     (void)mq_conf_defaults(store_conf_keys, store_conf_nkeys, c);
     c->store_host = (struct mq_host){0, {127, 0, 0, 1}, 10911};
+}
+
+int store_config_set(struct store_config *c, const char *name, const char *value, char *err,
+                     size_t errlen)
+{
+    return mq_conf_set(store_conf_keys, store_conf_nkeys, c, name, value, err, errlen);
 }

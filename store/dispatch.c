@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "common/mq_err.h"
@@ -13,31 +15,55 @@
 #include "common/mq_util.h"
 
 #define DISPATCH_BATCH_BYTES (4 << 20) /* publish at least this often */
+#define DISPATCH_LINGER_US   50
 
-/* Tag hash for the consume queue (tagsString2tagsCode): Java hashCode of TAGS, 0 if none. */
-static int64_t tags_code(const struct mq_msg *m)
+static int scan_cb(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
 {
-    const char *v;
-    size_t n;
-    if (mq_props_get(m->props, m->props_len, MQ_PROP_TAGS, &v, &n) || n == 0)
-        return 0;
-    return mq_java_hash(v, n);
+    struct store__props *p = arg;
+#define PROP_IS(lit) (nlen == sizeof(lit) - 1 && !memcmp(name, lit, nlen))
+    if (PROP_IS(MQ_PROP_TAGS)) {
+        p->tags = val;
+        p->tags_len = vlen;
+    } else if (PROP_IS(MQ_PROP_KEYS)) {
+        p->keys = val;
+        p->keys_len = vlen;
+    } else if (PROP_IS(MQ_PROP_UNIQ_KEY)) {
+        p->uniq = val;
+        p->uniq_len = vlen;
+    }
+#undef PROP_IS
+    return 0;
+}
+
+void store__props_scan(const struct mq_msg *m, struct store__props *p)
+{
+    memset(p, 0, sizeof(*p));
+    if (m->props_len && mq_props_foreach(m->props, m->props_len, scan_cb, p) < 0)
+        memset(p, 0, sizeof(*p)); /* malformed: no tags, no keys */
 }
 
 static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys,
                            struct store__queue **touched)
 {
     int tx = m->sysflag & MQ_SYSFLAG_TX_MASK;
+    struct store__props p;
+    store__props_scan(m, &p);
     if (tx != MQ_SYSFLAG_TX_PREPARED && tx != MQ_SYSFLAG_TX_ROLLBACK) {
-        struct store__queue *q;
-        int rc = store__queue_open(s, m->topic, m->topic_len, m->queue_id, &q);
+        struct store__queue *q = s->disp_lastq;
+        int rc = 0;
+        if (!q || q->queue_id != m->queue_id || q->topic_len != m->topic_len ||
+            memcmp(q->topic, m->topic, m->topic_len))
+            rc = store__queue_open(s, m->topic, m->topic_len, m->queue_id, &q);
         if (rc == -EINVAL) { /* a name we cannot make a directory of: never servable */
             mq_warn("dispatch: record at %" PRId64 " has an invalid topic; skipped", phys);
             return 0;
         }
         if (rc)
             return rc;
-        rc = store__cq_append(s, q, m->queue_offset, phys, (int32_t)m->total_size, tags_code(m),
+        s->disp_lastq = q;
+        /* tagsCode: Java hashCode of TAGS, 0 without (tagsString2tagsCode) */
+        int64_t tags = p.tags_len ? mq_java_hash(p.tags, p.tags_len) : 0;
+        rc = store__cq_append(s, q, m->queue_offset, phys, (int32_t)m->total_size, tags,
                               store__render_len(m));
         if (rc)
             return rc;
@@ -48,7 +74,7 @@ static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys
         }
     }
     if (s->conf.message_index_enable)
-        store__idx_put(s, m, phys);
+        store__idx_put(s, m, &p, phys);
     return 0;
 }
 
@@ -61,6 +87,7 @@ static int64_t dispatch_some(struct store *s, int64_t limit)
     int64_t last_ts = 0;
     int rc = 0;
     pthread_mutex_lock(&s->disp_lock); /* excludes store_delete_topic */
+    s->disp_lastq = NULL;              /* it may have deleted the cached queue */
     while (reput < wrote && reput - start < limit) {
         if (!f || reput >= f->base + (int64_t)f->size) {
             store__mfile_unref(f);
@@ -125,6 +152,14 @@ static void *dispatch_main(void *arg)
     for (;;) {
         int64_t n = dispatch_some(s, DISPATCH_BATCH_BYTES);
         if (n > 0)
+            continue;
+        /* right after work, look again for a few microseconds before sleeping: under a stream
+         * of single appends this saves a wakeup (futex call and context switch) per message */
+        int64_t until = mq_mono_us() + DISPATCH_LINGER_US;
+        while (n == 0 && atomic_load(&s->reput) >= atomic_load(&s->wrote) && !s->disp_stop &&
+               mq_mono_us() < until)
+            sched_yield();
+        if (n == 0 && atomic_load(&s->reput) < atomic_load(&s->wrote))
             continue;
         pthread_mutex_lock(&s->disp_lock);
         atomic_store(&s->disp_sleeping, 1);

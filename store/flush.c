@@ -41,6 +41,8 @@ int store__flush_clog(struct store *s, int64_t upto)
 
 struct logics_ctx {
     int rc;
+    int64_t least_entries; /* skip queues with fewer new entries (0: flush all) */
+    int skipped;
 };
 
 static void flush_queue(struct store *s, struct store__queue *q, void *arg)
@@ -48,6 +50,10 @@ static void flush_queue(struct store *s, struct store__queue *q, void *arg)
     struct logics_ctx *c = arg;
     int64_t max = atomic_load(&q->max_off);
     (void)s;
+    if (max - q->flushed_off < c->least_entries) {
+        c->skipped += max > q->flushed_off;
+        return;
+    }
     for (int k = 0; k < 2 && q->flushed_off < max; k++) {
         struct store__mlist *l = k ? &q->ri : &q->cq;
         int64_t unit = k ? STORE__RI_UNIT : STORE__CQ_UNIT;
@@ -69,19 +75,48 @@ static void flush_queue(struct store *s, struct store__queue *q, void *arg)
     q->flushed_off = max;
 }
 
-int store__flush_logics(struct store *s)
+int store__flush_logics(struct store *s, int thorough)
 {
     int64_t ts = atomic_load(&s->disp_last_ts);
-    struct logics_ctx c = {0};
+    /* FlushConsumeQueueService: queues with fewer than flushConsumeQueueLeastPages of new
+     * entries wait for the thorough flush; the checkpoint only advances when all are flushed */
+    struct logics_ctx c = {0, 0, 0};
+    if (!thorough)
+        c.least_entries =
+            (int64_t)s->conf.flush_consume_queue_least_pages * STORE__PAGE / STORE__CQ_UNIT;
     store__qtab_foreach(s, flush_queue, &c);
     int rc = c.rc;
     if (!rc && s->conf.message_index_enable)
         rc = store__idx_sync(s);
     if (rc)
         return rc;
+    if (c.skipped)
+        return 1;
     s->logics_ts = ts;
     s->index_ts = ts;
     return 0;
+}
+
+/* Waiters and callback requests that still need a flush. flush_lock held. */
+static int pending(struct store *s)
+{
+    int64_t flushed = atomic_load(&s->flushed);
+    int n = 0;
+    for (size_t i = 0; i < s->nwait; i++)
+        n += s->wait_offs[i] > flushed;
+    for (size_t i = 0; i < s->nreqs; i++)
+        n += s->reqs[i].offset > flushed;
+    return n;
+}
+
+/* A new waiter or request: wakes the flush thread when it may be idle (first pending one, or
+ * the count is being rebuilt) or when the group it lingers for is complete. flush_lock held. */
+static void note_pending(struct store *s)
+{
+    if (s->npending >= 0)
+        s->npending++;
+    if (s->npending <= 1 || s->npending >= s->last_group)
+        pthread_cond_signal(&s->flush_cond);
 }
 
 static void deadline_ts(struct timespec *ts, int ms)
@@ -100,10 +135,16 @@ static void deadline_ts(struct timespec *ts, int ms)
 static void complete_reqs(struct store *s, int err)
 {
     int64_t flushed = atomic_load(&s->flushed), now = mq_mono_us();
-    struct store__flush_req done[64];
-    int statuses[64];
     for (;;) {
+        /* one pass: finished requests move to the flush thread's done list (reused storage) */
         size_t nd = 0, keep = 0;
+        if (s->capdone < s->nreqs) {
+            void *p = realloc(s->done, s->nreqs * sizeof(*s->done));
+            if (p) {
+                s->done = p;
+                s->capdone = s->nreqs;
+            }
+        }
         for (size_t i = 0; i < s->nreqs; i++) {
             struct store__flush_req *r = &s->reqs[i];
             int st = 1;
@@ -113,9 +154,9 @@ static void complete_reqs(struct store *s, int err)
                 st = err;
             else if (now >= r->deadline_us)
                 st = -ETIMEDOUT;
-            if (st != 1 && nd < 64) {
-                statuses[nd] = st;
-                done[nd++] = *r;
+            if (st != 1 && nd < s->capdone) {
+                s->done[nd] = *r;
+                s->done[nd++].deadline_us = st; /* the status travels in the copy */
             } else {
                 s->reqs[keep++] = *r;
             }
@@ -125,7 +166,7 @@ static void complete_reqs(struct store *s, int err)
             return;
         pthread_mutex_unlock(&s->flush_lock);
         for (size_t i = 0; i < nd; i++)
-            done[i].cb(done[i].arg, done[i].offset, statuses[i]);
+            s->done[i].cb(s->done[i].arg, s->done[i].offset, (int)s->done[i].deadline_us);
         pthread_mutex_lock(&s->flush_lock);
     }
 }
@@ -133,10 +174,11 @@ static void complete_reqs(struct store *s, int err)
 static void *flush_main(void *arg)
 {
     struct store *s = arg;
-    int64_t last_full = mq_mono_us(), last_logics = mq_mono_us();
+    int64_t last_full = mq_mono_us(), last_logics = mq_mono_us(), last_logics_full = last_full;
     pthread_mutex_lock(&s->flush_lock);
     while (!s->flush_stop) {
-        if (!s->nreqs && !s->waiters) {
+        s->npending = pending(s);
+        if (!s->npending) {
             struct timespec ts;
             int ms = s->conf.flush_interval_commit_log;
             if (s->sync_flush && ms > 10)
@@ -146,18 +188,23 @@ static void *flush_main(void *arg)
             if (s->flush_stop)
                 break;
         }
-        int urgent = s->nreqs || s->waiters;
+        s->npending = pending(s);
+        int urgent = s->npending > 0;
         if (urgent && s->sync_flush) {
-            /* group commit: appenders woken by the last flush are still appending; when fewer
-             * wait than at the recent peak, give them up to 1 ms to join this group */
+            /* group commit: the appenders the last flush woke are likely to append again; when
+             * fewer wait than were waiting as that flush ended (served + newly arrived), give
+             * them up to half the last msync's duration (at most 1 ms) to join this group */
             struct timespec ts;
-            deadline_ts(&ts, 1);
-            int n = (int)(s->nreqs + (size_t)s->waiters);
-            while (!s->flush_stop && n < s->last_group &&
+            int64_t linger = s->last_flush_us / 2;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)(linger < 1000 ? linger : 1000) * 1000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            while (!s->flush_stop && s->npending < s->last_group &&
                    pthread_cond_timedwait(&s->flush_cond, &s->flush_lock, &ts) == 0)
-                n = (int)(s->nreqs + (size_t)s->waiters);
-            /* the peak decays so that a load drop costs at most a few waits */
-            s->last_group = n > s->last_group ? n : s->last_group - (s->last_group + 7) / 8;
+                ;
         }
         pthread_mutex_unlock(&s->flush_lock);
 
@@ -167,20 +214,27 @@ static void *flush_main(void *arg)
         int full = now - last_full >= (int64_t)s->conf.flush_commit_log_thorough_interval * 1000;
         int rc = 0;
         if (dirty > 0 && (urgent || s->sync_flush || dirty >= least || full)) {
-            int64_t ts = atomic_load(&s->last_store_ts);
+            int64_t ts = atomic_load(&s->last_store_ts), t0 = mq_mono_us();
             rc = store__flush_clog(s, wrote);
+            s->last_flush_us = mq_mono_us() - t0;
             if (!rc)
                 s->flushed_ts = ts;
             if (full)
                 last_full = now;
         }
         if (now - last_logics >= (int64_t)s->conf.flush_interval_consume_queue * 1000) {
+            int thorough = now - last_logics_full >=
+                           (int64_t)s->conf.flush_consume_queue_thorough_interval * 1000;
             last_logics = now;
-            if (store__flush_logics(s) == 0)
+            if (thorough)
+                last_logics_full = now;
+            if (store__flush_logics(s, thorough) == 0)
                 store__checkpoint_write(s);
         }
 
         pthread_mutex_lock(&s->flush_lock);
+        s->last_group = (int)(s->nreqs + s->nwait);
+        s->npending = -1; /* recounted by the flush thread */
         s->flush_error = rc;
         s->flush_gen++;
         pthread_cond_broadcast(&s->flushed_cond);
@@ -205,8 +259,19 @@ int store_wait_flushed(struct store *s, int64_t offset)
     deadline_ts(&ts, s->conf.sync_flush_timeout);
     int rc = 0;
     pthread_mutex_lock(&s->flush_lock);
+    if (s->nwait == s->capwait) {
+        size_t cap = s->capwait ? s->capwait * 2 : 64;
+        int64_t *p = realloc(s->wait_offs, cap * sizeof(*p));
+        if (!p) {
+            pthread_mutex_unlock(&s->flush_lock);
+            return -ENOMEM;
+        }
+        s->wait_offs = p;
+        s->capwait = cap;
+    }
+    s->wait_offs[s->nwait++] = offset;
     s->waiters++;
-    pthread_cond_signal(&s->flush_cond);
+    note_pending(s);
     uint64_t gen = s->flush_gen;
     while (atomic_load(&s->flushed) < offset && !s->flush_stop) {
         rc = pthread_cond_timedwait(&s->flushed_cond, &s->flush_lock, &ts);
@@ -227,6 +292,11 @@ int store_wait_flushed(struct store *s, int64_t offset)
     if (atomic_load(&s->flushed) < offset && rc == 0)
         rc = -ECANCELED;
     s->waiters--;
+    for (size_t i = 0; i < s->nwait; i++)
+        if (s->wait_offs[i] == offset) {
+            s->wait_offs[i] = s->wait_offs[--s->nwait];
+            break;
+        }
     pthread_mutex_unlock(&s->flush_lock);
     return rc;
 }
@@ -248,7 +318,7 @@ int store_when_flushed(struct store *s, int64_t offset, store_flushed_fn cb, voi
     }
     s->reqs[s->nreqs++] = (struct store__flush_req){
         offset, mq_mono_us() + (int64_t)s->conf.sync_flush_timeout * 1000, cb, arg};
-    pthread_cond_signal(&s->flush_cond);
+    note_pending(s);
     pthread_mutex_unlock(&s->flush_lock);
     return 0;
 }
@@ -277,7 +347,7 @@ void store__flush_stop(struct store *s)
     int rc = store__flush_clog(s, atomic_load(&s->wrote));
     if (!rc)
         s->flushed_ts = ts;
-    if (store__flush_logics(s) == 0)
+    if (store__flush_logics(s, 1) == 0)
         store__checkpoint_write(s);
     pthread_mutex_lock(&s->flush_lock);
     pthread_cond_broadcast(&s->flushed_cond);
@@ -285,5 +355,11 @@ void store__flush_stop(struct store *s)
     free(s->reqs);
     s->reqs = NULL;
     s->nreqs = s->capreqs = 0;
+    free(s->wait_offs);
+    s->wait_offs = NULL;
+    free(s->done);
+    s->done = NULL;
+    s->capdone = 0;
+    s->nwait = s->capwait = 0;
     pthread_mutex_unlock(&s->flush_lock);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,7 @@ int store__idx_load(struct store *s)
             mq_warn("%s: size %lld does not match maxHashSlotNum/maxIndexNum; ignored", path,
                     (long long)st.st_size);
         } else if (!rc && store__mfile_open(path, 0, idx_file_size(x), 0, 0, &f) == 0) {
+            madvise(f->map, f->size, MADV_RANDOM);
             rc = push(x, f);
         }
         free(names[i]);
@@ -123,10 +125,11 @@ static int idx_create(struct store *s, struct store__mfile **out)
         if (access(path, F_OK) == 0)
             continue;
         struct store__mfile *f;
-        int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 0, &f);
+        int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 1, &f);
         if (rc)
             return rc;
-        mq_put_be32(f->map + H_COUNT, 1); /* entry 0 is never used */
+        madvise(f->map, f->size, MADV_RANDOM); /* hash slots and chains: no read-ahead */
+        mq_put_be32(f->map + H_COUNT, 1);      /* entry 0 is never used */
         rc = push(x, f);
         if (rc) {
             store__mfile_unref(f);
@@ -183,16 +186,13 @@ static uint8_t *writable(struct store *s)
     return f->map;
 }
 
-int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys)
+int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__props *p,
+                   int64_t phys)
 {
-    const char *uniq = NULL, *keys = NULL;
-    size_t ulen = 0, klen = 0;
+    const char *uniq = p->uniq, *keys = p->keys;
+    size_t ulen = p->uniq_len, klen = p->keys_len;
     if ((m->sysflag & MQ_SYSFLAG_TX_MASK) == MQ_SYSFLAG_TX_ROLLBACK)
         return 0;
-    if (mq_props_get(m->props, m->props_len, MQ_PROP_UNIQ_KEY, &uniq, &ulen))
-        uniq = NULL;
-    if (mq_props_get(m->props, m->props_len, MQ_PROP_KEYS, &keys, &klen))
-        keys = NULL;
     if (!uniq && !keys)
         return 0;
     char key[MQ_MSG_TOPIC_MAX + 2 + 512];
@@ -307,4 +307,47 @@ int store__idx_sync(struct store *s)
     }
     pthread_rwlock_unlock(&x->lock);
     return rc;
+}
+
+/* Recovery (FORMATS.md 1.7): removes index entries at or past the recovered commitlog end,
+ * newest first, unlinking each from its slot's chain; drops files that start past it. */
+int store__idx_truncate(struct store *s, int64_t clog_end)
+{
+    struct store__idx *x = &s->idx;
+    int removed = 0;
+    while (x->n > 0) {
+        struct store__mfile *f = x->files[x->n - 1];
+        uint8_t *map = f->map;
+        uint32_t count = mq_get_be32(map + H_COUNT);
+        if (count > 1 && (int64_t)mq_get_be64(map + H_BEGIN_PHY) >= clog_end) {
+            unlink(f->path);
+            store__mfile_unref(f);
+            x->n--;
+            continue;
+        }
+        uint8_t *ents = map + STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT;
+        while (count > 1) {
+            uint8_t *e = ents + (size_t)(count - 1) * STORE__IDX_ENTRY;
+            if ((int64_t)mq_get_be64(e + 4) < clog_end)
+                break;
+            uint8_t *slot =
+                map + STORE__IDX_HEADER + (mq_get_be32(e) % (uint32_t)x->slots) * STORE__IDX_SLOT;
+            if (mq_get_be32(slot) == count - 1)
+                memcpy(slot, e + 16, 4); /* the slot goes back to the previous entry */
+            memset(e, 0, STORE__IDX_ENTRY);
+            count--;
+            removed++;
+        }
+        mq_put_be32(map + H_COUNT, count);
+        if (count > 1) {
+            const uint8_t *last = ents + (size_t)(count - 1) * STORE__IDX_ENTRY;
+            int64_t begin = (int64_t)mq_get_be64(map + H_BEGIN_TS);
+            mq_put_be64(map + H_END_PHY, mq_get_be64(last + 4));
+            mq_put_be64(map + H_END_TS, (uint64_t)(begin + (int64_t)mq_get_be32(last + 12) * 1000));
+        }
+        break;
+    }
+    if (removed)
+        mq_info("index: removed %d entries past the commitlog end", removed);
+    return removed;
 }

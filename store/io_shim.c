@@ -112,6 +112,11 @@ static void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t
     return mmap(addr, len, prot, flags, fd, off);
 }
 
+static int sys_statvfs(const char *path, struct statvfs *out)
+{
+    return statvfs(path, out) < 0 ? -errno : 0;
+}
+
 struct store_io store_io = {
     .open = sys_open,
     .pwrite = sys_pwrite,
@@ -120,4 +125,5 @@ struct store_io store_io = {
     .ftruncate = sys_ftruncate,
     .fallocate = sys_fallocate,
     .mmap = sys_mmap,
+    .statvfs = sys_statvfs,
 };

@@ -110,7 +110,7 @@ int store__mfile_open(const char *path, int64_t base, size_t size, int create, i
         if (rc < 0)
             goto out;
     }
-    if (create && prealloc) {
+    if (create && prealloc) { /* blocks reserved now: no SIGBUS on a full disk later */
         rc = store_io.fallocate(f->fd, 0, (off_t)size);
         if (rc < 0)
             goto out;
@@ -121,8 +121,9 @@ int store__mfile_open(const char *path, int64_t base, size_t size, int create, i
         rc = -errno;
         goto out;
     }
-    madvise(f->map, size, MADV_SEQUENTIAL);
-    atomic_init(&f->flushed, 0);
+    /* commitlog files are read mostly in order (catch-up consumers): read ahead */
+    if (prealloc)
+        madvise(f->map, size, MADV_SEQUENTIAL);
     *out = f;
     return 0;
 out:
@@ -214,7 +215,7 @@ int store__mlist_load(struct store__mlist *l)
             mq_warn("%s: gap before %020" PRId64 "; ignoring it and later files", l->dir, bases[i]);
             break;
         }
-        rc = mfile_open(l->dir, bases[i], l->file_size, 0, 0, &f);
+        rc = mfile_open(l->dir, bases[i], l->file_size, 0, l->preallocate, &f);
         if (!rc)
             rc = push(l, f);
         if (rc)

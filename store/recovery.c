@@ -125,6 +125,7 @@ int store__recover(struct store *s)
     int rc = store__clog_recover(s, min_ts, &reput_from);
     if (rc)
         return rc;
+    store__idx_truncate(s, atomic_load(&s->wrote));
     struct recover_ctx c = {atomic_load(&s->wrote), store__mlist_min_offset(&s->clog), 0, 0};
     if (c.clog_min < 0)
         c.clog_min = 0;

@@ -14,6 +14,7 @@
 
 #include "common/mq_log.h"
 #include "common/mq_util.h"
+#include "store/store_io.h"
 
 #define CLEAN_FORCE_PCT   85 /* diskSpaceCleanForciblyRatio */
 #define CLEAN_WARNING_PCT 90 /* diskSpaceWarningLevelRatio: refuse writes */
@@ -22,7 +23,7 @@
 int store__disk_used_pct(struct store *s)
 {
     struct statvfs v;
-    if (statvfs(s->clog.dir, &v) < 0 || v.f_blocks == 0)
+    if (store_io.statvfs(s->clog.dir, &v) < 0 || v.f_blocks == 0)
         return -1;
     return (int)((v.f_blocks - v.f_bfree) * 100 / v.f_blocks);
 }

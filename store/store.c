@@ -111,6 +111,7 @@ void store_close(struct store *s)
         store__idx_free(s);
     store__mlist_destroy(&s->clog);
     store__tq_free(s);
+    free(s->stage);
     pthread_rwlock_destroy(&s->qtab.lock);
     pthread_mutex_destroy(&s->put_lock);
     pthread_mutex_destroy(&s->disp_lock);

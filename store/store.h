@@ -30,12 +30,14 @@ struct store_config {
     int flush_commit_log_least_pages;
     int flush_commit_log_thorough_interval; /* ms */
     int flush_interval_consume_queue;       /* ms */
-    int sync_flush_timeout;                 /* ms */
-    int file_reserved_time;                 /* hours */
-    char delete_when[64];                   /* hours, "04" or "04;16" */
-    int disk_max_used_space_ratio;          /* percent */
-    int clean_resource_interval;            /* ms */
-    int max_message_size;                   /* body bytes */
+    int flush_consume_queue_least_pages;
+    int flush_consume_queue_thorough_interval; /* ms */
+    int sync_flush_timeout;                    /* ms */
+    int file_reserved_time;                    /* hours */
+    char delete_when[64];                      /* hours, "04" or "04;16" */
+    int disk_max_used_space_ratio;             /* percent */
+    int clean_resource_interval;               /* ms */
+    int max_message_size;                      /* body bytes */
     int max_hash_slot_num;
     int max_index_num;
     int message_index_enable;
@@ -51,6 +53,10 @@ extern const struct mq_conf_key store_conf_keys[];
 extern const size_t store_conf_nkeys;
 /* Fills c with the defaults of store_conf_keys and store host 127.0.0.1:10911. */
 void store_config_defaults(struct store_config *c);
+/* Sets one store key from text (for a broker whose own table does not know the key: try its
+ * table, then this). Returns 0, -ENOENT (not a store key) or -EINVAL (message in err). */
+int store_config_set(struct store_config *c, const char *name, const char *value, char *err,
+                     size_t errlen);
 
 /* Called by the dispatch thread after each dispatched batch, once per topic-queue that got new
  * entries, with the queue's new max offset (readers can now see up to it). topic is not
@@ -88,14 +94,16 @@ struct store_put_result {
  * stored; the failing one and the rest get status < 0 and are not visible. *end_offset (may be
  * NULL) gets the commitlog offset just past the last stored record, to pass to
  * store_wait_flushed / store_when_flushed. Returns the number stored, or a negative errno when
- * none was. */
+ * none was. Never waits for the disk, not even with SYNC_FLUSH: the caller decides (RocketMQ's
+ * WAIT property) whether to wait. Stored messages are readable once dispatched (the arrival
+ * listener tells when). Thread-safe; appends are serialized by the put lock. */
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset);
 /* One message: store_put_batch with n = 1; returns 0 or res->status. */
 int store_put(struct store *s, const struct mq_msg *msg, struct store_put_result *res);
 
-/* Blocks until the commitlog is durable up to offset (or, with ASYNC_FLUSH, flushed by the
- * periodic flush). Returns 0, -ETIMEDOUT after syncFlushTimeout, or -EIO when the flush
+/* Blocks until the commitlog is durable up to offset: the flush thread msyncs at once for
+ * waiters (group commit: one msync serves every waiter), in both flush modes. Returns 0, -ETIMEDOUT after syncFlushTimeout, or -EIO when the flush
  * failed (the data stays readable; a later flush retries). */
 int store_wait_flushed(struct store *s, int64_t offset);
 

@@ -31,7 +31,6 @@ struct store__mfile {
     uint8_t *map;
     int fd;
     atomic_int refs;
-    atomic_int_fast64_t flushed; /* bytes of this file known durable (flush thread) */
     char path[STORE__PATH_MAX];
 };
 
@@ -43,13 +42,14 @@ void store__mfile_ref(struct store__mfile *f);
 void store__mfile_unref(struct store__mfile *f);
 
 /* A directory of equally sized mapped files named by 20-digit start offsets. The array is
- * guarded by lock; files are only added at the end and removed at the front. */
+ * guarded by lock; files are added at the end, removed at the front (retention) or, by
+ * recovery only, at the end. */
 struct store__mlist {
     pthread_mutex_t lock;
     struct store__mfile **files;
     size_t n, cap;
     size_t file_size;
-    int preallocate; /* fallocate new files (commitlog) */
+    int preallocate; /* fallocate new files: writes through the mapping never SIGBUS */
     char dir[STORE__PATH_MAX];
 };
 
@@ -163,9 +163,18 @@ struct store__idx {
 
 int store__idx_load(struct store *s);
 void store__idx_free(struct store *s);
+/* The properties dispatch needs, found in one pass (slices of the record; NULL if absent). */
+struct store__props {
+    const char *tags, *keys, *uniq;
+    size_t tags_len, keys_len, uniq_len;
+};
+void store__props_scan(const struct mq_msg *m, struct store__props *p);
 /* Indexes a dispatched record's UNIQ_KEY and KEYS (dispatch thread). */
-int store__idx_put(struct store *s, const struct mq_msg *m, int64_t phys);
+int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__props *p,
+                   int64_t phys);
 int store__idx_delete_below(struct store *s, int64_t clog_min);
+/* Recovery: drops entries at or past clog_end (fixing the slot chains). */
+int store__idx_truncate(struct store *s, int64_t clog_end);
 int store__idx_sync(struct store *s);
 
 /* ---- flush (flush.c) ---- */
@@ -191,7 +200,10 @@ struct store {
     pthread_mutex_t put_lock;
     struct store__mfile *clog_cur; /* put lock: the file being written */
     int64_t write_pos;             /* put lock */
-    atomic_int_fast64_t wrote;     /* published end of the appended records */
+    uint8_t *stage;                /* put lock: records encoded, not yet written */
+    size_t stage_len, stage_cap;
+    int64_t stage_pos;         /* commitlog offset of stage[0] */
+    atomic_int_fast64_t wrote; /* published end of the appended records */
     atomic_int_fast64_t last_store_ts;
     struct store__tqoff *tq; /* put lock */
     size_t tq_cap, tq_count;
@@ -207,10 +219,11 @@ struct store {
     pthread_mutex_t disp_lock;
     pthread_cond_t disp_cond, disp_done;
     atomic_int disp_sleeping;
-    int disp_stop;
+    atomic_int disp_stop;
     atomic_int_fast64_t reput;        /* dispatched up to here */
     atomic_int_fast64_t disp_last_ts; /* store ts of the last dispatched record */
     int disp_started;
+    struct store__queue *disp_lastq; /* dispatch thread: queue of the last record */
 
     /* flush (flush.c) */
     pthread_t flush_thread;
@@ -218,11 +231,17 @@ struct store {
     pthread_cond_t flush_cond, flushed_cond;
     struct store__flush_req *reqs;
     size_t nreqs, capreqs;
+    struct store__flush_req *done; /* flush thread: requests being completed */
+    size_t capdone;
     int waiters;
+    int64_t *wait_offs; /* offsets the blocked waiters wait for, flush_lock */
+    size_t nwait, capwait;
+    int npending; /* waiters + requests needing a flush; -1 = unknown. flush_lock */
     int flush_stop;
-    int flush_error;    /* last flush's result, flush_lock */
-    uint64_t flush_gen; /* flush attempts, flush_lock */
-    int last_group;     /* waiters served by the last sync flush, flush_lock */
+    int flush_error;       /* last flush's result, flush_lock */
+    uint64_t flush_gen;    /* flush attempts, flush_lock */
+    int last_group;        /* waiters served by the last sync flush, flush_lock */
+    int64_t last_flush_us; /* duration of the last commitlog msync (flush thread) */
     atomic_int_fast64_t flushed;
     atomic_int_fast64_t flushes;
     int64_t flushed_ts; /* flush thread: checkpoint fields */
@@ -260,7 +279,9 @@ int store__flush_start(struct store *s);
 void store__flush_stop(struct store *s);
 void store__flush_wake(struct store *s);
 int store__flush_clog(struct store *s, int64_t upto);
-int store__flush_logics(struct store *s);
+/* Flushes consume queues, rendered and index files; 0 when all are durable (checkpoint may
+ * advance), 1 when some queues were left for the thorough flush, or -errno. */
+int store__flush_logics(struct store *s, int thorough);
 
 /* recovery.c */
 int store__recover(struct store *s);

@@ -9,6 +9,7 @@
 #define STORE_IO_H
 
 #include <stddef.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 enum store_io_op {
@@ -30,9 +31,12 @@ struct store_io {
     int (*ftruncate)(int fd, off_t len);
     int (*fallocate)(int fd, off_t off, off_t len);
     void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+    /* disk usage for retention; tests replace it to fake a full disk */
+    int (*statvfs)(const char *path, struct statvfs *out);
 };
 
-/* The table the store calls through (defaults: the system calls behind the fault hook). */
+/* The table the store calls through (defaults: the system calls behind the fault hook). Tests
+ * may also replace entries (set them back before the next test). */
 extern struct store_io store_io;
 
 /* Makes the nth next call (1 = the very next) of op fail with -err; with sticky, that call and

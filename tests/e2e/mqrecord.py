@@ -9,6 +9,9 @@ MAGIC = 0xDAA320A7
 SYSFLAG_COMPRESSED = 0x1
 SYSFLAG_BORNHOST_V6 = 0x10
 SYSFLAG_STOREHOST_V6 = 0x20
+SYSFLAG_COMPRESS_MASK = 0x700
+SYSFLAG_COMPRESS_ZSTD = 0x200
+SYSFLAG_COMPRESS_ZLIB = 0x300
 
 
 def props(**kv):
@@ -67,7 +70,14 @@ def decode_records(data):
         r.sysflag, r.born_ts, r.store_ts, r.reconsume_times = sysflag, born_ts, store_ts, reconsume
         r.born_host, r.born_port, r.store_host, r.store_port = born_host, born_port, store_host, store_port
         r.topic, r.props = topic, parse_props(properties)
-        r.body = zlib.decompress(body) if sysflag & SYSFLAG_COMPRESSED else body
+        # 4.x: COMPRESSED means zlib; 5.x adds the type in bits 8-10 (ZLIB 0x300, ZSTD 0x200,
+        # LZ4 0x100). Bodies we cannot inflate here stay as stored (r.raw_body either way).
+        r.raw_body = body
+        ctype = sysflag & SYSFLAG_COMPRESS_MASK
+        if sysflag & SYSFLAG_COMPRESSED and ctype in (0, SYSFLAG_COMPRESS_ZLIB):
+            r.body = zlib.decompress(body)
+        else:
+            r.body = body
         r.msg_id = (store_host + struct.pack(">iq", store_port, phys)).hex().upper()
         out.append(r)
         pos += total

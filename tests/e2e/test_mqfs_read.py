@@ -38,9 +38,19 @@ def sh(cmd, timeout=60, **kw):
     return r
 
 
-def topic_with(m, topic, lines, queues=4):
+def make_topic(m, topic, queues=4):
+    """Creates a topic on the broker and waits until the NameServer routes it."""
     with mp.Client(m.broker.port) as cli:
         create_topic(cli, topic, queues=queues)
+    deadline = time.monotonic() + 10
+    with mp.Client(m.namesrv_port) as ns:
+        while ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}).code != mp.SUCCESS:
+            assert time.monotonic() < deadline, "topic %s never routable" % topic
+            time.sleep(0.02)
+
+
+def topic_with(m, topic, lines, queues=4):
+    make_topic(m, topic, queues)
     with open(m.p("topic", topic), "w") as f:
         f.write("".join(l + "\n" for l in lines))
 
@@ -94,8 +104,7 @@ def test_tail_follows_new_messages(cluster):
 
 def test_million_lines_no_loss_no_duplicates(cluster):
     m = cluster
-    with mp.Client(m.broker.port) as cli:
-        create_topic(cli, "Million", queues=4)
+    make_topic(m, "Million", queues=4)
     path = m.p("topic", "Million")
     r = sh("seq 1000000 > '%s'" % path, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -141,8 +150,7 @@ def test_group_offsets_survive_mqfs_restart(cluster, tmp_path):
 
 def test_two_group_readers_share_the_queues(cluster):
     m = cluster
-    with mp.Client(m.broker.port) as cli:
-        create_topic(cli, "Shared", queues=4)
+    make_topic(m, "Shared", queues=4)
     os.mkdir(m.p("group", "GS"))
     g = m.p("group", "GS", "Shared")
     readers = [subprocess.Popen(["cat", g], stdout=subprocess.PIPE) for _ in range(2)]
@@ -175,8 +183,7 @@ def test_two_group_readers_share_the_queues(cluster):
 
 def test_blocked_read_waits_is_interruptible_and_nonblocking(cluster):
     m = cluster
-    with mp.Client(m.broker.port) as cli:
-        create_topic(cli, "Wait", queues=1)
+    make_topic(m, "Wait", queues=1)
     os.mkdir(m.p("group", "GW"))
     g = m.p("group", "GW", "Wait")
     # O_NONBLOCK: EAGAIN when there is nothing.
@@ -218,3 +225,24 @@ def test_json_views_work_with_jq(cluster):
     obj = json.loads(sh("head -n 1 '%s'" % m.p("group", "GJ2", "Js.json")).stdout)
     assert (obj["topic"], obj["queueId"], obj["body"]) == ("Js", 0, "a")
     assert len(obj["msgId"]) == 32 and obj["storeTimestamp"] >= obj["bornTimestamp"] > 0
+
+
+def test_xattrs_and_rm_topic(cluster):
+    m = cluster
+    topic_with(m, "Attrs", ["a", "b", "c"], queues=2)
+    r = sh("getfattr -d '%s'" % m.p("topic", "Attrs"))
+    assert b'user.mq.messages="3"' in r.stdout and b'user.mq.queues="2"' in r.stdout, r.stdout
+    q = sorted(os.listdir(m.p("queue", "Attrs")))[0]
+    r = sh("getfattr -n user.mq.maxOffset --only-values '%s'" % m.p("queue", "Attrs", q))
+    assert r.returncode == 0 and int(r.stdout) in (0, 3)
+    os.mkdir(m.p("group", "GA"))
+    assert sh("head -n 1 '%s'" % m.p("group", "GA", "Attrs")).stdout == b"a\n"
+    time.sleep(1.5)  # the group's offset reaches the broker within a second
+    r = sh("getfattr -d '%s'" % m.p("group", "GA", "Attrs"))
+    assert b'user.mq.consumed="1"' in r.stdout and b'user.mq.lag="2"' in r.stdout, r.stdout
+    # rm deletes the topic from the broker and the NameServer.
+    assert sh("rm '%s'" % m.p("topic", "Attrs")).returncode == 0
+    with mp.Client(m.namesrv_port) as ns:
+        assert ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": "Attrs"}).code == mp.TOPIC_NOT_EXIST
+    time.sleep(1.2)  # listings are cached for a second
+    assert "Attrs" not in os.listdir(m.p("topic"))

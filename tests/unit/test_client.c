@@ -44,6 +44,26 @@ TEST(test_route_parse)
     mqc_route_free(NULL);
 }
 
+TEST(test_admin_parse_route)
+{
+    struct mqc_topic_route r;
+    ASSERT_OK(mqc_admin_parse_route(route_json, strlen(route_json), &r));
+    ASSERT_EQ(r.nbrokers, 3);
+    ASSERT_STR_EQ(r.brokers[0].name, "broker-a");
+    ASSERT_STR_EQ(r.brokers[0].addr, "127.0.0.1:10911"); /* fastjson's bare integer key */
+    ASSERT_STR_EQ(r.brokers[0].cluster, "C");
+    ASSERT_STR_EQ(r.brokers[2].addr, ""); /* broker-c: a slave only */
+    ASSERT_EQ(r.nqueues, 3);
+    ASSERT_STR_EQ(r.queues[0].broker, "broker-a"); /* sorted by broker name */
+    ASSERT_EQ(r.queues[0].read_queues, 4);
+    ASSERT_EQ(r.queues[0].write_queues, 3);
+    ASSERT_EQ(r.queues[2].perm, 4);
+    mqc_topic_route_destroy(&r);
+    ASSERT_EQ(mqc_admin_parse_route("{\"queueDatas\":[]}", 17, &r), -EBADMSG);
+    ASSERT_EQ(mqc_admin_parse_route("{\"queueDatas\":[{}],\"brokerDatas\":[]}", 36, &r), -EBADMSG);
+    ASSERT(r.brokers == NULL && r.queues == NULL);
+}
+
 TEST(test_fault_durations)
 {
     ASSERT_EQ(mqc_fault_duration(10), 0);
@@ -155,5 +175,5 @@ TEST(test_uniq_id)
         ASSERT(strchr("0123456789ABCDEF", a[i]) != NULL);
 }
 
-TEST_MAIN(test_route_parse, test_fault_durations, test_select_queue, test_allocate_averagely,
-          test_uniq_id)
+TEST_MAIN(test_route_parse, test_admin_parse_route, test_fault_durations, test_select_queue,
+          test_allocate_averagely, test_uniq_id)

@@ -449,6 +449,9 @@ TEST(test_config_table)
     ASSERT_OK(mq_conf_set(store_conf_keys, store_conf_nkeys, &c, "mappedFileSizeCommitLog", "65536",
                           err, sizeof(err)));
     ASSERT_EQ(c.mapped_file_size_commit_log, 65536);
+    ASSERT_OK(store_config_set(&c, "fileReservedTime", "48", err, sizeof(err)));
+    ASSERT_EQ(c.file_reserved_time, 48);
+    ASSERT_EQ(store_config_set(&c, "listenPort", "1", err, sizeof(err)), -ENOENT);
     ASSERT_EQ(mq_conf_set(store_conf_keys, store_conf_nkeys, &c, "diskMaxUsedSpaceRatio", "99", err,
                           sizeof(err)),
               -EINVAL);
@@ -461,6 +464,50 @@ TEST(test_config_table)
     tu_rmrf(dir);
 }
 
-TEST_MAIN(test_config_table, test_put_get_roundtrip, test_roll_at_boundary, test_many_queues_batch,
-          test_cq_files_and_time_lookup, test_rendered_index, test_index_collisions,
-          test_sync_flush_and_callbacks, test_delete_topic)
+/* PREPARED and ROLLBACK records take no queue offset and get no consume-queue entry; an IPv6
+ * store host makes 56-character message ids. */
+TEST(test_transactions_and_ipv6)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 64 * 1024);
+    c.store_host.v6 = 1;
+    c.store_host.addr[15] = 1;
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    struct mq_msg m = tu_msg("Tx", 0, "half", 4, NULL);
+    m.sysflag = MQ_SYSFLAG_TX_PREPARED;
+    ASSERT_OK(store_put(s, &m, &r));
+    ASSERT_EQ(r.queue_offset, 0);
+    ASSERT_EQ(strlen(r.msg_id), 56);
+    int64_t prepared = r.phys_offset;
+    m.sysflag = MQ_SYSFLAG_TX_ROLLBACK;
+    ASSERT_OK(store_put(s, &m, &r));
+    m.sysflag = MQ_SYSFLAG_TX_COMMIT;
+    ASSERT_OK(store_put(s, &m, &r));
+    ASSERT_EQ(r.queue_offset, 0);
+    m.sysflag = 0;
+    ASSERT_OK(store_put(s, &m, &r));
+    ASSERT_EQ(r.queue_offset, 1);
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_EQ(store_max_offset(s, "Tx", 2, 0), 2);
+    struct store_get_result *g;
+    ASSERT_OK(store_get_by_phys(s, prepared, &g)); /* still readable by offset */
+    struct mq_msg d;
+    ASSERT(mq_msg_decode(g->msgs[0].data, g->msgs[0].len, 0, MQ_MSG_CHECK_CRC, &d) > 0);
+    ASSERT_EQ(d.sysflag & MQ_SYSFLAG_TX_MASK, MQ_SYSFLAG_TX_PREPARED);
+    ASSERT_EQ(d.store_host.v6, 1);
+    ASSERT_EQ(d.store_host.addr[15], 1);
+    store_release(s, g);
+    store_close(s);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s)); /* and after recovery */
+    ASSERT_EQ(store_max_offset(s, "Tx", 2, 0), 2);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
+TEST_MAIN(test_config_table, test_transactions_and_ipv6, test_put_get_roundtrip,
+          test_roll_at_boundary, test_many_queues_batch, test_cq_files_and_time_lookup,
+          test_rendered_index, test_index_collisions, test_sync_flush_and_callbacks,
+          test_delete_topic)

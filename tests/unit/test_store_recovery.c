@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -178,6 +179,8 @@ TEST(test_torn_tail_every_byte)
             int64_t count;
             ASSERT_OK(read_all(s, "Torn", 0, seen, 8, &count));
             ASSERT_EQ(count, want);
+            int64_t phys[8]; /* index entries of the cut record are gone too */
+            ASSERT_EQ(store_query_by_key(s, "Torn", 4, "k", 1, 0, INT64_MAX, phys, 8), want);
             /* the store goes on from the intact prefix */
             struct mq_msg m = tu_msg("Torn", 0, "seq:9", 5, NULL);
             ASSERT_OK(store_put(s, &m, &r));
@@ -309,6 +312,93 @@ TEST(test_retention)
     tu_rmrf(dir);
 }
 
+/* fileReservedTime: files older than it go without forcing; the newest file always stays. */
+TEST(test_retention_by_age)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 4096);
+    c.file_reserved_time = 0;
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    char body[1000];
+    memset(body, 'a', sizeof(body));
+    for (int i = 0; i < 45; i++) { /* 3 per file: 15 files */
+        struct mq_msg m = tu_msg("Age", 0, body, sizeof(body), NULL);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    usleep(20000);
+    int deleted = store_clean_now(s, 0);
+    ASSERT_EQ(deleted, 10); /* at most 10 per pass */
+    ASSERT_EQ(store_clean_now(s, 0), 4);
+    ASSERT_EQ(store_clean_now(s, 0), 0);
+    ASSERT_EQ(store_clog_min_offset(s), (store_clog_max_offset(s) - 1) / 4096 * 4096);
+    ASSERT_EQ(store_max_offset(s, "Age", 3, 0), 45);
+    ASSERT_OK(store_put(s, &(struct mq_msg){0}, &r) == -EINVAL ? 0 : -1);
+    struct mq_msg m = tu_msg("Age", 0, body, sizeof(body), NULL);
+    ASSERT_OK(store_put(s, &m, &r));
+    ASSERT_EQ(r.queue_offset, 45);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
+static atomic_int fake_pct;
+
+static int fake_statvfs(const char *path, struct statvfs *out)
+{
+    (void)path;
+    memset(out, 0, sizeof(*out));
+    out->f_blocks = 1000;
+    out->f_bfree = (fsblkcnt_t)(1000 - 10 * atomic_load(&fake_pct));
+    return 0;
+}
+
+/* Disk usage: past 90 % writes are refused with -ENOSPC, past 85 % files go regardless of age. */
+TEST(test_disk_full)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 4096);
+    c.clean_resource_interval = 10;
+    atomic_store(&fake_pct, 50);
+    int (*real_statvfs)(const char *, struct statvfs *) = store_io.statvfs;
+    store_io.statvfs = fake_statvfs;
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    char body[1000];
+    memset(body, 'd', sizeof(body));
+    struct mq_msg m = tu_msg("Full", 0, body, sizeof(body), NULL);
+    for (int i = 0; i < 12; i++)
+        ASSERT_OK(store_put(s, &m, &r));
+    ASSERT_OK(store_dispatch_wait(s));
+    atomic_store(&fake_pct, 95);
+    int rc = 0;
+    for (int i = 0; i < 500 && rc == 0; i++) {
+        usleep(2000);
+        rc = store_put(s, &m, &r);
+    }
+    ASSERT_EQ(rc, -ENOSPC);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    ASSERT_EQ(st.disk_full, 1);
+    ASSERT_EQ(st.disk_used_pct, 95);
+    for (int i = 0; i < 500 && store_clog_min_offset(s) == 0; i++)
+        usleep(2000); /* forced cleaning (files are younger than fileReservedTime) */
+    ASSERT_GT(store_clog_min_offset(s), 0);
+    atomic_store(&fake_pct, 50);
+    for (int i = 0; i < 500 && rc != 0; i++) {
+        usleep(2000);
+        rc = store_put(s, &m, &r);
+    }
+    ASSERT_OK(rc);
+    store_close(s);
+    store_io.statvfs = real_statvfs;
+    tu_rmrf(dir);
+}
+
 /* A failed roll (disk full) is not visible; the next append works once the fault clears. */
 TEST(test_io_fault_roll)
 {
@@ -346,6 +436,69 @@ TEST(test_io_fault_roll)
     tu_rmrf(dir);
 }
 
+/* The Nth commitlog write failing (EIO, ENOSPC): the batch is not visible and its queue
+ * offsets are reused; the store goes on. */
+TEST(test_io_fault_nth_write)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 8192);
+    c.flush_interval_consume_queue = 60000; /* no checkpoint writes racing the armed fault */
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct mq_msg msgs[40];
+    struct store_put_result res[40];
+    char bodies[40][200]; /* 40 records span a file roll: up to three writes per batch */
+    int64_t stored = 0;
+    for (int round = 0; round < 12; round++) {
+        for (int i = 0; i < 40; i++) {
+            memset(bodies[i], '.', sizeof(bodies[i]));
+            snprintf(bodies[i], 16, "seq:%d", (int)stored + i);
+            msgs[i] = tu_msg("W", i % 2, bodies[i], sizeof(bodies[i]), NULL);
+        }
+        int64_t before = store_clog_max_offset(s);
+        long calls = store_io_calls(STORE_IO_PWRITE);
+        store_io_fault(STORE_IO_PWRITE, 1 + round % 3, round % 2 ? EIO : ENOSPC, 0);
+        int rc = store_put_batch(s, msgs, 40, res, NULL);
+        store_io_fault_clear();
+        if (store_io_calls(STORE_IO_PWRITE) - calls < 1 + round % 3) {
+            ASSERT_EQ(rc, 40); /* fewer writes than the armed one */
+            stored += 40;
+            continue;
+        }
+        ASSERT(rc < 40);
+        int got = rc < 0 ? 0 : rc;
+        for (int i = got; i < 40; i++)
+            ASSERT_LT(res[i].status, 0);
+        ASSERT_EQ(res[got].status, round % 2 ? -EIO : -ENOSPC);
+        if (got == 0)
+            ASSERT_EQ(store_clog_max_offset(s), before);
+        /* resend what failed */
+        ASSERT_EQ(store_put_batch(s, msgs + got, (size_t)(40 - got), res + got, NULL), 40 - got);
+        stored += 40;
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_EQ(store_max_offset(s, "W", 1, 0) + store_max_offset(s, "W", 1, 1), stored);
+    static unsigned char seen[1000];
+    int64_t n0, n1;
+    store_close(s);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    memset(seen, 0, sizeof(seen));
+    ASSERT_OK(read_all(s, "W", 0, seen, 1000, &n0));
+    ASSERT_OK(read_all(s, "W", 1, seen, 1000, &n1));
+    ASSERT_EQ(n0 + n1, stored);
+    for (int i = 0; i < stored; i++)
+        ASSERT_EQ(seen[i], 1);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
+static void on_flushed(void *arg, int64_t offset, int status)
+{
+    (void)offset;
+    atomic_store((atomic_int *)arg, status);
+}
+
 /* msync failing: the waiter hears -EIO, later flushes succeed. */
 TEST(test_io_fault_flush)
 {
@@ -363,6 +516,11 @@ TEST(test_io_fault_flush)
     store_io_fault(STORE_IO_MSYNC, 1, EIO, 1);
     ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
     ASSERT_EQ(store_wait_flushed(s, end), -EIO);
+    atomic_int status = 1; /* the callback form hears the error too */
+    ASSERT_EQ(store_when_flushed(s, end, on_flushed, &status), 0);
+    for (int i = 0; i < 1000 && atomic_load(&status) == 1; i++)
+        usleep(1000);
+    ASSERT_EQ(atomic_load(&status), -EIO);
     store_io_fault_clear();
     /* a flush that started before the clear may still report -EIO once */
     int rc = -EIO;
@@ -401,4 +559,5 @@ TEST(test_io_fault_nth_open)
 }
 
 TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,
-          test_retention, test_io_fault_roll, test_io_fault_flush, test_io_fault_nth_open)
+          test_retention, test_retention_by_age, test_disk_full, test_io_fault_roll,
+          test_io_fault_nth_write, test_io_fault_flush, test_io_fault_nth_open)

@@ -5,11 +5,14 @@
  * messages across 100 queues (consume queues and indexes are file-backed, so it must stay
  * flat). Prints figures and a final `RESULT key=value ...` line.
  *
- * Usage: mqbench-store [-d DIR] [-n MESSAGES] [-q]   (-q: a tenth of the messages)
+ * Usage: mqbench-store [-d DIR] [-n MESSAGES] [-q] [-p PHASES]
+ *   -q  a tenth of the messages
+ *   -p  comma-separated subset of raw,single100,batch100,single1k,batch1k,sync,rss
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +44,6 @@ static struct store *open_store(const char *flush, char *dir, size_t dlen)
     snprintf(c.store_path_root_dir, sizeof(c.store_path_root_dir), "%s", dir);
     snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "%s", flush);
     c.mapped_file_size_commit_log = 256 << 20;
-    if (getenv("BENCH_FLUSH_MS"))
-        c.flush_interval_commit_log = atoi(getenv("BENCH_FLUSH_MS"));
     int rc = store_open(&c, NULL, NULL, &s);
     if (rc) {
         fprintf(stderr, "store_open %s: %d\n", dir, rc);
@@ -208,20 +209,68 @@ static double run_sync(int threads, int ms)
     return (double)atomic_load(&count) * 1e6 / (double)(t1 - t0);
 }
 
+/* The event-driven form: one thread appends single messages and registers a durability
+ * callback for each, with up to `window` waiting (a broker serving many connections). */
+static atomic_long cb_done;
+static atomic_long cb_inflight;
+
+static void on_durable(void *arg, int64_t offset, int status)
+{
+    (void)arg, (void)offset;
+    if (status == 0)
+        atomic_fetch_add(&cb_done, 1);
+    atomic_fetch_sub(&cb_inflight, 1);
+}
+
+static double run_sync_callbacks(long window, int ms)
+{
+    char dir[512];
+    struct store *s = open_store("SYNC_FLUSH", dir, sizeof(dir));
+    uint8_t body[100];
+    memset(body, 'c', sizeof(body));
+    struct mq_msg m = {.topic = "CbTopic", .topic_len = 7, .body = body, .body_len = 100};
+    struct store_put_result r;
+    atomic_store(&cb_done, 0);
+    atomic_store(&cb_inflight, 0);
+    int64_t t0 = mq_mono_us(), stop = t0 + (int64_t)ms * 1000;
+    for (long i = 0; mq_mono_us() < stop; i++) {
+        while (atomic_load(&cb_inflight) >= window)
+            sched_yield();
+        int64_t end;
+        m.queue_id = (int)(i % 8);
+        if (store_put_batch(s, &m, 1, &r, &end) != 1)
+            break;
+        atomic_fetch_add(&cb_inflight, 1);
+        int rc = store_when_flushed(s, end, on_durable, NULL);
+        if (rc == 1)
+            on_durable(NULL, end, 0);
+        else if (rc < 0)
+            break;
+    }
+    while (atomic_load(&cb_inflight) > 0)
+        sched_yield();
+    int64_t t1 = mq_mono_us();
+    store_close(s);
+    rmrf(dir);
+    return (double)atomic_load(&cb_done) * 1e6 / (double)(t1 - t0);
+}
+
 int main(int argc, char **argv)
 {
     long n = 2000000;
-    const char *base = NULL;
+    const char *base = NULL, *phases = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "d:n:q")) != -1) {
+    while ((opt = getopt(argc, argv, "d:n:qp:")) != -1) {
         if (opt == 'd')
             base = optarg;
+        else if (opt == 'p')
+            phases = optarg;
         else if (opt == 'n')
             n = atol(optarg);
         else if (opt == 'q')
             n /= 10;
         else {
-            fprintf(stderr, "usage: mqbench-store [-d DIR] [-n MESSAGES] [-q]\n");
+            fprintf(stderr, "usage: mqbench-store [-d DIR] [-n MESSAGES] [-q] [-p PHASES]\n");
             return 2;
         }
     }
@@ -233,30 +282,50 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    long rss;
+    long rss = 0;
     const int rec100 = 91 + 100 + 10, rec1k = 91 + 1024 + 10;
-    double raw = raw_write_mbps((int64_t)n * rec100);
-    printf("raw write():            %8.0f MB/s\n", raw);
-    double s100 = run_put("ASYNC_FLUSH", 100, n / 4, 1, 8, NULL);
-    printf("100 B single, async:    %8.0f msgs/s\n", s100);
-    double b100 = run_put("ASYNC_FLUSH", 100, n, 256, 8, NULL);
-    printf("100 B batch 256, async: %8.0f msgs/s  %6.0f MB/s\n", b100, b100 * rec100 / 1e6);
-    double s1k = run_put("ASYNC_FLUSH", 1024, n / 8, 1, 8, NULL);
-    printf("1 KiB single, async:    %8.0f msgs/s\n", s1k);
-    double b1k = run_put("ASYNC_FLUSH", 1024, n / 4, 64, 8, NULL);
-    printf("1 KiB batch 64, async:  %8.0f msgs/s  %6.0f MB/s\n", b1k, b1k * rec1k / 1e6);
-    double lat = msync_latency_us();
-    printf("raw msync latency:      %8.0f us  (group-commit bound, 64 appenders: %.0f msgs/s)\n",
-           lat, 64 * 1e6 / lat);
-    double sync64 = run_sync(64, 2000);
-    printf("100 B sync, 64 threads: %8.0f msgs/s\n", sync64);
-    run_put("ASYNC_FLUSH", 100, n, 100, 100, &rss);
-    printf("RssAnon growth after %ld msgs over 100 queues: %ld KiB\n", n, rss);
-    double ratio = b100 * rec100 / 1e6 / raw;
+    double raw = 0, s100 = 0, b100 = 0, s1k = 0, b1k = 0, sync64 = 0, synccb = 0, lat = 0;
+#define PHASE(name) (!phases || strstr(phases, name))
+    if (PHASE("raw")) {
+        raw = raw_write_mbps((int64_t)n * rec100);
+        printf("raw write():            %8.0f MB/s\n", raw);
+    }
+    if (PHASE("single100")) {
+        s100 = run_put("ASYNC_FLUSH", 100, n / 4, 1, 8, NULL);
+        printf("100 B single, async:    %8.0f msgs/s\n", s100);
+    }
+    if (PHASE("batch100")) {
+        b100 = run_put("ASYNC_FLUSH", 100, n, 256, 8, NULL);
+        printf("100 B batch 256, async: %8.0f msgs/s  %6.0f MB/s\n", b100, b100 * rec100 / 1e6);
+    }
+    if (PHASE("single1k")) {
+        s1k = run_put("ASYNC_FLUSH", 1024, n / 8, 1, 8, NULL);
+        printf("1 KiB single, async:    %8.0f msgs/s\n", s1k);
+    }
+    if (PHASE("batch1k")) {
+        b1k = run_put("ASYNC_FLUSH", 1024, n / 4, 64, 8, NULL);
+        printf("1 KiB batch 64, async:  %8.0f msgs/s  %6.0f MB/s\n", b1k, b1k * rec1k / 1e6);
+    }
+    if (PHASE("sync")) {
+        lat = msync_latency_us();
+        printf(
+            "raw msync latency:      %8.0f us  (group-commit bound, 64 appenders: %.0f msgs/s)\n",
+            lat, 64 * 1e6 / lat);
+        sync64 = run_sync(64, 2000);
+        printf("100 B sync, 64 threads: %8.0f msgs/s\n", sync64);
+        synccb = run_sync_callbacks(4096, 2000);
+        printf("100 B sync, callbacks, 4096 in flight: %8.0f msgs/s\n", synccb);
+    }
+    if (PHASE("rss")) {
+        run_put("ASYNC_FLUSH", 100, n, 100, 100, &rss);
+        printf("RssAnon growth after %ld msgs over 100 queues: %ld KiB\n", n, rss);
+    }
+    double ratio = raw > 0 ? b100 * rec100 / 1e6 / raw : 0;
     printf("RESULT raw_write_MBps=%.0f put100_single_mps=%.0f put100_batch_mps=%.0f "
            "put1k_single_mps=%.0f put1k_batch_mps=%.0f sync64_mps=%.0f "
-           "batch100_vs_raw=%.2f msync_us=%.0f sync64_vs_bound=%.2f rss_anon_growth_kb=%ld\n",
-           raw, s100, b100, s1k, b1k, sync64, ratio, lat, sync64 * lat / 64e6, rss);
+           "sync_cb4096_mps=%.0f batch100_vs_raw=%.2f msync_us=%.0f sync64_vs_bound=%.2f "
+           "rss_anon_growth_kb=%ld\n",
+           raw, s100, b100, s1k, b1k, sync64, synccb, ratio, lat, sync64 * lat / 64e6, rss);
     rmdir(root);
     return 0;
 }

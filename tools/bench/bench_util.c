@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,11 +212,15 @@ uint64_t bench_result(struct bench_run *r, const char *extra)
     double secs = (double)(end - start_ns(r)) / 1e9;
     if (secs <= 0)
         secs = 1e-9;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru); /* every thread of the process, set-up included */
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     printf("RESULT tps=%.0f mbps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%llu "
-           "msgs=%llu secs=%.2f%s%s\n",
+           "msgs=%llu secs=%.2f client_cpu_s=%.2f%s%s\n",
            (double)t.msgs / secs, (double)t.bytes / secs / 1e6, bench_snap_pct_us(&s, 0.50),
            bench_snap_pct_us(&s, 0.99), bench_snap_pct_us(&s, 0.999), (unsigned long long)t.errors,
-           (unsigned long long)t.msgs, secs, extra && *extra ? " " : "", extra ? extra : "");
+           (unsigned long long)t.msgs, secs, cpu, extra && *extra ? " " : "", extra ? extra : "");
     fflush(stdout);
     return t.errors;
 }

@@ -85,8 +85,9 @@ void bench_worker_done(struct bench_run *r);
 /* Runs on the main thread from start to finish: one progress line a second on stderr, sets
  * stop at the deadline, returns when every worker is done. */
 void bench_monitor(struct bench_run *r);
-/* Prints `RESULT tps=... mbps=... p50_us=... p99_us=... p999_us=... errors=... msgs=... secs=...`
- * followed by `extra` (may be NULL or ""; "key=value ..." pairs). Returns the error count. */
+/* Prints `RESULT tps=... mbps=... p50_us=... p99_us=... p999_us=... errors=... msgs=... secs=...
+ * client_cpu_s=...` (the process's user + system CPU time so far), then `extra` (may be NULL
+ * or ""; "key=value ..." pairs). Returns the error count. */
 uint64_t bench_result(struct bench_run *r, const char *extra);
 
 /* Ping-pong of `size`-byte messages over a fresh loopback TCP connection (TCP_NODELAY) for

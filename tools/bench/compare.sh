@@ -68,19 +68,26 @@ wait_port() { # wait_port <port> <pid> <name>
     echo "compare: $3 did not listen on port $1" >&2
     return 1
 }
-# run <name> <cmd...>: runs one bounded client, keeps its output, prints its RESULT line ("" if none)
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { # user + system clock ticks of a process so far (0 when gone)
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+# run <name> <server pid> <cmd...>: runs one bounded client, keeps its output, prints its RESULT
+# line ("" if none) with server_cpu_s= (the server's CPU time during the run) appended
 run() {
-    local name=$1
-    shift
+    local name=$1 spid=$2 c0 line
+    shift 2
     echo "--- $name: $*" >>"$WORK/runs.log"
+    c0=$(cpu_ticks "$spid")
     timeout "$LIMIT" "$@" >"$WORK/$name.out" 2>>"$WORK/runs.log" || true
-    grep '^RESULT' "$WORK/$name.out" | tail -1 || true
+    line=$(grep '^RESULT' "$WORK/$name.out" | tail -1 || true)
+    [ -z "$line" ] || echo "$line server_cpu_s=$(awk -v a="$c0" -v b="$(cpu_ticks "$spid")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')"
 }
 val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; } # val <key> <RESULT line>
 
 # ---- servers ----
 NS_PORT=$(free_port) BRK_PORT=$(free_port) REDIS_PORT=$(free_port) NATS_PORT=$(free_port)
-OURS=0
+OURS=0 BRK_PID=0
 if [ -x "$BIN/mqnamesrv" ] && [ -x "$BIN/mqbroker" ]; then
     mkdir -p "$WORK/mq/store"
     "$BIN/mqnamesrv" -p "$NS_PORT" >"$WORK/mqnamesrv.log" 2>&1 &
@@ -100,14 +107,17 @@ maxTransferBytesOnMessageInMemory=8388608
 EOF
     "$BIN/mqbroker" -c "$WORK/mq/broker.conf" >"$WORK/mqbroker.log" 2>&1 &
     PIDS+=($!)
+    BRK_PID=$!
     wait_port "$BRK_PORT" $! mqbroker && OURS=1
 fi
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK" --appendonly yes \
     --appendfsync everysec --save '' --protected-mode yes >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
+REDIS_PID=$!
 wait_port "$REDIS_PORT" $! redis
 nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
 PIDS+=($!)
+NATS_PID=$!
 wait_port "$NATS_PORT" $! nats
 
 NS=127.0.0.1:$NS_PORT
@@ -132,21 +142,22 @@ Workloads: ${SIZE}-byte bodies, ${DUR} s per produce run.
 EOF
 
 # ---- workloads ----
-RTT=$(run rtt "$BIN/mqbench" rtt -d 2 -s "$SIZE")
+RTT=$(run rtt 0 "$BIN/mqbench" rtt -d 2 -s "$SIZE")
 COMMON=(-s "$SIZE" -d "$DUR")
-if [ "$OURS" = 1 ]; then
-    O_BATCH=$(run ours_batch "$BIN/mqbench" produce -n "$NS" -t BenchBatch -b "$BATCH" -c "$CALLERS" "${COMMON[@]}")
-    O_SINGLE=$(run ours_single "$BIN/mqbench" produce -n "$NS" -t BenchSingle -c "$MANY" "${COMMON[@]}")
-    O_ASYNC=$(run ours_async "$BIN/mqbench" produce -n "$NS" -t BenchAsync -m async -c "$CALLERS" "${COMMON[@]}")
-    O_CONS=$(run ours_consume "$BIN/mqbench" consume -n "$NS" -t BenchBatch -g BenchRaw --raw -c 2 -N "$CONSUME_MAX" -d 60)
-    O_GROUP=$(run ours_group "$BIN/mqbench" consume -n "$NS" -t BenchBatch -g BenchGroup -N "$CONSUME_MAX" -d 60)
-fi
-R_BATCH=$(run redis_batch "$BIN/mqbench-redis" produce -p "$REDIS_PORT" -k bench:b -P "$BATCH" -c "$CALLERS" "${COMMON[@]}")
-R_SINGLE=$(run redis_single "$BIN/mqbench-redis" produce -p "$REDIS_PORT" -k bench:s -P 1 -c "$MANY" "${COMMON[@]}")
-R_CONS=$(run redis_consume "$BIN/mqbench-redis" consume -p "$REDIS_PORT" -k bench:b -b 1000 -N "$CONSUME_MAX" -d 60)
-N_BATCH=$(run nats_batch "$BIN/mqbench-nats" produce -p "$NATS_PORT" --stream BENCHB --subject bench.b -m async -w 4096 -c "$CALLERS" "${COMMON[@]}")
-N_SINGLE=$(run nats_single "$BIN/mqbench-nats" produce -p "$NATS_PORT" --stream BENCHS --subject bench.s -m sync -c "$MANY" "${COMMON[@]}")
-N_CONS=$(run nats_consume "$BIN/mqbench-nats" consume -p "$NATS_PORT" --stream BENCHB --subject bench.b -b 1000 -N "$CONSUME_MAX" -d 60)
+# one workload at a time across the three systems, so that load from elsewhere on the machine
+# hits them alike
+ours() { if [ "$OURS" = 1 ]; then run "$@"; fi; }
+O_BATCH=$(ours ours_batch "$BRK_PID" "$BIN/mqbench" produce -n "$NS" -t BenchBatch -b "$BATCH" -c "$CALLERS" "${COMMON[@]}")
+R_BATCH=$(run redis_batch "$REDIS_PID" "$BIN/mqbench-redis" produce -p "$REDIS_PORT" -k bench:b -P "$BATCH" -c "$CALLERS" "${COMMON[@]}")
+N_BATCH=$(run nats_batch "$NATS_PID" "$BIN/mqbench-nats" produce -p "$NATS_PORT" --stream BENCHB --subject bench.b -m async -w 4096 -c "$CALLERS" "${COMMON[@]}")
+O_SINGLE=$(ours ours_single "$BRK_PID" "$BIN/mqbench" produce -n "$NS" -t BenchSingle -c "$MANY" "${COMMON[@]}")
+R_SINGLE=$(run redis_single "$REDIS_PID" "$BIN/mqbench-redis" produce -p "$REDIS_PORT" -k bench:s -P 1 -c "$MANY" "${COMMON[@]}")
+N_SINGLE=$(run nats_single "$NATS_PID" "$BIN/mqbench-nats" produce -p "$NATS_PORT" --stream BENCHS --subject bench.s -m sync -c "$MANY" "${COMMON[@]}")
+O_ASYNC=$(ours ours_async "$BRK_PID" "$BIN/mqbench" produce -n "$NS" -t BenchAsync -m async -c "$CALLERS" "${COMMON[@]}")
+O_CONS=$(ours ours_consume "$BRK_PID" "$BIN/mqbench" consume -n "$NS" -t BenchBatch -g BenchRaw --raw -c 2 -N "$CONSUME_MAX" -d 60)
+R_CONS=$(run redis_consume "$REDIS_PID" "$BIN/mqbench-redis" consume -p "$REDIS_PORT" -k bench:b -b 1000 -N "$CONSUME_MAX" -d 60)
+N_CONS=$(run nats_consume "$NATS_PID" "$BIN/mqbench-nats" consume -p "$NATS_PORT" --stream BENCHB --subject bench.b -b 1000 -N "$CONSUME_MAX" -d 60)
+O_GROUP=$(ours ours_group "$BRK_PID" "$BIN/mqbench" consume -n "$NS" -t BenchBatch -g BenchGroup -N "$CONSUME_MAX" -d 60)
 
 # ---- table ----
 ratio() { # ratio <ours tps> <theirs tps>
@@ -158,7 +169,16 @@ ratio() { # ratio <ours tps> <theirs tps>
 }
 cell() { # cell <RESULT line>: "tps (p50/p99 µs)"
     if [ -z "$1" ]; then echo "n/a"; return; fi
+    if [ "$(val p50_us "$1")" = 0.0 ]; then printf "%s (-)" "$(val tps "$1")"; return; fi
     printf "%s (%s/%s)" "$(val tps "$1")" "$(val p50_us "$1")" "$(val p99_us "$1")"
+}
+cpu_cell() { # cpu_cell <RESULT line>: "server + client CPU µs per message"
+    if [ -z "$1" ] || [ "$(val msgs "$1")" = 0 ]; then echo "n/a"; return; fi
+    awk -v s="$(val server_cpu_s "$1")" -v c="$(val client_cpu_s "$1")" -v n="$(val msgs "$1")" \
+        'BEGIN { printf "%.1f + %.1f", s * 1e6 / n, c * 1e6 / n }'
+}
+cpu_row() { # cpu_row <label> <ours> <redis> <nats>
+    printf "| %-22s | %-16s | %-16s | %-16s |\n" "$1" "$(cpu_cell "$2")" "$(cpu_cell "$3")" "$(cpu_cell "$4")"
 }
 row() { # row <label> <ours> <redis> <nats>
     printf "| %-22s | %-28s | %-28s | %-28s | %-7s | %-7s |\n" "$1" "$(cell "$2")" "$(cell "$3")" \
@@ -177,6 +197,16 @@ row "single, $MANY callers" "${O_SINGLE:-}" "$R_SINGLE" "$N_SINGLE"
 row "async produce" "${O_ASYNC:-}" "" "$N_BATCH"
 row "consume" "${O_CONS:-}" "$R_CONS" "$N_CONS"
 row "consume (group)" "${O_GROUP:-}" "$R_CONS" "$N_CONS"
+echo
+echo "CPU per message, µs (server + client; what the 2 shared CPUs pay, so less sensitive to"
+echo "other load on the machine than msgs/s)"
+printf "| %-22s | %-16s | %-16s | %-16s |\n" workload mqfs "Redis Streams" "NATS JetStream"
+echo "|------------------------|------------------|------------------|------------------|"
+cpu_row "batch produce (x$BATCH)" "${O_BATCH:-}" "$R_BATCH" "$N_BATCH"
+cpu_row "single, $MANY callers" "${O_SINGLE:-}" "$R_SINGLE" "$N_SINGLE"
+cpu_row "async produce" "${O_ASYNC:-}" "" "$N_BATCH"
+cpu_row "consume" "${O_CONS:-}" "$R_CONS" "$N_CONS"
+cpu_row "consume (group)" "${O_GROUP:-}" "" ""
 echo
 echo "  batch: mqfs mqc_send_batch x$BATCH, $CALLERS callers on one producer; Redis $CALLERS connections"
 echo "  pipelining $BATCH XADDs; NATS js_PublishAsync, $CALLERS threads on one connection, 4096 in flight."

@@ -48,7 +48,7 @@ int main(int argc, char **argv)
     struct mqc_consumer_opts opts = {.from = MQC_FROM_FIRST,
                                      .rebalance_ms = (int)a.rebalance_ms, /* 0: 20 s */
                                      .persist_ms = 200};
-    struct mqc_consumer *c;
+    struct mqc_consumer *c = NULL;
     int rc = mqc_consumer_new(&cfg, &opts, &c);
     if (rc == 0 && (rc = mqc_consumer_subscribe(c, a.topic, a.expr)) == 0)
         rc = mqc_consumer_start(c);

@@ -7,7 +7,7 @@
  *   -g GROUP  producer or consumer group
  *   -T TAG    tag of sent messages / -e EXPR tag expression of a subscription
  *   -s BYTES  body size (bodies are padded with a fixed pattern, see example_body)
- *   -z ALGO   compression: zstd (default), zlib or none
+ *   -z ALGO   compression of bodies over 4 KiB: zstd (default), zlib or none
  *   -i MS     pause between sends
  *   -b N      batch size / -k N order ids / -r MS rebalance period / -w MS idle exit
  *   -v        consumer: print the owned queues whenever they change
@@ -50,6 +50,7 @@ static inline void example_args(int argc, char **argv, struct example_args *a)
     a->count = 10;
     a->batch = 10;
     a->orders = 4;
+    a->compress_over = MQC_COMPRESS_OVER_DEFAULT; /* -z none: 0, never */
     int opt;
     while ((opt = getopt(argc, argv, "n:t:c:g:T:e:s:z:i:b:k:r:w:vh")) != -1) {
         switch (opt) {
@@ -96,7 +97,7 @@ static inline void example_args(int argc, char **argv, struct example_args *a)
             if (strcmp(optarg, "zlib") == 0)
                 a->compress_type = MQC_COMPRESS_ZLIB;
             else if (strcmp(optarg, "none") == 0)
-                a->compress_over = MQC_COMPRESS_NEVER;
+                a->compress_over = 0;
             else if (strcmp(optarg, "zstd") != 0) {
                 example_usage(argv[0]);
                 exit(2);

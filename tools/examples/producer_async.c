@@ -31,7 +31,7 @@ int main(int argc, char **argv)
                              .group = a.group ? a.group : "example_producer",
                              .compress_type = a.compress_type,
                              .compress_over = a.compress_over};
-    struct mqc_producer *p;
+    struct mqc_producer *p = NULL;
     int rc = mqc_producer_new(&cfg, &p);
     if (rc) {
         fprintf(stderr, "producer: %s\n", mq_strerror(rc));

@@ -10,7 +10,7 @@ int main(int argc, char **argv)
     struct example_args a;
     example_args(argc, argv, &a);
     struct mqc_config cfg = {.namesrv = a.namesrv, .group = a.group ? a.group : "example_producer"};
-    struct mqc_producer *p;
+    struct mqc_producer *p = NULL;
     int rc = mqc_producer_new(&cfg, &p);
     if (rc) {
         fprintf(stderr, "producer: %s\n", mq_strerror(rc));

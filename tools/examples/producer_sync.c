@@ -16,7 +16,7 @@ int main(int argc, char **argv)
                              .compress_over = a.compress_over,
                              .send_timeout_ms = 1000,
                              .poll_namesrv_ms = a.rebalance_ms}; /* -r: route refresh period */
-    struct mqc_producer *p;
+    struct mqc_producer *p = NULL;
     int rc = mqc_producer_new(&cfg, &p);
     if (rc) {
         fprintf(stderr, "producer: %s\n", mq_strerror(rc));

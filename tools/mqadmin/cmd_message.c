@@ -44,7 +44,7 @@ int adm_send_message(struct adm *a)
                             .body = body,
                             .body_len = strlen(body)};
     struct mqc_config cfg = {.namesrv = a->namesrv, .group = TOOLS_PRODUCER};
-    struct mqc_producer *p;
+    struct mqc_producer *p = NULL;
     int rc = mqc_producer_new(&cfg, &p);
     if (rc)
         return adm_fail(a, rc, "cannot create a producer");
@@ -68,7 +68,7 @@ static int consume_group(struct adm *a, const char *topic, const char *expr, lon
 {
     struct mqc_config cfg = {.namesrv = a->namesrv, .group = adm_opt(a, 'g')};
     struct mqc_consumer_opts opts = {.from = MQC_FROM_FIRST, .persist_ms = 1000};
-    struct mqc_consumer *c;
+    struct mqc_consumer *c = NULL;
     int rc = mqc_consumer_new(&cfg, &opts, &c);
     if (rc == 0 && (rc = mqc_consumer_subscribe(c, topic, expr)) == 0)
         rc = mqc_consumer_start(c);
@@ -136,6 +136,7 @@ static int consume_queues(struct adm *a, const char *topic, const char *expr, lo
         return adm_fail(a, rc, "cannot create a consumer");
     }
     long long left = count;
+    int matched = 0;
     for (size_t i = 0; i < r.nqueues && left > 0 && rc == 0; i++) {
         if ((broker && strcmp(broker, r.queues[i].broker) != 0) || !(r.queues[i].perm & 4))
             continue;
@@ -147,11 +148,14 @@ static int consume_queues(struct adm *a, const char *topic, const char *expr, lo
             snprintf(mq.topic, sizeof(mq.topic), "%s", topic);
             snprintf(mq.broker, sizeof(mq.broker), "%s", r.queues[i].broker);
             mq.queue_id = q;
+            matched = 1;
             rc = consume_queue(a, c, &mq, expr, offset, &left, rows);
         }
     }
     mqc_consumer_free(c);
     mqc_topic_route_destroy(&r);
+    if (rc == 0 && !matched)
+        rc = adm_fail(a, 0, "'%s' has no readable queue matching -b/-q", topic);
     return rc;
 }
 

@@ -76,7 +76,9 @@ static void on_async(int err, const struct mqc_send_result *res, void *arg)
     t->next = c->free_list;
     c->free_list = t;
     c->in_flight--;
-    if (c->waiting)
+    /* A caller waiting for a ticket is woken once a quarter of the window is free, not for
+     * every completion: one wakeup per message would cost more than the send itself. */
+    if (c->waiting && (c->in_flight == 0 || c->o->window - c->in_flight >= (c->o->window + 3) / 4))
         pthread_cond_signal(&c->cond);
     pthread_mutex_unlock(&c->lock);
 }
