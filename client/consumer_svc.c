@@ -239,24 +239,48 @@ static int consumer_ids(struct mqc_consumer *c, const char *addr, char ***ids, s
     return *ids ? 0 : -ENOMEM;
 }
 
+/* The group's members from the first broker of the topic that answers: every broker learns
+ * them from the heartbeats, and one broker that is down or cut off (still in the route until
+ * the NameServers expire it) must not stop the whole rebalance. */
+static int consumer_ids_any(struct mqc_consumer *c, const struct mqc_mq *qs, size_t nq, char ***ids,
+                            size_t *n)
+{
+    int rc = -ENOENT;
+    for (size_t i = 0; i < nq; i++) {
+        char addr[MQC_ADDR_MAX];
+        if ((i > 0 && strcmp(qs[i].broker, qs[i - 1].broker) == 0) ||
+            mqc__broker_addr(c->inst, qs[i].broker, addr))
+            continue;
+        if ((rc = consumer_ids(c, addr, ids, n)) == 0)
+            return 0;
+        mq_debug("%s: members of %s from %s: %s", c->inst->client_id, c->inst->group, addr,
+                 mq_strerror(rc));
+    }
+    return rc;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void rebalance_topic(struct mqc_consumer *c, const struct sub *s)
+/* Returns 0, or -1 when no broker told the group's members (the owned queues stay as they
+ * were). */
+static int rebalance_topic(struct mqc_consumer *c, const struct sub *s)
 {
     (void)mqc__route_refresh(c->inst, s->topic, 0);
     struct mqc_mq *qs = NULL;
     size_t nq = 0;
-    char addr[MQC_ADDR_MAX];
     char **ids = NULL;
     size_t nids = 0;
     size_t *mine = NULL, nmine = 0;
+    int failed = 0;
     if (mqc__queues(c->inst, s->topic, 0, &qs, &nq) || nq == 0)
+        goto out; /* no queues known: nothing to own */
+    if (consumer_ids_any(c, qs, nq, &ids, &nids)) {
+        failed = -1;
         goto out;
-    if (mqc__broker_addr(c->inst, qs[0].broker, addr) || consumer_ids(c, addr, &ids, &nids))
-        goto out;
+    }
     qsort(ids, nids, sizeof(*ids), cmp_str);
     mine = calloc(nq, sizeof(*mine));
     if (!mine)
@@ -325,14 +349,19 @@ out:
     free(ids);
     free(mine);
     free(qs);
+    return failed;
 }
 
+/* `rebalanced` (which mqc_consumer_caught_up requires) is set only by a rebalance that learned
+ * every topic's members: owning no queue because the rebalance failed is not being caught up. */
 static void rebalance(struct mqc_consumer *c)
 {
+    int failed = 0;
     for (size_t i = 0; i < c->nsubs; i++)
-        rebalance_topic(c, &c->subs[i]);
+        failed |= rebalance_topic(c, &c->subs[i]);
     pthread_mutex_lock(&c->lock);
-    c->rebalanced = 1;
+    if (!failed)
+        c->rebalanced = 1;
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -34,15 +34,16 @@ struct seg {
     struct mqc_view_info info;
 };
 
-/* The topic's route, from the cache when fresh (or when the NameServers fail). Copies the
- * readable brokers' addresses into segs. Returns the count or a negative errno. */
+/* The topic's route, from the cache when fresh (or when the NameServers fail; force: ask them
+ * anyway). Copies the readable brokers' addresses into segs. Returns the count or a negative
+ * errno. */
 static int route_segs(struct mqfs *fs, const char *topic, const char *broker, int queue_id,
-                      struct seg *segs, int max)
+                      struct seg *segs, int max, int force)
 {
     pthread_mutex_lock(&fs->route_lock);
     struct route_entry *e = mq_map_get(&fs->routes, topic);
     int64_t now = mq_mono_us();
-    if (!e || now - e->at_us > MQFS_ROUTE_AGE_US) {
+    if (!e || force || now - e->at_us > MQFS_ROUTE_AGE_US) {
         struct mqc_topic_route r;
         int rc = mqc_admin_topic_route(fs->admin, topic, &r);
         if (rc == 0) {
@@ -109,11 +110,16 @@ void mqfs__routes_destroy(struct mqfs *fs)
     mq_map_destroy(&fs->routes);
 }
 
+/* A queue whose broker the cached route lacks asks the NameServers again at once: the broker
+ * may have come back (re-registered) since. */
 static int node_segs(struct mqfs *fs, const struct mqfs_node *n, struct seg *segs, int max)
 {
-    if (n->kind == MQFS_QUEUE)
-        return route_segs(fs, n->topic, n->broker, n->queue_id, segs, max);
-    return route_segs(fs, n->topic, NULL, -1, segs, max);
+    if (n->kind != MQFS_QUEUE)
+        return route_segs(fs, n->topic, NULL, -1, segs, max, 0);
+    int rc = route_segs(fs, n->topic, n->broker, n->queue_id, segs, max, 0);
+    if (rc == 0 || rc == -ENOENT)
+        rc = route_segs(fs, n->topic, n->broker, n->queue_id, segs, max, 1);
+    return rc;
 }
 
 /* Fetches every segment's bounds. */
@@ -164,6 +170,13 @@ int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off
         return -EOPNOTSUPP; /* tag-filtered and .json log views: docs/FS.md, planned */
     struct seg segs[MAX_SEGS];
     int nsegs = node_segs(fs, &h->node, segs, MAX_SEGS);
+    if (h->node.kind == MQFS_QUEUE && (nsegs == -ENOENT || nsegs == 0)) {
+        /* The queue's broker is not in the topic's route (the NameServers dropped it: down or
+         * cut off). Its messages still exist; an empty read would claim there are none. */
+        mq_warn("read %s/%s-%d: broker not in the route", h->node.topic, h->node.broker,
+                h->node.queue_id);
+        return -EIO;
+    }
     if (nsegs == -ENOENT || nsegs == 0) {
         fuse_reply_buf(req, NULL, 0);
         return 0;

@@ -12,6 +12,7 @@ PKGS=(
     libjansson-dev      # JSON headers and bodies of RocketMQ's remoting protocol, config files
     python3 python3-pytest  # end-to-end tests
     procps psmisc attr jq   # ps/pkill, fuser, getfattr, jq: used by tests and scripts
+    iproute2 util-linux     # ip netns and nsenter: the multi-host cluster test (test_cluster_netns.py)
     libhiredis-dev libnats-dev    # tools/bench: the Redis Streams and NATS JetStream load generators
     redis-server nats-server      # tools/bench/compare.sh: the peers it measures us against
 )
