@@ -208,7 +208,7 @@ struct store {
     struct store__tqoff *tq; /* put lock */
     size_t tq_cap, tq_count;
     atomic_int disk_full;    /* clean thread: usage past the warning ratio */
-    atomic_int disp_nospace; /* dispatch: no space for consume-queue or index files (ENOSPC) */
+    atomic_int disp_nospace; /* dispatch: no space for a consume-queue file (ENOSPC) */
     atomic_int_fast64_t puts, put_bytes;
 
     /* queues and index */
