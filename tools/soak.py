@@ -188,7 +188,9 @@ def summarize(samples, warm_s, judge_rss=True):
     for name, ss in samples.items():
         if not ss:
             continue
-        warm = next((s for s in ss if s[0] >= warm_s), ss[0])
+        # A process started late (a replacement reader) gets its own 5 s to open connections.
+        start = max(warm_s, ss[0][0] + 5.0)
+        warm = next((s for s in ss if s[0] >= start), ss[-1])
         last = ss[-1]
         out[name] = {
             "samples": len(ss),

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 
 import pytest
 

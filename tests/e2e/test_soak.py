@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from conftest import REPO, binary
 from mqfs_mount import require_fuse
