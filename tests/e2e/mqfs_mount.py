@@ -88,12 +88,33 @@ class Mount:
         for mark in SANITIZER_MARKS:
             assert mark not in err, "mqfs stderr shows %r:\n%s" % (mark, err)
 
-    def wait_exit(self, timeout=15.0):
+    def threads(self):
+        """Where every thread of mqfs is (kernel wait channel + user stack), for a hang report."""
+        out = []
+        pid = self.proc.pid
+        if shutil.which("gdb"):
+            r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 12"],
+                               capture_output=True, text=True, timeout=60)
+            out.append(r.stdout[-12000:])
+        for tid in sorted(os.listdir("/proc/%d/task" % pid)):
+            try:
+                with open("/proc/%d/task/%s/wchan" % (pid, tid)) as f:
+                    out.append("task %s wchan %s" % (tid, f.read()))
+            except OSError:
+                pass
+        return "\n".join(out)
+
+    def wait_exit(self, timeout=60.0):
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            try:
+                where = self.threads()
+            except Exception as e:  # the report must not hide the failure
+                where = "(no thread report: %s)" % e
             self._kill()
-            raise AssertionError("mqfs did not exit within %.0f s:\n%s" % (timeout, self.stderr()))
+            raise AssertionError("mqfs did not exit within %.0f s:\n%s\nthreads:\n%s" %
+                                 (timeout, self.stderr(), where))
 
     def _kill(self):
         if self.proc and self.proc.poll() is None:
