@@ -186,13 +186,15 @@ int mqfs_main(int argc, char **argv)
         mq_info("unmounting %s%s", cmd.mountpoint, rc > 0 ? " (signal)" : "");
 
 out_signals:
-    fuse_remove_signal_handlers(se);
     if (mounted)
         fuse_session_unmount(se);
     mq_debug("shutdown: unmounted");
     mqfs__handles_shutdown(&fs); /* partial lines and blobs of files still open */
     mqfs__dirs_shutdown(&fs);
     mq_debug("shutdown: open files done");
+    /* Only now: a SIGTERM during the steps above must not kill the process before the data of
+     * files still open is sent (with the handlers in place it only ends an ended loop). */
+    fuse_remove_signal_handlers(se);
 out:
     if (se)
         fuse_session_destroy(se);
