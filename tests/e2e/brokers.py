@@ -1,6 +1,7 @@
 """brokers.py — fixtures that start mqbroker next to mqnamesrv (import them into a test module
 with `from brokers import *`), and helpers to send and pull through the Python encoder."""
 
+import os
 import time
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 import mqproto as mp
 import mqrecord as mr
 from conftest import binary, free_port
+from mqfs_mount import Mount
 
 SEND_MESSAGE = 10
 PULL_MESSAGE = 11
@@ -106,3 +108,35 @@ def pull(cli, topic, queue_id, offset, group="CG", max_nums=32, expr="*", suspen
     r = cli.call(PULL_MESSAGE, ext)
     r.records = mr.decode_records(r.body) if r.code == mp.SUCCESS else []
     return r
+
+
+def queue_records(port, topic, queues, max_nums=1024):
+    """{queue: [Record...]} for every queue 0..queues-1, pulled from offset 0 to the end;
+    mqrecord checks each record's magic, TOTALSIZE and body CRC."""
+    out = {}
+    with mp.Client(port) as cli:
+        for q in range(queues):
+            off, recs = 0, []
+            while True:
+                p = pull(cli, topic, q, off, max_nums=max_nums)
+                if p.code != mp.SUCCESS or not p.records:
+                    break
+                recs += p.records
+                off = p.records[-1].queue_offset + 1
+            out[q] = recs
+    return out
+
+
+@pytest.fixture
+def mqfs_cluster(namesrv, broker_factory, tmp_path):  # noqa: F811
+    """A NameServer, a broker registered with it, and mqfs mounted on them: the Mount, with
+    .broker (the broker Daemon) and .namesrv_port."""
+    b = broker_factory(namesrv=namesrv)
+    os.makedirs(tmp_path / "fs", exist_ok=True)
+    m = Mount(tmp_path / "fs", "127.0.0.1:%d" % namesrv.port).start()
+    m.broker = b
+    m.namesrv_port = namesrv.port
+    try:
+        yield m
+    finally:
+        m.stop()

@@ -21,6 +21,7 @@ import pytest
 
 import mqproto as mp
 from brokers import GET_MAX_OFFSET, broker_factory, create_topic, pull, restart, send  # noqa: F401
+from brokers import queue_records
 from conftest import binary
 from mqfs_mount import Mount
 
@@ -45,18 +46,7 @@ def route_ok(port, topic):
 
 def all_records(port, topic, queues):
     """{queue: [Record...]} pulled from offset 0; mqrecord checks magic, TOTALSIZE and CRC."""
-    out = {}
-    with mp.Client(port) as cli:
-        for q in range(queues):
-            off, recs = 0, []
-            while True:
-                p = pull(cli, topic, q, off, max_nums=32)
-                if p.code != mp.SUCCESS or not p.records:
-                    break
-                recs += p.records
-                off = p.records[-1].queue_offset + 1
-            out[q] = recs
-    return out
+    return queue_records(port, topic, queues, max_nums=32)
 
 
 def test_namesrv_sigkill_sends_continue(namesrv, broker_factory, daemons, tmp_path):  # noqa: F811

@@ -14,23 +14,8 @@ import time
 import pytest
 
 import mqproto as mp
-from brokers import broker_factory, create_topic  # noqa: F401
+from brokers import broker_factory, create_topic, mqfs_cluster as cluster  # noqa: F401
 from mqfs_mount import Mount
-
-
-@pytest.fixture
-def cluster(namesrv, broker_factory, tmp_path):  # noqa: F811
-    """A NameServer, a broker registered with it, and mqfs mounted on them."""
-    b = broker_factory(namesrv=namesrv)
-    m = Mount(tmp_path / "fs", "127.0.0.1:%d" % namesrv.port)
-    os.makedirs(tmp_path / "fs", exist_ok=True)
-    m.start()
-    m.broker = b
-    m.namesrv_port = namesrv.port
-    try:
-        yield m
-    finally:
-        m.stop()
 
 
 def sh(cmd, timeout=60, **kw):

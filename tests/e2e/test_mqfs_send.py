@@ -13,37 +13,14 @@ import time
 import pytest
 
 import mqproto as mp
-from brokers import broker_factory, create_topic, pull, restart  # noqa: F401
+from brokers import broker_factory, create_topic, mqfs_cluster as cluster  # noqa: F401
+from brokers import queue_records, restart
 from mqfs_mount import Mount
 
 
-@pytest.fixture
-def cluster(namesrv, broker_factory, tmp_path):  # noqa: F811
-    b = broker_factory(namesrv=namesrv)
-    os.makedirs(tmp_path / "fs", exist_ok=True)
-    m = Mount(tmp_path / "fs", "127.0.0.1:%d" % namesrv.port).start()
-    m.broker = b
-    try:
-        yield m
-    finally:
-        m.stop()
-
-
-def records(broker_port, topic, queues=8):
-    """Every message of topic, per queue in queue order: {queue: [Record, ...]}."""
-    out = {}
-    with mp.Client(broker_port) as cli:
-        for q in range(queues):
-            off, recs = 0, []
-            while True:
-                p = pull(cli, topic, q, off, max_nums=1024)
-                if p.code != mp.SUCCESS or not p.records:
-                    break
-                recs += p.records
-                off = p.records[-1].queue_offset + 1
-            if recs:
-                out[q] = recs
-    return out
+def records(broker_port, topic):
+    """Every message of topic (8 queues at most here), per queue in queue order."""
+    return queue_records(broker_port, topic, 8)
 
 
 def bodies(broker_port, topic):
