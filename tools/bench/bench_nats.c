@@ -25,13 +25,11 @@
 
 #include "tools/bench/bench_util.h"
 
-static struct {
-    const char *host, *stream, *subject, *ack;
-    int port, threads, clients, window, batch, async;
-    size_t size;
-    double duration_s, idle_s;
-    int64_t count;
-} opt = {"127.0.0.1", "MQBENCH", "mqbench.data", "all", 4222, 1, 1, 4096, 1000, 1, 100, 5, 3, 0};
+static struct bench_peer_opts opt = {"127.0.0.1", 4222, 1, 1000, 100, 5, 3, 0};
+static struct { /* NATS's own */
+    const char *stream, *subject, *ack;
+    int clients, window, async;
+} nopt = {"MQBENCH", "mqbench.data", "all", 1, 4096, 1};
 
 struct conn {
     natsConnection *nc;
@@ -43,7 +41,6 @@ struct worker {
     struct bench_run *run;
     struct bench_slot *slot;
     struct conn *c;
-    pthread_t thread;
     char *body;
 };
 
@@ -72,12 +69,12 @@ static void *produce_main(void *arg)
         if (opt.size >= sizeof(t0))
             memcpy(w->body, &t0, sizeof(t0));
         natsStatus s;
-        if (opt.async) {
-            s = js_PublishAsync(w->c->js, opt.subject, w->body, (int)opt.size, NULL);
+        if (nopt.async) {
+            s = js_PublishAsync(w->c->js, nopt.subject, w->body, (int)opt.size, NULL);
         } else {
             jsPubAck *pa = NULL;
             jsErrCode jerr = 0;
-            s = js_Publish(&pa, w->c->js, opt.subject, w->body, (int)opt.size, NULL, &jerr);
+            s = js_Publish(&pa, w->c->js, nopt.subject, w->body, (int)opt.size, NULL, &jerr);
             jsPubAck_Destroy(pa);
             if (s == NATS_OK) {
                 bench_hist_add(&w->slot->hist, bench_now_ns() - t0);
@@ -92,7 +89,7 @@ static void *produce_main(void *arg)
             last = s;
         }
     }
-    if (opt.async) {
+    if (nopt.async) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MaxWait = 30000;
@@ -110,11 +107,11 @@ static void *consume_main(void *arg)
     jsSubOptions so;
     jsErrCode jerr = 0;
     jsSubOptions_Init(&so);
-    so.Config.AckPolicy = !strcmp(opt.ack, "none")   ? js_AckNone
-                          : !strcmp(opt.ack, "each") ? js_AckExplicit
-                                                     : js_AckAll;
+    so.Config.AckPolicy = !strcmp(nopt.ack, "none")   ? js_AckNone
+                          : !strcmp(nopt.ack, "each") ? js_AckExplicit
+                                                      : js_AckAll;
     so.Config.MaxAckPending = -1;
-    natsStatus s = js_PullSubscribe(&sub, w->c->js, opt.subject, "mqbench", NULL, &so, &jerr);
+    natsStatus s = js_PullSubscribe(&sub, w->c->js, nopt.subject, "mqbench", NULL, &so, &jerr);
     uint64_t seen = 0;
     while (s == NATS_OK && !atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
         natsMsgList list = {0};
@@ -162,7 +159,7 @@ static natsStatus conn_open(struct conn *c, struct bench_slot *cb_slot)
     snprintf(url, sizeof(url), "nats://%s:%d", opt.host, opt.port);
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = opt.window;
+    jo.PublishAsync.MaxPending = nopt.window;
     jo.PublishAsync.AckHandler = on_ack;
     jo.PublishAsync.AckHandlerClosure = c;
     jo.PublishAsync.StallWait = 30000;
@@ -177,9 +174,9 @@ static natsStatus ensure_stream(jsCtx *js)
     jsStreamConfig sc;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    const char *subjects[] = {opt.subject};
+    const char *subjects[] = {nopt.subject};
     jsStreamConfig_Init(&sc);
-    sc.Name = opt.stream;
+    sc.Name = nopt.stream;
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
@@ -204,7 +201,7 @@ static const char usage_text[] =
     "      --idle S         consume: stop after S seconds without messages (default 3)\n"
     "Last stdout line: RESULT tps=... mbps=... p50_us=... p99_us=... errors=...\n";
 
-enum { O_STREAM = 256, O_SUBJECT, O_CLIENTS, O_ACK, O_IDLE };
+enum { O_STREAM = BENCH_OPT_IDLE + 1, O_SUBJECT, O_CLIENTS, O_ACK };
 
 static int parse(int argc, char **argv)
 {
@@ -222,57 +219,38 @@ static int parse(int argc, char **argv)
         {"ack", required_argument, NULL, O_ACK},
         {"duration", required_argument, NULL, 'd'},
         {"count", required_argument, NULL, 'N'},
-        {"idle", required_argument, NULL, O_IDLE},
+        {"idle", required_argument, NULL, BENCH_OPT_IDLE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "H:p:c:s:m:w:b:d:N:h", lo, NULL)) != -1) {
-        int64_t v = 1;
+        int64_t v = bench_peer_opt(&opt, c, optarg, "mqbench-nats");
+        if (v < 0)
+            return -1;
+        if (v > 0)
+            continue;
+        v = 1;
         switch (c) {
-        case 'H':
-            opt.host = optarg;
-            break;
         case O_STREAM:
-            opt.stream = optarg;
+            nopt.stream = optarg;
             break;
         case O_SUBJECT:
-            opt.subject = optarg;
+            nopt.subject = optarg;
             break;
         case O_ACK:
-            opt.ack = optarg;
+            nopt.ack = optarg;
             v = strcmp(optarg, "all") && strcmp(optarg, "each") && strcmp(optarg, "none") ? -1 : 1;
             break;
         case 'm':
-            opt.async = !strcmp(optarg, "async");
-            v = opt.async || !strcmp(optarg, "sync") ? 1 : -1;
-            break;
-        case 'p':
-            v = opt.port = (int)bench_parse_count(optarg);
-            break;
-        case 'c':
-            v = opt.threads = (int)bench_parse_count(optarg);
+            nopt.async = !strcmp(optarg, "async");
+            v = nopt.async || !strcmp(optarg, "sync") ? 1 : -1;
             break;
         case O_CLIENTS:
-            v = opt.clients = (int)bench_parse_count(optarg);
-            break;
-        case 's':
-            v = (int64_t)(opt.size = (size_t)bench_parse_count(optarg));
+            v = nopt.clients = (int)bench_parse_count(optarg);
             break;
         case 'w':
-            v = opt.window = (int)bench_parse_count(optarg);
-            break;
-        case 'b':
-            v = opt.batch = (int)bench_parse_count(optarg);
-            break;
-        case 'N':
-            v = opt.count = bench_parse_count(optarg);
-            break;
-        case 'd':
-            v = (opt.duration_s = bench_parse_secs(optarg)) > 0 ? 1 : -1;
-            break;
-        case O_IDLE:
-            v = (opt.idle_s = bench_parse_secs(optarg)) > 0 ? 1 : -1;
+            v = nopt.window = (int)bench_parse_count(optarg);
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -290,17 +268,15 @@ static int parse(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "produce") && strcmp(argv[1], "consume"))) {
-        int help = argc >= 2 && !strcmp(argv[1], "--help");
-        fputs(usage_text, help ? stdout : stderr);
-        return help ? 0 : 2;
-    }
-    int produce = !strcmp(argv[1], "produce"), status = 1, started = 0;
+    int status = 1, produce = bench_peer_mode(argc, argv, usage_text, &status);
+    if (produce < 0)
+        return status;
+    int started = 0;
     if (parse(argc - 1, argv + 1)) {
         fputs(usage_text, stderr);
         return 2;
     }
-    int nt = produce ? opt.threads : 1, nc = produce && opt.clients < nt ? opt.clients : 1;
+    int nt = produce ? opt.threads : 1, nc = produce && nopt.clients < nt ? nopt.clients : 1;
     struct worker *ws = calloc((size_t)nt, sizeof(*ws));
     struct conn *cs = calloc((size_t)nc, sizeof(*cs));
     struct bench_run run;
@@ -330,24 +306,13 @@ int main(int argc, char **argv)
     run.duration_s = opt.duration_s;
     run.show_latency = 1;
     run.clock_from_first = !produce;
-    run.t0_ns = bench_now_ns();
-    for (; started < nt; started++) {
-        if (pthread_create(&ws[started].thread, NULL, produce ? produce_main : consume_main,
-                           &ws[started])) {
-            atomic_store(&run.stop, 1);
-            atomic_fetch_sub(&run.workers_left, nt - started);
-            break;
-        }
-    }
-    bench_monitor(&run);
-    for (int i = 0; i < started; i++)
-        pthread_join(ws[i].thread, NULL);
+    started = bench_run_workers(&run, nt, produce ? produce_main : consume_main, ws, sizeof(*ws));
     char extra[160];
     if (produce)
         snprintf(extra, sizeof(extra), "mode=%s threads=%d clients=%d window=%d size=%zu",
-                 opt.async ? "async" : "sync", nt, nc, opt.window, opt.size);
+                 nopt.async ? "async" : "sync", nt, nc, nopt.window, opt.size);
     else
-        snprintf(extra, sizeof(extra), "batch=%d ack=%s", opt.batch, opt.ack);
+        snprintf(extra, sizeof(extra), "batch=%d ack=%s", opt.batch, nopt.ack);
     status = started == nt && bench_result(&run, extra) == 0 ? 0 : 1;
 out:
     for (int i = 0; cs && i < nc; i++) {

@@ -22,19 +22,14 @@
 
 #include "tools/bench/bench_util.h"
 
-static struct {
-    const char *host, *key;
-    int port, threads, pipeline, batch;
-    size_t size;
-    double duration_s, idle_s;
-    int64_t count;
-} opt = {"127.0.0.1", "mqbench", 6379, 1, 64, 1000, 100, 5, 3, 0};
+static struct bench_peer_opts opt = {"127.0.0.1", 6379, 1, 1000, 100, 5, 3, 0};
+static const char *opt_key = "mqbench";
+static int opt_pipeline = 64;
 
 struct worker {
     struct bench_run *run;
     struct bench_slot *slot;
     redisContext *ctx;
-    pthread_t thread;
     char *body;
 };
 
@@ -42,10 +37,10 @@ static void *produce_main(void *arg)
 {
     struct worker *w = arg;
     uint64_t n;
-    while ((n = bench_claim(w->run, (uint64_t)opt.pipeline)) > 0) {
+    while ((n = bench_claim(w->run, (uint64_t)opt_pipeline)) > 0) {
         uint64_t t0 = bench_now_ns();
         for (uint64_t i = 0; i < n; i++)
-            redisAppendCommand(w->ctx, "XADD %s * f %b", opt.key, w->body, opt.size);
+            redisAppendCommand(w->ctx, "XADD %s * f %b", opt_key, w->body, opt.size);
         for (uint64_t i = 0; i < n; i++) {
             redisReply *r = NULL;
             if (redisGetReply(w->ctx, (void **)&r) != REDIS_OK) {
@@ -100,7 +95,7 @@ static void *consume_main(void *arg)
     for (;;) {
         uint64_t t0 = bench_now_ns();
         redisReply *r =
-            redisCommand(w->ctx, "XREAD COUNT %d STREAMS %s %s", opt.batch, opt.key, last);
+            redisCommand(w->ctx, "XREAD COUNT %d STREAMS %s %s", opt.batch, opt_key, last);
         if (!r) {
             fprintf(stderr, "mqbench-redis: %s\n", w->ctx->errstr);
             bench_inc(&w->slot->errors, 1);
@@ -148,51 +143,28 @@ static int parse(int argc, char **argv)
         {"key", required_argument, NULL, 'k'},   {"threads", required_argument, NULL, 'c'},
         {"size", required_argument, NULL, 's'},  {"pipeline", required_argument, NULL, 'P'},
         {"batch", required_argument, NULL, 'b'}, {"duration", required_argument, NULL, 'd'},
-        {"count", required_argument, NULL, 'N'}, {"idle", required_argument, NULL, 'I'},
+        {"count", required_argument, NULL, 'N'}, {"idle", required_argument, NULL, BENCH_OPT_IDLE},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "H:p:k:c:s:P:b:d:N:h", lo, NULL)) != -1) {
-        int64_t v = 1;
-        switch (c) {
-        case 'H':
-            opt.host = optarg;
-            break;
-        case 'k':
-            opt.key = optarg;
-            break;
-        case 'p':
-            v = opt.port = (int)bench_parse_count(optarg);
-            break;
-        case 'c':
-            v = opt.threads = (int)bench_parse_count(optarg);
-            break;
-        case 's':
-            v = (int64_t)(opt.size = (size_t)bench_parse_count(optarg));
-            break;
-        case 'P':
-            v = opt.pipeline = (int)bench_parse_count(optarg);
-            break;
-        case 'b':
-            v = opt.batch = (int)bench_parse_count(optarg);
-            break;
-        case 'N':
-            v = opt.count = bench_parse_count(optarg);
-            break;
-        case 'd':
-            v = (opt.duration_s = bench_parse_secs(optarg)) > 0 ? 1 : -1;
-            break;
-        case 'I':
-            v = (opt.idle_s = bench_parse_secs(optarg)) > 0 ? 1 : -1;
-            break;
-        case 'h':
+        int rc = bench_peer_opt(&opt, c, optarg, "mqbench-redis");
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            continue;
+        if (c == 'k') {
+            opt_key = optarg;
+        } else if (c == 'P') {
+            opt_pipeline = (int)bench_parse_count(optarg);
+            if (opt_pipeline <= 0 || opt_pipeline > (1 << 30)) {
+                fprintf(stderr, "mqbench-redis: bad value: %s\n", optarg);
+                return -1;
+            }
+        } else if (c == 'h') {
             fputs(usage_text, stdout);
             exit(0);
-        default:
-            return -1;
-        }
-        if (v <= 0 || v > (1 << 30)) {
-            fprintf(stderr, "mqbench-redis: bad value: %s\n", optarg);
+        } else {
             return -1;
         }
     }
@@ -201,11 +173,10 @@ static int parse(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "produce") && strcmp(argv[1], "consume"))) {
-        fputs(usage_text, argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
-        return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
-    }
-    int produce = !strcmp(argv[1], "produce"), status = 1, started = 0;
+    int status = 1, produce = bench_peer_mode(argc, argv, usage_text, &status);
+    if (produce < 0)
+        return status;
+    int started = 0;
     if (parse(argc - 1, argv + 1)) {
         fputs(usage_text, stderr);
         return 2;
@@ -234,21 +205,10 @@ int main(int argc, char **argv)
     run.duration_s = opt.duration_s;
     run.show_latency = 1;
     run.clock_from_first = !produce;
-    run.t0_ns = bench_now_ns();
-    for (; started < n; started++) {
-        if (pthread_create(&ws[started].thread, NULL, produce ? produce_main : consume_main,
-                           &ws[started])) {
-            atomic_store(&run.stop, 1);
-            atomic_fetch_sub(&run.workers_left, n - started);
-            break;
-        }
-    }
-    bench_monitor(&run);
-    for (int i = 0; i < started; i++)
-        pthread_join(ws[i].thread, NULL);
+    started = bench_run_workers(&run, n, produce ? produce_main : consume_main, ws, sizeof(*ws));
     char extra[128];
     if (produce)
-        snprintf(extra, sizeof(extra), "threads=%d pipeline=%d size=%zu", n, opt.pipeline,
+        snprintf(extra, sizeof(extra), "threads=%d pipeline=%d size=%zu", n, opt_pipeline,
                  opt.size);
     else
         snprintf(extra, sizeof(extra), "batch=%d", opt.batch);

@@ -142,6 +142,26 @@ void bench_worker_done(struct bench_run *r)
         r->end_ns = bench_now_ns();
 }
 
+int bench_run_workers(struct bench_run *r, int n, void *(*fn)(void *), void *args, size_t stride)
+{
+    pthread_t *th = calloc((size_t)n, sizeof(*th));
+    int started = 0;
+    r->t0_ns = bench_now_ns();
+    for (; th && started < n; started++) {
+        if (pthread_create(&th[started], NULL, fn, (char *)args + (size_t)started * stride))
+            break;
+    }
+    if (started < n) {
+        atomic_store(&r->stop, 1);
+        atomic_fetch_sub(&r->workers_left, n - started);
+    }
+    bench_monitor(r);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    return started;
+}
+
 struct totals {
     uint64_t msgs, bytes, errors;
 };
@@ -357,4 +377,54 @@ int64_t bench_parse_count(const char *s)
         return -1;
     }
     return *end ? -1 : (int64_t)v;
+}
+
+int bench_peer_opt(struct bench_peer_opts *o, int c, const char *arg, const char *prog)
+{
+    int64_t v;
+    switch (c) {
+    case 'H':
+        o->host = arg;
+        return 1;
+    case 'p':
+        v = o->port = (int)bench_parse_count(arg);
+        break;
+    case 'c':
+        v = o->threads = (int)bench_parse_count(arg);
+        break;
+    case 's':
+        v = (int64_t)(o->size = (size_t)bench_parse_count(arg));
+        break;
+    case 'b':
+        v = o->batch = (int)bench_parse_count(arg);
+        break;
+    case 'N':
+        v = o->count = bench_parse_count(arg);
+        break;
+    case 'd':
+        v = (o->duration_s = bench_parse_secs(arg)) > 0 ? 1 : -1;
+        break;
+    case BENCH_OPT_IDLE:
+        v = (o->idle_s = bench_parse_secs(arg)) > 0 ? 1 : -1;
+        break;
+    default:
+        return 0;
+    }
+    if (v <= 0 || v > (1 << 30)) {
+        fprintf(stderr, "%s: bad value: %s\n", prog, arg);
+        return -1;
+    }
+    return 1;
+}
+
+int bench_peer_mode(int argc, char **argv, const char *usage, int *exit_code)
+{
+    if (argc >= 2 && !strcmp(argv[1], "produce"))
+        return 1;
+    if (argc >= 2 && !strcmp(argv[1], "consume"))
+        return 0;
+    int help = argc >= 2 && !strcmp(argv[1], "--help");
+    fputs(usage, help ? stdout : stderr);
+    *exit_code = help ? 0 : 2;
+    return -1;
 }

@@ -94,6 +94,28 @@ uint64_t bench_result(struct bench_run *r, const char *extra);
  * `seconds`; round trips go into *out. Returns 0 or -errno. */
 int bench_tcp_rtt(double seconds, size_t size, struct bench_snap *out);
 
+/* Starts n worker threads fn(args + i * stride), runs bench_monitor until they are done and
+ * joins them. When a thread cannot start, the run stops and the missing workers count as done.
+ * Returns how many started (n when all did). */
+int bench_run_workers(struct bench_run *r, int n, void *(*fn)(void *), void *args, size_t stride);
+
+/* The options the peer load generators (mqbench-redis, mqbench-nats) share, with mqbench's
+ * letters: -H host, -p port, -c threads, -s size, -b batch, -d duration, -N count, --idle. */
+struct bench_peer_opts {
+    const char *host;
+    int port, threads, batch;
+    size_t size;
+    double duration_s, idle_s;
+    int64_t count;
+};
+#define BENCH_OPT_IDLE 0x100 /* getopt code of --idle */
+/* Applies option c (getopt's return) with argument arg. Returns 1 when applied, 0 when c is
+ * not one of them, -1 on a bad value (after printing "<prog>: bad value: ..."). */
+int bench_peer_opt(struct bench_peer_opts *o, int c, const char *arg, const char *prog);
+/* The start of a peer tool's main: argv[1] must be produce or consume (--help prints usage).
+ * Returns 1 produce, 0 consume, or -1 with *exit_code set (0 for --help, 2 for usage). */
+int bench_peer_mode(int argc, char **argv, const char *usage, int *exit_code);
+
 /* Parses "10", "10s", "500ms"; -1 on error. Counts accept k/m suffixes ("2m" = 2 000 000). */
 double bench_parse_secs(const char *s);
 int64_t bench_parse_count(const char *s);

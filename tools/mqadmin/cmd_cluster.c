@@ -57,28 +57,20 @@ int adm_broker_status(struct adm *a)
     return adm_emit(a, obj, ADM_OK);
 }
 
+static int create_group(struct adm *a, const char *addr, void *group)
+{
+    return mqc_admin_create_group(a->admin, addr, group);
+}
+
 int adm_update_sub_group(struct adm *a)
 {
     const char *group = adm_opt(a, 'g');
-    struct mqc_broker_info *bs;
-    size_t n;
-    int rc = adm_targets(a, &bs, &n);
-    if (rc)
-        return rc;
-    json_t *rows = json_array();
-    int status = ADM_OK;
-    for (size_t i = 0; i < n; i++) {
-        int err = mqc_admin_create_group(a->admin, bs[i].addr, group);
-        if (err) {
-            adm_fail(a, err, "create group %s on %s", group, bs[i].addr);
-            status = ADM_FAIL;
-        }
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s}", "broker", bs[i].name, "addr",
-                                              bs[i].addr, "group", group, "result",
-                                              err ? mq_strerror(err) : "success"));
-    }
-    free(bs);
-    return adm_emit(a, rows, status);
+    json_t *row = json_pack("{s:s}", "group", group), *rows;
+    char what[200];
+    snprintf(what, sizeof(what), "create group %s", group);
+    int status = adm_each_target(a, create_group, (void *)group, what, "broker", row, &rows);
+    json_decref(row);
+    return rows ? adm_emit(a, rows, status) : status;
 }
 
 /* Topics a group may have offsets in, when -t is not given: every topic but the system ones

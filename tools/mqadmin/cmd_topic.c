@@ -9,6 +9,16 @@
 #include "common/mq_err.h"
 #include "tools/mqadmin/mqadmin.h"
 
+static int create_topic(struct adm *a, const char *addr, void *t)
+{
+    return mqc_admin_create_topic(a->admin, addr, t);
+}
+
+static int delete_topic(struct adm *a, const char *addr, void *topic)
+{
+    return mqc_admin_delete_topic_broker(a->admin, addr, topic);
+}
+
 int adm_update_topic(struct adm *a)
 {
     int ok = 1;
@@ -23,50 +33,25 @@ int adm_update_topic(struct adm *a)
     if (t.read_queues < 0 || t.read_queues > 1024 || t.write_queues < 0 || t.write_queues > 1024 ||
         t.perm < 1 || t.perm > 7)
         return adm_usage_error(a, "queue counts must be 0..1024 and -p one of 2, 4, 6");
-    struct mqc_broker_info *bs;
-    size_t n;
-    int rc = adm_targets(a, &bs, &n);
-    if (rc)
-        return rc;
-    json_t *rows = json_array();
-    int status = ADM_OK;
-    for (size_t i = 0; i < n; i++) {
-        int err = mqc_admin_create_topic(a->admin, bs[i].addr, &t);
-        if (err) {
-            adm_fail(a, err, "create topic %s on %s", t.topic, bs[i].addr);
-            status = ADM_FAIL;
-        }
-        json_array_append_new(rows,
-                              json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s}", "broker", bs[i].name,
-                                        "addr", bs[i].addr, "topic", t.topic, "readQueueNums",
-                                        t.read_queues, "writeQueueNums", t.write_queues, "perm",
-                                        t.perm, "result", err ? mq_strerror(err) : "success"));
-    }
-    free(bs);
-    return adm_emit(a, rows, status);
+    json_t *row = json_pack("{s:s, s:i, s:i, s:i}", "topic", t.topic, "readQueueNums",
+                            t.read_queues, "writeQueueNums", t.write_queues, "perm", t.perm),
+           *rows;
+    char what[200];
+    snprintf(what, sizeof(what), "create topic %s", t.topic);
+    int status = adm_each_target(a, create_topic, &t, what, "broker", row, &rows);
+    json_decref(row);
+    return rows ? adm_emit(a, rows, status) : status;
 }
 
 int adm_delete_topic(struct adm *a)
 {
     const char *topic = adm_opt(a, 't');
-    struct mqc_broker_info *bs;
-    size_t n;
-    int rc = adm_targets(a, &bs, &n);
-    if (rc)
-        return rc;
-    json_t *rows = json_array();
-    int status = ADM_OK;
-    for (size_t i = 0; i < n; i++) {
-        int err = mqc_admin_delete_topic_broker(a->admin, bs[i].addr, topic);
-        if (err) {
-            adm_fail(a, err, "delete topic %s on %s", topic, bs[i].addr);
-            status = ADM_FAIL;
-        }
-        json_array_append_new(rows,
-                              json_pack("{s:s, s:s, s:s}", "target", bs[i].name, "addr", bs[i].addr,
-                                        "result", err ? mq_strerror(err) : "success"));
-    }
-    free(bs);
+    json_t *rows;
+    char what[200];
+    snprintf(what, sizeof(what), "delete topic %s", topic);
+    int status = adm_each_target(a, delete_topic, (void *)topic, what, "target", NULL, &rows);
+    if (!rows)
+        return status;
     int err = mqc_admin_delete_topic_namesrv(a->admin, topic);
     if (err) {
         adm_fail(a, err, "delete topic %s on the NameServers", topic);

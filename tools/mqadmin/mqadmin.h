@@ -60,6 +60,12 @@ const char *adm_time(long long ms, char buf[32]);
  * GET_BROKER_CLUSTER_INFO). On 0 *out is malloc'd (free it) with *n >= 1; otherwise an error
  * was printed and the exit code is returned. */
 int adm_targets(struct adm *a, struct mqc_broker_info **out, size_t *n);
+/* Runs op(a, addr, arg) on every target (adm_targets) and appends one row per broker to *rows
+ * (created here): "<key>" = the broker name, "addr", the fields of `row` (may be NULL) and
+ * "result" ("success" or the error), printing "<what> on <addr>: <error>" for each failure.
+ * Returns ADM_OK, ADM_FAIL when an op failed, or adm_targets' exit code (then *rows is NULL). */
+int adm_each_target(struct adm *a, int (*op)(struct adm *a, const char *addr, void *arg), void *arg,
+                    const char *what, const char *key, const json_t *row, json_t **rows);
 
 /* Subcommands (cmd_topic.c, cmd_cluster.c, cmd_message.c). */
 int adm_update_topic(struct adm *a);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mq_err.h"
 #include "tools/mqadmin/mqadmin.h"
 
 int adm_targets(struct adm *a, struct mqc_broker_info **out, size_t *n)
@@ -41,4 +42,31 @@ int adm_targets(struct adm *a, struct mqc_broker_info **out, size_t *n)
     *out = v;
     *n = k;
     return 0;
+}
+
+int adm_each_target(struct adm *a, int (*op)(struct adm *a, const char *addr, void *arg), void *arg,
+                    const char *what, const char *key, const json_t *row, json_t **rows)
+{
+    struct mqc_broker_info *bs;
+    size_t n;
+    *rows = NULL;
+    int rc = adm_targets(a, &bs, &n);
+    if (rc)
+        return rc;
+    *rows = json_array();
+    int status = ADM_OK;
+    for (size_t i = 0; i < n; i++) {
+        int err = op(a, bs[i].addr, arg);
+        if (err) {
+            adm_fail(a, err, "%s on %s", what, bs[i].addr);
+            status = ADM_FAIL;
+        }
+        json_t *r = json_pack("{s:s, s:s}", key, bs[i].name, "addr", bs[i].addr);
+        if (row)
+            json_object_update(r, (json_t *)row);
+        json_object_set_new(r, "result", json_string(err ? mq_strerror(err) : "success"));
+        json_array_append_new(*rows, r);
+    }
+    free(bs);
+    return status;
 }
