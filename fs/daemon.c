@@ -28,6 +28,7 @@
 
 struct cli {
     char *namesrv;
+    int queues;
     int help;
 };
 
@@ -35,6 +36,7 @@ static const struct fuse_opt cli_spec[] = {
     {"-n %s", offsetof(struct cli, namesrv), 0},
     {"--namesrv=%s", offsetof(struct cli, namesrv), 0},
     {"namesrv=%s", offsetof(struct cli, namesrv), 0}, /* -o namesrv=... */
+    {"queues=%d", offsetof(struct cli, queues), 0},   /* -o queues=N */
     {"-h", offsetof(struct cli, help), 1},
     {"--help", offsetof(struct cli, help), 1},
     FUSE_OPT_END,
@@ -45,8 +47,9 @@ static void usage(const char *prog)
     printf("usage: %s MOUNTPOINT [-n namesrvAddr] [-f] [-o options]\n\n"
            "    -n ADDR    NameServers, host:port[;host:port] (default %s);\n"
            "               also -o namesrv=ADDR\n"
+           "    -o queues=N  queues of a topic created here, on each master (default %d)\n"
            "    -f         stay in the foreground\n",
-           prog, DEFAULT_NAMESRV);
+           prog, DEFAULT_NAMESRV, MQFS_DEFAULT_QUEUES);
     fuse_cmdline_help();
     fuse_lowlevel_help();
 }
@@ -146,6 +149,12 @@ int mqfs_main(int argc, char **argv)
     if (fs_init(&fs, namesrv) != 0)
         goto out;
     inited = 1;
+    if (cli.queues < 0 || cli.queues > 1024) {
+        fprintf(stderr, "%s: -o queues=N: N must be 1..1024\n", argv[0]);
+        ret = 2;
+        goto out;
+    }
+    fs.topic_queues = cli.queues ? cli.queues : MQFS_DEFAULT_QUEUES;
 
     struct fuse_lowlevel_ops ops;
     memset(&ops, 0, sizeof(ops));

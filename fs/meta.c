@@ -244,6 +244,25 @@ int mqfs__group_create(struct mqfs *fs, const char *group)
     return rc;
 }
 
+int mqfs__topic_create(struct mqfs *fs, const char *topic)
+{
+    char addrs[16][64];
+    size_t n = masters(fs, addrs, 16);
+    struct mqc_topic_config t = {.topic = topic,
+                                 .read_queues = fs->topic_queues,
+                                 .write_queues = fs->topic_queues,
+                                 .perm = 6};
+    int rc = -EIO, made = 0;
+    for (size_t i = 0; i < n; i++) {
+        int r = mqc_admin_create_topic(fs->admin, addrs[i], &t);
+        if (r == 0)
+            made = 1;
+        else if (rc == -EIO)
+            rc = r;
+    }
+    return made ? 0 : rc;
+}
+
 int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
 {
     switch (n->kind) {
@@ -270,23 +289,99 @@ int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
     }
 }
 
+/* One broker's liveness for the `cluster` file: whether it answers GET_BROKER_RUNTIME_INFO now. */
+static const char *alive(struct mqfs *fs, const char *addr, char *buf, size_t len)
+{
+    struct mqc_kv *kv = NULL;
+    size_t n = 0;
+    int rc = mqc_admin_runtime_info(fs->admin, addr, &kv, &n);
+    free(kv);
+    if (rc == 0)
+        return "yes";
+    snprintf(buf, len, "no (%s)", mq_strerror(rc));
+    return buf;
+}
+
+/* The `cluster` file's topic section: each listed topic's queues per broker, from its route. */
+static int render_topics(struct mqfs *fs, char **names, size_t n, struct mq_buf *out)
+{
+    int w = mq_buf_printf(out, "\n%-30s %-20s %-5s %-5s %s\n", "#topic", "broker", "read", "write",
+                          "perm");
+    for (size_t i = 0; w == 0 && i < n; i++) {
+        struct mqc_topic_route r;
+        if (mqc_admin_topic_route(fs->admin, names[i], &r) != 0)
+            continue; /* deleted meanwhile, or the NameServers went: skip the line */
+        for (size_t q = 0; w == 0 && q < r.nqueues; q++)
+            w = mq_buf_printf(out, "%-30s %-20s %-5d %-5d %s%s\n", names[i], r.queues[q].broker,
+                              r.queues[q].read_queues, r.queues[q].write_queues,
+                              r.queues[q].perm & 4 ? "r" : "-", r.queues[q].perm & 2 ? "w" : "-");
+        mqc_topic_route_destroy(&r);
+    }
+    return w;
+}
+
+int mqfs__visible_topics(struct mqfs *fs, struct mqfs_names *out)
+{
+    (void)mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
+    pthread_mutex_lock(&fs->lock);
+    out->n = 0;
+    out->v = calloc(fs->topics.n + fs->created.len + 1, sizeof(*out->v));
+    int rc = out->v ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < fs->topics.n; i++)
+        if (!mqfs__topic_hidden(fs, fs->topics.v[i]))
+            rc = (out->v[out->n++] = strdup(fs->topics.v[i])) ? 0 : -ENOMEM;
+    size_t it = 0;
+    const char *t;
+    while (rc == 0 && mq_map_next(&fs->created, &it, &t, NULL))
+        if (!mq_map_get(&fs->topic_set, t))
+            rc = (out->v[out->n++] = strdup(t)) ? 0 : -ENOMEM;
+    pthread_mutex_unlock(&fs->lock);
+    if (rc)
+        mqfs__names_free(out);
+    return rc;
+}
+
+void mqfs__names_free(struct mqfs_names *names)
+{
+    for (size_t i = 0; names->v && i < names->n; i++)
+        free(names->v[i]);
+    free(names->v);
+    names->v = NULL;
+    names->n = 0;
+}
+
 int mqfs__render_cluster(struct mqfs *fs, struct mq_buf *out)
 {
+    struct mqfs_names topics = {0};
     int rc = mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
+    int w = mqfs__visible_topics(fs, &topics);
+    /* A copy, so that the brokers can be asked without fs->lock. */
     pthread_mutex_lock(&fs->lock);
-    int w = mq_buf_printf(out, "# namesrv %s%s%s%s\n", fs->namesrv, rc ? ": unreachable (" : "",
-                          rc ? mq_strerror(rc) : "",
-                          !rc                ? ""
-                          : fs->topics_at_us ? "), showing the last answer"
-                                             : ")");
-    w = w ? w
-          : mq_buf_printf(out, "%-20s %-20s %-4s %-22s %s\n", "#cluster", "broker", "id", "address",
-                          "role");
-    for (size_t i = 0; w == 0 && i < fs->brokers.n; i++) {
-        const struct mqc_broker_info *b = &fs->brokers.v[i];
-        w = mq_buf_printf(out, "%-20s %-20s %-4lld %-22s %s\n", b->cluster, b->name,
-                          (long long)b->id, b->addr, b->id == 0 ? "master" : "slave");
-    }
+    size_t nb = fs->brokers.n;
+    struct mqc_broker_info *bs = malloc((nb ? nb : 1) * sizeof(*bs));
+    if (bs)
+        memcpy(bs, fs->brokers.v, nb * sizeof(*bs));
+    int have_answer = fs->topics_at_us != 0;
     pthread_mutex_unlock(&fs->lock);
+    w = w ? w : !bs ? -ENOMEM : 0;
+    w = w ? w
+          : mq_buf_printf(out, "# namesrv %s%s%s%s\n", fs->namesrv, rc ? ": unreachable (" : "",
+                          rc ? mq_strerror(rc) : "",
+                          !rc           ? ""
+                          : have_answer ? "), showing the last answer"
+                                        : ")");
+    w = w ? w
+          : mq_buf_printf(out, "%-20s %-20s %-4s %-22s %-6s %s\n", "#cluster", "broker", "id",
+                          "address", "role", "alive");
+    for (size_t i = 0; w == 0 && i < nb; i++) {
+        char why[96];
+        w = mq_buf_printf(out, "%-20s %-20s %-4lld %-22s %-6s %s\n", bs[i].cluster, bs[i].name,
+                          (long long)bs[i].id, bs[i].addr, bs[i].id == 0 ? "master" : "slave",
+                          alive(fs, bs[i].addr, why, sizeof(why)));
+    }
+    if (w == 0 && rc == 0) /* routes need the NameServers */
+        w = render_topics(fs, topics.v, topics.n, out);
+    mqfs__names_free(&topics);
+    free(bs);
     return w;
 }

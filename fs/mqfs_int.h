@@ -19,11 +19,14 @@
 #include "common/mq_map.h"
 #include "fs/mqfs.h"
 
-#define MQFS_BLKSIZE     (1u << 20)    /* st_blksize: cat and cp read 1 MiB at a time */
-#define MQFS_MAX_MSG     (4u << 20)    /* maxMessageSize */
-#define MQFS_NS_RETRY_US (2 * 1000000) /* after a failed NameServer call, use the cache this long */
-#define MQFS_LIST_AGE_US (1 * 1000000) /* a topic list younger than this is not refetched */
-#define MQFS_MISS_AGE_US (100 * 1000)  /* ... unless a lookup misses and it is older than this */
+#define MQFS_BLKSIZE (1u << 20) /* st_blksize: cat and cp read 1 MiB at a time */
+#define MQFS_MAX_MSG (4u << 20) /* maxMessageSize */
+/* Queues of a topic made by create(): what RocketMQ's auto-creation gives a new topic
+ * (the producer's defaultTopicQueueNums, 4), so `>` and a first send agree. */
+#define MQFS_DEFAULT_QUEUES 4
+#define MQFS_NS_RETRY_US    (2 * 1000000) /* after a failed NameServer call, use the cache this long */
+#define MQFS_LIST_AGE_US    (1 * 1000000) /* a topic list younger than this is not refetched */
+#define MQFS_MISS_AGE_US    (100 * 1000)  /* ... unless a lookup misses and it is older than this */
 
 /* One node the kernel knows (or an open file still uses). Owned by the table; freed when the
  * kernel forgot it (nlookup == 0) and no handle refers to it (nopen == 0). */
@@ -51,6 +54,7 @@ struct mqfs {
     struct mqc_producer *producer;
     struct mqc_admin *admin;
     const char *namesrv; /* borrowed from argv */
+    int topic_queues;    /* read and write queues of a topic created by create() (-o queues) */
     int64_t started_s;   /* mount time: times of directories and virtual files */
 
     pthread_mutex_t lock;
@@ -150,14 +154,24 @@ void mqfs__meta_stop(struct mqfs *fs);
 int mqfs__topic_known(struct mqfs *fs, const char *topic);
 /* Whether a topic is a system topic or a cluster/broker name (hidden from listings). Lock held. */
 int mqfs__topic_hidden(struct mqfs *fs, const char *topic);
+/* The topics listings show (meta.c): the cached list minus system topics, plus those created
+ * here; a fresh copy (free with mqfs__names_free). Takes fs->lock. 0 or -ENOMEM. */
+int mqfs__visible_topics(struct mqfs *fs, struct mqfs_names *out);
+void mqfs__names_free(struct mqfs_names *names);
 /* Consumer groups on the brokers (meta.c): whether one exists on any master (1/0), and creating
  * one on every master (0 or the first error). Network calls, never under fs->lock. */
 int mqfs__group_on_brokers(struct mqfs *fs, const char *group);
 int mqfs__group_create(struct mqfs *fs, const char *group);
+/* Creates topic on every master with fs->topic_queues read and write queues (perm 6). Returns 0
+ * when at least one master created it, else the first error (-EIO: no master known). Network
+ * calls, never under fs->lock. */
+int mqfs__topic_create(struct mqfs *fs, const char *topic);
 /* Whether a node's topic (and group) exist, fetching the topic list if needed: 0 or -ENOENT. */
 int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n);
-/* Appends the `cluster` file's text to out: the brokers, or a line saying the NameServer is
- * unreachable (then the last answer, if any). Returns 0 or -ENOMEM. */
+/* Appends the `cluster` file's text to out: the brokers with their liveness (each master asked
+ * now), or a line saying the NameServer is unreachable (then the last answer, if any), then
+ * the listed topics' queue counts per broker. Network calls, never under fs->lock. Returns 0 or
+ * -ENOMEM. */
 int mqfs__render_cluster(struct mqfs *fs, struct mq_buf *out);
 
 /* ---- sending (send.c) ---- */

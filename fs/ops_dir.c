@@ -160,18 +160,11 @@ static int snap_add(struct mqfs_dir *d, const char *name, int is_dir)
 /* The visible topics (cached list, minus system topics, plus those created here). */
 static int snap_topics(struct mqfs *fs, struct mqfs_dir *d, int is_dir)
 {
-    (void)mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
-    int rc = 0;
-    pthread_mutex_lock(&fs->lock);
-    for (size_t i = 0; rc == 0 && i < fs->topics.n; i++)
-        if (!mqfs__topic_hidden(fs, fs->topics.v[i]))
-            rc = snap_add(d, fs->topics.v[i], is_dir);
-    size_t it = 0;
-    const char *t;
-    while (rc == 0 && mq_map_next(&fs->created, &it, &t, NULL))
-        if (!mq_map_get(&fs->topic_set, t))
-            rc = snap_add(d, t, is_dir);
-    pthread_mutex_unlock(&fs->lock);
+    struct mqfs_names names;
+    int rc = mqfs__visible_topics(fs, &names);
+    for (size_t i = 0; rc == 0 && i < names.n; i++)
+        rc = snap_add(d, names.v[i], is_dir);
+    mqfs__names_free(&names);
     return rc;
 }
 

@@ -151,8 +151,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
 }
 
-/* create(): topic/<NAME> makes the topic known (listed; the broker creates it on the first send,
- * autoCreateTopicEnable), key/ and blob/ files are virtual. Anything else cannot be created. */
+/* create(): topic/<NAME> creates a topic nobody knows on every master (fs->topic_queues queues)
+ * and makes the name known to this mount at once; when no broker can be reached the name is
+ * still known here and the first send creates the topic (autoCreateTopicEnable) or fails.
+ * key/ and blob/ files are virtual. Anything else cannot be created. */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
@@ -170,6 +172,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         rc = mqfs_kind_is_dir(n.kind) ? -EISDIR : -EACCES;
     if (rc == 0 && (fi->flags & O_ACCMODE) != O_RDONLY)
         rc = check_writable(&n);
+    if (rc == 0 && n.kind == MQFS_TOPIC && mqfs__node_exists(fs, &n) == -ENOENT) {
+        int crc = mqfs__topic_create(fs, n.topic);
+        if (crc)
+            mq_warn("create topic %s: %s (known to this mount; the first send creates it)", n.topic,
+                    mq_strerror(crc));
+    }
     struct mqfs_inode *in = NULL;
     struct mqfs_handle *h = NULL;
     if (rc == 0) {

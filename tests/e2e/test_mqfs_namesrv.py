@@ -125,3 +125,25 @@ def test_namesrv_down_serves_the_cache(cluster):
     text = open(m.p("cluster")).read()
     assert "unreachable" in text and "broker-a" in text, text
     assert time.monotonic() - t0 < 5
+
+
+def test_create_makes_the_topic_and_cluster_shows_it(cluster):
+    """`touch topic/T` creates T on the broker with the default 4 queues (what a first send
+    would give), visible to every client at once; `cluster` shows liveness and queue counts."""
+    m, _ = cluster
+    r = subprocess.run(["touch", m.p("topic", "Fresh")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(m.p("queue", "Fresh"))) == ["broker-a-%d" % i for i in range(4)]
+    text = open(m.p("cluster")).read()
+    assert re.search(r"broker-a\s+0\s+127\.0\.0\.1:\d+\s+master\s+yes", text), text
+    assert re.search(r"^Fresh\s+broker-a\s+4\s+4\s+rw$", text, re.M), text
+    # An existing topic is not re-created: another mount with another default keeps its queues.
+    m2 = Mount(os.path.join(m.workdir, "m2"), m.namesrv, ["-o", "queues=2"]).start()
+    try:
+        open(m2.p("topic", "Fresh"), "w").close()
+        assert len(os.listdir(m2.p("queue", "Fresh"))) == 4
+        open(m2.p("topic", "Two"), "w").close()
+        assert sorted(os.listdir(m2.p("queue", "Two"))) == ["broker-a-0", "broker-a-1"]
+    finally:
+        m2.stop()
+
