@@ -237,8 +237,52 @@ static int on_read(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     return *resp ? RPC_REPLY : -ENOMEM;
 }
 
+/* MQFS_READ_RECORDS: raw records from a position, filtered by tag hash (view_records.c). */
+static int on_read_records(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                           void *arg)
+{
+    struct broker *b = arg;
+    const char *topic = brk__need(req, "topic", resp);
+    const char *expr = rpc_cmd_ext_get(req, "subscription");
+    int32_t qid, max_msgs = 256;
+    int64_t pos, max_bytes = 1 << 20;
+    if (!topic)
+        return RPC_REPLY;
+    if (rpc_cmd_ext_get_int32(req, "queueId", &qid) || qid < -1 ||
+        rpc_cmd_ext_get_int64(req, "position", &pos) || pos < 0) {
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR,
+                          "queueId (-1: the whole topic) and position must be integers");
+        return RPC_REPLY;
+    }
+    (void)rpc_cmd_ext_get_int32(req, "maxMsgNums", &max_msgs);
+    (void)rpc_cmd_ext_get_int64(req, "maxBytes", &max_bytes);
+    struct mq_buf body;
+    mq_buf_init(&body);
+    int64_t next = pos, min = 0, max = 0;
+    struct brk_topic t;
+    int nq = brk_topics_get(b->topics, topic, &t) == 0 ? t.read_queues : 0; /* unknown: empty */
+    int rc = brk__records_read(b, topic, qid, nq, pos, expr, max_msgs, max_bytes, &body, &next,
+                               &min, &max);
+    *resp = rc ? brk__resp_errno(req, rc, "read records") : brk__resp(req, RPC_SUCCESS, NULL);
+    if (*resp && rc == 0 &&
+        (rpc_cmd_ext_set_int64(*resp, "nextBeginOffset", next) ||
+         rpc_cmd_ext_set_int64(*resp, "minOffset", min) ||
+         rpc_cmd_ext_set_int64(*resp, "maxOffset", max))) {
+        rpc_cmd_free(*resp);
+        *resp = NULL;
+    }
+    if (*resp && rc == 0 && body.len) {
+        size_t len;
+        uint8_t *p = mq_buf_steal(&body, &len);
+        rpc_cmd_take_body(*resp, p, len);
+    }
+    mq_buf_destroy(&body);
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
 void brk__register_query_handlers(struct broker *b)
 {
+    rpc_server_handle(b->srv, REQ_MQFS_READ_RECORDS, on_read_records, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_MQFS_READ, on_read, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_QUERY_MESSAGE, on_query_message, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_VIEW_MESSAGE_BY_ID, on_view_by_id, b, 0);
