@@ -11,10 +11,13 @@ import os
 import subprocess
 import threading
 
+import mqproto as mp
+import mqrecord as mr
 from brokers import broker_factory, queue_records  # noqa: F401
 from brokers import mqfs_cluster as cluster  # noqa: F401
 from test_mqfs_read import make_topic, sh
 
+READ_RECORDS = 30005  # MQFS_READ_RECORDS, docs/FORMATS.md Part 3
 # "Aa" and "BB" have the same Java hashCode: the broker's tag filter cannot tell them apart.
 TAGS = ["TagA", "TagB", "Aa", "BB", None]
 
@@ -165,3 +168,49 @@ def test_reader_at_the_end_sees_new_messages(cluster):
     make_topic(m, "Empty", queues=2)  # a topic that exists but is empty
     assert sh("cat '%s'" % m.p("topic", "Empty:A")).stdout == b""
     assert sh("cat '%s'" % m.p("queue", "Empty", "broker-a-1.json")).stdout == b""
+
+
+def test_read_records_request(cluster):
+    """MQFS_READ_RECORDS (30005) on the wire: the broker filters by tag hash only, answers
+    records in commitlog order and says where to continue (docs/FORMATS.md Part 3)."""
+    m = cluster
+    make_topic(m, "Wire", queues=2)
+    sent = send_mixed(m, "Wire", 60, batch=3)
+    recs = store_order(m, "Wire", 2)
+    with mp.Client(m.broker.port) as cli:
+        got, pos = [], 0
+        while True:
+            r = cli.call(READ_RECORDS, {"topic": "Wire", "queueId": "-1", "position": str(pos),
+                                        "maxMsgNums": "5", "subscription": "Aa"})
+            assert r.code == mp.SUCCESS, r
+            ext = r.ext
+            got += mr.decode_records(r.body or b"")
+            assert int(ext["nextBeginOffset"]) > pos or int(ext["nextBeginOffset"]) >= int(
+                ext["maxOffset"])
+            pos = int(ext["nextBeginOffset"])
+            if pos >= int(ext["maxOffset"]):
+                break
+        # "Aa" and "BB" share a hash code: both come, in commitlog order; the client re-checks.
+        want = [x for x in recs if x.body.decode().endswith((" Aa", " BB"))]
+        assert [x.phys_offset for x in got] == [x.phys_offset for x in want]
+        assert len(want) == sum(1 for t, _ in sent if t in ("Aa", "BB"))
+        r = cli.call(READ_RECORDS, {"topic": "Wire", "queueId": "1", "position": "0",
+                                    "maxMsgNums": "1000"})
+        q1 = [x for x in recs if x.queue_id == 1]
+        assert [x.queue_offset for x in mr.decode_records(r.body)] == list(range(len(q1)))
+        assert r.ext["nextBeginOffset"] == r.ext["maxOffset"] == str(len(q1))
+        r = cli.call(READ_RECORDS, {"topic": "NoSuchTopic", "queueId": "-1", "position": "0"})
+        assert r.code == mp.SUCCESS and not r.body and r.ext["maxOffset"] == "0"
+
+
+def test_key_files_take_tags_and_json(cluster):
+    m = cluster
+    make_topic(m, "KT", queues=2)
+    for tag, body in [("A", "first"), ("B", "second"), ("A", "third")]:
+        with open(m.p("key", "KT:" + tag, "order-7"), "w") as f:
+            f.write(body + "\n")
+    assert open(m.p("key", "KT", "order-7")).read() == "first\nsecond\nthird\n"
+    assert open(m.p("key", "KT:A", "order-7")).read() == "first\nthird\n"
+    r = sh("jq -c '[.tags,.keys,.body]' '%s'" % m.p("key", "KT:B||A.json", "order-7"))
+    assert r.stdout.decode().split() == ['["A","order-7","first"]', '["B","order-7","second"]',
+                                         '["A","order-7","third"]']
