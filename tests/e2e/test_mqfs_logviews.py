@@ -10,8 +10,10 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 import mqproto as mp
+import brokers as bsend
 import mqrecord as mr
 from brokers import broker_factory, queue_records  # noqa: F401
 from brokers import mqfs_cluster as cluster  # noqa: F401
@@ -214,3 +216,37 @@ def test_key_files_take_tags_and_json(cluster):
     r = sh("jq -c '[.tags,.keys,.body]' '%s'" % m.p("key", "KT:B||A.json", "order-7"))
     assert r.stdout.decode().split() == ['["A","order-7","first"]', '["B","order-7","second"]',
                                          '["A","order-7","third"]']
+
+
+def test_topic_on_two_brokers(cluster, broker_factory, namesrv):  # noqa: F811
+    """A topic on two brokers: each broker's part in commitlog order, in broker-name order, as
+    the unfiltered view shows them."""
+    m = cluster
+    b2 = broker_factory(namesrv=namesrv, name="broker-b")
+    parts = {}
+    for b in (b2, m.broker):  # broker-b first: the order in the file comes from the names
+        with mp.Client(b.port) as cli:
+            bsend.create_topic(cli, "Two", queues=2)
+            parts[b.port] = []
+            for i in range(300):
+                tag = "A" if i % 3 else "B"
+                body = "%s %d %s" % (b.name_, i, tag)
+                r = bsend.send(cli, "Two", body.encode(), queue_id=i % 2, tags=tag)
+                assert r.code == mp.SUCCESS, r
+                parts[b.port].append((tag, body))
+    with mp.Client(m.namesrv_port) as ns:  # both brokers in the route
+        deadline = time.monotonic() + 10
+        while True:
+            r = ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": "Two"})
+            if r.code == mp.SUCCESS and len(json.loads(r.body)["brokerDatas"]) == 2:
+                break
+            assert time.monotonic() < deadline, "topic Two never routed on both brokers"
+            time.sleep(0.05)
+    ordered = parts[m.broker.port] + parts[b2.port]  # broker-a, then broker-b
+    assert sh("cat '%s'" % m.p("topic", "Two")).stdout.decode() == text(b for _, b in ordered)
+    assert sh("cat '%s'" % m.p("topic", "Two:A")).stdout.decode() == text(
+        b for t, b in ordered if t == "A")
+    r = sh("jq -r .body '%s'" % m.p("topic", "Two:B.json"))
+    assert r.stdout.decode() == text(b for t, b in ordered if t == "B")
+    r = sh("jq -c .queueOffset '%s'" % m.p("queue", "Two", "broker-b-1.json"))
+    assert r.stdout.decode().split() == [str(i) for i in range(150)]
