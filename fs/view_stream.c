@@ -43,6 +43,8 @@ static int restart(struct mqfs_handle *h, struct stream_view *v)
     v->chunk.len = 0;
     int n = mqfs__log_addrs(h->fs, &h->node, v->addrs, MAX_SEGS);
     v->nsegs = n < 0 ? 0 : n;
+    if (n < 0)
+        v->started = 0; /* the next read starts again, whatever its offset */
     return n < 0 ? n : 0;
 }
 
