@@ -63,7 +63,11 @@ static int queue_read(struct broker *b, const char *topic, size_t tl, int qid, i
         if (stuck || full)
             break;
     }
-    *next = pos > *max ? *max : pos;
+    /* Entries dispatched meanwhile may have come too: the end is now at least past them. */
+    int64_t now = store_max_offset(b->store, topic, tl, qid);
+    if (now > *max)
+        *max = now;
+    *next = pos;
     return rc;
 }
 
