@@ -46,6 +46,7 @@ enum {
     REQ_MQFS_RENDER_FIND = 30002,
     REQ_MQFS_RENDER_OFFSET = 30003,
     REQ_MQFS_READ = 30004,
+    REQ_MQFS_READ_RECORDS = 30005,
 };
 
 #define BRK_DEFAULT_TOPIC "TBW102"
@@ -98,6 +99,14 @@ int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t 
 /* The same for the topic view: all nq queues merged in commitlog order (render.c). */
 int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t off,
                            int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size);
+/* Raw records of a queue (queue_id >= 0, positions are queue offsets) or of the topic's nq
+ * queues in commitlog order (queue_id -1, positions are commitlog offsets) from position pos,
+ * those whose tag hash matches expr ("*", NULL: all), at most max_msgs records and max_bytes
+ * (beyond the first) appended to out (view_records.c). Sets *next (where to continue) and the
+ * retained positions [*min, *max). Returns 0 or a negative errno. */
+int brk__records_read(struct broker *b, const char *topic, int queue_id, int nq, int64_t pos,
+                      const char *expr, int max_msgs, int64_t max_bytes, struct mq_buf *out,
+                      int64_t *next, int64_t *min, int64_t *max);
 /* "ip:port" -> IPv4 host for records (unparsable: 0.0.0.0:0). */
 struct mq_host;
 void brk__parse_host(const char *ipport, struct mq_host *h);

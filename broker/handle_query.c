@@ -189,6 +189,26 @@ static int on_render(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd 
     return RPC_REPLY;
 }
 
+/* Completes a read's answer *resp (NULL: out of memory): sets n int64 fields, and the body
+ * when rc is 0. Frees body. */
+static int finish_read(struct rpc_cmd **resp, int rc, struct mq_buf *body, const char *const *keys,
+                       const int64_t *vals, size_t n)
+{
+    for (size_t i = 0; *resp && i < n; i++) {
+        if (rpc_cmd_ext_set_int64(*resp, keys[i], vals[i])) {
+            rpc_cmd_free(*resp);
+            *resp = NULL;
+        }
+    }
+    if (*resp && rc == 0 && body->len) {
+        size_t len;
+        uint8_t *p = mq_buf_steal(body, &len);
+        rpc_cmd_take_body(*resp, p, len);
+    }
+    mq_buf_destroy(body);
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
 static int on_read(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp, void *arg)
 {
     struct broker *b = arg;
@@ -222,23 +242,46 @@ static int on_read(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         *resp = brk__resp_errno(req, rc, "read rendered view");
     else
         *resp = brk__resp(req, RPC_SUCCESS, NULL);
-    if (*resp &&
-        (rpc_cmd_ext_set_int64(*resp, "base", base) || rpc_cmd_ext_set_int64(*resp, "size", size) ||
-         rpc_cmd_ext_set_int64(*resp, "nextFileOffset", off + (int64_t)body.len))) {
-        rpc_cmd_free(*resp);
-        *resp = NULL;
+    const char *keys[] = {"base", "size", "nextFileOffset"};
+    int64_t vals[] = {base, size, off + (int64_t)body.len};
+    return finish_read(resp, rc, &body, keys, vals, 3);
+}
+
+/* MQFS_READ_RECORDS: raw records from a position, filtered by tag hash (view_records.c). */
+static int on_read_records(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                           void *arg)
+{
+    struct broker *b = arg;
+    const char *topic = brk__need(req, "topic", resp);
+    const char *expr = rpc_cmd_ext_get(req, "subscription");
+    int32_t qid, max_msgs = 256;
+    int64_t pos, max_bytes = 1 << 20;
+    if (!topic)
+        return RPC_REPLY;
+    if (rpc_cmd_ext_get_int32(req, "queueId", &qid) || qid < -1 ||
+        rpc_cmd_ext_get_int64(req, "position", &pos) || pos < 0) {
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR,
+                          "queueId (-1: the whole topic) and position must be integers");
+        return RPC_REPLY;
     }
-    if (*resp && rc == 0 && body.len) {
-        size_t len;
-        uint8_t *p = mq_buf_steal(&body, &len);
-        rpc_cmd_take_body(*resp, p, len);
-    }
-    mq_buf_destroy(&body);
-    return *resp ? RPC_REPLY : -ENOMEM;
+    (void)rpc_cmd_ext_get_int32(req, "maxMsgNums", &max_msgs);
+    (void)rpc_cmd_ext_get_int64(req, "maxBytes", &max_bytes);
+    struct mq_buf body;
+    mq_buf_init(&body);
+    int64_t next = pos, min = 0, max = 0;
+    struct brk_topic t;
+    int nq = brk_topics_get(b->topics, topic, &t) == 0 ? t.read_queues : 0; /* unknown: empty */
+    int rc = brk__records_read(b, topic, qid, nq, pos, expr, max_msgs, max_bytes, &body, &next,
+                               &min, &max);
+    *resp = rc ? brk__resp_errno(req, rc, "read records") : brk__resp(req, RPC_SUCCESS, NULL);
+    const char *keys[] = {"nextBeginOffset", "minOffset", "maxOffset"};
+    int64_t vals[] = {next, min, max};
+    return finish_read(resp, rc ? -1 : 0, &body, keys, vals, rc ? 0 : 3);
 }
 
 void brk__register_query_handlers(struct broker *b)
 {
+    rpc_server_handle(b->srv, REQ_MQFS_READ_RECORDS, on_read_records, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_MQFS_READ, on_read, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_QUERY_MESSAGE, on_query_message, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_VIEW_MESSAGE_BY_ID, on_view_by_id, b, 0);

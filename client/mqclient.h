@@ -339,5 +339,14 @@ int mqc_view_info(struct mqc_admin *a, const char *addr, const char *topic, int 
  * below base; info filled) or a negative errno. */
 int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
                   int64_t offset, void *buf, size_t len, size_t *got, struct mqc_view_info *info);
+/* MQFS_READ_RECORDS (30005): the messages of one queue (queue_id >= 0; pos is a queue offset) or
+ * of the whole topic on that broker in commitlog order (queue_id -1; pos is a commitlog offset)
+ * from pos on whose TAGS match expr ("*" or NULL: all; matched exactly), at most max_msgs and
+ * about max_bytes per call. On 0, out->msgs holds them (each names its queue), out->next_offset
+ * is where to continue and [out->min_offset, out->max_offset) the positions that exist now: at
+ * next_offset >= max_offset everything was read. Release with mqc_pull_result_destroy. */
+int mqc_view_records(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                     int64_t pos, const char *expr, int max_msgs, int64_t max_bytes,
+                     struct mqc_pull_result *out);
 
 #endif

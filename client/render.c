@@ -1,15 +1,19 @@
 /* render.c — the file interface's view of a queue, read through the broker's extension
  * requests (docs/FORMATS.md Part 3: MQFS_RENDER_INFO 30001, MQFS_READ 30004): each message as
- * its body + "\n", with exact sizes and byte offsets. */
+ * its body + "\n", with exact sizes and byte offsets; and MQFS_READ_RECORDS (30005), the raw
+ * records from a position with a tag filter, for the views mqfs renders itself. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "client/client_int.h"
 #include "common/mq_err.h"
+#include "common/mq_tags.h"
 #include "remoting/remoting.h"
 
-#define REQ_MQFS_RENDER_INFO 30001
-#define REQ_MQFS_READ        30004
+#define REQ_MQFS_RENDER_INFO  30001
+#define REQ_MQFS_READ         30004
+#define REQ_MQFS_READ_RECORDS 30005
 
 static struct rpc_cmd *request(int code, const char *topic, int queue_id)
 {
@@ -79,5 +83,39 @@ int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int 
         *got = n;
     }
     rpc_cmd_free(resp);
+    return rc;
+}
+
+int mqc_view_records(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
+                     int64_t pos, const char *expr, int max_msgs, int64_t max_bytes,
+                     struct mqc_pull_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct mq_tags tags;
+    int rc = mq_tags_parse(expr, &tags);
+    if (rc)
+        return rc;
+    struct rpc_cmd *req = request(REQ_MQFS_READ_RECORDS, topic, queue_id), *resp = NULL;
+    if (!req || rpc_cmd_ext_set_int64(req, "position", pos) ||
+        rpc_cmd_ext_set_int64(req, "maxMsgNums", max_msgs) ||
+        rpc_cmd_ext_set_int64(req, "maxBytes", max_bytes) ||
+        rpc_cmd_ext_set(req, "subscription", expr && *expr ? expr : "*")) {
+        rpc_cmd_free(req);
+        mq_tags_destroy(&tags);
+        return -ENOMEM;
+    }
+    rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
+    rpc_cmd_free(req);
+    if (rc == 0) {
+        struct mqc_mq mq = {.queue_id = queue_id};
+        snprintf(mq.topic, sizeof(mq.topic), "%s", topic);
+        /* Exact tags re-checked here: the broker matched hash codes only. */
+        rc = mqc__pull_parse(resp, &mq, &tags, out);
+        if (rc == 0 && out->status != MQC_PULL_FOUND) {
+            mqc_pull_result_destroy(out);
+            rc = -EBADMSG;
+        }
+    }
+    mq_tags_destroy(&tags);
     return rc;
 }

@@ -225,6 +225,16 @@ int mqfs__xattrs(struct mqfs *fs, const struct mqfs_node *n, struct mq_buf *out)
 int mqfs__delete_topic(struct mqfs *fs, const char *topic);
 /* A message as its .json line (render_json.c). */
 int mqfs__render_json(const struct mqc_msg *m, struct mq_buf *out);
+/* Appends a message as node n's files show it: its .json line for .json files, else its body
+ * + "\n" (render_json.c; group views and the streamed log views). */
+int mqfs__render_msg(const struct mqfs_node *n, const struct mqc_msg *m, struct mq_buf *out);
+/* Tag-filtered and .json log views (view_stream.c): read like a /proc file, from a per-open
+ * cursor (h->view) that mqfs__stream_release frees. Takes h->lock itself. */
+int mqfs__read_stream(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
+void mqfs__stream_release(struct mqfs_handle *h);
+/* The broker addresses of a log view's parts, in broker-name order (view_log.c): the count (0:
+ * a topic with no route yet), or -EIO for a queue whose broker is not in the route. */
+int mqfs__log_addrs(struct mqfs *fs, const struct mqfs_node *n, char (*addrs)[64], int max);
 /* poll() of any open file: group files by readiness, everything else always readable. */
 int mqfs__view_poll(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned *revents);
 /* The view of a readable node kind, or NULL when the kind is not readable as a file. */

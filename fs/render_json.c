@@ -1,6 +1,7 @@
-/* render_json.c — the .json views: one JSON object per message on one line, so `jq` works:
- * topic, queueId, queueOffset, msgId, tags, keys, bornTimestamp, storeTimestamp, reconsumeTimes,
- * and body as a string when it is valid UTF-8, else bodyBase64. */
+/* render_json.c — how the views mqfs renders itself (group files, tag-filtered and .json log
+ * views) show a message: its body + "\n", or for .json files one JSON object on one line, so
+ * `jq` works: topic, queueId, queueOffset, msgId, tags, keys, bornTimestamp, storeTimestamp,
+ * reconsumeTimes, and body as a string when it is valid UTF-8, else bodyBase64. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -61,5 +62,13 @@ int mqfs__render_json(const struct mqc_msg *m, struct mq_buf *out)
         return -ENOMEM;
     int rc = mq_buf_append_str(out, s);
     free(s);
+    return rc ? rc : mq_buf_append(out, "\n", 1);
+}
+
+int mqfs__render_msg(const struct mqfs_node *n, const struct mqc_msg *m, struct mq_buf *out)
+{
+    if (n->flags & MQFS_F_JSON)
+        return mqfs__render_json(m, out);
+    int rc = mq_buf_append(out, m->body, m->body_len);
     return rc ? rc : mq_buf_append(out, "\n", 1);
 }

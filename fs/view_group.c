@@ -46,16 +46,6 @@ struct group_view {
     struct fuse_pollhandle *ph;
 };
 
-/* Renders m into out: its body + "\n", or its JSON line for .json files. */
-static int render(const struct mqfs_handle *h, const struct mqc_msg *m, struct mq_buf *out)
-{
-    out->len = 0;
-    if (h->node.flags & MQFS_F_JSON)
-        return mqfs__render_json(m, out);
-    int rc = mq_buf_append(out, m->body, m->body_len);
-    return rc ? rc : mq_buf_append(out, "\n", 1);
-}
-
 /* Makes sure a message is in hand (the rest of the current one, or a newly taken one).
  * Returns 1 when there is something to deliver. View lock held. */
 static int prepare(struct group_view *v)
@@ -65,7 +55,8 @@ static int prepare(struct group_view *v)
     struct mqc_msg *m;
     if (mqc_consumer_take(v->c, 0, &m) != 0)
         return 0;
-    if (render(v->h, m, &v->rest) != 0) {
+    v->rest.len = 0;
+    if (mqfs__render_msg(&v->h->node, m, &v->rest) != 0) {
         mqc_consumer_nack(v->c, m);
         return 0;
     }

@@ -137,6 +137,21 @@ static int seg_infos(struct mqfs *fs, const struct mqfs_node *n, struct seg *seg
     return 0;
 }
 
+int mqfs__log_addrs(struct mqfs *fs, const struct mqfs_node *n, char (*addrs)[64], int max)
+{
+    struct seg segs[MAX_SEGS];
+    int nsegs = node_segs(fs, n, segs, max < MAX_SEGS ? max : MAX_SEGS);
+    if (n->kind == MQFS_QUEUE && (nsegs == -ENOENT || nsegs == 0)) {
+        mq_warn("read %s/%s-%d: broker not in the route", n->topic, n->broker, n->queue_id);
+        return -EIO; /* its messages still exist: an empty read would claim there are none */
+    }
+    if (nsegs == -ENOENT)
+        return 0;
+    for (int i = 0; i < nsegs; i++)
+        memcpy(addrs[i], segs[i].addr, sizeof(segs[i].addr));
+    return nsegs;
+}
+
 int mqfs__log_view(const struct mqfs_node *n)
 {
     return (n->kind == MQFS_TOPIC || n->kind == MQFS_QUEUE) && !(n->flags & MQFS_F_JSON) &&
@@ -167,7 +182,7 @@ int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off
 {
     struct mqfs *fs = h->fs;
     if (!mqfs__log_view(&h->node))
-        return -EOPNOTSUPP; /* tag-filtered and .json log views: docs/FS.md, planned */
+        return mqfs__read_stream(req, h, size, off); /* tag-filtered and .json: view_stream.c */
     struct seg segs[MAX_SEGS];
     int nsegs = node_segs(fs, &h->node, segs, MAX_SEGS);
     if (h->node.kind == MQFS_QUEUE && (nsegs == -ENOENT || nsegs == 0)) {

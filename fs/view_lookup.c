@@ -1,6 +1,7 @@
 /* view_lookup.c — the lookup files, built once at open (a snapshot) and served like text:
- *   key/<Topic>/<Key>   the messages whose KEYS include Key (or whose UNIQ_KEY is Key), one
- *                       body + "\n" each, oldest first (QUERY_MESSAGE on every broker);
+ *   key/<Topic>[:<Tags>][.json]/<Key>   the messages whose KEYS include Key (or whose UNIQ_KEY
+ *                       is Key) and, with a tag filter, whose tag is one of Tags: one body + "\n"
+ *                       (or JSON line) each, oldest first (QUERY_MESSAGE on every broker);
  *   blob/<Topic>/<Key>  the newest such message's body, byte-exact (what `cp` into it sent);
  *   msg/<MsgId>         one message: "Name: value" headers, a blank line, the body
  *                       (VIEW_MESSAGE_BY_ID at the broker the offset message id names);
@@ -13,6 +14,7 @@
 
 #include "common/mq_err.h"
 #include "common/mq_log.h"
+#include "common/mq_tags.h"
 #include "fs/mqfs_int.h"
 
 static int cmp_store_time(const void *a, const void *b)
@@ -26,11 +28,13 @@ static int cmp_store_time(const void *a, const void *b)
                : (x->phys_offset > y->phys_offset) - (x->phys_offset < y->phys_offset);
 }
 
-/* Every message of topic with key, oldest first, into out (bodies + "\n"), or only the
- * newest's body when newest_only. */
-static int build_key(struct mqfs *fs, const char *topic, const char *key, int newest_only,
+/* Every message of the node's topic with its key, oldest first, into out (as key files show
+ * them: bodies + "\n" or .json lines, only those with one of the name's tags), or only the
+ * newest's body when newest_only (blob files). */
+static int build_key(struct mqfs *fs, const struct mqfs_node *n, int newest_only,
                      struct mq_buf *out)
 {
+    const char *topic = n->topic, *key = n->key;
     struct mqc_topic_route r;
     int rc = mqc_admin_topic_route(fs->admin, topic, &r);
     if (rc)
@@ -54,11 +58,18 @@ static int build_key(struct mqfs *fs, const char *topic, const char *key, int ne
         qsort(all, k, sizeof(*all), cmp_store_time);
     if (rc == 0 && newest_only)
         rc = k ? mq_buf_append(out, all[k - 1]->body, all[k - 1]->body_len) : -ENOENT;
+    struct mq_tags tags = {.all = 1};
+    if (rc == 0 && !newest_only && n->ntags)
+        rc = mq_tags_parse(n->tags, &tags);
     for (size_t i = 0; rc == 0 && !newest_only && i < k; i++) {
-        rc = mq_buf_append(out, all[i]->body, all[i]->body_len);
-        if (rc == 0)
-            rc = mq_buf_append(out, "\n", 1);
+        const char *tag = NULL;
+        size_t tlen = 0;
+        if (mqc_msg_prop(all[i], "TAGS", &tag, &tlen) != 0)
+            tag = NULL;
+        if (mq_tags_match(&tags, tag, tlen))
+            rc = mqfs__render_msg(n, all[i], out);
     }
+    mq_tags_destroy(&tags);
     free(all);
     for (size_t i = 0; i < nres; i++)
         mqc_pull_result_destroy(&res[i]);
@@ -125,9 +136,9 @@ int mqfs__lookup_build(struct mqfs *fs, const struct mqfs_node *n, struct mq_buf
     out->len = 0;
     switch (n->kind) {
     case MQFS_KEY:
-        return build_key(fs, n->topic, n->key, 0, out);
+        return build_key(fs, n, 0, out);
     case MQFS_BLOB:
-        return build_key(fs, n->topic, n->key, 1, out);
+        return build_key(fs, n, 1, out);
     case MQFS_MSG:
         return build_msg(fs, n, out);
     default:

@@ -1,6 +1,7 @@
 /* views.c — reading files: one function per view, chosen by node kind from one table.
  *
- * Log views live in view_log.c, group views in view_group.c, the lookups (key/, blob/, msg/)
+ * Log views live in view_log.c (the tag-filtered and .json ones in view_stream.c), group views
+ * in view_group.c, the lookups (key/, blob/, msg/)
  * in view_lookup.c; generated text (`cluster`, and the lookups' snapshots) is served here from
  * what was built at open. See mqfs_int.h for the contract each read function follows (reply
  * now or later, or return -errno).
@@ -55,6 +56,8 @@ void mqfs__view_release(struct mqfs_handle *h)
 {
     if (h->node.kind == MQFS_GROUP)
         mqfs__group_release(h);
+    else if (h->node.kind == MQFS_TOPIC || h->node.kind == MQFS_QUEUE)
+        mqfs__stream_release(h);
     h->view = NULL;
 }
 
