@@ -46,6 +46,7 @@ enum {
     REQ_MQFS_RENDER_FIND = 30002,
     REQ_MQFS_RENDER_OFFSET = 30003,
     REQ_MQFS_READ = 30004,
+    REQ_MQFS_RENDER_AT_TIME = 30005,
 };
 
 #define BRK_DEFAULT_TOPIC "TBW102"
@@ -84,6 +85,7 @@ void brk__register_admin_handlers(struct broker *b);
 void brk__register_send_handlers(struct broker *b);
 void brk__register_pull_handlers(struct broker *b);
 void brk__register_query_handlers(struct broker *b);
+void brk__register_merge_handlers(struct broker *b);
 
 /* The long-poll hold service's callback (handle_pull.c). */
 void brk__hold_fire(void *item, int timed_out, void *arg);

@@ -340,4 +340,19 @@ int mqc_view_info(struct mqc_admin *a, const char *addr, const char *topic, int 
 int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
                   int64_t offset, void *buf, size_t len, size_t *got, struct mqc_view_info *info);
 
+/* A broker's topic view by store time (MQFS_RENDER_AT_TIME 30005): for each asked time t[i],
+ * off[i] = the view's byte offset of the first message stored at or after t[i] and next[i] =
+ * that message's store time (-1: none yet). watermark: every message stored before it is
+ * readable and later ones are stored at or after it; retained_since: 0 while the broker's
+ * commitlog lost nothing to retention, else the store time of its first retained record. */
+#define MQC_AT_TIME_MAX 16
+struct mqc_view_times {
+    int64_t watermark, retained_since;
+    int64_t off[MQC_AT_TIME_MAX], next[MQC_AT_TIME_MAX];
+};
+/* Asks for n (0..MQC_AT_TIME_MAX) times t of the topic view on the broker at addr. Returns 0 or
+ * a negative errno. */
+int mqc_view_at_time(struct mqc_admin *a, const char *addr, const char *topic, const int64_t *t,
+                     int n, struct mqc_view_times *out);
+
 #endif

@@ -1,15 +1,19 @@
 /* render.c — the file interface's view of a queue, read through the broker's extension
  * requests (docs/FORMATS.md Part 3: MQFS_RENDER_INFO 30001, MQFS_READ 30004): each message as
- * its body + "\n", with exact sizes and byte offsets. */
+ * its body + "\n", with exact sizes and byte offsets; MQFS_RENDER_AT_TIME 30005 finds a topic
+ * view's positions by store time. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client/client_int.h"
 #include "common/mq_err.h"
 #include "remoting/remoting.h"
 
-#define REQ_MQFS_RENDER_INFO 30001
-#define REQ_MQFS_READ        30004
+#define REQ_MQFS_RENDER_INFO    30001
+#define REQ_MQFS_READ           30004
+#define REQ_MQFS_RENDER_AT_TIME 30005
 
 static struct rpc_cmd *request(int code, const char *topic, int queue_id)
 {
@@ -78,6 +82,53 @@ int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int 
         memcpy(buf, resp->body, n);
         *got = n;
     }
+    rpc_cmd_free(resp);
+    return rc;
+}
+
+/* Parses a comma-separated list of exactly n integers. */
+static int get_list(const struct rpc_cmd *resp, const char *key, int64_t *v, int n)
+{
+    const char *s = rpc_cmd_ext_get(resp, key);
+    if (!s)
+        return n ? -EBADMSG : 0;
+    for (int i = 0; i < n; i++) {
+        char *end;
+        v[i] = strtoll(s, &end, 10);
+        if (end == s || (i + 1 < n ? *end != ',' : *end != 0))
+            return -EBADMSG;
+        s = end + 1;
+    }
+    return 0;
+}
+
+int mqc_view_at_time(struct mqc_admin *a, const char *addr, const char *topic, const int64_t *t,
+                     int n, struct mqc_view_times *out)
+{
+    if (n < 0 || n > MQC_AT_TIME_MAX)
+        return -EINVAL;
+    char list[MQC_AT_TIME_MAX * 21 + 1];
+    size_t len = 0;
+    list[0] = 0;
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%lld", i ? "," : "",
+                                (long long)t[i]);
+    struct rpc_cmd *req = request(REQ_MQFS_RENDER_AT_TIME, topic, -1), *resp = NULL;
+    if (!req || rpc_cmd_ext_set(req, "timestamps", list)) {
+        rpc_cmd_free(req);
+        return -ENOMEM;
+    }
+    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
+    rpc_cmd_free(req);
+    if (rc)
+        return rc;
+    if (resp->code != RPC_SUCCESS)
+        rc = mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
+    else if (rpc_cmd_ext_get_int64(resp, "watermark", &out->watermark) ||
+             rpc_cmd_ext_get_int64(resp, "retainedSince", &out->retained_since) ||
+             get_list(resp, "fileOffsets", out->off, n) ||
+             get_list(resp, "storeTimestamps", out->next, n))
+        rc = -EBADMSG;
     rpc_cmd_free(resp);
     return rc;
 }
