@@ -1,0 +1,156 @@
+"""test_mqfs_merged.py — topic/<Topic> for a topic on two brokers: the brokers' messages merged
+by store time (docs/FS.md "Log views"). Real NameServer, two brokers, a real mount and the shell
+tools: the file's order is (store time, broker name, commitlog order) as the brokers' records
+say, its size and line count are exact, bytes once read stay put when the first broker (by
+name) receives more, tail -f prints exactly the new messages in order, and reads at any offset
+agree with a full cat."""
+
+import os
+import select
+import subprocess
+import time
+
+import pytest
+
+import mqproto as mp
+from brokers import broker_factory, create_topic, queue_records, send  # noqa: F401
+from mqfs_mount import Mount
+
+QUEUES = 2
+
+
+@pytest.fixture
+def two(namesrv, broker_factory, tmp_path):  # noqa: F811
+    """mqfs on a NameServer with broker-a and broker-b: the Mount, with .brokers {name: Daemon}."""
+    a = broker_factory(namesrv=namesrv, name="broker-a")
+    b = broker_factory(namesrv=namesrv, name="broker-b")
+    os.makedirs(tmp_path / "fs", exist_ok=True)
+    m = Mount(tmp_path / "fs", "127.0.0.1:%d" % namesrv.port).start()
+    m.brokers = {"broker-a": a, "broker-b": b}
+    m.namesrv_port = namesrv.port
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+def make_topic(m, topic):
+    """Creates the topic on both brokers; waits until the NameServer routes it to both."""
+    for d in m.brokers.values():
+        with mp.Client(d.port) as cli:
+            create_topic(cli, topic, queues=QUEUES)
+    deadline = time.monotonic() + 10
+    with mp.Client(m.namesrv_port) as ns:
+        while True:
+            r = ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+            if r.code == mp.SUCCESS and all(n.encode() in r.body for n in m.brokers):
+                break
+            assert time.monotonic() < deadline, "topic %s never routed to both brokers" % topic
+            time.sleep(0.02)
+
+
+def send_to(m, topic, name, bodies):
+    with mp.Client(m.brokers[name].port) as cli:
+        for i, body in enumerate(bodies):
+            r = send(cli, topic, body.encode(), queue_id=i % QUEUES)
+            assert r.code == mp.SUCCESS, r
+
+
+def send_alternately(m, topic, bodies):
+    """bodies[i] goes to broker-a for even i, broker-b for odd i, one after the other."""
+    clis = {n: mp.Client(d.port) for n, d in m.brokers.items()}
+    try:
+        for i, body in enumerate(bodies):
+            r = send(clis["broker-a" if i % 2 == 0 else "broker-b"], topic, body.encode(),
+                     queue_id=(i // 2) % QUEUES)
+            assert r.code == mp.SUCCESS, r
+    finally:
+        for c in clis.values():
+            c.close()
+
+
+def expected(m, topic):
+    """The bodies in the documented order: (store time, broker name, commitlog offset)."""
+    keyed = []
+    for name, d in m.brokers.items():
+        for recs in queue_records(d.port, topic, QUEUES).values():
+            keyed += [(r.store_ts, name, r.phys_offset, r.body.decode()) for r in recs]
+    keyed.sort()
+    return [k[3] for k in keyed]
+
+
+def sh(cmd, timeout=30):
+    return subprocess.run(cmd, shell=True, capture_output=True, timeout=timeout)
+
+
+def text(lines):
+    return "".join(l + "\n" for l in lines)
+
+
+def test_merged_order_size_and_random_reads(two):
+    m = two
+    make_topic(m, "Merged")
+    bodies = ["m%03d-%s" % (i, "x" * (i % 13)) for i in range(80)]
+    send_alternately(m, "Merged", bodies)
+    path = m.p("topic", "Merged")
+    want = text(expected(m, "Merged"))
+    assert sorted(want.splitlines()) == sorted(bodies)
+    with open(path) as f:
+        assert f.read() == want  # ordered by store time across the brokers
+    assert os.stat(path).st_size == len(want)
+    assert sh("wc -l < '%s'" % path).stdout.strip() == b"80"
+    data = want.encode()
+    for off in (0, 1, 7, len(data) // 3, len(data) // 2 + 5, len(data) - 9, len(data) - 1):
+        r = sh("dd if='%s' bs=1 skip=%d count=23 status=none" % (path, off))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == data[off:off + 23], off
+    with open(path, "rb") as f:  # backwards seeks: the cursor is found again
+        for off in (len(data) - 4, len(data) // 2, 3, 0):
+            f.seek(off)
+            assert f.read(40) == data[off:off + 40]
+
+
+def test_bytes_stay_put_when_the_first_broker_grows(two):
+    m = two
+    make_topic(m, "Stable")
+    send_to(m, "Stable", "broker-b", ["b%d" % i for i in range(10)])
+    send_to(m, "Stable", "broker-a", ["a%d" % i for i in range(10)])
+    path = m.p("topic", "Stable")
+    before = open(path, "rb").read()
+    assert before.count(b"\n") == 20
+    # broker-a sorts first: its new messages must not move broker-b's bytes.
+    send_to(m, "Stable", "broker-a", ["a-new%d" % i for i in range(5)])
+    after = open(path, "rb").read()
+    assert after.startswith(before)
+    assert after[len(before):] == text(["a-new%d" % i for i in range(5)]).encode()
+    with open(path, "rb") as f:  # a reader's earlier offset still reads the same bytes
+        f.seek(len(before) // 2)
+        assert f.read(len(before) - len(before) // 2) == before[len(before) // 2:]
+    assert open(path).read() == text(expected(m, "Stable"))
+
+
+def test_tail_follows_both_brokers_in_order(two):
+    m = two
+    make_topic(m, "Tail")
+    send_alternately(m, "Tail", ["old%d" % i for i in range(4)])
+    path = m.p("topic", "Tail")
+    tail = subprocess.Popen(["tail", "-f", "-n", "+1", path], stdout=subprocess.PIPE)
+    try:
+        got = b""
+
+        def read_lines(n, timeout=15):
+            nonlocal got
+            deadline = time.monotonic() + timeout
+            while got.count(b"\n") < n and time.monotonic() < deadline:
+                if select.select([tail.stdout], [], [], 0.2)[0]:
+                    got += os.read(tail.stdout.fileno(), 65536)
+            return got.decode().splitlines()
+
+        assert read_lines(4) == expected(m, "Tail")
+        send_alternately(m, "Tail", ["new%d" % i for i in range(12)])
+        lines = read_lines(16)
+        assert lines == expected(m, "Tail")  # exactly the new lines, in the file's order
+        assert sorted(lines[4:]) == sorted("new%d" % i for i in range(12))
+    finally:
+        tail.kill()
+        tail.wait()
