@@ -17,6 +17,8 @@ from brokers import broker_factory, create_topic, queue_records, send  # noqa: F
 from mqfs_mount import Mount
 
 QUEUES = 2
+MQFS_RENDER_AT_TIME = 30005
+TOPIC_NOT_EXIST = 17
 
 
 @pytest.fixture
@@ -154,3 +156,29 @@ def test_tail_follows_both_brokers_in_order(two):
     finally:
         tail.kill()
         tail.wait()
+
+
+def test_render_at_time_on_the_wire(two):
+    """MQFS_RENDER_AT_TIME (30005) encoded independently: offsets and times per asked time."""
+    m = two
+    make_topic(m, "Wire")
+    send_to(m, "Wire", "broker-a", ["one", "twotwo", "three3", "4"])
+    queues = queue_records(m.brokers["broker-a"].port, "Wire", QUEUES).values()
+    recs = sorted((r.store_ts, r.phys_offset, len(r.body) + 1) for q in queues for r in q)
+    ts = [r[0] for r in recs]
+    with mp.Client(m.brokers["broker-a"].port) as cli:
+        asked = [0, ts[1], ts[-1] + 1]
+        r = cli.call(MQFS_RENDER_AT_TIME, {"topic": "Wire", "queueId": "-1",
+                                           "timestamps": ",".join(map(str, asked))})
+        assert r.code == mp.SUCCESS, r
+        offs = [int(x) for x in r.ext["fileOffsets"].split(",")]
+        nexts = [int(x) for x in r.ext["storeTimestamps"].split(",")]
+        before = [sum(n for t, _, n in recs if t < a) for a in asked]
+        assert offs == before
+        assert nexts == [ts[0], ts[1], -1]
+        assert int(r.ext["watermark"]) > ts[-1]
+        assert r.ext["retainedSince"] == "0"
+        r = cli.call(MQFS_RENDER_AT_TIME, {"topic": "Wire", "queueId": "0", "timestamp": "0"})
+        assert r.code == mp.SYSTEM_ERROR
+        r = cli.call(MQFS_RENDER_AT_TIME, {"topic": "NoSuch", "queueId": "-1", "timestamps": ""})
+        assert r.code == TOPIC_NOT_EXIST
