@@ -1,7 +1,9 @@
 /* handle_merge.c — MQFS_RENDER_AT_TIME (FORMATS.md 3.5): what mqfs needs to merge a topic's
  * views from several brokers by store time. For each asked time t the answer gives the topic
  * view's byte offset of the first message stored at or after t and that message's store time,
- * plus the broker's store-time watermark and its retention horizon. Store
+ * plus the broker's store-time watermark and its retention horizon; optionally the list of the
+ * distinct store times from a time on (below the watermark) with their offsets, so that mqfs
+ * merges many messages per request. Store
  * times never decrease in commitlog order, so "stored before t" is a prefix of the view. */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +14,7 @@
 #include "broker/broker_int.h"
 
 #define AT_TIME_MAX 16 /* times per request */
+#define TIMES_MAX   64 /* listed store times per request */
 
 /* Parses "t1,t2,..." (at most AT_TIME_MAX non-negative integers). Returns the count or -1. */
 static int parse_times(const char *s, int64_t *out)
@@ -30,7 +33,7 @@ static int parse_times(const char *s, int64_t *out)
 
 static int set_list(struct rpc_cmd *resp, const char *key, const int64_t *v, int n)
 {
-    char buf[AT_TIME_MAX * 21 + 1];
+    char buf[TIMES_MAX * 21 + 1];
     size_t len = 0;
     buf[0] = 0;
     for (int i = 0; i < n; i++)
@@ -68,6 +71,21 @@ static int on_render_at_time(struct rpc_conn *conn, struct rpc_cmd *req, struct 
     int rc = since < 0 ? (int)since : 0;
     for (int i = 0; i < n && rc == 0; i++)
         rc = store_topic_at_time(b->store, topic, tl, t.read_queues, ts[i], &offs[i], &next[i]);
+    /* The listing: the distinct store times from fromTimestamp on, below the watermark. */
+    int64_t from = -1, count = TIMES_MAX, times[TIMES_MAX], toffs[TIMES_MAX], tend = 0;
+    int nt = 0;
+    if (rc == 0 && rpc_cmd_ext_get(req, "fromTimestamp")) {
+        (void)rpc_cmd_ext_get_int64(req, "count", &count);
+        if (rpc_cmd_ext_get_int64(req, "fromTimestamp", &from) || from < 0 || count < 1 ||
+            count > TIMES_MAX) {
+            *resp = brk__resp(req, RPC_SYSTEM_ERROR,
+                              "fromTimestamp must be non-negative and count in 1..64");
+            return RPC_REPLY;
+        }
+        nt = store_topic_times(b->store, topic, tl, t.read_queues, from, w, (int)count, times,
+                               toffs, &tend);
+        rc = nt < 0 ? nt : 0;
+    }
     if (rc) {
         *resp = brk__resp_errno(req, rc, "topic view by time");
         return RPC_REPLY;
@@ -79,6 +97,11 @@ static int on_render_at_time(struct rpc_conn *conn, struct rpc_cmd *req, struct 
     e = e ? e : rpc_cmd_ext_set_int64(*resp, "retainedSince", since);
     e = e ? e : set_list(*resp, "fileOffsets", offs, n);
     e = e ? e : set_list(*resp, "storeTimestamps", next, n);
+    if (!e && from >= 0) {
+        e = set_list(*resp, "times", times, nt);
+        e = e ? e : set_list(*resp, "timeOffsets", toffs, nt);
+        e = e ? e : rpc_cmd_ext_set_int64(*resp, "timesEnd", tend);
+    }
     if (!e && n > 0) {
         e = rpc_cmd_ext_set_int64(*resp, "fileOffset", offs[0]);
         e = e ? e : rpc_cmd_ext_set_int64(*resp, "storeTimestamp", next[0]);

@@ -86,24 +86,45 @@ int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int 
     return rc;
 }
 
-/* Parses a comma-separated list of exactly n integers. */
-static int get_list(const struct rpc_cmd *resp, const char *key, int64_t *v, int n)
+/* Parses a comma-separated list of at most max integers; *n gets the count. */
+static int get_list(const struct rpc_cmd *resp, const char *key, int64_t *v, int max, int *n)
 {
     const char *s = rpc_cmd_ext_get(resp, key);
+    *n = 0;
     if (!s)
-        return n ? -EBADMSG : 0;
-    for (int i = 0; i < n; i++) {
+        return -EBADMSG;
+    while (*s) {
         char *end;
-        v[i] = strtoll(s, &end, 10);
-        if (end == s || (i + 1 < n ? *end != ',' : *end != 0))
+        if (*n == max)
             return -EBADMSG;
-        s = end + 1;
+        v[(*n)++] = strtoll(s, &end, 10);
+        if (end == s || (*end != ',' && *end != 0))
+            return -EBADMSG;
+        s = *end ? end + 1 : end;
     }
     return 0;
 }
 
+static int read_times(const struct rpc_cmd *resp, int n, int listing, struct mqc_view_times *out)
+{
+    int got, got2;
+    if (rpc_cmd_ext_get_int64(resp, "watermark", &out->watermark) ||
+        rpc_cmd_ext_get_int64(resp, "retainedSince", &out->retained_since))
+        return -EBADMSG;
+    if (n && (get_list(resp, "fileOffsets", out->off, MQC_AT_TIME_MAX, &got) || got != n ||
+              get_list(resp, "storeTimestamps", out->next, MQC_AT_TIME_MAX, &got) || got != n))
+        return -EBADMSG;
+    out->ntimes = 0;
+    if (listing && (get_list(resp, "times", out->times, MQC_TIMES_MAX, &got) ||
+                    get_list(resp, "timeOffsets", out->toffs, MQC_TIMES_MAX, &got2) ||
+                    got != got2 || rpc_cmd_ext_get_int64(resp, "timesEnd", &out->tend)))
+        return -EBADMSG;
+    out->ntimes = listing ? got : 0;
+    return 0;
+}
+
 int mqc_view_at_time(struct mqc_admin *a, const char *addr, const char *topic, const int64_t *t,
-                     int n, struct mqc_view_times *out)
+                     int n, int64_t from, struct mqc_view_times *out)
 {
     if (n < 0 || n > MQC_AT_TIME_MAX)
         return -EINVAL;
@@ -114,7 +135,9 @@ int mqc_view_at_time(struct mqc_admin *a, const char *addr, const char *topic, c
         len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%lld", i ? "," : "",
                                 (long long)t[i]);
     struct rpc_cmd *req = request(REQ_MQFS_RENDER_AT_TIME, topic, -1), *resp = NULL;
-    if (!req || rpc_cmd_ext_set(req, "timestamps", list)) {
+    if (!req || rpc_cmd_ext_set(req, "timestamps", list) ||
+        (from >= 0 && (rpc_cmd_ext_set_int64(req, "fromTimestamp", from) ||
+                       rpc_cmd_ext_set_int64(req, "count", MQC_TIMES_MAX)))) {
         rpc_cmd_free(req);
         return -ENOMEM;
     }
@@ -122,13 +145,8 @@ int mqc_view_at_time(struct mqc_admin *a, const char *addr, const char *topic, c
     rpc_cmd_free(req);
     if (rc)
         return rc;
-    if (resp->code != RPC_SUCCESS)
-        rc = mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
-    else if (rpc_cmd_ext_get_int64(resp, "watermark", &out->watermark) ||
-             rpc_cmd_ext_get_int64(resp, "retainedSince", &out->retained_since) ||
-             get_list(resp, "fileOffsets", out->off, n) ||
-             get_list(resp, "storeTimestamps", out->next, n))
-        rc = -EBADMSG;
+    rc = resp->code == RPC_SUCCESS ? read_times(resp, n, from >= 0, out)
+                                   : mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
     rpc_cmd_free(resp);
     return rc;
 }

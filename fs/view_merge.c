@@ -10,11 +10,14 @@
  * stays there until retention removes the head (or the route changes); new messages are
  * appended. Size = Σ_b off_b(W) − off_b(T0).
  *
- * Reading: a per-open cursor holds, per broker, a time t, its offset c = off_b(t) and the store
- * time n of the message at c; the broker with the least (n, name) contributes a run of its
- * view up to the next message of another broker, one lookup per run. A read at the cursor (cat,
- * tail -f) costs one watermark round plus the runs it crosses; any other offset is located by a
- * search over time (16 probes per request, one request per broker and round). */
+ * Reading: a per-open cursor holds, per broker, a time t and its offset c = off_b(t), the
+ * listing of the broker's next distinct store times with their offsets (up to 64 per request,
+ * MQFS_RENDER_AT_TIME's fromTimestamp) and a buffer of its view's bytes. The merge itself is
+ * local: the broker with the least (next time, name) contributes the messages stored at that
+ * time, and so on. A read at the cursor (cat, tail -f) costs one watermark round (which also
+ * lists for brokers whose listing ran out) plus a request per 64 store times and per buffer of
+ * bytes; any other offset is located by a search over time (15 probes per request, one request
+ * per broker and round). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +28,23 @@
 
 #define MB_MAX       32
 #define PROBES       (MQC_AT_TIME_MAX - 1)
-#define WALK_MAX_GAP (1 << 20) /* reads further ahead than this locate instead of walking */
+#define WALK_MAX_GAP (4 << 20)  /* reads further ahead than this locate instead of walking */
+#define FETCH_MIN    (64 << 10) /* bytes fetched from a broker at least per MQFS_READ */
 
 struct mb { /* one broker */
     struct mqfs_broker_ref ref;
     int64_t w, since; /* this read's watermark and retention horizon */
     int64_t lo;       /* off(T0) */
-    int64_t t, c, n;  /* cursor: c = off(t), n = store time of the message at c (-1: none yet) */
+    int64_t t, c;     /* cursor: c = off(t), the messages stored before t lie behind it */
+    /* The listing from the cursor on: groups gi..ng, group j = the messages stored at times[j],
+     * bytes [toffs[j], toffs[j + 1] or tend). Listed below lw (the broker's watermark then);
+     * full: as many as a request gives, more may follow. */
+    int gi, ng, full;
+    int64_t lw, tend;
+    int64_t times[MQC_TIMES_MAX], toffs[MQC_TIMES_MAX];
+    char *buf; /* bytes [boff, boff + blen) of the broker's topic view */
+    size_t cap, blen;
+    int64_t boff;
 };
 
 struct merge_view {
@@ -42,10 +55,6 @@ struct merge_view {
     int lo_ok;   /* lo of every broker is off(t0) */
     int valid;   /* the cursor is a position of the current content */
     int64_t pos; /* file offset of the cursor: Σ (c − lo) */
-    /* The run at the cursor (run < 0: not computed): broker `run` contributes [c, run_end), then
-     * its cursor becomes (run_t, run_end, run_n). run_cap: the W that capped it, or -1. */
-    int run;
-    int64_t run_end, run_t, run_n, run_cap;
 };
 
 static int cmp_ref(const void *a, const void *b)
@@ -55,12 +64,19 @@ static int cmp_ref(const void *a, const void *b)
 }
 
 static int ask(struct mqfs *fs, const char *topic, const struct mb *b, const int64_t *t, int n,
-               struct mqc_view_times *out)
+               int64_t from, struct mqc_view_times *out)
 {
-    int rc = mqc_view_at_time(fs->admin, b->ref.addr, topic, t, n, out);
+    int rc = mqc_view_at_time(fs->admin, b->ref.addr, topic, t, n, from, out);
     if (rc)
         mq_warn("topic %s on %s: time lookup: %s", topic, b->ref.name, mq_strerror(rc));
     return rc ? mqfs__send_errno(rc) : 0;
+}
+
+static void drop_cursor(struct merge_view *v)
+{
+    v->valid = 0;
+    for (int i = 0; i < v->nb; i++)
+        v->b[i].gi = v->b[i].ng = 0;
 }
 
 /* Takes the route's brokers (sorted by name); a different set drops the cursor. */
@@ -76,30 +92,46 @@ static void set_brokers(struct merge_view *v, const struct mqfs_broker_ref *refs
             !strcmp(sorted[i].name, v->b[i].ref.name) && !strcmp(sorted[i].addr, v->b[i].ref.addr);
     if (same)
         return;
+    for (int i = 0; i < v->nb; i++)
+        free(v->b[i].buf);
     memset(v->b, 0, sizeof(v->b));
     for (int i = 0; i < n; i++)
         v->b[i].ref = sorted[i];
     v->nb = n;
     v->valid = v->lo_ok = 0;
-    v->run = -1;
 }
 
-/* One round: every broker's watermark and horizon (and, for a valid cursor, the store time of
- * the message at a cursor that had none yet); then T0, W and, when T0 moved, off(T0). */
+/* Takes a listing asked from b->t. A listing that does not start at the cursor means the broker
+ * lost messages it had shown (retention, a wiped store): the cursor goes. */
+static void take_listing(struct merge_view *v, struct mb *b, const struct mqc_view_times *r)
+{
+    if ((r->ntimes ? r->toffs[0] : r->tend) != b->c) {
+        drop_cursor(v);
+        return;
+    }
+    b->ng = r->ntimes;
+    b->gi = 0;
+    b->full = r->ntimes == MQC_TIMES_MAX;
+    b->lw = r->watermark;
+    b->tend = r->tend;
+    memcpy(b->times, r->times, (size_t)r->ntimes * sizeof(*r->times));
+    memcpy(b->toffs, r->toffs, (size_t)r->ntimes * sizeof(*r->toffs));
+}
+
+/* One round: every broker's watermark and horizon (and a listing for a valid cursor that used
+ * its own up); then T0, W and, when T0 moved, off(T0). */
 static int refresh(struct mqfs *fs, const char *topic, struct merge_view *v)
 {
     struct mqc_view_times r;
     int64_t t0 = 0, w = INT64_MAX;
     for (int i = 0; i < v->nb; i++) {
         struct mb *b = &v->b[i];
-        int probe = v->valid && b->n < 0;
-        int rc = ask(fs, topic, b, &b->t, probe, &r);
+        int list = v->valid && b->gi == b->ng;
+        int rc = ask(fs, topic, b, NULL, 0, list ? b->t : -1, &r);
         if (rc)
             return rc;
-        if (probe && r.off[0] != b->c)
-            v->valid = 0; /* the broker lost messages it had shown: start over */
-        else if (probe)
-            b->n = r.next[0];
+        if (list && v->valid)
+            take_listing(v, b, &r);
         b->w = r.watermark;
         b->since = r.retained_since;
         t0 = b->since > t0 ? b->since : t0;
@@ -111,13 +143,13 @@ static int refresh(struct mqfs *fs, const char *topic, struct merge_view *v)
     if (v->lo_ok && t0 == v->t0)
         return 0;
     v->t0 = t0;
-    v->valid = 0;
-    v->run = -1;
+    drop_cursor(v);
     for (int i = 0; i < v->nb; i++) {
-        int rc = ask(fs, topic, &v->b[i], &t0, 1, &r);
+        int rc = ask(fs, topic, &v->b[i], &t0, 1, -1, &r);
         if (rc)
             return rc;
         v->b[i].lo = r.off[0];
+        v->b[i].blen = 0; /* retention may have taken what the buffer holds */
     }
     v->lo_ok = 1;
     return 0;
@@ -130,6 +162,7 @@ static int locate(struct mqfs *fs, const char *topic, struct merge_view *v, int6
     int64_t lo = v->t0, hi = v->wmin, p[MQC_AT_TIME_MAX], g[MQC_AT_TIME_MAX];
     int first = 1;
     struct mqc_view_times r;
+    drop_cursor(v);
     while (first || hi - lo > 1) {
         int k = 0;
         if (first)
@@ -139,7 +172,7 @@ static int locate(struct mqfs *fs, const char *topic, struct merge_view *v, int6
             p[k++] = lo + (hi - lo) * j / (want + 1);
         memset(g, 0, sizeof(g));
         for (int i = 0; i < v->nb; i++) {
-            int rc = ask(fs, topic, &v->b[i], p, k, &r);
+            int rc = ask(fs, topic, &v->b[i], p, k, -1, &r);
             if (rc)
                 return rc;
             for (int j = 0; j < k; j++)
@@ -156,68 +189,66 @@ static int locate(struct mqfs *fs, const char *topic, struct merge_view *v, int6
         first = 0;
     }
     int64_t pos = 0;
-    for (int i = 0; i < v->nb; i++) {
+    for (int i = 0; i < v->nb; i++) { /* the cursor at lo, with the listings from there */
         struct mb *b = &v->b[i];
-        int rc = ask(fs, topic, b, &lo, 1, &r);
+        int rc = ask(fs, topic, b, &lo, 1, lo, &r);
         if (rc)
             return rc;
         b->t = lo;
         b->c = r.off[0];
-        b->n = r.next[0];
+        take_listing(v, b, &r);
         pos += b->c - b->lo;
     }
     v->pos = pos;
     v->valid = 1;
-    v->run = -1;
     return 0;
 }
 
-/* Computes the run at the cursor. Returns 0, 1 at the end of the content, or a negative errno. */
-static int next_run(struct mqfs *fs, const char *topic, struct merge_view *v)
+/* The store time of b's next message below W (listing more when needed), or -1 when none. */
+static int64_t next_time(struct mqfs *fs, const char *topic, struct merge_view *v, struct mb *b,
+                         int *err)
 {
-    int a = -1, c = -1; /* the least and second least (n, name) below W */
-    for (int i = 0; i < v->nb; i++) {
-        int64_t n = v->b[i].n;
-        if (n < 0 || n >= v->wmin)
-            continue;
-        if (a < 0 || n < v->b[a].n) {
-            c = a;
-            a = i;
-        } else if (c < 0 || n < v->b[c].n) {
-            c = i;
+    if (b->gi == b->ng && (b->full || b->lw < v->wmin)) {
+        struct mqc_view_times r;
+        if ((*err = ask(fs, topic, b, NULL, 0, b->t, &r)) != 0)
+            return -1;
+        take_listing(v, b, &r);
+        if (!v->valid) {
+            *err = MQ_EOFFSET_MOVED;
+            return -1;
         }
     }
-    if (a < 0)
-        return 1;
-    int64_t limit = v->wmin;
-    if (c >= 0) {
-        int64_t lc = a < c ? v->b[c].n + 1 : v->b[c].n; /* ties go to the smaller name */
-        limit = lc < limit ? lc : limit;
-    }
-    struct mqc_view_times r;
-    int rc = ask(fs, topic, &v->b[a], &limit, 1, &r);
-    if (rc)
-        return rc;
-    if (r.off[0] <= v->b[a].c) {
-        v->valid = 0; /* cannot be while the broker keeps its messages */
-        return -EIO;
-    }
-    v->run = a;
-    v->run_end = r.off[0];
-    v->run_t = limit;
-    v->run_n = r.next[0];
-    v->run_cap = limit == v->wmin ? v->wmin : -1;
-    return 0;
+    return b->gi < b->ng && b->times[b->gi] < v->wmin ? b->times[b->gi] : -1;
 }
 
-static void advance(struct merge_view *v)
+/* Copies up to want bytes of b's topic view from offset `from`, through b's buffer. Returns the
+ * bytes, MQ_EOFFSET_MOVED when they are gone, or a negative errno. */
+static long fetch(struct mqfs *fs, const char *topic, struct mb *b, int64_t from, char *dst,
+                  size_t want)
 {
-    struct mb *b = &v->b[v->run];
-    v->pos += v->run_end - b->c;
-    b->c = v->run_end;
-    b->t = v->run_t;
-    b->n = v->run_n;
-    v->run = -1;
+    if (from < b->boff || from >= b->boff + (int64_t)b->blen) {
+        size_t len = want > FETCH_MIN ? want : FETCH_MIN;
+        if (len > b->cap) {
+            char *nb = realloc(b->buf, len);
+            if (!nb)
+                return -ENOMEM;
+            b->buf = nb;
+            b->cap = len;
+        }
+        size_t got = 0;
+        b->blen = 0;
+        int rc = mqc_view_read(fs->admin, b->ref.addr, topic, -1, from, b->buf, len, &got, NULL);
+        if (rc == 0 && got == 0)
+            rc = MQ_EOFFSET_MOVED; /* the bytes below its watermark are gone: retention */
+        if (rc)
+            return rc == MQ_EOFFSET_MOVED ? rc : mqfs__send_errno(rc);
+        b->boff = from;
+        b->blen = got;
+    }
+    size_t n = (size_t)(b->boff + (int64_t)b->blen - from);
+    n = n < want ? n : want;
+    memcpy(dst, b->buf + (from - b->boff), n);
+    return (long)n;
 }
 
 /* Fills buf with up to size bytes from file offset x. Returns the bytes or a negative errno;
@@ -233,32 +264,43 @@ static long fill(struct mqfs *fs, const char *topic, struct merge_view *v, char 
         if (rc)
             return rc == 1 ? 0 : rc;
     }
-    if (v->run >= 0 && v->run_cap >= 0 && v->run_cap != v->wmin)
-        v->run = -1; /* W moved: the run may go further now */
     size_t got = 0;
     while (got < size) {
-        if (v->run < 0 && (rc = next_run(fs, topic, v)) != 0)
-            return rc == 1 ? (long)got : rc;
-        struct mb *b = &v->b[v->run];
-        int64_t len = v->run_end - b->c;
-        if (x >= v->pos + len) {
-            advance(v);
-            continue;
+        struct mb *a = NULL; /* the least (next time, name) */
+        int64_t at = -1;
+        for (int i = 0; i < v->nb; i++) {
+            int64_t t = next_time(fs, topic, v, &v->b[i], &rc);
+            if (rc) {
+                drop_cursor(v);
+                return rc;
+            }
+            if (t >= 0 && (!a || t < at)) {
+                a = &v->b[i];
+                at = t;
+            }
         }
-        size_t want = size - got, n = 0;
-        if ((int64_t)want > v->pos + len - x)
-            want = (size_t)(v->pos + len - x);
-        rc = mqc_view_read(fs->admin, b->ref.addr, topic, -1, b->c + (x - v->pos), buf + got, want,
-                           &n, NULL);
-        if (rc == 0 && n == 0)
-            rc = MQ_EOFFSET_MOVED; /* the bytes below its watermark are gone: retention */
-        if (rc) {
-            v->valid = 0;
-            v->run = -1;
-            return rc == MQ_EOFFSET_MOVED ? rc : mqfs__send_errno(rc);
+        if (!a)
+            break; /* the end of the content */
+        int g = a->gi;
+        int64_t end = g + 1 < a->ng ? a->toffs[g + 1] : a->tend, len = end - a->c;
+        if (x < v->pos + len) {
+            size_t want = size - got;
+            if ((int64_t)want > v->pos + len - x)
+                want = (size_t)(v->pos + len - x);
+            long n = fetch(fs, topic, a, a->c + (x - v->pos), buf + got, want);
+            if (n < 0) {
+                drop_cursor(v);
+                return n;
+            }
+            got += (size_t)n;
+            x += n;
+            if (x < v->pos + len)
+                continue; /* the group goes on: the cursor stays at its start */
         }
-        got += n;
-        x += (int64_t)n;
+        v->pos += len; /* past the group */
+        a->c = end;
+        a->t = at + 1;
+        a->gi++;
     }
     return (long)got;
 }
@@ -270,7 +312,6 @@ int mqfs__merge_read(fuse_req_t req, struct mqfs_handle *h, const struct mqfs_br
     struct merge_view *v = h->view;
     if (!v && (v = calloc(1, sizeof(*v))) != NULL) {
         pthread_mutex_init(&v->lock, NULL);
-        v->run = -1;
         h->view = v;
     }
     pthread_mutex_unlock(&h->lock);
@@ -305,14 +346,14 @@ int mqfs__merge_size(struct mqfs *fs, const char *topic, const struct mqfs_broke
     int64_t t0 = 0, w = INT64_MAX, total = 0;
     int rc = 0;
     for (int i = 0; i < v->nb && rc == 0; i++) {
-        if ((rc = ask(fs, topic, &v->b[i], NULL, 0, &r)) != 0)
+        if ((rc = ask(fs, topic, &v->b[i], NULL, 0, -1, &r)) != 0)
             break;
         t0 = r.retained_since > t0 ? r.retained_since : t0;
         w = r.watermark < w ? r.watermark : w;
     }
     int64_t t[2] = {t0 < w ? t0 : w, w};
     for (int i = 0; i < v->nb && rc == 0; i++)
-        if ((rc = ask(fs, topic, &v->b[i], t, 2, &r)) == 0)
+        if ((rc = ask(fs, topic, &v->b[i], t, 2, -1, &r)) == 0)
             total += r.off[1] - r.off[0];
     free(v);
     *size = rc ? 0 : (uint64_t)total;
@@ -324,6 +365,8 @@ void mqfs__merge_release(struct mqfs_handle *h)
     struct merge_view *v = h->view;
     if (!v)
         return;
+    for (int i = 0; i < v->nb; i++)
+        free(v->b[i].buf);
     pthread_mutex_destroy(&v->lock);
     free(v);
     h->view = NULL;

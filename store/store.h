@@ -239,6 +239,13 @@ int64_t store_watermark(struct store *s);
  * after ts (-1 when none is dispatched). Returns 0 or a negative errno. */
 int store_topic_at_time(struct store *s, const char *topic, size_t topic_len, int nq, int64_t ts,
                         int64_t *file_offset, int64_t *next_ts);
+/* The distinct store times of the topic's messages stored in [from, below), ascending, at most
+ * max: times[i], and offs[i] = the topic view's byte offset of the first message stored at
+ * times[i]; *end = the offset after the last listed message (off(from) when none). Every
+ * message stored before `below` must be dispatched (below <= a watermark). Returns the count or
+ * a negative errno. */
+int store_topic_times(struct store *s, const char *topic, size_t topic_len, int nq, int64_t from,
+                      int64_t below, int max, int64_t *times, int64_t *offs, int64_t *end);
 /* The retention horizon: 0 while the commitlog has lost nothing, else the store time of its
  * first retained record (every deleted record was stored at or before it; it never decreases).
  * -EAGAIN when retention keeps racing the lookup. */

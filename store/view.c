@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "common/mq_err.h"
 #include "common/mq_util.h"
@@ -99,4 +100,57 @@ int64_t store_retained_since(struct store *s)
         } /* else retention deleted that file meanwhile: the new minimum */
     }
     return -EAGAIN;
+}
+
+int store_topic_times(struct store *s, const char *topic, size_t topic_len, int nq, int64_t from,
+                      int64_t below, int max, int64_t *times, int64_t *offs, int64_t *end)
+{
+    struct qpos {
+        struct store__queue *q;
+        int64_t idx, ts, ro; /* first entry stored at or after the current time; its time; its
+                                rendered start */
+    } *p = calloc(nq > 0 ? (size_t)nq : 1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    int64_t sum = 0, base;
+    int n = 0, rc = 0;
+    for (int i = 0; i < nq && rc == 0; i++) {
+        p[i].q = store__queue_get(s, topic, topic_len, i);
+        p[i].ts = INT64_MAX;
+        if (!p[i].q)
+            continue;
+        p[i].idx = store_offset_by_time(s, topic, topic_len, i, from);
+        if (p[i].idx < atomic_load(&p[i].q->max_off))
+            p[i].ts = store__cq_entry_time(s, p[i].q, p[i].idx);
+        rc = store_render_offset(s, topic, topic_len, i, p[i].idx, &p[i].ro);
+        if (rc == MQ_EOFFSET_MOVED)
+            rc = store_rendered_size(s, topic, topic_len, i, &p[i].ro, &base);
+        sum += p[i].ro;
+    }
+    while (rc == 0 && n < max) {
+        int64_t t = INT64_MAX;
+        for (int i = 0; i < nq; i++)
+            t = p[i].ts >= 0 && p[i].ts < t ? p[i].ts : t;
+        if (t == INT64_MAX || t >= below)
+            break;
+        times[n] = t;
+        offs[n++] = sum;
+        for (int i = 0; i < nq && rc == 0; i++) { /* past the entries stored at t */
+            if (p[i].ts != t)
+                continue;
+            int64_t max_off = atomic_load(&p[i].q->max_off);
+            while (++p[i].idx < max_off &&
+                   (p[i].ts = store__cq_entry_time(s, p[i].q, p[i].idx)) == t)
+                ;
+            if (p[i].idx >= max_off)
+                p[i].ts = INT64_MAX;
+            int64_t ro;
+            rc = store_render_offset(s, topic, topic_len, i, p[i].idx, &ro);
+            sum += rc == 0 ? ro - p[i].ro : 0;
+            p[i].ro = ro;
+        }
+    }
+    free(p);
+    *end = sum;
+    return rc ? rc : n;
 }
