@@ -121,6 +121,27 @@ TEST(test_topic_at_time)
         ASSERT_EQ(off, want);
         ASSERT_EQ(next, ts[i]);
     }
+    /* The listing: each distinct time once, with the offset of its first message. */
+    int64_t times[64], offs[64], end;
+    int n = store_topic_times(s, "T", 1, 2, 0, ts[29] + 1, 64, times, offs, &end);
+    ASSERT_GT(n, 5);
+    ASSERT_EQ(times[0], ts[0]);
+    ASSERT_EQ(offs[0], 0);
+    ASSERT_EQ(times[n - 1], ts[29]);
+    ASSERT_EQ(end, total);
+    for (int k = 0; k < n; k++) {
+        ASSERT_OK(store_topic_at_time(s, "T", 1, 2, times[k], &off, &next));
+        ASSERT_EQ(offs[k], off);
+        ASSERT_EQ(next, times[k]);
+        if (k)
+            ASSERT_GT(times[k], times[k - 1]);
+    }
+    /* from the middle, at most 2, below a bound */
+    ASSERT_EQ(store_topic_times(s, "T", 1, 2, times[1], INT64_MAX, 2, times, offs, &end), 2);
+    ASSERT_OK(store_topic_at_time(s, "T", 1, 2, times[1] + 1, &off, &next));
+    ASSERT_EQ(end, off);
+    ASSERT_EQ(store_topic_times(s, "T", 1, 2, 0, ts[0], 64, times, offs, &end), 0);
+    ASSERT_EQ(end, 0);
     ASSERT_OK(store_topic_at_time(s, "T", 1, 2, ts[29] + 1, &off, &next));
     ASSERT_EQ(off, total);
     ASSERT_EQ(next, -1);
