@@ -13,7 +13,7 @@ import time
 import pytest
 
 import mqproto as mp
-from brokers import broker_factory, create_topic, queue_records, send  # noqa: F401
+from brokers import broker_factory, create_topic, pull, send  # noqa: F401
 from mqfs_mount import Mount
 
 QUEUES = 2
@@ -34,6 +34,26 @@ def two(namesrv, broker_factory, tmp_path):  # noqa: F811
         yield m
     finally:
         m.stop()
+
+
+def queue_records(port, topic, queues):
+    """{queue: [Record...]}: every retained record of each queue (from its min offset)."""
+    out = {}
+    with mp.Client(port) as cli:
+        for q in range(queues):
+            off, recs = 0, []
+            while True:
+                p = pull(cli, topic, q, off)
+                nxt = int(p.ext.get("nextBeginOffset", off))
+                if p.code == mp.SUCCESS and p.records:
+                    recs += p.records
+                    off = p.records[-1].queue_offset + 1
+                elif p.code != mp.SUCCESS and nxt > off:  # below the min: retention
+                    off = nxt
+                else:
+                    break
+            out[q] = recs
+    return out
 
 
 def make_topic(m, topic):
@@ -182,3 +202,54 @@ def test_render_at_time_on_the_wire(two):
         assert r.code == mp.SYSTEM_ERROR
         r = cli.call(MQFS_RENDER_AT_TIME, {"topic": "NoSuch", "queueId": "-1", "timestamps": ""})
         assert r.code == TOPIC_NOT_EXIST
+
+
+def at_time(port, topic):
+    with mp.Client(port) as cli:
+        r = cli.call(MQFS_RENDER_AT_TIME, {"topic": topic, "queueId": "-1", "timestamps": ""})
+    assert r.code == mp.SUCCESS, r
+    return r.ext
+
+
+def test_retention_on_one_broker_removes_only_the_head(namesrv, broker_factory, tmp_path):  # noqa: F811
+    """broker-b deletes every full commitlog file at once (fileReservedTime=0, the current hour a
+    delete hour): the merged file loses its head — broker-a's older messages too, which stay in
+    broker-a's queue files — and what remains is unchanged and in order."""
+    hour = time.localtime().tm_hour  # the brokers' delete hours: this one and the next
+    a = broker_factory(namesrv=namesrv, name="broker-a")
+    b = broker_factory(namesrv=namesrv, name="broker-b", mappedFileSizeCommitLog=65536,
+                       fileReservedTime=0, cleanResourceInterval=100,
+                       deleteWhen="%02d;%02d" % (hour, (hour + 1) % 24))
+    os.makedirs(tmp_path / "fs", exist_ok=True)
+    m = Mount(tmp_path / "fs", "127.0.0.1:%d" % namesrv.port).start()
+    try:
+        m.brokers = {"broker-a": a, "broker-b": b}
+        m.namesrv_port = namesrv.port
+        make_topic(m, "Ret")
+        send_alternately(m, "Ret", ["early%d" % i for i in range(20)])
+        path = m.p("topic", "Ret")
+        before = open(path).read()
+        assert before.splitlines() == expected(m, "Ret")
+        # ~100 KiB to broker-b: its first 64 KiB file fills, rolls and is deleted.
+        send_to(m, "Ret", "broker-b", ["big%02d-" % i + "x" * 3000 for i in range(35)])
+        send_alternately(m, "Ret", ["late%d" % i for i in range(6)])
+        deadline = time.monotonic() + 20
+        while int(at_time(b.port, "Ret")["retainedSince"]) == 0:
+            assert time.monotonic() < deadline, "broker-b never deleted a commitlog file"
+            time.sleep(0.1)
+        t0 = int(at_time(b.port, "Ret")["retainedSince"])
+        assert at_time(a.port, "Ret")["retainedSince"] == "0"
+        after = open(path).read()
+        keyed = []
+        for name, d in m.brokers.items():
+            for recs in queue_records(d.port, "Ret", QUEUES).values():
+                keyed += [(r.store_ts, name, r.phys_offset, r.body.decode()) for r in recs
+                          if r.store_ts >= t0]
+        assert after.splitlines() == [k[3] for k in sorted(keyed)]
+        assert "early0\n" not in after  # the head went, broker-a's part of it too ...
+        qa = "".join(open(m.p("queue", "Ret", "broker-a-%d" % q)).read() for q in range(QUEUES))
+        assert "early0\n" in qa  # ... which broker-a's queue files still show
+        assert after.endswith(text(expected(m, "Ret")[-6:]))
+        assert os.stat(path).st_size == len(after)
+    finally:
+        m.stop()
