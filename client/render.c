@@ -26,6 +26,14 @@ static struct rpc_cmd *request(int code, const char *topic, int queue_id)
     return req;
 }
 
+/* Sends req (freed here) to the broker at addr. */
+static int call(struct mqc_admin *a, const char *addr, struct rpc_cmd *req, struct rpc_cmd **resp)
+{
+    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, resp);
+    rpc_cmd_free(req);
+    return rc;
+}
+
 static int read_info(const struct rpc_cmd *resp, struct mqc_view_info *info)
 {
     if (!info)
@@ -45,8 +53,7 @@ int mqc_view_info(struct mqc_admin *a, const char *addr, const char *topic, int 
     struct rpc_cmd *req = request(REQ_MQFS_RENDER_INFO, topic, queue_id), *resp = NULL;
     if (!req)
         return -ENOMEM;
-    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
-    rpc_cmd_free(req);
+    int rc = call(a, addr, req, &resp);
     if (rc)
         return rc;
     rc = resp->code == RPC_SUCCESS ? read_info(resp, info)
@@ -65,8 +72,7 @@ int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int 
         rpc_cmd_free(req);
         return -ENOMEM;
     }
-    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
-    rpc_cmd_free(req);
+    int rc = call(a, addr, req, &resp);
     if (rc)
         return rc;
     if (resp->code == RPC_PULL_OFFSET_MOVED)
@@ -141,8 +147,7 @@ int mqc_view_at_time(struct mqc_admin *a, const char *addr, const char *topic, c
         rpc_cmd_free(req);
         return -ENOMEM;
     }
-    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
-    rpc_cmd_free(req);
+    int rc = call(a, addr, req, &resp);
     if (rc)
         return rc;
     rc = resp->code == RPC_SUCCESS ? read_times(resp, n, from >= 0, out)

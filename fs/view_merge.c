@@ -63,12 +63,12 @@ static int cmp_ref(const void *a, const void *b)
                   ((const struct mqfs_broker_ref *)b)->name);
 }
 
-static int ask(struct mqfs *fs, const char *topic, const struct mb *b, const int64_t *t, int n,
-               int64_t from, struct mqc_view_times *out)
+static int ask(struct mqfs *fs, const char *topic, const struct mqfs_broker_ref *b,
+               const int64_t *t, int n, int64_t from, struct mqc_view_times *out)
 {
-    int rc = mqc_view_at_time(fs->admin, b->ref.addr, topic, t, n, from, out);
+    int rc = mqc_view_at_time(fs->admin, b->addr, topic, t, n, from, out);
     if (rc)
-        mq_warn("topic %s on %s: time lookup: %s", topic, b->ref.name, mq_strerror(rc));
+        mq_warn("topic %s on %s: time lookup: %s", topic, b->name, mq_strerror(rc));
     return rc ? mqfs__send_errno(rc) : 0;
 }
 
@@ -127,7 +127,7 @@ static int refresh(struct mqfs *fs, const char *topic, struct merge_view *v)
     for (int i = 0; i < v->nb; i++) {
         struct mb *b = &v->b[i];
         int list = v->valid && b->gi == b->ng;
-        int rc = ask(fs, topic, b, NULL, 0, list ? b->t : -1, &r);
+        int rc = ask(fs, topic, &b->ref, NULL, 0, list ? b->t : -1, &r);
         if (rc)
             return rc;
         if (list && v->valid)
@@ -145,7 +145,7 @@ static int refresh(struct mqfs *fs, const char *topic, struct merge_view *v)
     v->t0 = t0;
     drop_cursor(v);
     for (int i = 0; i < v->nb; i++) {
-        int rc = ask(fs, topic, &v->b[i], &t0, 1, -1, &r);
+        int rc = ask(fs, topic, &v->b[i].ref, &t0, 1, -1, &r);
         if (rc)
             return rc;
         v->b[i].lo = r.off[0];
@@ -172,7 +172,7 @@ static int locate(struct mqfs *fs, const char *topic, struct merge_view *v, int6
             p[k++] = lo + (hi - lo) * j / (want + 1);
         memset(g, 0, sizeof(g));
         for (int i = 0; i < v->nb; i++) {
-            int rc = ask(fs, topic, &v->b[i], p, k, -1, &r);
+            int rc = ask(fs, topic, &v->b[i].ref, p, k, -1, &r);
             if (rc)
                 return rc;
             for (int j = 0; j < k; j++)
@@ -191,7 +191,7 @@ static int locate(struct mqfs *fs, const char *topic, struct merge_view *v, int6
     int64_t pos = 0;
     for (int i = 0; i < v->nb; i++) { /* the cursor at lo, with the listings from there */
         struct mb *b = &v->b[i];
-        int rc = ask(fs, topic, b, &lo, 1, lo, &r);
+        int rc = ask(fs, topic, &b->ref, &lo, 1, lo, &r);
         if (rc)
             return rc;
         b->t = lo;
@@ -210,7 +210,7 @@ static int64_t next_time(struct mqfs *fs, const char *topic, struct merge_view *
 {
     if (b->gi == b->ng && (b->full || b->lw < v->wmin)) {
         struct mqc_view_times r;
-        if ((*err = ask(fs, topic, b, NULL, 0, b->t, &r)) != 0)
+        if ((*err = ask(fs, topic, &b->ref, NULL, 0, b->t, &r)) != 0)
             return -1;
         take_listing(v, b, &r);
         if (!v->valid) {
@@ -337,25 +337,20 @@ int mqfs__merge_read(fuse_req_t req, struct mqfs_handle *h, const struct mqfs_br
 int mqfs__merge_size(struct mqfs *fs, const char *topic, const struct mqfs_broker_ref *refs,
                      int nrefs, uint64_t *size)
 {
-    struct merge_view *v = calloc(1, sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    set_brokers(v, refs, nrefs);
     /* Two rounds: the watermarks and horizons, then off(T0) and off(W) in one request each. */
     struct mqc_view_times r;
     int64_t t0 = 0, w = INT64_MAX, total = 0;
     int rc = 0;
-    for (int i = 0; i < v->nb && rc == 0; i++) {
-        if ((rc = ask(fs, topic, &v->b[i], NULL, 0, -1, &r)) != 0)
+    for (int i = 0; i < nrefs && rc == 0; i++) {
+        if ((rc = ask(fs, topic, &refs[i], NULL, 0, -1, &r)) != 0)
             break;
         t0 = r.retained_since > t0 ? r.retained_since : t0;
         w = r.watermark < w ? r.watermark : w;
     }
     int64_t t[2] = {t0 < w ? t0 : w, w};
-    for (int i = 0; i < v->nb && rc == 0; i++)
-        if ((rc = ask(fs, topic, &v->b[i], t, 2, -1, &r)) == 0)
+    for (int i = 0; i < nrefs && rc == 0; i++)
+        if ((rc = ask(fs, topic, &refs[i], t, 2, -1, &r)) == 0)
             total += r.off[1] - r.off[0];
-    free(v);
     *size = rc ? 0 : (uint64_t)total;
     return rc;
 }
