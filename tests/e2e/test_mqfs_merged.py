@@ -8,6 +8,7 @@ agree with a full cat."""
 import os
 import select
 import subprocess
+import sys
 import time
 
 import pytest
@@ -253,3 +254,45 @@ def test_retention_on_one_broker_removes_only_the_head(namesrv, broker_factory, 
         assert os.stat(path).st_size == len(after)
     finally:
         m.stop()
+
+
+def test_reads_during_sends_only_ever_grow(two):
+    """Two senders (one per broker) run while a reader re-reads the file, also through one open
+    file descriptor from where it stopped: every snapshot is a prefix of every later one."""
+    m = two
+    make_topic(m, "Live")
+    path = m.p("topic", "Live")
+    senders = [subprocess.Popen(
+        [sys.executable, "-c", SENDER, str(d.port), "Live", name, "150"],
+        cwd=os.path.dirname(os.path.abspath(__file__))) for name, d in m.brokers.items()]
+    try:
+        snaps, streamed = [], b""
+        with open(path, "rb") as f:
+            while any(s.poll() is None for s in senders):
+                snaps.append(open(path, "rb").read())
+                streamed += f.read()  # continues at its own offset
+            for s in senders:
+                assert s.wait(timeout=30) == 0
+            final = open(path, "rb").read()
+            streamed += f.read()
+        for a, b in zip(snaps, snaps[1:] + [final]):
+            assert b.startswith(a)
+        assert streamed == final
+        assert final.decode().splitlines() == expected(m, "Live")
+        assert final.count(b"\n") == 300
+    finally:
+        for s in senders:
+            s.kill()
+            s.wait()
+
+
+SENDER = """
+import sys
+import mqproto as mp
+from brokers import send
+port, topic, name, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+with mp.Client(port) as cli:
+    for i in range(n):
+        r = send(cli, topic, ("%s-%d" % (name, i)).encode(), queue_id=i % 2)
+        assert r.code == mp.SUCCESS, r
+"""
