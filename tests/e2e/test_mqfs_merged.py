@@ -296,3 +296,34 @@ with mp.Client(port) as cli:
         r = send(cli, topic, ("%s-%d" % (name, i)).encode(), queue_id=i % 2)
         assert r.code == mp.SUCCESS, r
 """
+
+
+def test_a_broker_joining_the_route_keeps_the_bytes(two):
+    """A topic on broker-a alone, then created on broker-b too: the file switches from the one
+    broker's view to the merged one without changing a byte, then grows with both."""
+    m = two
+    with mp.Client(m.brokers["broker-a"].port) as cli:
+        create_topic(cli, "Join", queues=QUEUES)
+    path = m.p("topic", "Join")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, "topic never routed"
+        time.sleep(0.1)
+    send_to(m, "Join", "broker-a", ["a%d" % i for i in range(10)])
+    before = open(path, "rb").read()
+    assert before == text(["a%d" % i for i in range(10)]).encode()
+    make_topic(m, "Join")  # now on broker-b as well
+    send_to(m, "Join", "broker-b", ["b-first"])
+    deadline = time.monotonic() + 15
+    while True:  # until mqfs's route for the topic (cached for 5 s) has broker-b
+        now = open(path, "rb").read()
+        assert now.startswith(before)  # the switch to the merged view moves nothing
+        if b"b-first\n" in now:
+            break
+        assert time.monotonic() < deadline, "mqfs never read broker-b's message"
+        time.sleep(0.2)
+    assert now == before + b"b-first\n"
+    send_alternately(m, "Join", ["n%d" % i for i in range(6)])
+    after = open(path, "rb").read()
+    assert after.startswith(now)
+    assert after.decode().splitlines() == expected(m, "Join")
