@@ -1,4 +1,4 @@
-/* handle_merge.c — MQFS_RENDER_AT_TIME (FORMATS.md 3.5): what mqfs needs to merge a topic's
+/* handle_merge.c — MQFS_RENDER_AT_TIME (FORMATS.md Part 3): what mqfs needs to merge a topic's
  * views from several brokers by store time. For each asked time t the answer gives the topic
  * view's byte offset of the first message stored at or after t and that message's store time,
  * plus the broker's store-time watermark and its retention horizon; optionally the list of the

@@ -37,7 +37,7 @@ int64_t store_dispatched_offset(struct store *s)
     return atomic_load(&s->reput);
 }
 
-/* ---- the merged multi-broker topic view (FORMATS.md 3.5) ---- */
+/* ---- the merged multi-broker topic view (FORMATS.md Part 3, MQFS_RENDER_AT_TIME) ---- */
 
 int64_t store_watermark(struct store *s)
 {
