@@ -47,6 +47,7 @@ enum {
     REQ_MQFS_RENDER_OFFSET = 30003,
     REQ_MQFS_READ = 30004,
     REQ_MQFS_READ_RECORDS = 30005,
+    REQ_MQFS_RENDER_AT_TIME = 30006,
 };
 
 #define BRK_DEFAULT_TOPIC "TBW102"
@@ -85,6 +86,7 @@ void brk__register_admin_handlers(struct broker *b);
 void brk__register_send_handlers(struct broker *b);
 void brk__register_pull_handlers(struct broker *b);
 void brk__register_query_handlers(struct broker *b);
+void brk__register_merge_handlers(struct broker *b);
 
 /* The long-poll hold service's callback (handle_pull.c). */
 void brk__hold_fire(void *item, int timed_out, void *arg);

@@ -349,4 +349,25 @@ int mqc_view_records(struct mqc_admin *a, const char *addr, const char *topic, i
                      int64_t pos, const char *expr, int max_msgs, int64_t max_bytes,
                      struct mqc_pull_result *out);
 
+/* A broker's topic view by store time (MQFS_RENDER_AT_TIME 30005): for each asked time t[i],
+ * off[i] = the view's byte offset of the first message stored at or after t[i] and next[i] =
+ * that message's store time (-1: none yet). watermark: every message stored before it is
+ * readable and later ones are stored at or after it; retained_since: 0 while the broker's
+ * commitlog lost nothing to retention, else the store time of its first retained record. With
+ * a listing asked (from >= 0): times[0..ntimes) = the distinct store times from `from` on below
+ * the watermark (at most MQC_TIMES_MAX), toffs[i] = the offset of the first message stored at
+ * times[i], tend = the offset after the last listed message. */
+#define MQC_AT_TIME_MAX 16
+#define MQC_TIMES_MAX   64
+struct mqc_view_times {
+    int64_t watermark, retained_since;
+    int64_t off[MQC_AT_TIME_MAX], next[MQC_AT_TIME_MAX];
+    int ntimes;
+    int64_t times[MQC_TIMES_MAX], toffs[MQC_TIMES_MAX], tend;
+};
+/* Asks for n (0..MQC_AT_TIME_MAX) times t of the topic view on the broker at addr, and when
+ * from >= 0 the listing from that time. Returns 0 or a negative errno. */
+int mqc_view_at_time(struct mqc_admin *a, const char *addr, const char *topic, const int64_t *t,
+                     int n, int64_t from, struct mqc_view_times *out);
+
 #endif

@@ -1,9 +1,11 @@
 /* render.c — the file interface's view of a queue, read through the broker's extension
  * requests (docs/FORMATS.md Part 3: MQFS_RENDER_INFO 30001, MQFS_READ 30004): each message as
- * its body + "\n", with exact sizes and byte offsets; and MQFS_READ_RECORDS (30005), the raw
- * records from a position with a tag filter, for the views mqfs renders itself. */
+ * its body + "\n", with exact sizes and byte offsets; MQFS_READ_RECORDS (30005), the raw
+ * records from a position with a tag filter, for the views mqfs renders itself; and
+ * MQFS_RENDER_AT_TIME (30006), a topic view's positions by store time. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client/client_int.h"
@@ -11,9 +13,10 @@
 #include "common/mq_tags.h"
 #include "remoting/remoting.h"
 
-#define REQ_MQFS_RENDER_INFO  30001
-#define REQ_MQFS_READ         30004
-#define REQ_MQFS_READ_RECORDS 30005
+#define REQ_MQFS_RENDER_INFO    30001
+#define REQ_MQFS_READ           30004
+#define REQ_MQFS_READ_RECORDS   30005
+#define REQ_MQFS_RENDER_AT_TIME 30006
 
 static struct rpc_cmd *request(int code, const char *topic, int queue_id)
 {
@@ -24,6 +27,14 @@ static struct rpc_cmd *request(int code, const char *topic, int queue_id)
         req = NULL;
     }
     return req;
+}
+
+/* Sends req (freed here) to the broker at addr. */
+static int call(struct mqc_admin *a, const char *addr, struct rpc_cmd *req, struct rpc_cmd **resp)
+{
+    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, resp);
+    rpc_cmd_free(req);
+    return rc;
 }
 
 static int read_info(const struct rpc_cmd *resp, struct mqc_view_info *info)
@@ -45,8 +56,7 @@ int mqc_view_info(struct mqc_admin *a, const char *addr, const char *topic, int 
     struct rpc_cmd *req = request(REQ_MQFS_RENDER_INFO, topic, queue_id), *resp = NULL;
     if (!req)
         return -ENOMEM;
-    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
-    rpc_cmd_free(req);
+    int rc = call(a, addr, req, &resp);
     if (rc)
         return rc;
     rc = resp->code == RPC_SUCCESS ? read_info(resp, info)
@@ -65,8 +75,7 @@ int mqc_view_read(struct mqc_admin *a, const char *addr, const char *topic, int 
         rpc_cmd_free(req);
         return -ENOMEM;
     }
-    int rc = rpc_client_call(a->inst->rpc, addr, req, a->inst->cfg.send_timeout_ms, &resp);
-    rpc_cmd_free(req);
+    int rc = call(a, addr, req, &resp);
     if (rc)
         return rc;
     if (resp->code == RPC_PULL_OFFSET_MOVED)
@@ -117,5 +126,69 @@ int mqc_view_records(struct mqc_admin *a, const char *addr, const char *topic, i
         }
     }
     mq_tags_destroy(&tags);
+    return rc;
+}
+
+/* Parses a comma-separated list of at most max integers; *n gets the count. */
+static int get_list(const struct rpc_cmd *resp, const char *key, int64_t *v, int max, int *n)
+{
+    const char *s = rpc_cmd_ext_get(resp, key);
+    *n = 0;
+    if (!s)
+        return -EBADMSG;
+    while (*s) {
+        char *end;
+        if (*n == max)
+            return -EBADMSG;
+        v[(*n)++] = strtoll(s, &end, 10);
+        if (end == s || (*end != ',' && *end != 0))
+            return -EBADMSG;
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int read_times(const struct rpc_cmd *resp, int n, int listing, struct mqc_view_times *out)
+{
+    int got, got2;
+    if (rpc_cmd_ext_get_int64(resp, "watermark", &out->watermark) ||
+        rpc_cmd_ext_get_int64(resp, "retainedSince", &out->retained_since))
+        return -EBADMSG;
+    if (n && (get_list(resp, "fileOffsets", out->off, MQC_AT_TIME_MAX, &got) || got != n ||
+              get_list(resp, "storeTimestamps", out->next, MQC_AT_TIME_MAX, &got) || got != n))
+        return -EBADMSG;
+    out->ntimes = 0;
+    if (listing && (get_list(resp, "times", out->times, MQC_TIMES_MAX, &got) ||
+                    get_list(resp, "timeOffsets", out->toffs, MQC_TIMES_MAX, &got2) ||
+                    got != got2 || rpc_cmd_ext_get_int64(resp, "timesEnd", &out->tend)))
+        return -EBADMSG;
+    out->ntimes = listing ? got : 0;
+    return 0;
+}
+
+int mqc_view_at_time(struct mqc_admin *a, const char *addr, const char *topic, const int64_t *t,
+                     int n, int64_t from, struct mqc_view_times *out)
+{
+    if (n < 0 || n > MQC_AT_TIME_MAX)
+        return -EINVAL;
+    char list[MQC_AT_TIME_MAX * 21 + 1];
+    size_t len = 0;
+    list[0] = 0;
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%lld", i ? "," : "",
+                                (long long)t[i]);
+    struct rpc_cmd *req = request(REQ_MQFS_RENDER_AT_TIME, topic, -1), *resp = NULL;
+    if (!req || rpc_cmd_ext_set(req, "timestamps", list) ||
+        (from >= 0 && (rpc_cmd_ext_set_int64(req, "fromTimestamp", from) ||
+                       rpc_cmd_ext_set_int64(req, "count", MQC_TIMES_MAX)))) {
+        rpc_cmd_free(req);
+        return -ENOMEM;
+    }
+    int rc = call(a, addr, req, &resp);
+    if (rc)
+        return rc;
+    rc = resp->code == RPC_SUCCESS ? read_times(resp, n, from >= 0, out)
+                                   : mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
+    rpc_cmd_free(resp);
     return rc;
 }

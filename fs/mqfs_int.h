@@ -209,6 +209,18 @@ int mqfs__log_view(const struct mqfs_node *n);
 int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size);
 void mqfs__routes_destroy(struct mqfs *fs);
 void mqfs__route_forget(struct mqfs *fs, const char *topic);
+/* A topic on several brokers (view_merge.c): the brokers' topic views merged by store time.
+ * refs: the route's readable brokers (any order). The read keeps its cursor in h->view (freed
+ * by mqfs__merge_release). Same contracts as mqfs__read_log / mqfs__log_size. */
+struct mqfs_broker_ref {
+    char name[128];
+    char addr[64];
+};
+int mqfs__merge_read(fuse_req_t req, struct mqfs_handle *h, const struct mqfs_broker_ref *refs,
+                     int nrefs, size_t size, off_t off);
+int mqfs__merge_size(struct mqfs *fs, const char *topic, const struct mqfs_broker_ref *refs,
+                     int nrefs, uint64_t *size);
+void mqfs__merge_release(struct mqfs_handle *h);
 /* Group views (view_group.c): one consumer per open file. */
 int mqfs__group_open(struct mqfs_handle *h);
 void mqfs__group_release(struct mqfs_handle *h);

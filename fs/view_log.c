@@ -4,8 +4,7 @@
  *
  * Offsets: file offset 0 is the first retained byte (the view's `base`); when retention deletes
  * old messages the file loses its head and the rest moves down (tail -f says "file truncated").
- * A topic on several brokers is their views one after the other, in broker-name order (only
- * the last one can grow without moving the others: docs/FS.md).
+ * A topic on several brokers is their views merged by store time (view_merge.c).
  *
  * Routes (which brokers serve a topic) are cached per topic for MQFS_ROUTE_AGE_US and kept
  * when the NameServers are unreachable, so reads go on with the last known routes. */
@@ -29,7 +28,7 @@ struct route_entry {
 
 /* One broker's part of a view. */
 struct seg {
-    char addr[64];
+    struct mqfs_broker_ref ref;
     int queue_id; /* -1: the topic view */
     struct mqc_view_info info;
 };
@@ -80,7 +79,8 @@ static int route_segs(struct mqfs *fs, const char *topic, const char *broker, in
         if (!readable)
             continue;
         memset(&segs[n], 0, sizeof(segs[n]));
-        snprintf(segs[n].addr, sizeof(segs[n].addr), "%s", rb->addr);
+        snprintf(segs[n].ref.addr, sizeof(segs[n].ref.addr), "%s", rb->addr);
+        snprintf(segs[n].ref.name, sizeof(segs[n].ref.name), "%s", rb->name);
         segs[n].queue_id = queue_id;
         n++;
     }
@@ -127,7 +127,7 @@ static int seg_infos(struct mqfs *fs, const struct mqfs_node *n, struct seg *seg
 {
     for (int i = 0; i < nsegs; i++) {
         size_t got;
-        int rc = mqc_view_read(fs->admin, segs[i].addr, n->topic, segs[i].queue_id, 0, NULL, 0,
+        int rc = mqc_view_read(fs->admin, segs[i].ref.addr, n->topic, segs[i].queue_id, 0, NULL, 0,
                                &got, &segs[i].info);
         if (rc == MQ_EOFFSET_MOVED)
             rc = 0; /* offset 0 is below a moved base: the info is still filled */
@@ -148,7 +148,15 @@ int mqfs__log_addrs(struct mqfs *fs, const struct mqfs_node *n, char (*addrs)[64
     if (nsegs == -ENOENT)
         return 0;
     for (int i = 0; i < nsegs; i++)
-        memcpy(addrs[i], segs[i].addr, sizeof(segs[i].addr));
+        memcpy(addrs[i], segs[i].ref.addr, sizeof(segs[i].ref.addr));
+    return nsegs;
+}
+
+/* The brokers of a multi-broker topic view, for view_merge.c. */
+static int refs_of(const struct seg *segs, int nsegs, struct mqfs_broker_ref *refs)
+{
+    for (int i = 0; i < nsegs; i++)
+        refs[i] = segs[i].ref;
     return nsegs;
 }
 
@@ -168,6 +176,9 @@ int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size)
     }
     if (nsegs < 0)
         return nsegs;
+    struct mqfs_broker_ref refs[MAX_SEGS];
+    if (n->kind == MQFS_TOPIC && nsegs > 1)
+        return mqfs__merge_size(fs, n->topic, refs, refs_of(segs, nsegs, refs), size);
     int rc = seg_infos(fs, n, segs, nsegs);
     if (rc)
         return rc;
@@ -198,6 +209,9 @@ int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off
     }
     if (nsegs < 0)
         return nsegs;
+    struct mqfs_broker_ref refs[MAX_SEGS];
+    if (h->node.kind == MQFS_TOPIC && nsegs > 1)
+        return mqfs__merge_read(req, h, refs, refs_of(segs, nsegs, refs), size, off);
     char *buf = malloc(size ? size : 1);
     if (!buf)
         return -ENOMEM;
@@ -219,8 +233,8 @@ int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off
             break; /* at or past the end */
         int64_t abs = segs[i].info.base + (rel - start);
         struct mqc_view_info info;
-        rc = mqc_view_read(fs->admin, segs[i].addr, h->node.topic, segs[i].queue_id, abs, buf, size,
-                           &got, &info);
+        rc = mqc_view_read(fs->admin, segs[i].ref.addr, h->node.topic, segs[i].queue_id, abs, buf,
+                           size, &got, &info);
         if (rc == MQ_EOFFSET_MOVED)
             continue; /* retention moved the base meanwhile: recompute */
         if (rc)

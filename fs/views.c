@@ -56,6 +56,8 @@ void mqfs__view_release(struct mqfs_handle *h)
 {
     if (h->node.kind == MQFS_GROUP)
         mqfs__group_release(h);
+    else if (h->node.kind == MQFS_TOPIC && mqfs__log_view(&h->node))
+        mqfs__merge_release(h);
     else if (h->node.kind == MQFS_TOPIC || h->node.kind == MQFS_QUEUE)
         mqfs__stream_release(h);
     h->view = NULL;

@@ -241,7 +241,11 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     size_t valid = i;
 
     pthread_mutex_lock(&s->put_lock);
+    /* Store times never decrease in commitlog order, even when the clock steps back: the
+     * merged multi-broker topic view (store_watermark; FORMATS.md Part 3, MQFS_RENDER_AT_TIME) relies on it. */
     int64_t now = mq_now_ms();
+    if (now < s->ts_floor)
+        now = s->ts_floor;
     struct store__tqoff *tq = NULL;
     s->stage_len = 0;
     s->stage_pos = s->write_pos;
@@ -302,6 +306,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     }
     int64_t end = s->write_pos;
     if (ok) {
+        s->ts_floor = now;
         atomic_store(&s->last_store_ts, now);
         atomic_store(&s->wrote, end);
     }
@@ -434,6 +439,7 @@ int store__clog_recover(struct store *s, int64_t ckpt_min_ts, int64_t *reput_fro
     s->clog_cur = store__mlist_find(l, valid_end);
     atomic_store(&s->wrote, valid_end);
     atomic_store(&s->last_store_ts, last_ts);
+    s->ts_floor = last_ts;
     atomic_store(&s->flushed, valid_end);
     *reput_from = l->files[start]->base;
     return 0;

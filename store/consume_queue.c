@@ -387,8 +387,7 @@ int64_t store_max_offset(struct store *s, const char *topic, size_t tlen, int qi
     return q ? atomic_load(&q->max_off) : 0;
 }
 
-/* Store timestamp of queue entry i, or -1. */
-static int64_t entry_time(struct store *s, struct store__queue *q, int64_t i)
+int64_t store__cq_entry_time(struct store *s, struct store__queue *q, int64_t i)
 {
     int64_t phys;
     int32_t size;
@@ -408,7 +407,7 @@ int64_t store_offset_by_time(struct store *s, const char *topic, size_t tlen, in
     int64_t lo = atomic_load(&q->min_off), hi = atomic_load(&q->max_off);
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        int64_t t = entry_time(s, q, mid);
+        int64_t t = store__cq_entry_time(s, q, mid);
         if (t >= ts)
             hi = mid;
         else
@@ -422,7 +421,7 @@ int64_t store_earliest_time(struct store *s, const char *topic, size_t tlen, int
     struct store__queue *q = store__queue_get(s, topic, tlen, qid);
     if (!q || atomic_load(&q->min_off) >= atomic_load(&q->max_off))
         return -1;
-    return entry_time(s, q, atomic_load(&q->min_off));
+    return store__cq_entry_time(s, q, atomic_load(&q->min_off));
 }
 
 /* Deletes the queue's CQ and rendered files wholly below clog_min (retention). */

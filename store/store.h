@@ -230,5 +230,25 @@ int64_t store_offset_by_phys(struct store *s, const char *topic, size_t topic_le
                              int64_t phys);
 /* Commitlog offset up to which every record is dispatched (readers see everything before). */
 int64_t store_dispatched_offset(struct store *s);
+/* The store-time watermark W (ms): every record stored before W is dispatched (readable), and
+ * every record appended after the call gets a store time >= W, even if the clock steps back;
+ * it never decreases. Store times never decrease in commitlog order. */
+int64_t store_watermark(struct store *s);
+/* The topic view (queues 0..nq-1) at store time ts: *file_offset = rendered bytes of the
+ * retained messages stored before ts; *next_ts = store time of the first message stored at or
+ * after ts (-1 when none is dispatched). Returns 0 or a negative errno. */
+int store_topic_at_time(struct store *s, const char *topic, size_t topic_len, int nq, int64_t ts,
+                        int64_t *file_offset, int64_t *next_ts);
+/* The distinct store times of the topic's messages stored in [from, below), ascending, at most
+ * max: times[i], and offs[i] = the topic view's byte offset of the first message stored at
+ * times[i]; *end = the offset after the last listed message (off(from) when none). Every
+ * message stored before `below` must be dispatched (below <= a watermark). Returns the count or
+ * a negative errno. */
+int store_topic_times(struct store *s, const char *topic, size_t topic_len, int nq, int64_t from,
+                      int64_t below, int max, int64_t *times, int64_t *offs, int64_t *end);
+/* The retention horizon: 0 while the commitlog has lost nothing, else the store time of its
+ * first retained record (every deleted record was stored at or before it; it never decreases).
+ * -EAGAIN when retention keeps racing the lookup. */
+int64_t store_retained_since(struct store *s);
 
 #endif

@@ -129,6 +129,8 @@ int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int6
                      int32_t size, int64_t tags, int64_t render_len);
 /* Reads CQ entry i: returns 0 or -ENOENT. */
 int store__cq_entry(struct store__queue *q, int64_t i, int64_t *phys, int32_t *size, int64_t *tags);
+/* Store timestamp of queue entry i (read from its commitlog record), or -1. */
+int64_t store__cq_entry_time(struct store *s, struct store__queue *q, int64_t i);
 int64_t store__ri_end(struct store__queue *q, int64_t i);
 /* Scans the queue's files for its written length; cuts entries past clog_end. */
 int store__queue_recover(struct store *s, struct store__queue *q, int64_t clog_end);
@@ -205,6 +207,8 @@ struct store {
     int64_t stage_pos;         /* commitlog offset of stage[0] */
     atomic_int_fast64_t wrote; /* published end of the appended records */
     atomic_int_fast64_t last_store_ts;
+    int64_t ts_floor;        /* put lock: no later record's store time goes below it */
+    int64_t wm_last;         /* put lock: the last watermark answered (view.c) */
     struct store__tqoff *tq; /* put lock */
     size_t tq_cap, tq_count;
     atomic_int disk_full;    /* clean thread: usage past the warning ratio */
