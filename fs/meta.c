@@ -135,34 +135,50 @@ int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
     return rc == 1 ? fetch(fs) : rc;
 }
 
-/* The refresher: while the NameServer fails, fetches in the background when asked, at most
- * once per MQFS_NS_RETRY_US, so no request waits on it. */
+/* The refresher: while the NameServer (or a broker's group list) fails, fetches in the
+ * background when asked, at most once per MQFS_NS_RETRY_US, so no request waits on it. */
 static void *refresher_main(void *arg)
 {
     struct mqfs *fs = arg;
     pthread_mutex_lock(&fs->lock);
     while (!fs->refresh_stop) {
-        if (!fs->refresh_wanted) {
+        int64_t now = mq_mono_us(), wait_us = -1; /* -1: nothing wanted */
+        if (fs->refresh_wanted) {
+            int64_t w = fs->topics_failed_us + MQFS_NS_RETRY_US - now;
+            if (w <= 0) {
+                fs->refresh_wanted = 0;
+                pthread_mutex_unlock(&fs->lock);
+                (void)fetch(fs);
+                pthread_mutex_lock(&fs->lock);
+                continue;
+            }
+            wait_us = w;
+        }
+        if (fs->groups_wanted) { /* the brokers' group lists (meta_groups.c) */
+            int64_t w = fs->groups_failed_us + MQFS_NS_RETRY_US - now;
+            if (w <= 0) {
+                fs->groups_wanted = 0;
+                pthread_mutex_unlock(&fs->lock);
+                (void)mqfs__groups_fetch(fs);
+                pthread_mutex_lock(&fs->lock);
+                continue;
+            }
+            if (wait_us < 0 || w < wait_us)
+                wait_us = w;
+        }
+        if (wait_us < 0) {
             pthread_cond_wait(&fs->refresh_cond, &fs->lock);
             continue;
         }
-        int64_t wait_us = fs->topics_failed_us + MQFS_NS_RETRY_US - mq_mono_us();
-        if (wait_us > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait_us / 1000000;
-            ts.tv_nsec += (wait_us % 1000000) * 1000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&fs->refresh_cond, &fs->lock, &ts);
-            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += wait_us / 1000000;
+        ts.tv_nsec += (wait_us % 1000000) * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
         }
-        fs->refresh_wanted = 0;
-        pthread_mutex_unlock(&fs->lock);
-        (void)fetch(fs);
-        pthread_mutex_lock(&fs->lock);
+        pthread_cond_timedwait(&fs->refresh_cond, &fs->lock, &ts);
     }
     pthread_mutex_unlock(&fs->lock);
     return NULL;
@@ -208,10 +224,9 @@ static int topic_exists(struct mqfs *fs, const char *topic)
     return known;
 }
 
-/* The master addresses of the cluster's brokers (cached cluster info). */
-static size_t masters(struct mqfs *fs, char (*out)[64], size_t max)
+size_t mqfs__masters(struct mqfs *fs, char (*out)[64], size_t max, int *rc)
 {
-    (void)mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
+    *rc = mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
     size_t k = 0;
     pthread_mutex_lock(&fs->lock);
     for (size_t i = 0; i < fs->brokers.n && k < max; i++)
@@ -219,29 +234,6 @@ static size_t masters(struct mqfs *fs, char (*out)[64], size_t max)
             snprintf(out[k++], 64, "%s", fs->brokers.v[i].addr);
     pthread_mutex_unlock(&fs->lock);
     return k;
-}
-
-int mqfs__group_on_brokers(struct mqfs *fs, const char *group)
-{
-    char addrs[16][64];
-    size_t n = masters(fs, addrs, 16);
-    for (size_t i = 0; i < n; i++)
-        if (mqc_admin_group_exists(fs->admin, addrs[i], group) == 1)
-            return 1;
-    return 0;
-}
-
-int mqfs__group_create(struct mqfs *fs, const char *group)
-{
-    char addrs[16][64];
-    size_t n = masters(fs, addrs, 16);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int r = mqc_admin_create_group(fs->admin, addrs[i], group);
-        if (r && !rc)
-            rc = r;
-    }
-    return rc;
 }
 
 int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
@@ -252,19 +244,10 @@ int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
     case MQFS_QUEUE: /* the queue itself: checked against the route by the read path */
         return topic_exists(fs, n->topic) ? 0 : -ENOENT;
     case MQFS_GROUP_DIR:
-    case MQFS_GROUP: {
-        pthread_mutex_lock(&fs->lock);
-        int g = mq_map_get(&fs->groups, n->group) != NULL;
-        pthread_mutex_unlock(&fs->lock);
-        if (!g && (g = mqfs__group_on_brokers(fs, n->group)) == 1) {
-            pthread_mutex_lock(&fs->lock); /* made elsewhere, or before a restart: adopt it */
-            (void)mq_map_put(&fs->groups, n->group, fs, NULL);
-            pthread_mutex_unlock(&fs->lock);
-        }
-        if (g != 1 && !g)
+    case MQFS_GROUP:
+        if (!mqfs__group_exists(fs, n->group)) /* made here, or known to a broker */
             return -ENOENT;
         return n->kind == MQFS_GROUP_DIR || topic_exists(fs, n->topic) ? 0 : -ENOENT;
-    }
     default: /* top-level entries; key/, blob/ and msg/ are query spaces: every valid name */
         return 0;
     }

@@ -8,6 +8,13 @@
  * last byte was delivered. So `head -n 3` consumes exactly 3 messages and the next reader gets
  * the 4th.
  *
+ * Bulk (`.bulk`): one read() returns as many whole messages as fit in its buffer, and every one
+ * of them counts as consumed. A message is acked as it is added to the read's batch (the client
+ * holds one taken message per queue, so the next one of the same queue can only be taken after
+ * the ack); if the reply then fails (the reader is gone), the batch stays in the view and the
+ * next read of the same open file gets it first. A message that does not fit stays taken, not
+ * acked, for the next read; one larger than the buffer goes out as in exact mode.
+ *
  * Waiting: when nothing is ready a read is answered later from the consumer's thread (no FUSE
  * worker parks), is interruptible (EINTR), gets EAGAIN with O_NONBLOCK, and poll() reports
  * readiness. `.now` files return EOF instead of waiting once every owned queue is caught up. */
@@ -42,6 +49,8 @@ struct group_view {
     struct mqc_msg *cur; /* taken, not yet fully delivered */
     struct mq_buf rest;  /* what is left of cur's rendering */
     size_t rest_off;
+    struct mq_buf batch; /* .bulk: whole messages, acked, not yet delivered */
+    size_t batch_off;
     struct waiter *waiters; /* deferred reads, oldest first */
     struct fuse_pollhandle *ph;
 };
@@ -74,8 +83,15 @@ static int prepare(struct group_view *v)
     return 1;
 }
 
+/* Whether a read would get bytes now: a bulk batch left over, or a message in hand (taking one
+ * if ready). View lock held. */
+static int has_data(struct group_view *v)
+{
+    return v->batch.len > v->batch_off || prepare(v);
+}
+
 /* Replies to req with the next bytes of the message in hand. View lock held. */
-static void deliver(struct group_view *v, fuse_req_t req, size_t size)
+static void deliver_one(struct group_view *v, fuse_req_t req, size_t size)
 {
     size_t left = v->rest.len - v->rest_off, n = size < left ? size : left;
     if (fuse_reply_buf(req, (const char *)v->rest.data + v->rest_off, n) != 0)
@@ -85,6 +101,44 @@ static void deliver(struct group_view *v, fuse_req_t req, size_t size)
         mqc_consumer_ack(v->c, v->cur);
         v->cur = NULL;
     }
+}
+
+/* .bulk: replies to req with as many whole messages as fit in size, each acked as it joins the
+ * batch; a message larger than size (or one already partly delivered) goes out as in exact
+ * mode. View lock held; has_data(v) was true. */
+static void deliver_bulk(struct group_view *v, fuse_req_t req, size_t size)
+{
+    if (v->batch.len == v->batch_off) {
+        v->batch.len = v->batch_off = 0;
+        if (v->rest_off > 0 || v->rest.len > size) {
+            deliver_one(v, req, size);
+            return;
+        }
+        while (v->cur && v->batch.len + v->rest.len <= size) {
+            if (mq_buf_append(&v->batch, v->rest.data, v->rest.len) != 0)
+                break; /* out of memory: send what the batch holds */
+            mqc_consumer_ack(v->c, v->cur);
+            v->cur = NULL;
+            (void)prepare(v); /* the next message, if one is ready now */
+        }
+        if (v->batch.len == 0) { /* could not even start a batch: hand out the message as is */
+            deliver_one(v, req, size);
+            return;
+        }
+    }
+    size_t left = v->batch.len - v->batch_off, n = size < left ? size : left;
+    if (fuse_reply_buf(req, (const char *)v->batch.data + v->batch_off, n) != 0)
+        return; /* the reader is gone: the next read of this file gets the batch */
+    v->batch_off += n;
+}
+
+/* Replies to req with what the file's mode hands out per read. View lock held; has_data(v). */
+static void deliver(struct group_view *v, fuse_req_t req, size_t size)
+{
+    if (v->h->node.flags & MQFS_F_BULK)
+        deliver_bulk(v, req, size);
+    else
+        deliver_one(v, req, size);
 }
 
 /* Takes the first armed waiter off the list. View lock held. */
@@ -110,7 +164,7 @@ static void on_ready(void *arg)
 {
     struct group_view *v = arg;
     pthread_mutex_lock(&v->lock);
-    while (prepare(v)) {
+    while (has_data(v)) {
         struct waiter *w = first_armed(v);
         if (!w)
             break;
@@ -166,8 +220,9 @@ int mqfs__group_open(struct mqfs_handle *h)
     pthread_mutex_init(&v->lock, &attr);
     pthread_mutexattr_destroy(&attr);
     mq_buf_init(&v->rest);
+    mq_buf_init(&v->batch);
     struct mqc_config cfg = {.namesrv = h->fs->namesrv, .group = h->node.group};
-    int now = (h->node.flags & MQFS_F_NOW) != 0;
+    int now = (h->node.flags & MQFS_F_NOW) != 0, bulk = (h->node.flags & MQFS_F_BULK) != 0;
     struct mqc_consumer_opts opts = {
         .from = MQC_FROM_FIRST, /* a new group starts at the earliest retained message */
         .rebalance_ms = 1000,   /* readers joining or leaving move queues within a second */
@@ -175,7 +230,7 @@ int mqfs__group_open(struct mqfs_handle *h)
         .persist_ms = 1000,
         .suspend_ms = now ? 1 : 15000,
         .pull_batch = 64,
-        .queue_buffer = 256,
+        .queue_buffer = bulk ? 1024 : 256, /* a bulk read can take a whole buffer's worth */
         .shared = h->fs->admin, /* one set of connections and threads for every open file */
     };
     int rc = mqc_consumer_new(&cfg, &opts, &v->c);
@@ -189,6 +244,7 @@ int mqfs__group_open(struct mqfs_handle *h)
         mq_info("group %s on %s: %s", h->node.group, h->node.topic, mq_strerror(rc));
         mqc_consumer_free(v->c);
         mq_buf_destroy(&v->rest);
+        mq_buf_destroy(&v->batch);
         pthread_mutex_destroy(&v->lock);
         free(v);
         return mqfs__send_errno(rc);
@@ -215,9 +271,14 @@ void mqfs__group_release(struct mqfs_handle *h)
     pthread_mutex_unlock(&v->lock);
     /* A partly delivered message was never acked: the next reader gets it whole. Freeing the
      * consumer commits the acked offsets and leaves the group; its callbacks (on_ready) all
-     * finish before it returns, so v stays valid until then. */
+     * finish before it returns, so v stays valid until then. A .bulk batch still held here was
+     * acked when it was handed to a reply that failed: it counts as consumed (docs/FS.md). */
+    if (v->batch.len > v->batch_off)
+        mq_warn("group %s on %s: %zu bytes of a bulk read never reached the reader", h->node.group,
+                h->node.topic, v->batch.len - v->batch_off);
     mqc_consumer_free(v->c);
     mq_buf_destroy(&v->rest);
+    mq_buf_destroy(&v->batch);
     pthread_mutex_destroy(&v->lock);
     free(v);
     h->view = NULL;
@@ -236,7 +297,7 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
         /* Take what is there now: wait only while owned queues may still hold messages. */
         for (int waited = 0; waited < NOW_WAIT_MAX_MS; waited += NOW_WAIT_STEP_MS) {
             pthread_mutex_lock(&v->lock);
-            int ready = prepare(v);
+            int ready = has_data(v);
             if (ready)
                 deliver(v, req, size);
             pthread_mutex_unlock(&v->lock);
@@ -254,7 +315,7 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
         return 0;
     }
     pthread_mutex_lock(&v->lock);
-    if (prepare(v)) {
+    if (has_data(v)) {
         deliver(v, req, size);
         pthread_mutex_unlock(&v->lock);
         return 0;
@@ -298,7 +359,7 @@ int mqfs__poll_group(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned
     if (!v)
         return -EBADF;
     pthread_mutex_lock(&v->lock);
-    int ready = v->cur != NULL || mqc_consumer_ready(v->c);
+    int ready = v->cur != NULL || v->batch.len > v->batch_off || mqc_consumer_ready(v->c);
     if (!ready && ph) {
         if (v->ph)
             fuse_pollhandle_destroy(v->ph);

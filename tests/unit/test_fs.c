@@ -132,6 +132,28 @@ TEST(test_path_group)
     ASSERT_EQ(parse("group/G 1", &n), -EINVAL);
     ASSERT_EQ(parse("group/G.1", &n), -EINVAL);
     ASSERT_EQ(parse("group/G1/T.now.now", &n), -EINVAL);
+    /* .bulk: with the other modes and tags, in any order, at most once */
+    ASSERT_OK(parse("group/G1/Orders:Paid||X.bulk.json.now", &n));
+    ASSERT_EQ(n.flags, MQFS_F_JSON | MQFS_F_NOW | MQFS_F_BULK);
+    ASSERT_STR_EQ(n.tags, "Paid||X");
+    ASSERT_OK(parse("group/G1/Orders.bulk", &n));
+    ASSERT_EQ(n.flags, MQFS_F_BULK);
+    ASSERT_OK(round_trip("group/G1/Orders.bulk", NULL));
+    ASSERT_OK(round_trip("group/G1/Orders.bulk.now", "group/G1/Orders.now.bulk"));
+    ASSERT_OK(round_trip("group/G1/O:A.bulk.now.json", "group/G1/O:A.json.now.bulk"));
+    static const char *bad_bulk[] = {
+        "group/G1/T.bulk.bulk",
+        "group/G1/T.bulk.now.bulk",
+        "group/G1/T.bulk.",
+        "group/G1/T.Bulk",
+        "group/G1/T.bulkx",
+        "topic/T.bulk",
+        "queue/T.bulk",
+        "key/T.bulk/k",
+        "msg/7f00000100002a9f0000000000000000.bulk",
+    };
+    for (size_t i = 0; i < sizeof(bad_bulk) / sizeof(bad_bulk[0]); i++)
+        ASSERT_EQ(parse(bad_bulk[i], &n), -EINVAL);
     ASSERT_EQ(parse("group/G1/T/x", &n), -ENOTDIR);
 }
 
