@@ -160,9 +160,9 @@ int mqfs__group_delete(struct mqfs *fs, const char *group)
     if (busy) /* its readers would make it again with their next heartbeat */
         return -EBUSY;
     char addrs[MAX_MASTERS][64];
-    int nsrc = 0;
+    int nsrc;
     size_t n = mqfs__masters(fs, addrs, MAX_MASTERS, &nsrc);
-    int rc = n ? 0 : nsrc ? nsrc : -EHOSTUNREACH;
+    int rc = 0; /* no broker known (never reached the NameServer): only this mount had it */
     for (size_t i = 0; i < n; i++) {
         int r = mqc_admin_delete_group(fs->admin, addrs[i], group, 1);
         if (r && !rc)

@@ -36,6 +36,7 @@ struct waiter {
     struct waiter *next;
     fuse_req_t req;
     size_t size;
+    off_t off;
     int armed; /* its interrupt function is registered: it may be answered */
 };
 
@@ -49,8 +50,9 @@ struct group_view {
     struct mqc_msg *cur; /* taken, not yet fully delivered */
     struct mq_buf rest;  /* what is left of cur's rendering */
     size_t rest_off;
-    struct mq_buf batch; /* .bulk: whole messages, acked, not yet delivered */
+    struct mq_buf batch; /* .bulk: whole messages, acked; [0, batch_off) were delivered */
     size_t batch_off;
+    uint64_t pos;           /* .bulk: the file offset after the last byte delivered */
     struct waiter *waiters; /* deferred reads, oldest first */
     struct fuse_pollhandle *ph;
 };
@@ -83,74 +85,87 @@ static int prepare(struct group_view *v)
     return 1;
 }
 
-/* Whether a read would get bytes now: a bulk batch left over, or a message in hand (taking one
- * if ready). View lock held. */
-static int has_data(struct group_view *v)
+/* .bulk: the index in the batch a read at file offset off starts at. A reader that gave
+ * bytes back with lseek (bash's `read` builtin does, after reading ahead) reads them again:
+ * offsets in [pos - batch_off, pos) replay the batch; any other offset continues at pos. */
+static size_t bulk_index(const struct group_view *v, off_t off)
 {
-    return v->batch.len > v->batch_off || prepare(v);
+    uint64_t base = v->pos - v->batch_off;
+    if (off >= 0 && (uint64_t)off >= base && (uint64_t)off < v->pos)
+        return (size_t)((uint64_t)off - base);
+    return v->batch_off;
 }
 
-/* Replies to req with the next bytes of the message in hand. View lock held. */
-static void deliver_one(struct group_view *v, fuse_req_t req, size_t size)
+/* Whether a read at off would get bytes now: bytes to replay or left over in a bulk batch, or a
+ * message in hand (taking one if ready). View lock held. */
+static int has_data(struct group_view *v, off_t off)
+{
+    if ((v->h->node.flags & MQFS_F_BULK) && bulk_index(v, off) < v->batch.len)
+        return 1;
+    return prepare(v);
+}
+
+/* Replies to req with the next bytes of the message in hand; returns how many went out. View
+ * lock held. */
+static size_t deliver_one(struct group_view *v, fuse_req_t req, size_t size)
 {
     size_t left = v->rest.len - v->rest_off, n = size < left ? size : left;
     if (fuse_reply_buf(req, (const char *)v->rest.data + v->rest_off, n) != 0)
-        return; /* the reader is gone (interrupted): nothing was delivered */
+        return 0; /* the reader is gone (interrupted): nothing was delivered */
     v->rest_off += n;
     if (v->rest_off == v->rest.len) { /* the last byte went out: consumed */
         mqc_consumer_ack(v->c, v->cur);
         v->cur = NULL;
     }
+    return n;
 }
 
 /* .bulk: replies to req with as many whole messages as fit in size, each acked as it joins the
  * batch; a message larger than size (or one already partly delivered) goes out as in exact
- * mode. View lock held; has_data(v) was true. */
-static void deliver_bulk(struct group_view *v, fuse_req_t req, size_t size)
+ * mode. View lock held; has_data(v, off) was true. */
+static void deliver_bulk(struct group_view *v, fuse_req_t req, size_t size, off_t off)
 {
-    if (v->batch.len == v->batch_off) {
-        v->batch.len = v->batch_off = 0;
-        if (v->rest_off > 0 || v->rest.len > size) {
-            deliver_one(v, req, size);
-            return;
+    size_t i = bulk_index(v, off);
+    if (i == v->batch.len) { /* everything handed out: a new batch starts at pos */
+        v->batch.len = v->batch_off = i = 0;
+        if (v->rest_off == 0 && v->rest.len <= size) {
+            while (v->cur && v->batch.len + v->rest.len <= size) {
+                if (mq_buf_append(&v->batch, v->rest.data, v->rest.len) != 0)
+                    break; /* out of memory: send what the batch holds */
+                mqc_consumer_ack(v->c, v->cur);
+                v->cur = NULL;
+                (void)prepare(v); /* the next message, if one is ready now */
+            }
         }
-        while (v->cur && v->batch.len + v->rest.len <= size) {
-            if (mq_buf_append(&v->batch, v->rest.data, v->rest.len) != 0)
-                break; /* out of memory: send what the batch holds */
-            mqc_consumer_ack(v->c, v->cur);
-            v->cur = NULL;
-            (void)prepare(v); /* the next message, if one is ready now */
-        }
-        if (v->batch.len == 0) { /* could not even start a batch: hand out the message as is */
-            deliver_one(v, req, size);
+        if (v->batch.len == 0) { /* too large for the buffer: this message as in exact mode */
+            v->pos += deliver_one(v, req, size);
             return;
         }
     }
-    size_t left = v->batch.len - v->batch_off, n = size < left ? size : left;
-    if (fuse_reply_buf(req, (const char *)v->batch.data + v->batch_off, n) != 0)
+    size_t left = v->batch.len - i, n = size < left ? size : left;
+    if (fuse_reply_buf(req, (const char *)v->batch.data + i, n) != 0)
         return; /* the reader is gone: the next read of this file gets the batch */
-    v->batch_off += n;
+    if (i + n > v->batch_off) {
+        v->pos += i + n - v->batch_off;
+        v->batch_off = i + n;
+    }
 }
 
-/* Replies to req with what the file's mode hands out per read. View lock held; has_data(v). */
-static void deliver(struct group_view *v, fuse_req_t req, size_t size)
+/* Replies to req with what the file's mode hands out per read. View lock held; has_data(). */
+static void deliver(struct group_view *v, fuse_req_t req, size_t size, off_t off)
 {
     if (v->h->node.flags & MQFS_F_BULK)
-        deliver_bulk(v, req, size);
+        deliver_bulk(v, req, size, off);
     else
-        deliver_one(v, req, size);
+        (void)deliver_one(v, req, size);
 }
 
-/* Takes the first armed waiter off the list. View lock held. */
-static struct waiter *first_armed(struct group_view *v)
+/* The link to the first armed waiter, or NULL. View lock held. */
+static struct waiter **first_armed(struct group_view *v)
 {
-    for (struct waiter **pw = &v->waiters; *pw; pw = &(*pw)->next) {
-        if ((*pw)->armed) {
-            struct waiter *w = *pw;
-            *pw = w->next;
-            return w;
-        }
-    }
+    for (struct waiter **pw = &v->waiters; *pw; pw = &(*pw)->next)
+        if ((*pw)->armed)
+            return pw;
     return NULL;
 }
 
@@ -164,11 +179,11 @@ static void on_ready(void *arg)
 {
     struct group_view *v = arg;
     pthread_mutex_lock(&v->lock);
-    while (has_data(v)) {
-        struct waiter *w = first_armed(v);
-        if (!w)
-            break;
-        deliver(v, w->req, w->size);
+    struct waiter **pw;
+    while ((pw = first_armed(v)) && has_data(v, (*pw)->off)) {
+        struct waiter *w = *pw;
+        *pw = w->next;
+        deliver(v, w->req, w->size, w->off);
         free(w);
     }
     struct fuse_pollhandle *ph = v->ph;
@@ -297,9 +312,9 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
         /* Take what is there now: wait only while owned queues may still hold messages. */
         for (int waited = 0; waited < NOW_WAIT_MAX_MS; waited += NOW_WAIT_STEP_MS) {
             pthread_mutex_lock(&v->lock);
-            int ready = has_data(v);
+            int ready = has_data(v, off);
             if (ready)
-                deliver(v, req, size);
+                deliver(v, req, size, off);
             pthread_mutex_unlock(&v->lock);
             if (ready)
                 return 0;
@@ -315,8 +330,8 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
         return 0;
     }
     pthread_mutex_lock(&v->lock);
-    if (has_data(v)) {
-        deliver(v, req, size);
+    if (has_data(v, off)) {
+        deliver(v, req, size, off);
         pthread_mutex_unlock(&v->lock);
         return 0;
     }
@@ -331,6 +346,7 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
     }
     w->req = req;
     w->size = size;
+    w->off = off;
     struct waiter **tail = &v->waiters;
     while (*tail)
         tail = &(*tail)->next;

@@ -72,6 +72,21 @@ def test_bulk_now_drains_everything_once_and_leaves_no_lag(cluster):
         assert data[off - 1:off] == b"\n"
 
 
+def test_bulk_while_read_loop_sees_every_line(cluster):
+    """bash's `read` builtin reads ahead from a seekable file and gives back what it did not use
+    with lseek (dash reads byte by byte): a .bulk file serves those bytes again at the earlier
+    offset."""
+    m = cluster
+    lines = ["w%d" % i for i in range(2000)]
+    topic_with(m, "BulkLoop", lines, queues=2)
+    os.mkdir(m.p("group", "GLoop"))
+    r = subprocess.run(["bash", "-c", "while read -r l; do echo \"$l\"; done < \"$0\"",
+                        m.p("group", "GLoop", "BulkLoop.bulk.now")], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.decode().split()) == sorted(lines)
+
+
 def test_bulk_message_larger_than_the_read_buffer(cluster):
     m = cluster
     big = "B" * 10000
