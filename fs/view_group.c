@@ -1,5 +1,5 @@
-/* view_group.c — group files: group/<Group>/<Topic>[:<Tags>][.now][.json] consume as a member of
- * a RocketMQ consumer group. Each open file is one consumer (its own client id in the group):
+/* view_group.c — group files: group/<Group>/<Topic>[:<Tags>][.now][.json][.bulk] consume as a
+ * member of a RocketMQ consumer group. Each open file is one consumer (its own client id in the group):
  * concurrent readers share the topic's queues by RocketMQ's average allocation, and offsets
  * live on the broker.
  *
@@ -13,7 +13,9 @@
  * holds one taken message per queue, so the next one of the same queue can only be taken after
  * the ack); if the reply then fails (the reader is gone), the batch stays in the view and the
  * next read of the same open file gets it first. A message that does not fit stays taken, not
- * acked, for the next read; one larger than the buffer goes out as in exact mode.
+ * acked, for the next read; one larger than the buffer goes out as in exact mode. Bytes a
+ * reader gives back with lseek (bash's `read` reads ahead, then seeks back) are served again
+ * when it reads at that offset; other offsets are ignored, as for exact files.
  *
  * Waiting: when nothing is ready a read is answered later from the consumer's thread (no FUSE
  * worker parks), is interruptible (EINTR), gets EAGAIN with O_NONBLOCK, and poll() reports

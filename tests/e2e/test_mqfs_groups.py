@@ -1,16 +1,12 @@
 """test_mqfs_groups.py — consumer groups through mqfs with the real tools: the `.bulk` group files
-(many whole messages per read: cat | wc, concurrent readers, lag 0 after a drain, jq, blocking
-reads woken by a send, messages larger than the read buffer, what an early-stopping reader
-consumes) and the `group/` directory (the brokers' groups listed, system groups hidden, rmdir
+(many whole messages per read: cat | wc, lag 0 after a drain, jq, bash's read loop, messages
+larger than the read buffer, what an early-stopping reader consumes; concurrent and blocked
+.bulk readers are parametrized cases of test_mqfs_read.py's group tests) and the `group/` directory (the brokers' groups listed, system groups hidden, rmdir
 deleting a group and its offsets on the brokers)."""
 
 import errno
 import os
-import select
-import signal
 import subprocess
-import threading
-import time
 
 import pytest
 
@@ -114,38 +110,6 @@ def test_bulk_reader_that_stops_early_consumed_what_it_was_handed(cluster):
     assert rest == lines[len(lines) - len(rest):] and len(rest) < len(lines) - 1
 
 
-def test_two_bulk_readers_get_disjoint_sets(cluster):
-    m = cluster
-    make_topic(m, "BulkShared", queues=4)
-    os.mkdir(m.p("group", "GBS"))
-    g = m.p("group", "GBS", "BulkShared.bulk")
-    readers = [subprocess.Popen(["cat", g], stdout=subprocess.PIPE) for _ in range(2)]
-    time.sleep(2.5)  # both join the group and rebalance (1 s period)
-    fd = os.open(m.p("topic", "BulkShared"), os.O_WRONLY | os.O_APPEND)
-    for i in range(400):  # one write() is one batch to one queue: 400 writes spread them
-        os.write(fd, b"s%d\n" % i)
-    os.close(fd)
-    outs = [b"", b""]
-
-    def drain(i):
-        for line in iter(readers[i].stdout.readline, b""):
-            outs[i] += line
-
-    threads = [threading.Thread(target=drain, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    assert wait_for(lambda: sum(o.count(b"\n") for o in outs) >= 400, timeout=20, interval=0.2)
-    for r in readers:
-        r.send_signal(signal.SIGINT)
-    for t in threads:
-        t.join(10)
-    sets = [o.decode().split() for o in outs]
-    assert len(sets[0]) + len(sets[1]) == 400  # no duplicates
-    assert set(sets[0]).isdisjoint(sets[1])
-    assert set(sets[0]) | set(sets[1]) == {"s%d" % i for i in range(400)}
-    assert sets[0] and sets[1]  # both got a share
-
-
 def test_bulk_json_with_jq(cluster):
     m = cluster
     topic_with(m, "BulkJs", ["a", "b", "c"], queues=1)
@@ -153,34 +117,6 @@ def test_bulk_json_with_jq(cluster):
     r = sh("cat '%s' | jq -r '.body + \" \" + (.queueOffset|tostring)'" %
            m.p("group", "GBJ", "BulkJs.bulk.now.json"))
     assert r.stdout == b"a 0\nb 1\nc 2\n", r.stderr
-
-
-def test_blocked_bulk_read_is_woken_by_echo(cluster):
-    m = cluster
-    make_topic(m, "BulkWait", queues=1)
-    os.mkdir(m.p("group", "GBW"))
-    g = m.p("group", "GBW", "BulkWait.bulk")
-    # O_NONBLOCK: EAGAIN; poll reports readiness once a message arrives.
-    fd = os.open(g, os.O_RDONLY | os.O_NONBLOCK)
-    with pytest.raises(BlockingIOError):
-        os.read(fd, 100)
-    p = select.poll()
-    p.register(fd, select.POLLIN)
-    assert p.poll(200) == []
-    assert sh("echo ping >> '%s'" % m.p("topic", "BulkWait")).returncode == 0
-    assert p.poll(5000) != []
-    assert os.read(fd, 100) == b"ping\n"
-    os.close(fd)
-    cat = subprocess.Popen(["cat", g], stdout=subprocess.PIPE)
-    time.sleep(1.0)  # cat is blocked in read()
-    t0 = time.monotonic()
-    assert sh("echo pong >> '%s'" % m.p("topic", "BulkWait")).returncode == 0
-    assert cat.stdout.readline() == b"pong\n"
-    assert time.monotonic() - t0 < 2
-    t0 = time.monotonic()
-    cat.send_signal(signal.SIGINT)  # Ctrl-C ends the blocked read at once
-    assert cat.wait(5) != 0
-    assert time.monotonic() - t0 < 2
 
 
 def test_ls_group_lists_the_brokers_groups(cluster):

@@ -1,6 +1,7 @@
 /* cmd_cluster.c — cluster and group subcommands: clusterList (GET_BROKER_CLUSTER_INFO plus each
  * broker's runtime counters), brokerStatus (GET_BROKER_RUNTIME_INFO), updateSubGroup
- * (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP) and consumerProgress (broker vs committed offsets). */
+ * (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP), deleteSubGroup (DELETE_SUBSCRIPTIONGROUP) and
+ * consumerProgress (broker vs committed offsets). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,20 @@ int adm_broker_status(struct adm *a)
     return adm_emit(a, obj, ADM_OK);
 }
 
-int adm_update_sub_group(struct adm *a)
+static int create_group(struct adm *a, const char *addr, const char *group)
+{
+    return mqc_admin_create_group(a->admin, addr, group);
+}
+
+static int delete_group(struct adm *a, const char *addr, const char *group)
+{
+    const char *r = adm_opt(a, 'r'); /* removeOffset, as RocketMQ's -r true */
+    return mqc_admin_delete_group(a->admin, addr, group, r && strcmp(r, "true") == 0);
+}
+
+/* Runs op on every target broker (-c / -b) for the group -g: one row per broker. */
+static int each_target(struct adm *a, const char *what,
+                       int (*op)(struct adm *a, const char *addr, const char *group))
 {
     const char *group = adm_opt(a, 'g');
     struct mqc_broker_info *bs;
@@ -68,9 +82,9 @@ int adm_update_sub_group(struct adm *a)
     json_t *rows = json_array();
     int status = ADM_OK;
     for (size_t i = 0; i < n; i++) {
-        int err = mqc_admin_create_group(a->admin, bs[i].addr, group);
+        int err = op(a, bs[i].addr, group);
         if (err) {
-            adm_fail(a, err, "create group %s on %s", group, bs[i].addr);
+            adm_fail(a, err, "%s group %s on %s", what, group, bs[i].addr);
             status = ADM_FAIL;
         }
         json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s}", "broker", bs[i].name, "addr",
@@ -79,6 +93,19 @@ int adm_update_sub_group(struct adm *a)
     }
     free(bs);
     return adm_emit(a, rows, status);
+}
+
+int adm_update_sub_group(struct adm *a)
+{
+    return each_target(a, "create", create_group);
+}
+
+int adm_delete_sub_group(struct adm *a)
+{
+    const char *r = adm_opt(a, 'r');
+    if (r && strcmp(r, "true") != 0 && strcmp(r, "false") != 0)
+        return adm_usage_error(a, "-r takes true or false");
+    return each_target(a, "delete", delete_group);
 }
 
 /* Topics a group may have offsets in, when -t is not given: every topic but the system ones
