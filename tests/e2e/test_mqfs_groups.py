@@ -2,11 +2,13 @@
 (many whole messages per read: cat | wc, lag 0 after a drain, jq, bash's read loop, messages
 larger than the read buffer, what an early-stopping reader consumes; concurrent and blocked
 .bulk readers are parametrized cases of test_mqfs_read.py's group tests) and the `group/` directory (the brokers' groups listed, system groups hidden, rmdir
-deleting a group and its offsets on the brokers)."""
+deleting a group and its offsets on the brokers, a broker that does not answer)."""
 
 import errno
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -163,3 +165,28 @@ def test_rmdir_deletes_the_group_and_its_offsets(cluster):
     # Made again, it starts over: the offsets went with it.
     os.mkdir(m.p("group", "GDel"))
     assert sh("cat '%s.now'" % g).stdout.decode().split() == ["d%d" % i for i in range(5)]
+
+
+def test_ls_group_with_a_broker_that_does_not_answer(cluster):
+    """A stopped broker (SIGSTOP: connections hang, nothing is refused) costs one listing the
+    client timeout at most; its groups stay listed from the cache and later listings answer at
+    once."""
+    m = cluster
+    ns = "127.0.0.1:%d" % m.namesrv_port
+    rc, _, err = run("mqadmin", "updateSubGroup", "-n", ns, "-b",
+                     "127.0.0.1:%d" % m.broker.port, "-g", "GKept")
+    assert rc == 0, err
+    assert wait_for(lambda: "GKept" in os.listdir(m.p("group")), timeout=5)
+    m.broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(1.2)  # the cached lists are older than a second: the next listing refetches
+        t0 = time.monotonic()
+        assert "GKept" in os.listdir(m.p("group"))  # waits for the timeout once
+        assert time.monotonic() - t0 < 8
+        for _ in range(3):
+            time.sleep(0.6)
+            t0 = time.monotonic()
+            assert "GKept" in os.listdir(m.p("group"))
+            assert time.monotonic() - t0 < 0.5  # from the cache; refetched in the background
+    finally:
+        m.broker.proc.send_signal(signal.SIGCONT)
