@@ -1,8 +1,9 @@
 """test_mqfs_groups.py — consumer groups through mqfs with the real tools: the `.bulk` group files
 (many whole messages per read: cat | wc, lag 0 after a drain, jq, bash's read loop, messages
 larger than the read buffer, what an early-stopping reader consumes; concurrent and blocked
-.bulk readers are parametrized cases of test_mqfs_read.py's group tests) and the `group/` directory (the brokers' groups listed, system groups hidden, rmdir
-deleting a group and its offsets on the brokers, a broker that does not answer)."""
+.bulk readers are parametrized cases of test_mqfs_read.py's group tests) and the `group/`
+directory (the brokers' groups listed, system groups hidden, rmdir deleting a group and its
+offsets on the brokers, a broker that does not answer)."""
 
 import errno
 import os
