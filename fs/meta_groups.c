@@ -152,6 +152,8 @@ static int group_in_use(struct mqfs *fs, const char *group)
 
 int mqfs__group_delete(struct mqfs *fs, const char *group)
 {
+    if (mqfs__group_hidden(group)) /* the brokers' own groups (transactions, tools) */
+        return -EPERM;
     if (!mqfs__group_exists(fs, group))
         return -ENOENT;
     pthread_mutex_lock(&fs->lock);

@@ -172,8 +172,9 @@ int mqfs__group_hidden(const char *group);
 int mqfs__group_exists(struct mqfs *fs, const char *group);
 /* Creates the group on every master: 0 or the first error. */
 int mqfs__group_create(struct mqfs *fs, const char *group);
-/* rmdir: deletes the group and its offsets on every master and forgets it here. -ENOENT (not
- * known), -EBUSY (a file of it is open on this mount), -EIO (a broker refused). */
+/* rmdir: deletes the group and its offsets on every master and forgets it here. -EPERM (a
+ * system group), -ENOENT (not known), -EBUSY (a file of it is open on this mount), -EIO (a
+ * broker refused). */
 int mqfs__group_delete(struct mqfs *fs, const char *group);
 /* Whether a node's topic (and group) exist, fetching the topic list if needed: 0 or -ENOENT. */
 int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n);

@@ -139,6 +139,9 @@ def test_ls_group_lists_the_brokers_groups(cluster):
     assert listed, os.listdir(m.p("group"))
     assert not set(system) & set(listed), listed
     assert os.path.isdir(m.p("group", "TOOLS_CONSUMER"))  # hidden, still reachable by name
+    with pytest.raises(PermissionError):  # and not deleted by rmdir
+        os.rmdir(m.p("group", "CID_RMQ_SYS_TRANS"))
+    assert "CID_RMQ_SYS_TRANS" in broker_groups(m)
     os.mkdir(m.p("group", "GHere"))
     assert sorted(n for n in os.listdir(m.p("group")) if n in ("GAdmin", "GHere")) == \
         ["GAdmin", "GHere"]  # each listed once
