@@ -135,37 +135,37 @@ int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
     return rc == 1 ? fetch(fs) : rc;
 }
 
-/* The refresher: while the NameServer (or a broker's group list) fails, fetches in the
- * background when asked, at most once per MQFS_NS_RETRY_US, so no request waits on it. */
+/* One of the refresher's fetches: when it is wanted and its retry time came, runs it with the
+ * lock dropped and returns 1; else lowers *wait_us (-1: none yet) to when it is due. Lock held. */
+static int run_due(struct mqfs *fs, int *wanted, int64_t failed_us, int (*fetch_fn)(struct mqfs *),
+                   int64_t *wait_us)
+{
+    if (!*wanted)
+        return 0;
+    int64_t w = failed_us + MQFS_NS_RETRY_US - mq_mono_us();
+    if (w > 0) {
+        if (*wait_us < 0 || w < *wait_us)
+            *wait_us = w;
+        return 0;
+    }
+    *wanted = 0;
+    pthread_mutex_unlock(&fs->lock);
+    (void)fetch_fn(fs);
+    pthread_mutex_lock(&fs->lock);
+    return 1;
+}
+
+/* The refresher: while the NameServer (or a broker's group list, meta_groups.c) fails, fetches
+ * in the background when asked, at most once per MQFS_NS_RETRY_US, so no request waits on it. */
 static void *refresher_main(void *arg)
 {
     struct mqfs *fs = arg;
     pthread_mutex_lock(&fs->lock);
     while (!fs->refresh_stop) {
-        int64_t now = mq_mono_us(), wait_us = -1; /* -1: nothing wanted */
-        if (fs->refresh_wanted) {
-            int64_t w = fs->topics_failed_us + MQFS_NS_RETRY_US - now;
-            if (w <= 0) {
-                fs->refresh_wanted = 0;
-                pthread_mutex_unlock(&fs->lock);
-                (void)fetch(fs);
-                pthread_mutex_lock(&fs->lock);
-                continue;
-            }
-            wait_us = w;
-        }
-        if (fs->groups_wanted) { /* the brokers' group lists (meta_groups.c) */
-            int64_t w = fs->groups_failed_us + MQFS_NS_RETRY_US - now;
-            if (w <= 0) {
-                fs->groups_wanted = 0;
-                pthread_mutex_unlock(&fs->lock);
-                (void)mqfs__groups_fetch(fs);
-                pthread_mutex_lock(&fs->lock);
-                continue;
-            }
-            if (wait_us < 0 || w < wait_us)
-                wait_us = w;
-        }
+        int64_t wait_us = -1;
+        if (run_due(fs, &fs->refresh_wanted, fs->topics_failed_us, fetch, &wait_us) ||
+            run_due(fs, &fs->groups_wanted, fs->groups_failed_us, mqfs__groups_fetch, &wait_us))
+            continue;
         if (wait_us < 0) {
             pthread_cond_wait(&fs->refresh_cond, &fs->lock);
             continue;
