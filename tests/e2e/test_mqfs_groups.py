@@ -1,7 +1,7 @@
 """test_mqfs_groups.py — consumer groups through mqfs with the real tools: the `.bulk` group files
-(many whole messages per read: cat | wc, lag 0 after a drain, jq, bash's read loop, messages
-larger than the read buffer, what an early-stopping reader consumes; concurrent and blocked
-.bulk readers are parametrized cases of test_mqfs_read.py's group tests) and the `group/`
+(many whole messages per read: cat | wc, lag 0 after a drain, bash's read loop, messages larger
+than the read buffer, what an early-stopping reader consumes; concurrent and blocked .bulk
+readers and .bulk.json with jq are cases of test_mqfs_read.py's group tests) and the `group/`
 directory (the brokers' groups listed, system groups hidden, rmdir deleting a group and its
 offsets on the brokers, a broker that does not answer)."""
 
@@ -111,15 +111,6 @@ def test_bulk_reader_that_stops_early_consumed_what_it_was_handed(cluster):
     rest = sh("cat '%s.now'" % g).stdout.decode().split()
     # One queue: the next reader continues right after the last message head's read carried.
     assert rest == lines[len(lines) - len(rest):] and len(rest) < len(lines) - 1
-
-
-def test_bulk_json_with_jq(cluster):
-    m = cluster
-    topic_with(m, "BulkJs", ["a", "b", "c"], queues=1)
-    os.mkdir(m.p("group", "GBJ"))
-    r = sh("cat '%s' | jq -r '.body + \" \" + (.queueOffset|tostring)'" %
-           m.p("group", "GBJ", "BulkJs.bulk.now.json"))
-    assert r.stdout == b"a 0\nb 1\nc 2\n", r.stderr
 
 
 def test_ls_group_lists_the_brokers_groups(cluster):

@@ -2,7 +2,8 @@
 broker and mount: the log views (cat, wc, tail -n, head, grep, tail -f, exact sizes, a million
 lines), the group views (exact consumption with head, offsets across mqfs restarts, concurrent
 readers sharing queues, blocking reads that Ctrl-C ends, O_NONBLOCK, poll, .now, .json + jq; the
-sharing and blocking cases also for .bulk files, whose own tests are in test_mqfs_groups.py)."""
+sharing, blocking and jq cases also for .bulk files, whose own tests are in
+test_mqfs_groups.py)."""
 
 import json
 import os
@@ -206,10 +207,11 @@ def test_blocked_read_waits_is_interruptible_and_nonblocking(cluster, mode):
 def test_json_views_work_with_jq(cluster):
     m = cluster
     topic_with(m, "Js", ["a", "b", "c"], queues=1)
-    os.mkdir(m.p("group", "GJ"))
-    r = sh("cat '%s' | jq -r '.body + \" \" + (.queueOffset|tostring)'" %
-           m.p("group", "GJ", "Js.now.json"))
-    assert r.stdout == b"a 0\nb 1\nc 2\n", r.stderr
+    for group, name in (("GJ", "Js.now.json"), ("GJB", "Js.bulk.now.json")):
+        os.mkdir(m.p("group", group))
+        r = sh("cat '%s' | jq -r '.body + \" \" + (.queueOffset|tostring)'" %
+               m.p("group", group, name))
+        assert r.stdout == b"a 0\nb 1\nc 2\n", (name, r.stderr)
     os.mkdir(m.p("group", "GJ2"))
     obj = json.loads(sh("head -n 1 '%s'" % m.p("group", "GJ2", "Js.json")).stdout)
     assert (obj["topic"], obj["queueId"], obj["body"]) == ("Js", 0, "a")
