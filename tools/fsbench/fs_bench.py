@@ -9,12 +9,13 @@
              `cat group/G2/T.bulk.now | wc -l` of all N lines (as many whole messages per
              read as fit)
   latency    a line written to topic/T (open, write, close: what `echo x >> topic/T` does)
-             until a blocked `cat group/G/T` prints it (p50/p99 over --samples lines), for
+             until a blocked `cat group/G/T` prints it (p50/p99 over --samples lines, one
+             every --gap-ms, default 5 ms, so cat is parked in read() each time), for
              exact and .bulk readers; and a write() on a topic file kept open
 
 Starts its own NameServer, broker (ASYNC_FLUSH) and mounts on free 127.0.0.1 ports in a temp
 dir, and stops them. Usage: tools/fsbench/fs_bench.py [--lines N] [--group-lines M]
-[--samples S] [--bin build/bin]. Prints the load average before and after.
+[--samples S] [--gap-ms G] [--bin build/bin]. Prints the load average before and after.
 Final line: RESULT ingest_mps=... plain_mps=... passthrough_mps=... ingest_vs_plain=...
 ingest_vs_passthrough=... log_read_lps=... group_exact_lps=... group_bulk_lps=...
 lat_p50_ms=... lat_p99_ms=... lat_bulk_p50_ms=... lat_bulk_p99_ms=... lat_fd_p50_ms=...
@@ -70,7 +71,7 @@ def percentile(sorted_ms, p):
     return sorted_ms[k]
 
 
-def latency(mnt, group, topic, name, samples, reopen=True):
+def latency(mnt, group, topic, name, samples, gap_ms, reopen=True):
     """A blocked `cat` of group/<group>/<name> and one line at a time written to topic/<topic>
     (open, write, close, as `echo` does; with reopen False one write() on a file kept open):
     ms from the write until cat printed the line."""
@@ -86,7 +87,7 @@ def latency(mnt, group, topic, name, samples, reopen=True):
         lats = []
         keep = None if reopen else os.open(tpath, os.O_WRONLY | os.O_APPEND)
         for i in range(samples):
-            time.sleep(0.005)  # cat is blocked in read() again
+            time.sleep(gap_ms / 1000.0)  # cat is blocked in read() again
             t0 = time.monotonic()
             fd = keep if keep is not None else os.open(tpath, os.O_WRONLY | os.O_APPEND)
             os.write(fd, b"m%d\n" % i)
@@ -110,6 +111,8 @@ def main():
     ap.add_argument("--lines", type=int, default=1000000)
     ap.add_argument("--group-lines", type=int, default=20000)
     ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--gap-ms", type=float, default=5.0,
+                    help="pause between latency samples (the reader is parked in read())")
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "bin"))
     a = ap.parse_args()
     load_before = os.getloadavg()
@@ -160,9 +163,9 @@ def main():
         t_bulk = time.monotonic() - t0
         if int(got) != n:
             raise SystemExit("group read .bulk: %s lines of %d" % (got.strip(), n))
-        p50, p99 = latency(mnt, "GL", "Lat", "Lat", a.samples)
-        bp50, bp99 = latency(mnt, "GLB", "LatB", "LatB.bulk", a.samples)
-        wp50, wp99 = latency(mnt, "GLW", "LatW", "LatW", a.samples, reopen=False)
+        p50, p99 = latency(mnt, "GL", "Lat", "Lat", a.samples, a.gap_ms)
+        bp50, bp99 = latency(mnt, "GLB", "LatB", "LatB.bulk", a.samples, a.gap_ms)
+        wp50, wp99 = latency(mnt, "GLW", "LatW", "LatW", a.samples, a.gap_ms, reopen=False)
         load_after = os.getloadavg()
         r = {"ingest_mps": n / t_ingest, "plain_mps": n / t_plain, "passthrough_mps": n / t_pass,
              "log_read_lps": n / t_read, "group_exact_lps": gl / t_group,
