@@ -522,6 +522,20 @@ TEST(test_inode_table)
 
 /* ---- admin bodies ---- */
 
+TEST(test_group_hidden)
+{
+    static const char *hidden[] = {
+        "TOOLS_CONSUMER",     "FILTERSRV_CONSUMER", "SELF_TEST_C_GROUP",
+        "CID_ONS-HTTP-PROXY", "CID_ONSAPI_PULL",    "CID_ONSAPI_OWNER",
+        "CID_RMQ_SYS_TRANS",  "DEFAULT_CONSUMER",   "__MONITOR_CONSUMER"};
+    for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
+        ASSERT_EQ(mqfs__group_hidden(hidden[i]), 1);
+    static const char *shown[] = {"G1", "TOOLS_CONSUMER2", "CID_ONSAPI", "CID_RMQ_SYS",
+                                  "cid_rmq_sys_x"};
+    for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++)
+        ASSERT_EQ(mqfs__group_hidden(shown[i]), 0);
+}
+
 TEST(test_admin_topic_list_parse)
 {
     const char *body = "{\"topicList\":[\"TBW102\",\"Orders\",\"%RETRY%G1\",\"x\"]}";
@@ -566,8 +580,8 @@ TEST(test_admin_cluster_parse)
     ASSERT_EQ(mqc_admin_parse_cluster("[]", 2, &b, &n), -EBADMSG);
 }
 
-TEST_MAIN(test_path_top, test_path_topic, test_path_group, test_path_queue, test_path_key_blob_msg,
-          test_path_child_and_name, test_lines_every_split, test_lines_byte_by_byte,
-          test_lines_one_batch_per_write, test_lines_failure_keeps_state,
+TEST_MAIN(test_path_top, test_path_topic, test_path_group, test_group_hidden, test_path_queue,
+          test_path_key_blob_msg, test_path_child_and_name, test_lines_every_split,
+          test_lines_byte_by_byte, test_lines_one_batch_per_write, test_lines_failure_keeps_state,
           test_lines_checks_before_sending, test_lines_batch_limits, test_lines_big,
           test_admin_topic_list_parse, test_admin_cluster_parse, test_inode_table)
