@@ -154,6 +154,10 @@ static int on_delete_group(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     if (!name)
         return RPC_REPLY;
     (void)brk_groups_delete(b->groups, name);
+    /* RocketMQ 4.9.4+: cleanOffset=true also drops the group's committed offsets. */
+    const char *clean = rpc_cmd_ext_get(req, "cleanOffset");
+    if (clean && strcmp(clean, "true") == 0)
+        brk_offsets_delete_group(b->offsets, name);
     *resp = brk__resp(req, RPC_SUCCESS, NULL);
     return RPC_REPLY;
 }

@@ -93,6 +93,8 @@ int64_t brk_offsets_query(struct brk_offsets *o, const char *group, const char *
                           int queue_id);
 /* Drops every group's offsets for a topic (topic deletion). */
 void brk_offsets_delete_topic(struct brk_offsets *o, const char *topic);
+/* Drops every offset of a consumer group (DELETE_SUBSCRIPTIONGROUP with cleanOffset). */
+void brk_offsets_delete_group(struct brk_offsets *o, const char *group);
 /* Writes the file if anything changed since the last write. Returns 0 or -errno. */
 int brk_offsets_persist(struct brk_offsets *o);
 

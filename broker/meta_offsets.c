@@ -181,6 +181,24 @@ void brk_offsets_delete_topic(struct brk_offsets *o, const char *topic)
     pthread_mutex_unlock(&o->lock);
 }
 
+void brk_offsets_delete_group(struct brk_offsets *o, const char *group)
+{
+    pthread_mutex_lock(&o->lock);
+    size_t it = 0;
+    const char *key;
+    void *v;
+    while (mq_map_next(&o->map, &it, &key, &v)) {
+        const char *at = strrchr(key, '@'); /* "topic@group"; neither name holds an '@' */
+        if (at && strcmp(at + 1, group) == 0) {
+            struct queue_offsets *q = mq_map_del(&o->map, key);
+            free(q->off);
+            free(q);
+            o->dirty = 1;
+        }
+    }
+    pthread_mutex_unlock(&o->lock);
+}
+
 int brk_offsets_persist(struct brk_offsets *o)
 {
     pthread_mutex_lock(&o->lock);

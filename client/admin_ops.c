@@ -1,6 +1,7 @@
 /* admin_ops.c — the operator's requests, for mqadmin and mqfs: topics and subscription groups
  * on brokers (UPDATE_AND_CREATE_TOPIC 17, DELETE_TOPIC_IN_BROKER 215,
- * UPDATE_AND_CREATE_SUBSCRIPTIONGROUP 200), topic deletion on every NameServer (216), routes
+ * UPDATE_AND_CREATE_SUBSCRIPTIONGROUP 200, GET_ALL_SUBSCRIPTIONGROUP_CONFIG 201,
+ * DELETE_SUBSCRIPTIONGROUP 207), topic deletion on every NameServer (216), routes
  * (105), queue offsets (30, 31, and a one-message pull for the newest store time), committed
  * group offsets (14), the broker's runtime KV table (28), and message lookups by key (12) and
  * by offset id (33). Header fields and bodies: docs/FORMATS.md Part 2. */
@@ -26,6 +27,8 @@ enum {
     REQ_VIEW_MESSAGE_BY_ID = 33,
     REQ_GET_ROUTEINFO_BY_TOPIC = 105,
     REQ_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200,
+    REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
+    REQ_DELETE_SUBSCRIPTIONGROUP = 207,
     REQ_DELETE_TOPIC_IN_BROKER = 215,
     REQ_DELETE_TOPIC_IN_NAMESRV = 216,
 };
@@ -401,10 +404,11 @@ int mqc_admin_view_message(struct mqc_admin *a, const char *msg_id, char addr[64
 
 /* ---- subscription groups ---- */
 
-int mqc_admin_group_exists(struct mqc_admin *a, const char *addr, const char *group)
+/* GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201): the broker's subscriptionGroup.json as JSON. */
+static int group_table(struct mqc_admin *a, const char *addr, json_t **root)
 {
-    struct rpc_cmd *req = rpc_cmd_new(201 /* GET_ALL_SUBSCRIPTIONGROUP_CONFIG */), *resp = NULL;
-    int rc = call(a, addr, req, &resp);
+    struct rpc_cmd *resp = NULL;
+    int rc = call(a, addr, rpc_cmd_new(REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG), &resp);
     if (rc)
         return rc;
     if (resp->code != RPC_SUCCESS) {
@@ -412,10 +416,70 @@ int mqc_admin_group_exists(struct mqc_admin *a, const char *addr, const char *gr
         rpc_cmd_free(resp);
         return rc;
     }
-    json_t *root = resp->body ? rpc_json_loads(resp->body, resp->body_len) : NULL;
+    *root = resp->body ? rpc_json_loads(resp->body, resp->body_len) : NULL;
     rpc_cmd_free(resp);
-    json_t *table = json_object_get(root, "subscriptionGroupTable");
-    rc = !root ? -EBADMSG : json_object_get(table, group) ? 1 : 0;
+    if (!json_is_object(json_object_get(*root, "subscriptionGroupTable"))) {
+        json_decref(*root);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int mqc_admin_group_exists(struct mqc_admin *a, const char *addr, const char *group)
+{
+    json_t *root = NULL;
+    int rc = group_table(a, addr, &root);
+    if (rc == 0)
+        rc = json_object_get(json_object_get(root, "subscriptionGroupTable"), group) ? 1 : 0;
     json_decref(root);
     return rc;
+}
+
+int mqc_admin_group_list(struct mqc_admin *a, const char *addr, char ***names, size_t *n)
+{
+    json_t *root = NULL;
+    int rc = group_table(a, addr, &root);
+    if (rc)
+        return rc;
+    json_t *table = json_object_get(root, "subscriptionGroupTable");
+    size_t cnt = 0, bytes = sizeof(char *);
+    const char *key;
+    json_t *val;
+    json_object_foreach(table, key, val)
+    {
+        if (mq_check_topic(key, strlen(key)) == 0) { /* a name no group can have: skipped */
+            bytes += sizeof(char *) + strlen(key) + 1;
+            cnt++;
+        }
+    }
+    char **v = malloc(bytes);
+    if (!v) {
+        json_decref(root);
+        return -ENOMEM;
+    }
+    char *str = (char *)(v + cnt + 1);
+    size_t i = 0;
+    json_object_foreach(table, key, val)
+    {
+        if (mq_check_topic(key, strlen(key)) == 0) {
+            size_t kl = strlen(key);
+            memcpy(str, key, kl + 1);
+            v[i++] = str;
+            str += kl + 1;
+        }
+    }
+    v[cnt] = NULL;
+    json_decref(root);
+    *names = v;
+    *n = cnt;
+    return 0;
+}
+
+int mqc_admin_delete_group(struct mqc_admin *a, const char *addr, const char *group,
+                           int clean_offsets)
+{
+    if (!group || mq_check_topic(group, strlen(group)))
+        return -EINVAL;
+    const char *kv[] = {"groupName", group, "cleanOffset", clean_offsets ? "true" : "false"};
+    return call_ok(a, addr, request(REQ_DELETE_SUBSCRIPTIONGROUP, kv, 4));
 }

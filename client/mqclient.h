@@ -318,6 +318,15 @@ int mqc_admin_view_message(struct mqc_admin *a, const char *msg_id, char addr[64
 /* Whether the broker at addr knows the subscription group (GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
  * 201): 1, 0, or a negative errno. */
 int mqc_admin_group_exists(struct mqc_admin *a, const char *addr, const char *group);
+/* The subscription groups the broker at addr knows (GET_ALL_SUBSCRIPTIONGROUP_CONFIG, 201),
+ * system groups included, in the broker's order. *names is ONE malloc'd block (pointers and
+ * strings, NULL-terminated): free(*names) releases everything. 0, -EBADMSG or a transport
+ * error. */
+int mqc_admin_group_list(struct mqc_admin *a, const char *addr, char ***names, size_t *n);
+/* DELETE_SUBSCRIPTIONGROUP (207) on one broker; clean_offsets also drops the group's committed
+ * offsets there (cleanOffset=true). 0 also when the broker did not know the group. */
+int mqc_admin_delete_group(struct mqc_admin *a, const char *addr, const char *group,
+                           int clean_offsets);
 
 /* The queues a started consumer owns right now (after its last rebalance), sorted. *out is
  * malloc'd (caller frees; NULL when n == 0 is allowed). */

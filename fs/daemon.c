@@ -94,6 +94,8 @@ static int fs_init(struct mqfs *fs, const char *namesrv)
     pthread_mutex_init(&fs->lock, NULL);
     pthread_mutex_init(&fs->fetch_lock, NULL);
     mq_map_init(&fs->groups);
+    pthread_mutex_init(&fs->groups_fetch_lock, NULL);
+    mq_map_init(&fs->group_set);
     mq_map_init(&fs->created);
     pthread_mutex_init(&fs->route_lock, NULL);
     mq_map_init(&fs->routes);
@@ -108,6 +110,8 @@ static void fs_destroy(struct mqfs *fs)
     mqc_producer_free(fs->producer);
     mqfs__table_destroy(fs);
     mq_map_destroy(&fs->groups);
+    mq_map_destroy(&fs->group_set);
+    pthread_mutex_destroy(&fs->groups_fetch_lock);
     mq_map_destroy(&fs->created);
     mqfs__routes_destroy(fs);
     pthread_mutex_destroy(&fs->route_lock);

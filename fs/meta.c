@@ -135,34 +135,50 @@ int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
     return rc == 1 ? fetch(fs) : rc;
 }
 
-/* The refresher: while the NameServer fails, fetches in the background when asked, at most
- * once per MQFS_NS_RETRY_US, so no request waits on it. */
+/* One of the refresher's fetches: when it is wanted and its retry time came, runs it with the
+ * lock dropped and returns 1; else lowers *wait_us (-1: none yet) to when it is due. Lock held. */
+static int run_due(struct mqfs *fs, int *wanted, int64_t failed_us, int (*fetch_fn)(struct mqfs *),
+                   int64_t *wait_us)
+{
+    if (!*wanted)
+        return 0;
+    int64_t w = failed_us + MQFS_NS_RETRY_US - mq_mono_us();
+    if (w > 0) {
+        if (*wait_us < 0 || w < *wait_us)
+            *wait_us = w;
+        return 0;
+    }
+    *wanted = 0;
+    pthread_mutex_unlock(&fs->lock);
+    (void)fetch_fn(fs);
+    pthread_mutex_lock(&fs->lock);
+    return 1;
+}
+
+/* The refresher: while the NameServer (or a broker's group list, meta_groups.c) fails, fetches
+ * in the background when asked, at most once per MQFS_NS_RETRY_US, so no request waits on it. */
 static void *refresher_main(void *arg)
 {
     struct mqfs *fs = arg;
     pthread_mutex_lock(&fs->lock);
     while (!fs->refresh_stop) {
-        if (!fs->refresh_wanted) {
+        int64_t wait_us = -1;
+        if (run_due(fs, &fs->refresh_wanted, fs->topics_failed_us, fetch, &wait_us) ||
+            run_due(fs, &fs->groups_wanted, fs->groups_failed_us, mqfs__groups_fetch, &wait_us))
+            continue;
+        if (wait_us < 0) {
             pthread_cond_wait(&fs->refresh_cond, &fs->lock);
             continue;
         }
-        int64_t wait_us = fs->topics_failed_us + MQFS_NS_RETRY_US - mq_mono_us();
-        if (wait_us > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait_us / 1000000;
-            ts.tv_nsec += (wait_us % 1000000) * 1000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&fs->refresh_cond, &fs->lock, &ts);
-            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += wait_us / 1000000;
+        ts.tv_nsec += (wait_us % 1000000) * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
         }
-        fs->refresh_wanted = 0;
-        pthread_mutex_unlock(&fs->lock);
-        (void)fetch(fs);
-        pthread_mutex_lock(&fs->lock);
+        pthread_cond_timedwait(&fs->refresh_cond, &fs->lock, &ts);
     }
     pthread_mutex_unlock(&fs->lock);
     return NULL;
@@ -208,10 +224,9 @@ static int topic_exists(struct mqfs *fs, const char *topic)
     return known;
 }
 
-/* The master addresses of the cluster's brokers (cached cluster info). */
-static size_t masters(struct mqfs *fs, char (*out)[64], size_t max)
+size_t mqfs__masters(struct mqfs *fs, char (*out)[64], size_t max, int *rc)
 {
-    (void)mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
+    *rc = mqfs__meta_refresh(fs, MQFS_LIST_AGE_US);
     size_t k = 0;
     pthread_mutex_lock(&fs->lock);
     for (size_t i = 0; i < fs->brokers.n && k < max; i++)
@@ -221,33 +236,11 @@ static size_t masters(struct mqfs *fs, char (*out)[64], size_t max)
     return k;
 }
 
-int mqfs__group_on_brokers(struct mqfs *fs, const char *group)
-{
-    char addrs[16][64];
-    size_t n = masters(fs, addrs, 16);
-    for (size_t i = 0; i < n; i++)
-        if (mqc_admin_group_exists(fs->admin, addrs[i], group) == 1)
-            return 1;
-    return 0;
-}
-
-int mqfs__group_create(struct mqfs *fs, const char *group)
-{
-    char addrs[16][64];
-    size_t n = masters(fs, addrs, 16);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int r = mqc_admin_create_group(fs->admin, addrs[i], group);
-        if (r && !rc)
-            rc = r;
-    }
-    return rc;
-}
-
 int mqfs__topic_create(struct mqfs *fs, const char *topic)
 {
     char addrs[16][64];
-    size_t n = masters(fs, addrs, 16);
+    int nsrc;
+    size_t n = mqfs__masters(fs, addrs, 16, &nsrc);
     struct mqc_topic_config t = {.topic = topic,
                                  .read_queues = fs->topic_queues,
                                  .write_queues = fs->topic_queues,
@@ -271,19 +264,10 @@ int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
     case MQFS_QUEUE: /* the queue itself: checked against the route by the read path */
         return topic_exists(fs, n->topic) ? 0 : -ENOENT;
     case MQFS_GROUP_DIR:
-    case MQFS_GROUP: {
-        pthread_mutex_lock(&fs->lock);
-        int g = mq_map_get(&fs->groups, n->group) != NULL;
-        pthread_mutex_unlock(&fs->lock);
-        if (!g && (g = mqfs__group_on_brokers(fs, n->group)) == 1) {
-            pthread_mutex_lock(&fs->lock); /* made elsewhere, or before a restart: adopt it */
-            (void)mq_map_put(&fs->groups, n->group, fs, NULL);
-            pthread_mutex_unlock(&fs->lock);
-        }
-        if (g != 1 && !g)
+    case MQFS_GROUP:
+        if (!mqfs__group_exists(fs, n->group)) /* made here, or known to a broker */
             return -ENOENT;
         return n->kind == MQFS_GROUP_DIR || topic_exists(fs, n->topic) ? 0 : -ENOENT;
-    }
     default: /* top-level entries; key/, blob/ and msg/ are query spaces: every valid name */
         return 0;
     }

@@ -45,6 +45,7 @@ enum mqfs_kind {
 enum {
     MQFS_F_JSON = 1 << 0, /* ".json": one JSON object per message */
     MQFS_F_NOW = 1 << 1,  /* ".now": group files take what is there now, then EOF */
+    MQFS_F_BULK = 1 << 2, /* ".bulk": group files hand out as many whole messages per read as fit */
 };
 
 /* What a path names. Fields that do not apply to the kind are empty strings / -1. */

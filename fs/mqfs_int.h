@@ -75,7 +75,13 @@ struct mqfs {
     pthread_t refresher;                    /* refetches in the background while failing */
     pthread_cond_t refresh_cond;
     int refresher_started, refresh_wanted, refresh_stop;
-    struct mq_map groups;  /* consumer groups made by mkdir (values unused) */
+    struct mq_map groups; /* consumer groups made by mkdir (values unused) */
+    /* The brokers' subscription groups (meta_groups.c), under lock like the topic cache;
+     * groups_fetch_lock serializes the fetches. */
+    pthread_mutex_t groups_fetch_lock;
+    struct mq_map group_set; /* union over the masters, system groups included */
+    int64_t groups_at_us, groups_failed_us;
+    int groups_err, groups_wanted;
     struct mq_map created; /* topics made by create() (values unused) */
 
     /* Topic routes for the read paths (view_log.c): topic -> cached route. */
@@ -158,14 +164,30 @@ int mqfs__topic_hidden(struct mqfs *fs, const char *topic);
  * here; a fresh copy (free with mqfs__names_free). Takes fs->lock. 0 or -ENOMEM. */
 int mqfs__visible_topics(struct mqfs *fs, struct mqfs_names *out);
 void mqfs__names_free(struct mqfs_names *names);
-/* Consumer groups on the brokers (meta.c): whether one exists on any master (1/0), and creating
- * one on every master (0 or the first error). Network calls, never under fs->lock. */
-int mqfs__group_on_brokers(struct mqfs *fs, const char *group);
-int mqfs__group_create(struct mqfs *fs, const char *group);
 /* Creates topic on every master with fs->topic_queues read and write queues (perm 6). Returns 0
  * when at least one master created it, else the first error (-EIO: no master known). Network
  * calls, never under fs->lock. */
 int mqfs__topic_create(struct mqfs *fs, const char *topic);
+/* The master addresses of the cluster's brokers from the cached cluster info (refreshed as
+ * for listings; *rc gets that refresh's result). Returns how many were written to out. */
+size_t mqfs__masters(struct mqfs *fs, char (*out)[64], size_t max, int *rc);
+
+/* ---- consumer groups (meta_groups.c); network calls, never under fs->lock ---- */
+
+/* Fetches the masters' group lists into fs->group_set now / when older than max_age_us (in
+ * the background once a fetch failed, as mqfs__meta_refresh). 0 or the last fetch's error. */
+int mqfs__groups_fetch(struct mqfs *fs);
+int mqfs__groups_refresh(struct mqfs *fs, int64_t max_age_us);
+/* Whether a group is one of RocketMQ's system groups (hidden from listings). Pure. */
+int mqfs__group_hidden(const char *group);
+/* Whether the group was made here or is known to a broker (refetching once on a miss): 1/0. */
+int mqfs__group_exists(struct mqfs *fs, const char *group);
+/* Creates the group on every master: 0 or the first error. */
+int mqfs__group_create(struct mqfs *fs, const char *group);
+/* rmdir: deletes the group and its offsets on every master and forgets it here. -EPERM (a
+ * system group), -ENOENT (not known), -EBUSY (a file of it is open on this mount), -EIO (a
+ * broker refused). */
+int mqfs__group_delete(struct mqfs *fs, const char *group);
 /* Whether a node's topic (and group) exist, fetching the topic list if needed: 0 or -ENOENT. */
 int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n);
 /* Appends the `cluster` file's text to out: the brokers with their liveness (each master asked

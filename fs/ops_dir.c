@@ -207,12 +207,16 @@ static int snap_dir(struct mqfs *fs, const struct mqfs_node *dir, struct mqfs_di
         return snap_topics(fs, d, 1);
     case MQFS_QUEUE_DIR:
         return snap_queues(fs, dir, d);
-    case MQFS_DIR_GROUP: {
+    case MQFS_DIR_GROUP: { /* the brokers' groups (cached 1 s) and those made here */
+        (void)mqfs__groups_refresh(fs, MQFS_LIST_AGE_US);
         pthread_mutex_lock(&fs->lock);
         size_t it = 0;
         const char *g;
         while (rc == 0 && mq_map_next(&fs->groups, &it, &g, NULL))
             rc = snap_add(d, g, 1);
+        for (it = 0; rc == 0 && mq_map_next(&fs->group_set, &it, &g, NULL);)
+            if (!mqfs__group_hidden(g) && !mq_map_get(&fs->groups, g))
+                rc = snap_add(d, g, 1);
         pthread_mutex_unlock(&fs->lock);
         return rc;
     }
@@ -360,11 +364,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     int rc = child_of(fs, parent, name, 0, &n);
     if (rc == 0 && n.kind != MQFS_GROUP_DIR)
         rc = -EPERM;
-    if (rc == 0) {
-        pthread_mutex_lock(&fs->lock);
-        rc = mq_map_del(&fs->groups, n.group) ? 0 : -ENOENT;
-        pthread_mutex_unlock(&fs->lock);
-    }
+    if (rc == 0) /* deletes the group and its offsets on the brokers (docs/FS.md) */
+        rc = mqfs__group_delete(fs, n.group);
     fuse_reply_err(req, -rc);
 }
 

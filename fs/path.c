@@ -2,7 +2,7 @@
  * time, a directory node and a file name become the child node; and back to canonical paths.
  *
  *   NAME  = TOPIC [ ":" TAGS ] [ "." MODE ]...     TAGS = TAG [ "||" TAG ]...
- *   MODE  = "json" | "now"
+ *   MODE  = "json" | "now" | "bulk"
  *
  * Topics can contain neither '.' nor ':', and tags cannot contain '.', so the first ':' ends the
  * topic and the first '.' starts the modes. Pure code: no I/O, no allocation.
@@ -33,7 +33,7 @@ static const struct {
 static const struct {
     const char *name;
     unsigned flag;
-} modes[] = {{"json", MQFS_F_JSON}, {"now", MQFS_F_NOW}};
+} modes[] = {{"json", MQFS_F_JSON}, {"now", MQFS_F_NOW}, {"bulk", MQFS_F_BULK}};
 
 void mqfs_node_root(struct mqfs_node *out)
 {
@@ -108,7 +108,7 @@ static void copy_str(char *dst, const char *src, size_t len)
     dst[len] = '\0';
 }
 
-/* Parses the modes after the first '.': ".json", ".now.json", ... Each at most once, and only
+/* Parses the modes after the first '.': ".json", ".now.json", ".bulk.now", ... Each at most once, and only
  * those in `allowed`. */
 static int parse_modes(const char *s, size_t len, unsigned allowed, unsigned *flags)
 {
@@ -266,7 +266,8 @@ int mqfs_node_child(const struct mqfs_node *parent, const char *name, size_t len
         break;
     case MQFS_GROUP_DIR:
         n.kind = MQFS_GROUP;
-        rc = parse_name(name, len, (struct name_rule){MQFS_F_JSON | MQFS_F_NOW, 64}, &n);
+        rc = parse_name(name, len, (struct name_rule){MQFS_F_JSON | MQFS_F_NOW | MQFS_F_BULK, 64},
+                        &n);
         break;
     case MQFS_DIR_KEY:
         n.kind = MQFS_KEY_DIR;
@@ -321,9 +322,10 @@ int mqfs_path_parse(const char *path, size_t len, struct mqfs_node *out)
 /* Appends a NAME (topic, tags, modes) in canonical form. */
 static int put_name(char *buf, size_t cap, size_t at, const struct mqfs_node *n)
 {
-    int w = snprintf(buf + at, cap - at, "%s%s%s%s%s", n->topic, n->ntags ? ":" : "",
-                     n->ntags ? n->tags : "", (n->flags & MQFS_F_JSON) ? ".json" : "",
-                     (n->flags & MQFS_F_NOW) ? ".now" : "");
+    int w =
+        snprintf(buf + at, cap - at, "%s%s%s%s%s%s", n->topic, n->ntags ? ":" : "",
+                 n->ntags ? n->tags : "", (n->flags & MQFS_F_JSON) ? ".json" : "",
+                 (n->flags & MQFS_F_NOW) ? ".now" : "", (n->flags & MQFS_F_BULK) ? ".bulk" : "");
     return w;
 }
 

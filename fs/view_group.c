@@ -1,5 +1,5 @@
-/* view_group.c — group files: group/<Group>/<Topic>[:<Tags>][.now][.json] consume as a member of
- * a RocketMQ consumer group. Each open file is one consumer (its own client id in the group):
+/* view_group.c — group files: group/<Group>/<Topic>[:<Tags>][.now][.json][.bulk] consume as a
+ * member of a RocketMQ consumer group. Each open file is one consumer (its own client id in the group):
  * concurrent readers share the topic's queues by RocketMQ's average allocation, and offsets
  * live on the broker.
  *
@@ -7,6 +7,15 @@
  * larger than the read is handed out over several reads and counts as consumed only once its
  * last byte was delivered. So `head -n 3` consumes exactly 3 messages and the next reader gets
  * the 4th.
+ *
+ * Bulk (`.bulk`): one read() returns as many whole messages as fit in its buffer, and every one
+ * of them counts as consumed. A message is acked as it is added to the read's batch (the client
+ * holds one taken message per queue, so the next one of the same queue can only be taken after
+ * the ack); if the reply then fails (the reader is gone), the batch stays in the view and the
+ * next read of the same open file gets it first. A message that does not fit stays taken, not
+ * acked, for the next read; one larger than the buffer goes out as in exact mode. Bytes a
+ * reader gives back with lseek (bash's `read` reads ahead, then seeks back) are served again
+ * when it reads at that offset; other offsets are ignored, as for exact files.
  *
  * Waiting: when nothing is ready a read is answered later from the consumer's thread (no FUSE
  * worker parks), is interruptible (EINTR), gets EAGAIN with O_NONBLOCK, and poll() reports
@@ -29,6 +38,7 @@ struct waiter {
     struct waiter *next;
     fuse_req_t req;
     size_t size;
+    off_t off;
     int armed; /* its interrupt function is registered: it may be answered */
 };
 
@@ -42,6 +52,9 @@ struct group_view {
     struct mqc_msg *cur; /* taken, not yet fully delivered */
     struct mq_buf rest;  /* what is left of cur's rendering */
     size_t rest_off;
+    struct mq_buf batch; /* .bulk: whole messages, acked; [0, batch_off) were delivered */
+    size_t batch_off;
+    uint64_t pos;           /* .bulk: the file offset after the last byte delivered */
     struct waiter *waiters; /* deferred reads, oldest first */
     struct fuse_pollhandle *ph;
 };
@@ -65,29 +78,87 @@ static int prepare(struct group_view *v)
     return 1;
 }
 
-/* Replies to req with the next bytes of the message in hand. View lock held. */
-static void deliver(struct group_view *v, fuse_req_t req, size_t size)
+/* .bulk: the index in the batch a read at file offset off starts at. A reader that gave
+ * bytes back with lseek (bash's `read` builtin does, after reading ahead) reads them again:
+ * offsets in [pos - batch_off, pos) replay the batch; any other offset continues at pos. */
+static size_t bulk_index(const struct group_view *v, off_t off)
+{
+    uint64_t base = v->pos - v->batch_off;
+    if (off >= 0 && (uint64_t)off >= base && (uint64_t)off < v->pos)
+        return (size_t)((uint64_t)off - base);
+    return v->batch_off;
+}
+
+/* Whether a read at off would get bytes now: bytes to replay or left over in a bulk batch, or a
+ * message in hand (taking one if ready). View lock held. */
+static int has_data(struct group_view *v, off_t off)
+{
+    if ((v->h->node.flags & MQFS_F_BULK) && bulk_index(v, off) < v->batch.len)
+        return 1;
+    return prepare(v);
+}
+
+/* Replies to req with the next bytes of the message in hand; returns how many went out. View
+ * lock held. */
+static size_t deliver_one(struct group_view *v, fuse_req_t req, size_t size)
 {
     size_t left = v->rest.len - v->rest_off, n = size < left ? size : left;
     if (fuse_reply_buf(req, (const char *)v->rest.data + v->rest_off, n) != 0)
-        return; /* the reader is gone (interrupted): nothing was delivered */
+        return 0; /* the reader is gone (interrupted): nothing was delivered */
     v->rest_off += n;
     if (v->rest_off == v->rest.len) { /* the last byte went out: consumed */
         mqc_consumer_ack(v->c, v->cur);
         v->cur = NULL;
     }
+    return n;
 }
 
-/* Takes the first armed waiter off the list. View lock held. */
-static struct waiter *first_armed(struct group_view *v)
+/* .bulk: replies to req with as many whole messages as fit in size, each acked as it joins the
+ * batch; a message larger than size (or one already partly delivered) goes out as in exact
+ * mode. View lock held; has_data(v, off) was true. */
+static void deliver_bulk(struct group_view *v, fuse_req_t req, size_t size, off_t off)
 {
-    for (struct waiter **pw = &v->waiters; *pw; pw = &(*pw)->next) {
-        if ((*pw)->armed) {
-            struct waiter *w = *pw;
-            *pw = w->next;
-            return w;
+    size_t i = bulk_index(v, off);
+    if (i == v->batch.len) { /* everything handed out: a new batch starts at pos */
+        v->batch.len = v->batch_off = i = 0;
+        if (v->rest_off == 0 && v->rest.len <= size) {
+            while (v->cur && v->batch.len + v->rest.len <= size) {
+                if (mq_buf_append(&v->batch, v->rest.data, v->rest.len) != 0)
+                    break; /* out of memory: send what the batch holds */
+                mqc_consumer_ack(v->c, v->cur);
+                v->cur = NULL;
+                (void)prepare(v); /* the next message, if one is ready now */
+            }
+        }
+        if (v->batch.len == 0) { /* too large for the buffer: this message as in exact mode */
+            v->pos += deliver_one(v, req, size);
+            return;
         }
     }
+    size_t left = v->batch.len - i, n = size < left ? size : left;
+    if (fuse_reply_buf(req, (const char *)v->batch.data + i, n) != 0)
+        return; /* the reader is gone: the next read of this file gets the batch */
+    if (i + n > v->batch_off) {
+        v->pos += i + n - v->batch_off;
+        v->batch_off = i + n;
+    }
+}
+
+/* Replies to req with what the file's mode hands out per read. View lock held; has_data(). */
+static void deliver(struct group_view *v, fuse_req_t req, size_t size, off_t off)
+{
+    if (v->h->node.flags & MQFS_F_BULK)
+        deliver_bulk(v, req, size, off);
+    else
+        (void)deliver_one(v, req, size);
+}
+
+/* The link to the first armed waiter, or NULL. View lock held. */
+static struct waiter **first_armed(struct group_view *v)
+{
+    for (struct waiter **pw = &v->waiters; *pw; pw = &(*pw)->next)
+        if ((*pw)->armed)
+            return pw;
     return NULL;
 }
 
@@ -101,11 +172,11 @@ static void on_ready(void *arg)
 {
     struct group_view *v = arg;
     pthread_mutex_lock(&v->lock);
-    while (prepare(v)) {
-        struct waiter *w = first_armed(v);
-        if (!w)
-            break;
-        deliver(v, w->req, w->size);
+    struct waiter **pw;
+    while ((pw = first_armed(v)) && has_data(v, (*pw)->off)) {
+        struct waiter *w = *pw;
+        *pw = w->next;
+        deliver(v, w->req, w->size, w->off);
         free(w);
     }
     struct fuse_pollhandle *ph = v->ph;
@@ -157,8 +228,9 @@ int mqfs__group_open(struct mqfs_handle *h)
     pthread_mutex_init(&v->lock, &attr);
     pthread_mutexattr_destroy(&attr);
     mq_buf_init(&v->rest);
+    mq_buf_init(&v->batch);
     struct mqc_config cfg = {.namesrv = h->fs->namesrv, .group = h->node.group};
-    int now = (h->node.flags & MQFS_F_NOW) != 0;
+    int now = (h->node.flags & MQFS_F_NOW) != 0, bulk = (h->node.flags & MQFS_F_BULK) != 0;
     struct mqc_consumer_opts opts = {
         .from = MQC_FROM_FIRST, /* a new group starts at the earliest retained message */
         .rebalance_ms = 1000,   /* readers joining or leaving move queues within a second */
@@ -166,7 +238,7 @@ int mqfs__group_open(struct mqfs_handle *h)
         .persist_ms = 1000,
         .suspend_ms = now ? 1 : 15000,
         .pull_batch = 64,
-        .queue_buffer = 256,
+        .queue_buffer = bulk ? 1024 : 256, /* a bulk read can take a whole buffer's worth */
         .shared = h->fs->admin, /* one set of connections and threads for every open file */
     };
     int rc = mqc_consumer_new(&cfg, &opts, &v->c);
@@ -180,6 +252,7 @@ int mqfs__group_open(struct mqfs_handle *h)
         mq_info("group %s on %s: %s", h->node.group, h->node.topic, mq_strerror(rc));
         mqc_consumer_free(v->c);
         mq_buf_destroy(&v->rest);
+        mq_buf_destroy(&v->batch);
         pthread_mutex_destroy(&v->lock);
         free(v);
         return mqfs__send_errno(rc);
@@ -206,9 +279,14 @@ void mqfs__group_release(struct mqfs_handle *h)
     pthread_mutex_unlock(&v->lock);
     /* A partly delivered message was never acked: the next reader gets it whole. Freeing the
      * consumer commits the acked offsets and leaves the group; its callbacks (on_ready) all
-     * finish before it returns, so v stays valid until then. */
+     * finish before it returns, so v stays valid until then. A .bulk batch still held here was
+     * acked when it was handed to a reply that failed: it counts as consumed (docs/FS.md). */
+    if (v->batch.len > v->batch_off)
+        mq_warn("group %s on %s: %zu bytes of a bulk read never reached the reader", h->node.group,
+                h->node.topic, v->batch.len - v->batch_off);
     mqc_consumer_free(v->c);
     mq_buf_destroy(&v->rest);
+    mq_buf_destroy(&v->batch);
     pthread_mutex_destroy(&v->lock);
     free(v);
     h->view = NULL;
@@ -227,9 +305,9 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
         /* Take what is there now: wait only while owned queues may still hold messages. */
         for (int waited = 0; waited < NOW_WAIT_MAX_MS; waited += NOW_WAIT_STEP_MS) {
             pthread_mutex_lock(&v->lock);
-            int ready = prepare(v);
+            int ready = has_data(v, off);
             if (ready)
-                deliver(v, req, size);
+                deliver(v, req, size, off);
             pthread_mutex_unlock(&v->lock);
             if (ready)
                 return 0;
@@ -245,8 +323,8 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
         return 0;
     }
     pthread_mutex_lock(&v->lock);
-    if (prepare(v)) {
-        deliver(v, req, size);
+    if (has_data(v, off)) {
+        deliver(v, req, size, off);
         pthread_mutex_unlock(&v->lock);
         return 0;
     }
@@ -261,6 +339,7 @@ int mqfs__read_group(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t o
     }
     w->req = req;
     w->size = size;
+    w->off = off;
     struct waiter **tail = &v->waiters;
     while (*tail)
         tail = &(*tail)->next;
@@ -289,7 +368,7 @@ int mqfs__poll_group(struct mqfs_handle *h, struct fuse_pollhandle *ph, unsigned
     if (!v)
         return -EBADF;
     pthread_mutex_lock(&v->lock);
-    int ready = v->cur != NULL || mqc_consumer_ready(v->c);
+    int ready = v->cur != NULL || v->batch.len > v->batch_off || mqc_consumer_ready(v->c);
     if (!ready && ph) {
         if (v->ph)
             fuse_pollhandle_destroy(v->ph);

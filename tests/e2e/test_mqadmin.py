@@ -14,7 +14,8 @@ GET_ALL_TOPIC_CONFIG = 21
 GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201
 
 SUBCOMMANDS = ["updateTopic", "deleteTopic", "topicList", "topicRoute", "topicStatus",
-               "clusterList", "brokerStatus", "updateSubGroup", "consumerProgress",
+               "clusterList", "brokerStatus", "updateSubGroup", "deleteSubGroup",
+               "consumerProgress",
                "sendMessage", "consumeMessage", "queryMsgByKey", "queryMsgById"]
 
 
@@ -218,6 +219,22 @@ def test_cluster_groups_and_progress(two_brokers):
     assert rc == 0 and len(got) == 6
     rc, prog, _ = admin(ns, "consumerProgress", "-g", "GAdm", "-t", "TProg", as_json=True)
     assert rc == 0 and prog["diffTotal"] == 0
+
+    # deleteSubGroup: the group goes; with -r true its offsets go too.
+    rc, out, err = admin(ns, "deleteSubGroup", "-b", addr(a), "-g", "GAdm2")
+    assert rc == 0 and [r["result"] for r in table(out)] == ["success"], err
+    rc, rows, _ = admin(ns, "deleteSubGroup", "-c", "DefaultCluster", "-g", "GAdm", "-r", "true",
+                        as_json=True)
+    assert rc == 0 and {(r["broker"], r["result"]) for r in rows} == \
+        {("broker-a", "success"), ("broker-b", "success")}
+    for d in (a, b):
+        with mp.Client(d.port) as cli:
+            held = set(cli.call(GET_ALL_SUBSCRIPTIONGROUP_CONFIG).json_body()
+                       ["subscriptionGroupTable"])
+        assert not {"GAdm", "GAdm2"} & held, held
+    rc, prog, _ = admin(ns, "consumerProgress", "-g", "GAdm", "-t", "TProg", as_json=True)
+    assert rc == 0 and prog["diffTotal"] == 10, prog
+    assert admin(ns, "deleteSubGroup", "-b", addr(a), "-g", "G", "-r", "yes")[0] == 2
 
 
 def test_namesrv_from_environment(namesrv, broker_factory):

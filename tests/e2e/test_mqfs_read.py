@@ -1,7 +1,9 @@
 """test_mqfs_read.py — reading through mqfs with the real shell tools against a real NameServer,
 broker and mount: the log views (cat, wc, tail -n, head, grep, tail -f, exact sizes, a million
 lines), the group views (exact consumption with head, offsets across mqfs restarts, concurrent
-readers sharing queues, blocking reads that Ctrl-C ends, O_NONBLOCK, poll, .now, .json + jq)."""
+readers sharing queues, blocking reads that Ctrl-C ends, O_NONBLOCK, poll, .now, .json + jq; the
+sharing, blocking and jq cases also for .bulk files, whose own tests are in
+test_mqfs_groups.py)."""
 
 import json
 import os
@@ -133,11 +135,12 @@ def test_group_offsets_survive_mqfs_restart(cluster, tmp_path):
         m.start()  # the fixture stops it again
 
 
-def test_two_group_readers_share_the_queues(cluster):
+@pytest.mark.parametrize("mode", ["", ".bulk"])
+def test_two_group_readers_share_the_queues(cluster, mode):
     m = cluster
     make_topic(m, "Shared", queues=4)
     os.mkdir(m.p("group", "GS"))
-    g = m.p("group", "GS", "Shared")
+    g = m.p("group", "GS", "Shared" + mode)
     readers = [subprocess.Popen(["cat", g], stdout=subprocess.PIPE) for _ in range(2)]
     time.sleep(2.5)  # both join the group and rebalance (1 s period)
     fd = os.open(m.p("topic", "Shared"), os.O_WRONLY | os.O_APPEND)
@@ -160,17 +163,19 @@ def test_two_group_readers_share_the_queues(cluster):
         r.send_signal(signal.SIGINT)
     for t in threads:
         t.join(10)
+    assert sum(o.count(b"\n") for o in outs) == 400  # none twice
     sets = [set(o.decode().split()) for o in outs]
     assert sets[0].isdisjoint(sets[1])
     assert sets[0] | sets[1] == {"s%d" % i for i in range(400)}
     assert sets[0] and sets[1]  # both got a share
 
 
-def test_blocked_read_waits_is_interruptible_and_nonblocking(cluster):
+@pytest.mark.parametrize("mode", ["", ".bulk"])
+def test_blocked_read_waits_is_interruptible_and_nonblocking(cluster, mode):
     m = cluster
     make_topic(m, "Wait", queues=1)
     os.mkdir(m.p("group", "GW"))
-    g = m.p("group", "GW", "Wait")
+    g = m.p("group", "GW", "Wait" + mode)
     # O_NONBLOCK: EAGAIN when there is nothing.
     fd = os.open(g, os.O_RDONLY | os.O_NONBLOCK)
     with pytest.raises(BlockingIOError):
@@ -202,10 +207,11 @@ def test_blocked_read_waits_is_interruptible_and_nonblocking(cluster):
 def test_json_views_work_with_jq(cluster):
     m = cluster
     topic_with(m, "Js", ["a", "b", "c"], queues=1)
-    os.mkdir(m.p("group", "GJ"))
-    r = sh("cat '%s' | jq -r '.body + \" \" + (.queueOffset|tostring)'" %
-           m.p("group", "GJ", "Js.now.json"))
-    assert r.stdout == b"a 0\nb 1\nc 2\n", r.stderr
+    for group, name in (("GJ", "Js.now.json"), ("GJB", "Js.bulk.now.json")):
+        os.mkdir(m.p("group", group))
+        r = sh("cat '%s' | jq -r '.body + \" \" + (.queueOffset|tostring)'" %
+               m.p("group", group, name))
+        assert r.stdout == b"a 0\nb 1\nc 2\n", (name, r.stderr)
     os.mkdir(m.p("group", "GJ2"))
     obj = json.loads(sh("head -n 1 '%s'" % m.p("group", "GJ2", "Js.json")).stdout)
     assert (obj["topic"], obj["queueId"], obj["body"]) == ("Js", 0, "a")

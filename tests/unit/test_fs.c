@@ -132,6 +132,28 @@ TEST(test_path_group)
     ASSERT_EQ(parse("group/G 1", &n), -EINVAL);
     ASSERT_EQ(parse("group/G.1", &n), -EINVAL);
     ASSERT_EQ(parse("group/G1/T.now.now", &n), -EINVAL);
+    /* .bulk: with the other modes and tags, in any order, at most once */
+    ASSERT_OK(parse("group/G1/Orders:Paid||X.bulk.json.now", &n));
+    ASSERT_EQ(n.flags, MQFS_F_JSON | MQFS_F_NOW | MQFS_F_BULK);
+    ASSERT_STR_EQ(n.tags, "Paid||X");
+    ASSERT_OK(parse("group/G1/Orders.bulk", &n));
+    ASSERT_EQ(n.flags, MQFS_F_BULK);
+    ASSERT_OK(round_trip("group/G1/Orders.bulk", NULL));
+    ASSERT_OK(round_trip("group/G1/Orders.bulk.now", "group/G1/Orders.now.bulk"));
+    ASSERT_OK(round_trip("group/G1/O:A.bulk.now.json", "group/G1/O:A.json.now.bulk"));
+    static const char *bad_bulk[] = {
+        "group/G1/T.bulk.bulk",
+        "group/G1/T.bulk.now.bulk",
+        "group/G1/T.bulk.",
+        "group/G1/T.Bulk",
+        "group/G1/T.bulkx",
+        "topic/T.bulk",
+        "queue/T.bulk",
+        "key/T.bulk/k",
+        "msg/7f00000100002a9f0000000000000000.bulk",
+    };
+    for (size_t i = 0; i < sizeof(bad_bulk) / sizeof(bad_bulk[0]); i++)
+        ASSERT_EQ(parse(bad_bulk[i], &n), -EINVAL);
     ASSERT_EQ(parse("group/G1/T/x", &n), -ENOTDIR);
 }
 
@@ -500,6 +522,20 @@ TEST(test_inode_table)
 
 /* ---- admin bodies ---- */
 
+TEST(test_group_hidden)
+{
+    static const char *hidden[] = {
+        "TOOLS_CONSUMER",     "FILTERSRV_CONSUMER", "SELF_TEST_C_GROUP",
+        "CID_ONS-HTTP-PROXY", "CID_ONSAPI_PULL",    "CID_ONSAPI_OWNER",
+        "CID_RMQ_SYS_TRANS",  "DEFAULT_CONSUMER",   "__MONITOR_CONSUMER"};
+    for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
+        ASSERT_EQ(mqfs__group_hidden(hidden[i]), 1);
+    static const char *shown[] = {"G1", "TOOLS_CONSUMER2", "CID_ONSAPI", "CID_RMQ_SYS",
+                                  "cid_rmq_sys_x"};
+    for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++)
+        ASSERT_EQ(mqfs__group_hidden(shown[i]), 0);
+}
+
 TEST(test_admin_topic_list_parse)
 {
     const char *body = "{\"topicList\":[\"TBW102\",\"Orders\",\"%RETRY%G1\",\"x\"]}";
@@ -544,8 +580,8 @@ TEST(test_admin_cluster_parse)
     ASSERT_EQ(mqc_admin_parse_cluster("[]", 2, &b, &n), -EBADMSG);
 }
 
-TEST_MAIN(test_path_top, test_path_topic, test_path_group, test_path_queue, test_path_key_blob_msg,
-          test_path_child_and_name, test_lines_every_split, test_lines_byte_by_byte,
-          test_lines_one_batch_per_write, test_lines_failure_keeps_state,
+TEST_MAIN(test_path_top, test_path_topic, test_path_group, test_group_hidden, test_path_queue,
+          test_path_key_blob_msg, test_path_child_and_name, test_lines_every_split,
+          test_lines_byte_by_byte, test_lines_one_batch_per_write, test_lines_failure_keeps_state,
           test_lines_checks_before_sending, test_lines_batch_limits, test_lines_big,
           test_admin_topic_list_parse, test_admin_cluster_parse, test_inode_table)

@@ -5,16 +5,25 @@
              the same disk and into a FUSE passthrough mount (mqbench-passthrough: the FUSE
              ceiling with mqfs's mount settings)
   log read   `cat topic/T > /dev/null` (lines/s)
-  group read `head -n M group/G/T` in exact mode (one message per read)
-  latency    a line written to topic/T until a blocked reader of group/G/T has it (p50/p99)
+  group read `head -n M group/G/T` in exact mode (one message per read) and
+             `cat group/G2/T.bulk.now | wc -l` of all N lines (as many whole messages per
+             read as fit)
+  latency    a line written to topic/T (open, write, close: what `echo x >> topic/T` does)
+             until a blocked `cat group/G/T` prints it (p50/p99 over --samples lines, one
+             every --gap-ms, default 5 ms, so cat is parked in read() each time), for
+             exact and .bulk readers; and a write() on a topic file kept open
 
 Starts its own NameServer, broker (ASYNC_FLUSH) and mounts on free 127.0.0.1 ports in a temp
-dir, and stops them. Usage: tools/fsbench/fs_bench.py [--lines N] [--bin build/bin]
+dir, and stops them. Usage: tools/fsbench/fs_bench.py [--lines N] [--group-lines M]
+[--samples S] [--gap-ms G] [--bin build/bin]. Prints the load average before and after.
 Final line: RESULT ingest_mps=... plain_mps=... passthrough_mps=... ingest_vs_plain=...
-ingest_vs_passthrough=... log_read_lps=... group_exact_lps=... lat_p50_ms=... lat_p99_ms=...
+ingest_vs_passthrough=... log_read_lps=... group_exact_lps=... group_bulk_lps=...
+lat_p50_ms=... lat_p99_ms=... lat_bulk_p50_ms=... lat_bulk_p99_ms=... lat_fd_p50_ms=...
+lat_fd_p99_ms=...
 """
 
 import argparse
+import math
 import os
 import shutil
 import socket
@@ -56,12 +65,57 @@ def timed(cmd):
     return time.monotonic() - t0
 
 
+def percentile(sorted_ms, p):
+    """The p-th percentile (nearest rank) of an ascending list."""
+    k = max(0, min(len(sorted_ms) - 1, math.ceil(p / 100.0 * len(sorted_ms)) - 1))
+    return sorted_ms[k]
+
+
+def latency(mnt, group, topic, name, samples, gap_ms, reopen=True):
+    """A blocked `cat` of group/<group>/<name> and one line at a time written to topic/<topic>
+    (open, write, close, as `echo` does; with reopen False one write() on a file kept open):
+    ms from the write until cat printed the line."""
+    os.mkdir(os.path.join(mnt, "group", group))
+    tpath = os.path.join(mnt, "topic", topic)
+    with open(tpath, "a") as f:
+        f.write("warm\n")
+    cat = subprocess.Popen(["cat", os.path.join(mnt, "group", group, name)],
+                           stdout=subprocess.PIPE, bufsize=0)
+    try:
+        if cat.stdout.readline() != b"warm\n":
+            raise SystemExit("latency: the warm-up line did not arrive")
+        lats = []
+        keep = None if reopen else os.open(tpath, os.O_WRONLY | os.O_APPEND)
+        for i in range(samples):
+            time.sleep(gap_ms / 1000.0)  # cat is blocked in read() again
+            t0 = time.monotonic()
+            fd = keep if keep is not None else os.open(tpath, os.O_WRONLY | os.O_APPEND)
+            os.write(fd, b"m%d\n" % i)
+            if keep is None:
+                os.close(fd)
+            got = cat.stdout.readline()
+            lats.append((time.monotonic() - t0) * 1000)
+            if got != b"m%d\n" % i:
+                raise SystemExit("latency: got %r" % got)
+        if keep is not None:
+            os.close(keep)
+    finally:
+        cat.kill()
+        cat.wait()
+    lats.sort()
+    return percentile(lats, 50), percentile(lats, 99)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1000000)
     ap.add_argument("--group-lines", type=int, default=20000)
+    ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--gap-ms", type=float, default=5.0,
+                    help="pause between latency samples (the reader is parked in read())")
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "bin"))
     a = ap.parse_args()
+    load_before = os.getloadavg()
     work = tempfile.mkdtemp(prefix="mq-fsbench-")
     procs, mounts = [], []
     try:
@@ -102,26 +156,20 @@ def main():
         os.mkdir(os.path.join(mnt, "group", "GB"))
         gl = min(a.group_lines, n)
         t_group = timed("head -n %d '%s/group/GB/Bench' > /dev/null" % (gl, mnt))
-        # Latency: one blocked reader, one line at a time.
-        os.mkdir(os.path.join(mnt, "group", "GL"))
-        with open(os.path.join(mnt, "topic", "Lat"), "a") as f:
-            f.write("warm\n")
-        rd = open(os.path.join(mnt, "group", "GL", "Lat"), "rb", buffering=0)
-        rd.read(100)  # the warm-up line
-        lats = []
-        wfd = os.open(os.path.join(mnt, "topic", "Lat"), os.O_WRONLY | os.O_APPEND)
-        for i in range(200):
-            t0 = time.monotonic()
-            os.write(wfd, b"m%d\n" % i)
-            got = rd.read(100)
-            lats.append((time.monotonic() - t0) * 1000)
-            assert got == b"m%d\n" % i, got
-        os.close(wfd)
-        rd.close()
-        lats.sort()
-        p50, p99 = lats[len(lats) // 2], lats[int(len(lats) * 0.99) - 1]
+        os.mkdir(os.path.join(mnt, "group", "GBB"))
+        t0 = time.monotonic()  # .bulk as recommended: a cat that drains everything
+        got = subprocess.run(["bash", "-c", "cat '%s/group/GBB/Bench.bulk.now' | wc -l" % mnt],
+                             check=True, capture_output=True).stdout
+        t_bulk = time.monotonic() - t0
+        if int(got) != n:
+            raise SystemExit("group read .bulk: %s lines of %d" % (got.strip(), n))
+        p50, p99 = latency(mnt, "GL", "Lat", "Lat", a.samples, a.gap_ms)
+        bp50, bp99 = latency(mnt, "GLB", "LatB", "LatB.bulk", a.samples, a.gap_ms)
+        wp50, wp99 = latency(mnt, "GLW", "LatW", "LatW", a.samples, a.gap_ms, reopen=False)
+        load_after = os.getloadavg()
         r = {"ingest_mps": n / t_ingest, "plain_mps": n / t_plain, "passthrough_mps": n / t_pass,
-             "log_read_lps": n / t_read, "group_exact_lps": gl / t_group}
+             "log_read_lps": n / t_read, "group_exact_lps": gl / t_group,
+             "group_bulk_lps": n / t_bulk}
         print("lines %d x 100 bytes" % n)
         print("ingest (cat > topic/T)        %10.0f msgs/s  (%.3fx plain file, %.3fx FUSE "
               "passthrough)" % (r["ingest_mps"], r["ingest_mps"] / r["plain_mps"],
@@ -129,14 +177,25 @@ def main():
         print("cat > plain file              %10.0f lines/s" % r["plain_mps"])
         print("cat > FUSE passthrough        %10.0f lines/s" % r["passthrough_mps"])
         print("log read (cat topic/T)        %10.0f lines/s" % r["log_read_lps"])
-        print("group read, exact (head -n)   %10.0f lines/s" % r["group_exact_lps"])
-        print("echo -> blocked group reader  p50 %.2f ms, p99 %.2f ms" % (p50, p99))
+        print("group read, exact (head -n %d) %10.0f lines/s" % (gl, r["group_exact_lps"]))
+        print("group read, .bulk (cat .bulk.now | wc -l, %d) %10.0f lines/s (%.1fx exact)" % (
+            n, r["group_bulk_lps"], r["group_bulk_lps"] / r["group_exact_lps"]))
+        print("echo -> blocked cat group/G/T       p50 %.2f ms, p99 %.2f ms (%d samples)" % (
+            p50, p99, a.samples))
+        print("echo -> blocked cat group/G/T.bulk  p50 %.2f ms, p99 %.2f ms (%d samples)" % (
+            bp50, bp99, a.samples))
+        print("write() on an open fd -> cat      p50 %.2f ms, p99 %.2f ms (%d samples)" % (
+            wp50, wp99, a.samples))
+        print("load average before %.2f %.2f %.2f, after %.2f %.2f %.2f" % (
+            load_before + load_after))
         print("RESULT ingest_mps=%.0f plain_mps=%.0f passthrough_mps=%.0f ingest_vs_plain=%.4f "
               "ingest_vs_passthrough=%.4f log_read_lps=%.0f group_exact_lps=%.0f "
-              "lat_p50_ms=%.3f lat_p99_ms=%.3f" % (
+              "group_bulk_lps=%.0f lat_p50_ms=%.3f lat_p99_ms=%.3f lat_bulk_p50_ms=%.3f "
+              "lat_bulk_p99_ms=%.3f lat_fd_p50_ms=%.3f lat_fd_p99_ms=%.3f" % (
                   r["ingest_mps"], r["plain_mps"], r["passthrough_mps"],
                   r["ingest_mps"] / r["plain_mps"], r["ingest_mps"] / r["passthrough_mps"],
-                  r["log_read_lps"], r["group_exact_lps"], p50, p99))
+                  r["log_read_lps"], r["group_exact_lps"], r["group_bulk_lps"], p50, p99,
+                  bp50, bp99, wp50, wp99))
     finally:
         for m in mounts:
             subprocess.run(["fusermount3", "-u", m], capture_output=True)

@@ -1,6 +1,7 @@
 /* cmd_cluster.c — cluster and group subcommands: clusterList (GET_BROKER_CLUSTER_INFO plus each
  * broker's runtime counters), brokerStatus (GET_BROKER_RUNTIME_INFO), updateSubGroup
- * (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP) and consumerProgress (broker vs committed offsets). */
+ * (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP), deleteSubGroup (DELETE_SUBSCRIPTIONGROUP) and
+ * consumerProgress (broker vs committed offsets). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,15 +63,36 @@ static int create_group(struct adm *a, const char *addr, void *group)
     return mqc_admin_create_group(a->admin, addr, group);
 }
 
-int adm_update_sub_group(struct adm *a)
+static int delete_group(struct adm *a, const char *addr, void *group)
+{
+    const char *r = adm_opt(a, 'r'); /* removeOffset, as RocketMQ's -r true */
+    return mqc_admin_delete_group(a->admin, addr, group, r && strcmp(r, "true") == 0);
+}
+
+/* Runs op on every target broker (-c / -b) for the group -g: one row per broker. */
+static int each_target(struct adm *a, const char *what,
+                       int (*op)(struct adm *, const char *, void *))
 {
     const char *group = adm_opt(a, 'g');
     json_t *row = json_pack("{s:s}", "group", group), *rows;
-    char what[200];
-    snprintf(what, sizeof(what), "create group %s", group);
-    int status = adm_each_target(a, create_group, (void *)group, what, "broker", row, &rows);
+    char desc[200];
+    snprintf(desc, sizeof(desc), "%s group %s", what, group);
+    int status = adm_each_target(a, op, (void *)group, desc, "broker", row, &rows);
     json_decref(row);
     return rows ? adm_emit(a, rows, status) : status;
+}
+
+int adm_update_sub_group(struct adm *a)
+{
+    return each_target(a, "create", create_group);
+}
+
+int adm_delete_sub_group(struct adm *a)
+{
+    const char *r = adm_opt(a, 'r');
+    if (r && strcmp(r, "true") != 0 && strcmp(r, "false") != 0)
+        return adm_usage_error(a, "-r takes true or false");
+    return each_target(a, "delete", delete_group);
 }
 
 /* Topics a group may have offsets in, when -t is not given: every topic but the system ones

@@ -45,6 +45,13 @@ static const struct adm_cmd cmds[] = {
      "  -c CLUSTER  every master of this cluster\n"
      "  -b ADDR     one broker, ip:port\n",
      adm_update_sub_group},
+    {"deleteSubGroup", "cbgr", "g", "-g group (-c cluster | -b brokerAddr) [-r true]",
+     "delete a subscription (consumer) group; -r true also drops its offsets",
+     "  -g GROUP    consumer group\n"
+     "  -c CLUSTER  every master of this cluster\n"
+     "  -b ADDR     one broker, ip:port\n"
+     "  -r BOOL     removeOffset: true also deletes the group's committed offsets\n",
+     adm_delete_sub_group},
     {"consumerProgress", "gt", "g", "-g group [-t topic]",
      "per queue: broker offset, the group's committed offset, and the lag",
      "  -g GROUP    consumer group\n"
