@@ -103,6 +103,8 @@ struct rpc_conn {
     int connected;                /* client side: connect completed */
     int draining;                 /* closing once the output is flushed */
     int timed_out;                /* closed by a connect or write timeout */
+    uint8_t *rd_frame;            /* a large frame being read straight from the socket */
+    size_t rd_len, rd_have;       /* its size and the bytes read so far */
     void *owner_data;             /* client side: its per-connection record */
     struct rpc_conn *prev, *next; /* the owner's list of open connections (loop thread) */
 };
