@@ -96,10 +96,59 @@ static void leave_cb(struct rpc_conn *c)
 
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
-static void release_ref_body(const void *data, size_t len, void *extra)
+/* Keeps a borrowed body alive while any of its pieces sits in an output buffer: the body's
+ * release runs when the last referenced piece has been written or its buffer freed (a closed
+ * connection). */
+struct body_hold {
+    atomic_int refs; /* referenced pieces queued, plus one while they are being added */
+    void (*release)(void *arg);
+    void *arg;
+};
+
+static void hold_put(struct body_hold *h)
 {
-    struct rpc_cmd *holder = extra; /* a shell command that only owns the body */
-    rpc_cmd_free(holder);
+    if (atomic_fetch_sub(&h->refs, 1) == 1) {
+        h->release(h->arg);
+        free(h);
+    }
+}
+
+static void release_piece(const void *data, size_t len, void *extra)
+{
+    hold_put(extra);
+}
+
+/* Appends cmd's body (flat or segments) to out: pieces of BODY_COPY_MAX bytes and more by
+ * reference, smaller ones copied. Takes over cmd's release when a piece is referenced. */
+static int add_body(struct evbuffer *out, struct rpc_cmd *cmd)
+{
+    struct rpc_seg one = {cmd->body, cmd->body_len};
+    const struct rpc_seg *segs = cmd->nsegs ? cmd->segs : &one;
+    uint32_t n = cmd->nsegs ? cmd->nsegs : 1;
+    struct body_hold *h = NULL;
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        if (segs[i].len < BODY_COPY_MAX) {
+            rc = segs[i].len ? evbuffer_add(out, segs[i].p, segs[i].len) : 0;
+            continue;
+        }
+        if (!h) {
+            if (!(h = malloc(sizeof(*h))))
+                return -ENOMEM;
+            atomic_init(&h->refs, 1);
+            h->release = cmd->body_release;
+            h->arg = cmd->body_release_arg;
+            cmd->body_release = NULL; /* the hold releases it now */
+        }
+        atomic_fetch_add(&h->refs, 1);
+        if (evbuffer_add_reference(out, segs[i].p, segs[i].len, release_piece, h) != 0) {
+            atomic_fetch_sub(&h->refs, 1);
+            rc = -ENOMEM;
+        }
+    }
+    if (h)
+        hold_put(h);
+    return rc ? -ENOMEM : 0;
 }
 
 static void free_frame(const void *data, size_t len, void *extra)
@@ -142,23 +191,20 @@ int rpc__conn_send(struct rpc_conn *c, struct rpc_cmd *cmd, int ser)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     rc = -ENOMEM;
     if (cmd->body_len <= BODY_COPY_MAX || !cmd->body_release) {
-        if (mq_buf_append(&b, cmd->body, cmd->body_len) != 0 ||
-            evbuffer_add(out, b.data, b.len) != 0)
+        if (mq_buf_reserve(&b, cmd->body_len) != 0)
+            goto out;
+        if (cmd->body)
+            memcpy(b.data + b.len, cmd->body, cmd->body_len);
+        else
+            rpc__segs_copy(cmd->segs, cmd->nsegs, b.data + b.len);
+        b.len += cmd->body_len;
+        if (evbuffer_add(out, b.data, b.len) != 0)
             goto out;
     } else {
-        struct rpc_cmd *holder = calloc(1, sizeof(*holder));
-        if (!holder || evbuffer_add(out, b.data, b.len) != 0) {
-            free(holder);
+        if (evbuffer_add(out, b.data, b.len) != 0)
             goto out;
-        }
-        holder->body = cmd->body;
-        holder->body_len = cmd->body_len;
-        holder->body_release = cmd->body_release;
-        holder->body_release_arg = cmd->body_release_arg;
-        cmd->body_release = NULL;
-        if (evbuffer_add_reference(out, holder->body, holder->body_len, release_ref_body, holder) !=
-            0) {
-            rpc_cmd_free(holder);
+        if (add_body(out, cmd) != 0) { /* half a frame is queued: the stream is lost */
+            rpc__conn_close_now(c, "out of memory");
             goto out;
         }
     }
