@@ -15,7 +15,7 @@
 #include "common/mq_log.h"
 #include "remoting/remoting_int.h"
 
-#define BODY_COPY_MAX 4096 /* smaller bodies are copied into the output buffer */
+#define BODY_COPY_MAX 4096 /* body pieces smaller than this are copied, larger ones referenced */
 /* libevent reads at most 4 KiB per readiness event (EVBUFFER_MAX_READ): a frame still missing
  * more than this is read with recv() straight into its own buffer instead — one syscall per
  * socket buffer's worth, and no copy out of the evbuffer. */
