@@ -74,6 +74,47 @@ static int pull_code(enum store_get_status st, int64_t offset)
     return RPC_SYSTEM_ERROR;
 }
 
+/* A pull reply's body: the records where the store has them (its mapped files, kept by the
+ * result's file references), one segment per run of adjacent records. */
+struct records_body {
+    struct store *store;
+    struct store_get_result *got;
+    struct rpc_seg segs[];
+};
+
+static void release_records(void *arg)
+{
+    struct records_body *rb = arg;
+    store_release(rb->store, rb->got);
+    free(rb);
+}
+
+/* Gives resp the records of got (taken on success) as a segmented body: the remoting layer
+ * writes them to the socket from the commitlog mapping, without copying them into a reply
+ * buffer. Returns 0 or -ENOMEM. */
+static int set_records_body(struct broker *b, struct rpc_cmd *resp, struct store_get_result *got)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < got->count; i++)
+        if (i == 0 || got->msgs[i].data != got->msgs[i - 1].data + got->msgs[i - 1].len)
+            n++;
+    struct records_body *rb = malloc(sizeof(*rb) + n * sizeof(rb->segs[0]));
+    if (!rb)
+        return -ENOMEM;
+    rb->store = b->store;
+    rb->got = got;
+    struct rpc_seg *seg = rb->segs - 1;
+    for (size_t i = 0; i < got->count; i++) {
+        const struct store_slice *m = &got->msgs[i];
+        if (i == 0 || m->data != got->msgs[i - 1].data + got->msgs[i - 1].len)
+            *++seg = (struct rpc_seg){m->data, 0};
+        seg->len += m->len;
+    }
+    atomic_fetch_add(&b->stat_get_msgs, got->count);
+    rpc_cmd_set_body_segs(resp, rb->segs, n, release_records, rb);
+    return 0;
+}
+
 /* Runs a pull. Returns RPC_REPLY with *resp, or 1 when the caller should hold the request
  * (nothing there, suspend allowed). */
 static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pull_hdr *h,
@@ -136,15 +177,9 @@ static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pul
         *resp = NULL;
     }
     if (*resp && code == RPC_SUCCESS && got->count > 0) {
-        uint8_t *body = malloc(got->bytes ? got->bytes : 1), *p = body;
-        for (size_t i = 0; body && i < got->count; i++) {
-            memcpy(p, got->msgs[i].data, got->msgs[i].len);
-            p += got->msgs[i].len;
-        }
-        if (body) {
-            rpc_cmd_take_body(*resp, body, (size_t)(p - body));
+        if (set_records_body(b, *resp, got) == 0) {
+            got = NULL; /* released with the body, once the connection has written it */
             atomic_fetch_add(&b->stat_gets, 1);
-            atomic_fetch_add(&b->stat_get_msgs, got->count);
         } else {
             rpc_cmd_free(*resp);
             *resp = NULL;

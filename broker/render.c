@@ -74,6 +74,23 @@ static int append_rendering(struct mq_buf *out, struct mq_buf *one, const struct
     struct mq_msg m;
     if (mq_msg_decode(sl->data, sl->len, 0, 0, &m) <= 0)
         return MQ_ECORRUPT;
+    if (!(m.sysflag & MQ_SYSFLAG_COMPRESSED)) { /* straight from the record: one copy */
+        size_t rlen = (size_t)m.body_len + 1;
+        size_t from = (size_t)within < rlen ? (size_t)within : rlen, take = rlen - from;
+        if ((int64_t)(out->len + take) > max_bytes)
+            take = (size_t)(max_bytes - (int64_t)out->len);
+        int rc = mq_buf_reserve(out, take);
+        if (rc)
+            return rc;
+        size_t body = from < m.body_len ? m.body_len - from : 0;
+        if (body > take)
+            body = take;
+        memcpy(out->data + out->len, m.body + from, body);
+        if (take > body)
+            out->data[out->len + body] = '\n';
+        out->len += take;
+        return 0;
+    }
     one->len = 0;
     int rc = append_body(one, &m);
     if (rc == 0)
@@ -103,6 +120,9 @@ int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t 
     int64_t qoff, within;
     if ((rc = store_render_find(b->store, topic, tl, queue_id, off, &qoff, &within)) != 0)
         return rc == -ENXIO ? 0 : rc;
+    /* the whole answer's room at once: no growing by doubling (copies, fresh pages) */
+    if ((rc = mq_buf_reserve(out, (size_t)(*size - off < max_bytes ? *size - off : max_bytes))))
+        return rc;
     struct mq_buf one;
     mq_buf_init(&one);
     while ((int64_t)out->len < max_bytes && rc == 0) {
@@ -176,6 +196,8 @@ int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t 
             hi = mid;
     }
     int64_t within = off - topic_g(b, topic, tl, nq, lo);
+    if (mq_buf_reserve(out, (size_t)(*size - off < max_bytes ? *size - off : max_bytes)))
+        return -ENOMEM;
     struct topic_q *qs = calloc((size_t)nq, sizeof(*qs));
     if (!qs)
         return -ENOMEM;

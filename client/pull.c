@@ -159,6 +159,8 @@ static int decode_body(struct pull_priv *pp, const struct mqc_mq *mq, const stru
      * several times per pull, the biggest cost of a 1,024-message pull after decoding. */
     if (cap > 0 && !(out->msgs = malloc(cap * sizeof(*out->msgs))))
         return -ENOMEM;
+    size_t topic_n = strnlen(mq->topic, sizeof(mq->topic) - 1) + 1;
+    size_t broker_n = strnlen(mq->broker, sizeof(mq->broker) - 1) + 1;
     while (pos < len) {
         struct mq_msg rec;
         int64_t n = mq_msg_decode(p + pos, len - pos, 0, 0, &rec);
@@ -184,8 +186,11 @@ static int decode_body(struct pull_priv *pp, const struct mqc_mq *mq, const stru
             out->msgs = m;
         }
         struct mqc_msg *m = &out->msgs[out->n];
-        memset(m, 0, sizeof(*m));
-        m->mq = *mq;
+        /* Every field is set below; of the queue only the strings are copied (not the whole
+         * 260-byte struct, nor a memset of the message first): this loop runs per message. */
+        memcpy(m->mq.topic, mq->topic, topic_n);
+        memcpy(m->mq.broker, mq->broker, broker_n);
+        m->mq.queue_id = mq->queue_id;
         if (mq->queue_id < 0) { /* lookups: each record names its own topic and queue */
             m->mq.queue_id = rec.queue_id;
             snprintf(m->mq.topic, sizeof(m->mq.topic), "%.*s", (int)rec.topic_len, rec.topic);

@@ -93,6 +93,12 @@ struct rpc_ext {
     uint32_t key, val; /* offsets into cmd->strs of NUL-terminated strings */
 };
 
+/* One piece of a body given as segments (rpc_cmd_set_body_segs). */
+struct rpc_seg {
+    const void *p;
+    size_t len;
+};
+
 /* One RemotingCommand. Fields are public; strings live in the command's own arena (`strs`) and
  * are reached through the accessors. A command is owned by whoever holds the pointer; free it
  * with rpc_cmd_free(). */
@@ -113,6 +119,8 @@ struct rpc_cmd {
     uint32_t strs_len, strs_cap;
     void (*body_release)(void *arg); /* called once when the body is no longer referenced */
     void *body_release_arg;
+    const struct rpc_seg *segs; /* the body as segments (then body is NULL, body_len the sum) */
+    uint32_t nsegs;
 };
 
 /* Allocates a request with `code`, language CPP (what our own programs send), version
@@ -166,6 +174,13 @@ int rpc_cmd_set_body_copy(struct rpc_cmd *cmd, const void *p, size_t len);
 void rpc_cmd_set_body_ref(struct rpc_cmd *cmd, const void *p, size_t len,
                           void (*release)(void *arg), void *arg);
 void rpc_cmd_take_body(struct rpc_cmd *cmd, void *p, size_t len);
+/* A body made of n segments sent back to back, borrowed like rpc_cmd_set_body_ref: `segs` and
+ * the bytes they point to stay valid until release(arg). A connection writes segments of 4 KiB
+ * and more to the socket from where they are (no copy; e.g. records in the store's mapped
+ * files) and copies smaller ones. cmd->body stays NULL: readers of a received command never
+ * see segments (a decoded frame has one flat body); rpc_cmd_clone flattens them. */
+void rpc_cmd_set_body_segs(struct rpc_cmd *cmd, const struct rpc_seg *segs, uint32_t n,
+                           void (*release)(void *arg), void *arg);
 
 /* Names: "JAVA", "CPP", ... ("OTHER" for unknown ordinals); lookup returns -EINVAL if unknown. */
 const char *rpc_lang_name(int lang);

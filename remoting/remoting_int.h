@@ -24,6 +24,8 @@ int rpc__cmd_reserve(struct rpc_cmd *cmd, size_t extra, size_t entries);
  * because lookup scans from the end). */
 int rpc__ext_append(struct rpc_cmd *cmd, const char *k, size_t kn, const char *v, size_t vn);
 void rpc__cmd_release_body(struct rpc_cmd *cmd);
+/* Copies the segments back to back into dst (room for their sum); returns the bytes. */
+size_t rpc__segs_copy(const struct rpc_seg *segs, uint32_t n, uint8_t *dst);
 /* Writes the JSON header object of cmd (rpc_json.c). */
 struct mq_buf;
 int rpc__header_encode_json(const struct rpc_cmd *cmd, struct mq_buf *out);
@@ -103,6 +105,8 @@ struct rpc_conn {
     int connected;                /* client side: connect completed */
     int draining;                 /* closing once the output is flushed */
     int timed_out;                /* closed by a connect or write timeout */
+    uint8_t *rd_frame;            /* a large frame being read straight from the socket */
+    size_t rd_len, rd_have;       /* its size and the bytes read so far */
     void *owner_data;             /* client side: its per-connection record */
     struct rpc_conn *prev, *next; /* the owner's list of open connections (loop thread) */
 };

@@ -47,6 +47,8 @@ void rpc__cmd_release_body(struct rpc_cmd *cmd)
     cmd->body_release_arg = NULL;
     cmd->body = NULL;
     cmd->body_len = 0;
+    cmd->segs = NULL;
+    cmd->nsegs = 0;
 }
 
 void rpc_cmd_free(struct rpc_cmd *cmd)
@@ -71,6 +73,8 @@ struct rpc_cmd *rpc_cmd_clone(const struct rpc_cmd *cmd)
     c->body_len = 0;
     c->body_release = NULL;
     c->body_release_arg = NULL;
+    c->segs = NULL;
+    c->nsegs = 0;
     if (cmd->strs_cap) {
         c->strs = malloc(cmd->strs_cap);
         if (!c->strs)
@@ -85,6 +89,13 @@ struct rpc_cmd *rpc_cmd_clone(const struct rpc_cmd *cmd)
     }
     if (cmd->body && rpc_cmd_set_body_copy(c, cmd->body, cmd->body_len) != 0)
         goto fail;
+    if (cmd->nsegs) {
+        uint8_t *flat = malloc(cmd->body_len ? cmd->body_len : 1);
+        if (!flat)
+            goto fail;
+        rpc__segs_copy(cmd->segs, cmd->nsegs, flat);
+        rpc_cmd_take_body(c, flat, cmd->body_len);
+    }
     return c;
 fail:
     rpc_cmd_free(c);
@@ -287,6 +298,30 @@ void rpc_cmd_set_body_ref(struct rpc_cmd *cmd, const void *p, size_t len,
     cmd->body_len = len;
     cmd->body_release = release;
     cmd->body_release_arg = arg;
+}
+
+void rpc_cmd_set_body_segs(struct rpc_cmd *cmd, const struct rpc_seg *segs, uint32_t n,
+                           void (*release)(void *arg), void *arg)
+{
+    rpc__cmd_release_body(cmd);
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++)
+        total += segs[i].len;
+    cmd->segs = n ? segs : NULL;
+    cmd->nsegs = n;
+    cmd->body_len = total;
+    cmd->body_release = release;
+    cmd->body_release_arg = arg;
+}
+
+size_t rpc__segs_copy(const struct rpc_seg *segs, uint32_t n, uint8_t *dst)
+{
+    size_t pos = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(dst + pos, segs[i].p, segs[i].len);
+        pos += segs[i].len;
+    }
+    return pos;
 }
 
 void rpc_cmd_take_body(struct rpc_cmd *cmd, void *p, size_t len)

@@ -201,7 +201,9 @@ fail:
 int rpc_cmd_encode(const struct rpc_cmd *cmd, int ser, struct mq_buf *out)
 {
     int rc = rpc_cmd_encode_head(cmd, ser, out);
-    if (rc == 0 && cmd->body_len)
+    if (rc == 0 && cmd->body)
         rc = mq_buf_append(out, cmd->body, cmd->body_len);
+    for (uint32_t i = 0; rc == 0 && i < cmd->nsegs; i++)
+        rc = mq_buf_append(out, cmd->segs[i].p, cmd->segs[i].len);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 
@@ -14,7 +15,13 @@
 #include "common/mq_log.h"
 #include "remoting/remoting_int.h"
 
-#define BODY_COPY_MAX 4096 /* smaller bodies are copied into the output buffer */
+#define BODY_COPY_MAX 4096 /* body pieces smaller than this are copied, larger ones referenced */
+/* libevent reads at most 4 KiB per readiness event (EVBUFFER_MAX_READ): a frame still missing
+ * more than this is read with recv() straight into its own buffer instead — one syscall per
+ * socket buffer's worth, and no copy out of the evbuffer. */
+#define DIRECT_READ_MIN (32u << 10)
+/* libevent's default of 16 KiB per writev made a 1 MiB pull reply take 64 loop iterations. */
+#define MAX_SINGLE_WRITE (4u << 20)
 
 static atomic_uint_fast64_t next_conn_id = 1;
 
@@ -60,6 +67,8 @@ static void free_bev(struct rpc_conn *c)
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
+        free(c->rd_frame);
+        c->rd_frame = NULL;
         rpc_conn_unref(c); /* the connection's reference to itself */
     }
 }
@@ -87,15 +96,92 @@ static void leave_cb(struct rpc_conn *c)
 
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
-static void release_ref_body(const void *data, size_t len, void *extra)
+/* Keeps a borrowed body alive while any of its pieces sits in an output buffer: the body's
+ * release runs when the last referenced piece has been written or its buffer freed (a closed
+ * connection). */
+struct body_hold {
+    atomic_int refs; /* referenced pieces queued, plus one while they are being added */
+    void (*release)(void *arg);
+    void *arg;
+};
+
+static void hold_put(struct body_hold *h)
 {
-    struct rpc_cmd *holder = extra; /* a shell command that only owns the body */
-    rpc_cmd_free(holder);
+    if (atomic_fetch_sub(&h->refs, 1) == 1) {
+        h->release(h->arg);
+        free(h);
+    }
+}
+
+static void release_piece(const void *data, size_t len, void *extra)
+{
+    hold_put(extra);
 }
 
 static void free_frame(const void *data, size_t len, void *extra)
 {
     free(extra);
+}
+
+/* Queues the bytes gathered in b (emptied). Into an empty output buffer they are copied;
+ * otherwise b's block itself is queued: libevent sizes the chain evbuffer_add allocates after
+ * a referenced one from that chain, so a 300-byte header after a 1 MiB body cost 2 MiB. */
+static int queue_block(struct evbuffer *out, struct mq_buf *b)
+{
+    if (b->len == 0)
+        return 0;
+    if (evbuffer_get_length(out) == 0) {
+        int rc = evbuffer_add(out, b->data, b->len);
+        b->len = 0;
+        return rc ? -ENOMEM : 0;
+    }
+    size_t len;
+    uint8_t *p = mq_buf_steal(b, &len);
+    if (evbuffer_add_reference(out, p, len, free_frame, p) != 0) {
+        free(p);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Queues b (the encoded header) and cmd's body (flat or segments): pieces of BODY_COPY_MAX
+ * bytes and more by reference, smaller ones copied into b's blocks. Takes over cmd's release
+ * when a piece is referenced. */
+static int add_frame(struct evbuffer *out, struct mq_buf *b, struct rpc_cmd *cmd)
+{
+    struct rpc_seg one = {cmd->body, cmd->body_len};
+    const struct rpc_seg *segs = cmd->nsegs ? cmd->segs : &one;
+    uint32_t n = cmd->nsegs ? cmd->nsegs : 1;
+    struct body_hold *h = NULL;
+    int rc = 0, by_ref = cmd->body_release != NULL; /* borrowed bytes: a release says when done */
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        if (segs[i].len < BODY_COPY_MAX || !by_ref) {
+            rc = mq_buf_append(b, segs[i].p, segs[i].len);
+            continue;
+        }
+        if ((rc = queue_block(out, b)) != 0)
+            break;
+        if (!h) {
+            if (!(h = malloc(sizeof(*h)))) {
+                rc = -ENOMEM;
+                break;
+            }
+            atomic_init(&h->refs, 1);
+            h->release = cmd->body_release;
+            h->arg = cmd->body_release_arg;
+            cmd->body_release = NULL; /* the hold releases it now */
+        }
+        atomic_fetch_add(&h->refs, 1);
+        if (evbuffer_add_reference(out, segs[i].p, segs[i].len, release_piece, h) != 0) {
+            atomic_fetch_sub(&h->refs, 1);
+            rc = -ENOMEM;
+        }
+    }
+    if (rc == 0)
+        rc = queue_block(out, b);
+    if (h)
+        hold_put(h);
+    return rc ? -ENOMEM : 0;
 }
 
 int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
@@ -131,27 +217,11 @@ int rpc__conn_send(struct rpc_conn *c, struct rpc_cmd *cmd, int ser)
         goto out;
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    rc = -ENOMEM;
-    if (cmd->body_len <= BODY_COPY_MAX || !cmd->body_release) {
-        if (mq_buf_append(&b, cmd->body, cmd->body_len) != 0 ||
-            evbuffer_add(out, b.data, b.len) != 0)
-            goto out;
-    } else {
-        struct rpc_cmd *holder = calloc(1, sizeof(*holder));
-        if (!holder || evbuffer_add(out, b.data, b.len) != 0) {
-            free(holder);
-            goto out;
-        }
-        holder->body = cmd->body;
-        holder->body_len = cmd->body_len;
-        holder->body_release = cmd->body_release;
-        holder->body_release_arg = cmd->body_release_arg;
-        cmd->body_release = NULL;
-        if (evbuffer_add_reference(out, holder->body, holder->body_len, release_ref_body, holder) !=
-            0) {
-            rpc_cmd_free(holder);
-            goto out;
-        }
+    size_t before = evbuffer_get_length(out);
+    if ((rc = add_frame(out, &b, cmd)) != 0) {
+        if (evbuffer_get_length(out) != before) /* half a frame is queued: the stream is lost */
+            rpc__conn_close_now(c, "out of memory");
+        goto out;
     }
     rc = 0;
     if (evbuffer_get_length(out) > c->owner->max_pending_out) {
@@ -297,35 +367,88 @@ static void handle_cmd(struct rpc_conn *c, struct rpc_cmd *cmd)
     rpc__dispatch(c, h, cmd);
 }
 
+/* Completes c->rd_frame, first from what the evbuffer already holds, then with recv() on the
+ * socket. Returns 1 when the frame is whole, 0 when the socket has no more for now, -1 when
+ * the connection was closed (EOF or error). */
+static int fill_frame(struct rpc_conn *c, struct evbuffer *in)
+{
+    size_t have = evbuffer_get_length(in), need = c->rd_len - c->rd_have;
+    if (have > 0) {
+        int n = evbuffer_remove(in, c->rd_frame + c->rd_have, have < need ? have : need);
+        if (n > 0)
+            c->rd_have += (size_t)n;
+    }
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    while (c->rd_have < c->rd_len) {
+        ssize_t n = recv(fd, c->rd_frame + c->rd_have, c->rd_len - c->rd_have, 0);
+        if (n > 0) {
+            c->rd_have += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return 0;
+        } else {
+            rpc__conn_close_now(c, n == 0 ? "peer closed" : "socket error");
+            return -1;
+        }
+    }
+    return 1;
+}
+
+/* Takes the next whole frame off the connection into a malloc()ed block. Returns 1 with
+ * *frame and *flen, 0 when more bytes are needed, -1 when the connection was closed. */
+static int next_frame(struct rpc_conn *c, struct evbuffer *in, uint8_t **frame, size_t *flen)
+{
+    if (!c->rd_frame) {
+        uint8_t head[4];
+        size_t avail = evbuffer_get_length(in);
+        if (avail < 4)
+            return 0;
+        evbuffer_copyout(in, head, 4);
+        int rc = rpc_frame_check(head, avail, c->owner->max_frame, flen);
+        if (rc && rc != -EAGAIN) {
+            mq_warn("%s: bad frame length %u (%s): closing", c->peer, mq_get_be32(head),
+                    mq_strerror(rc));
+            rpc__conn_close_now(c, "bad frame length");
+            return -1;
+        }
+        size_t want = rc ? (size_t)mq_get_be32(head) + 4 : *flen;
+        if (rc && want - avail < DIRECT_READ_MIN)
+            return 0;
+        if (!(*frame = malloc(want))) {
+            mq_error("%s: out of memory for a %zu-byte frame: closing", c->peer, want);
+            rpc__conn_close_now(c, "out of memory");
+            return -1;
+        }
+        if (!rc) {
+            evbuffer_remove(in, *frame, want);
+            return 1;
+        }
+        c->rd_frame = *frame;
+        c->rd_len = want;
+        c->rd_have = 0;
+    }
+    int rc = fill_frame(c, in);
+    if (rc <= 0)
+        return rc;
+    *frame = c->rd_frame;
+    *flen = c->rd_len;
+    c->rd_frame = NULL;
+    return 1;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct rpc_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     c->in_cb++;
     while (!atomic_load(&c->closed) && !c->draining) {
-        uint8_t head[4];
-        size_t avail = evbuffer_get_length(in), flen = 0;
-        if (avail < 4)
+        uint8_t *frame;
+        size_t flen;
+        if (next_frame(c, in, &frame, &flen) <= 0)
             break;
-        evbuffer_copyout(in, head, 4);
-        int rc = rpc_frame_check(head, avail, c->owner->max_frame, &flen);
-        if (rc == -EAGAIN)
-            break;
-        if (rc) {
-            mq_warn("%s: bad frame length %u (%s): closing", c->peer, mq_get_be32(head),
-                    mq_strerror(rc));
-            rpc__conn_close_now(c, "bad frame length");
-            break;
-        }
-        uint8_t *frame = malloc(flen);
-        if (!frame) {
-            mq_error("%s: out of memory for a %zu-byte frame: closing", c->peer, flen);
-            rpc__conn_close_now(c, "out of memory");
-            break;
-        }
-        evbuffer_remove(in, frame, flen);
         struct rpc_cmd *cmd;
-        rc = rpc_frame_decode(frame, flen, frame, &cmd);
+        int rc = rpc_frame_decode(frame, flen, frame, &cmd);
         if (rc) {
             mq_warn("%s: malformed frame (%zu bytes): %s: closing", c->peer, flen, mq_strerror(rc));
             rpc__conn_close_now(c, "malformed frame");
@@ -374,6 +497,7 @@ int rpc__conn_new(struct rpc__loop *loop, struct rpc__owner *owner, struct buffe
     c->bev = bev;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     bufferevent_setcb(bev, read_cb, NULL, event_cb, c);
+    (void)bufferevent_set_max_single_write(bev, MAX_SINGLE_WRITE);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     *out = c;
     return 0;
