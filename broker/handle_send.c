@@ -310,6 +310,7 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     }
     struct store_put_result *res = calloc(n, sizeof(*res));
     int64_t end = 0;
+    store_dispatch_defer(b->store); /* dispatched at the end of this read: send_read_done */
     int stored = res ? store_put_batch(b->store, msgs, n, res, &end) : -ENOMEM;
     int rc = RPC_REPLY;
     if (stored < 0 || (size_t)stored < n) {
@@ -434,8 +435,18 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
     return *resp ? reply_when_visible(b, conn, topic, 0, res.queue_offset, end, resp) : -ENOMEM;
 }
 
+/* After the requests of one read: dispatch the sends among them here, so that their replies
+ * (and the pulls they wake) go out now, from this thread, without waking the dispatch thread
+ * and being handed back. */
+static void send_read_done(struct rpc_conn *conn, void *arg)
+{
+    struct broker *b = arg;
+    store_dispatch_now(b->store);
+}
+
 void brk__register_send_handlers(struct broker *b)
 {
+    rpc_server_on_read_done(b->srv, send_read_done, b);
     rpc_server_handle(b->srv, REQ_CONSUMER_SEND_MSG_BACK, on_send_back, b, 0);
     rpc_server_handle(b->srv, REQ_SEND_MESSAGE, on_send, b, 0);
     rpc_server_handle(b->srv, REQ_SEND_MESSAGE_V2, on_send, b, 0);

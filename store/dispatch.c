@@ -200,6 +200,31 @@ void store__dispatch_wake(struct store *s)
     pthread_mutex_unlock(&s->disp_lock);
 }
 
+static _Thread_local const struct store *deferring; /* store_dispatch_defer */
+
+int store__dispatch_deferred(const struct store *s)
+{
+    return deferring == s;
+}
+
+void store_dispatch_defer(struct store *s)
+{
+    deferring = s;
+}
+
+int store_dispatch_now(struct store *s)
+{
+    if (deferring != s)
+        return 0;
+    deferring = NULL;
+    if (atomic_load(&s->reput) >= atomic_load(&s->wrote))
+        return 0; /* the dispatch thread got there first */
+    int64_t n = dispatch_some(s, DISPATCH_BATCH_BYTES);
+    if (n < 0 || atomic_load(&s->reput) < atomic_load(&s->wrote))
+        store__dispatch_wake(s); /* more than a batch, or an error: the thread goes on */
+    return n < 0 ? (int)n : 0;
+}
+
 int store__dispatch_start(struct store *s)
 {
     int rc = pthread_create(&s->disp_thread, NULL, dispatch_main, s);

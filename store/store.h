@@ -221,6 +221,14 @@ void store_get_stats(struct store *s, struct store_stats *st);
 /* For tests and tools: blocks until everything appended before the call is dispatched (at most
  * 5 s). Returns 0 or -ETIMEDOUT. */
 int store_dispatch_wait(struct store *s);
+/* Inline dispatch, for a thread that answers appends once they are dispatched: after
+ * store_dispatch_defer, appends made on the calling thread do not wake the dispatch thread, and
+ * the caller must call store_dispatch_now before it waits for anything; that dispatches what was
+ * appended on the calling thread (the arrival listener runs there) and ends the deferral. It
+ * saves two thread handoffs per batch of appends. Returns 0 or -errno (the dispatch thread then
+ * takes over). */
+void store_dispatch_defer(struct store *s);
+int store_dispatch_now(struct store *s);
 
 /* ---- the file interface's topic view (view.c) ---- */
 
