@@ -58,9 +58,10 @@ void store_config_defaults(struct store_config *c);
 int store_config_set(struct store_config *c, const char *name, const char *value, char *err,
                      size_t errlen);
 
-/* Called by the dispatch thread after each dispatched batch, once per topic-queue that got new
- * entries, with the queue's new max offset (readers can now see up to it). topic is not
- * NUL-terminated and is valid during the call only. */
+/* Called by the dispatch thread (or the thread of store_dispatch_now) after each dispatched
+ * batch, once per topic-queue that got new entries, with the queue's new max offset (readers
+ * can now see up to it), with the dispatcher's lock held: it must not call
+ * store_delete_topic. topic is not NUL-terminated and is valid during the call only. */
 typedef void (*store_arrival_fn)(void *arg, const char *topic, size_t topic_len, int queue_id,
                                  int64_t max_offset);
 
