@@ -39,7 +39,7 @@ struct rpc_server {
     struct rpc__handler def;
     rpc_close_fn close_fn;
     void *close_arg;
-    rpc_close_fn read_done_fn;
+    rpc_read_done_fn read_done_fn;
     void *read_done_arg;
     int nloops;
     struct rpc__loop *loops;
@@ -315,7 +315,7 @@ static void srv_after_read(struct rpc__owner *o, struct rpc_conn *c)
     s->read_done_fn(c, s->read_done_arg);
 }
 
-void rpc_server_on_read_done(struct rpc_server *s, rpc_close_fn fn, void *arg)
+void rpc_server_on_read_done(struct rpc_server *s, rpc_read_done_fn fn, void *arg)
 {
     s->read_done_fn = fn;
     s->read_done_arg = arg;
