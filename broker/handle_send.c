@@ -167,10 +167,58 @@ void brk__send_visible(void *item, int timed_out, void *arg)
     pending_done(item);
 }
 
+/* Parks ps until the dispatcher passes last_qoff of topic/queue_id. */
+static void wait_visible(struct broker *b, struct pending_send *ps, const char *topic, int queue_id,
+                         int64_t last_qoff)
+{
+    if (brk_hold_add(b->send_waits, topic, queue_id, last_qoff,
+                     mq_mono_us() / 1000 + SEND_VISIBLE_WAIT_MS, ps) != 0) {
+        pending_done(ps);
+        return;
+    }
+    /* The dispatcher may have passed it between the check and the park. */
+    int64_t max = store_max_offset(b->store, topic, strlen(topic), queue_id);
+    if (max > last_qoff)
+        brk_hold_notify(b->send_waits, topic, queue_id, max);
+}
+
+/* Sends of the current read on this I/O thread that wait for their dispatch, which
+ * send_read_done does before looking at them again. */
+struct late_send {
+    struct pending_send *ps;
+    int queue_id;
+    int64_t last_qoff;
+    char topic[BRK_NAME_MAX];
+};
+static _Thread_local struct {
+    struct late_send *v;
+    size_t n, cap;
+} late;
+
+static int late_add(struct pending_send *ps, const char *topic, int queue_id, int64_t last_qoff)
+{
+    if (late.n == late.cap) {
+        size_t cap = late.cap ? late.cap * 2 : 64;
+        struct late_send *v = realloc(late.v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        late.v = v;
+        late.cap = cap;
+    }
+    struct late_send *l = &late.v[late.n++];
+    l->ps = ps;
+    l->queue_id = queue_id;
+    l->last_qoff = last_qoff;
+    snprintf(l->topic, sizeof(l->topic), "%s", topic);
+    return 0;
+}
+
 /* Replies now or later. topic/queue_id/last_qoff name the last stored message, end the
- * commitlog offset past it. Returns RPC_REPLY (resp left in *resp) or RPC_DEFER. */
+ * commitlog offset past it; `late_ok`: the handler runs on the I/O thread, whose appends
+ * send_read_done dispatches. Returns RPC_REPLY (resp left in *resp) or RPC_DEFER. */
 static int reply_when_visible(struct broker *b, struct rpc_conn *conn, const char *topic,
-                              int queue_id, int64_t last_qoff, int64_t end, struct rpc_cmd **resp)
+                              int queue_id, int64_t last_qoff, int64_t end, int late_ok,
+                              struct rpc_cmd **resp)
 {
     int need_dispatch = store_max_offset(b->store, topic, strlen(topic), queue_id) <= last_qoff;
     if (!need_dispatch && !b->sync_flush)
@@ -184,17 +232,8 @@ static int reply_when_visible(struct broker *b, struct rpc_conn *conn, const cha
     *resp = NULL;
     if (b->sync_flush && store_when_flushed(b->store, end, on_flushed, ps) != 0)
         pending_done(ps); /* already durable (1) or -ENOMEM: do not wait */
-    if (need_dispatch) {
-        if (brk_hold_add(b->send_waits, topic, queue_id, last_qoff,
-                         mq_mono_us() / 1000 + SEND_VISIBLE_WAIT_MS, ps) != 0) {
-            pending_done(ps);
-        } else {
-            /* The dispatcher may have passed it between the check and the park. */
-            int64_t max = store_max_offset(b->store, topic, strlen(topic), queue_id);
-            if (max > last_qoff)
-                brk_hold_notify(b->send_waits, topic, queue_id, max);
-        }
-    }
+    if (need_dispatch && !(late_ok && late_add(ps, topic, queue_id, last_qoff) == 0))
+        wait_visible(b, ps, topic, queue_id, last_qoff);
     pending_done(ps);
     return RPC_DEFER;
 }
@@ -310,6 +349,7 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     }
     struct store_put_result *res = calloc(n, sizeof(*res));
     int64_t end = 0;
+    store_dispatch_defer(b->store); /* dispatched at the end of this read: send_read_done */
     int stored = res ? store_put_batch(b->store, msgs, n, res, &end) : -ENOMEM;
     int rc = RPC_REPLY;
     if (stored < 0 || (size_t)stored < n) {
@@ -327,7 +367,8 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         *resp = ids ? success(req, ids, h.queue_id, res[0].queue_offset) : NULL;
         free(ids);
         if (*resp)
-            rc = reply_when_visible(b, conn, topic, h.queue_id, res[n - 1].queue_offset, end, resp);
+            rc = reply_when_visible(b, conn, topic, h.queue_id, res[n - 1].queue_offset, end, 1,
+                                    resp);
         else
             rc = -ENOMEM;
     }
@@ -431,11 +472,32 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         return RPC_REPLY;
     }
     *resp = brk__resp(req, RPC_SUCCESS, NULL);
-    return *resp ? reply_when_visible(b, conn, topic, 0, res.queue_offset, end, resp) : -ENOMEM;
+    return *resp ? reply_when_visible(b, conn, topic, 0, res.queue_offset, end, 0, resp) : -ENOMEM;
+}
+
+/* After the requests of one read: dispatch the sends among them here, so that their replies
+ * (and the pulls they wake) go out now, from this thread, without waking the dispatch thread
+ * and being handed back. */
+static void send_read_done(struct rpc_conn *conn, void *arg)
+{
+    struct broker *b = arg;
+    store_dispatch_now(b->store);
+    for (size_t i = 0; i < late.n; i++) {
+        struct late_send *l = &late.v[i];
+        if (store_max_offset(b->store, l->topic, strlen(l->topic), l->queue_id) > l->last_qoff)
+            pending_done(l->ps); /* visible: the reply goes out with this read's others */
+        else
+            wait_visible(b, l->ps, l->topic, l->queue_id, l->last_qoff);
+    }
+    /* freed each time: nothing is left for a leak check when the thread ends */
+    free(late.v);
+    late.v = NULL;
+    late.n = late.cap = 0;
 }
 
 void brk__register_send_handlers(struct broker *b)
 {
+    rpc_server_on_read_done(b->srv, send_read_done, b);
     rpc_server_handle(b->srv, REQ_CONSUMER_SEND_MSG_BACK, on_send_back, b, 0);
     rpc_server_handle(b->srv, REQ_SEND_MESSAGE, on_send, b, 0);
     rpc_server_handle(b->srv, REQ_SEND_MESSAGE_V2, on_send, b, 0);

@@ -301,6 +301,11 @@ int rpc_server_handle(struct rpc_server *srv, int32_t code, rpc_handler_fn fn, v
  * default; the handler may still answer that). */
 void rpc_server_handle_default(struct rpc_server *srv, rpc_handler_fn fn, void *arg, int flags);
 void rpc_server_on_close(struct rpc_server *srv, rpc_close_fn fn, void *arg);
+/* Called on the I/O thread after the requests of one read from conn were handed to their
+ * handlers (the ones run on that thread have returned), also when conn closed meanwhile: the
+ * place to finish, once per batch of requests, work the handlers left for it. */
+typedef void (*rpc_read_done_fn)(struct rpc_conn *conn, void *arg);
+void rpc_server_on_read_done(struct rpc_server *srv, rpc_read_done_fn fn, void *arg);
 /* Binds, listens and starts the threads. Returns 0 or -errno (-EADDRINUSE ...). */
 int rpc_server_start(struct rpc_server *srv);
 /* The bound port (after start). */

@@ -85,6 +85,8 @@ struct rpc__owner {
     void (*on_response)(struct rpc__owner *o, struct rpc_conn *c, struct rpc_cmd *resp);
     /* connection closed (called once, on the loop thread) */
     void (*on_close)(struct rpc__owner *o, struct rpc_conn *c);
+    /* the frames of one read were handled (loop thread; may be NULL) */
+    void (*after_read)(struct rpc__owner *o, struct rpc_conn *c);
     size_t max_frame;
     size_t max_pending_out;
 };

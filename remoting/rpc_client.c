@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,45 +301,41 @@ int rpc_client_oneway(struct rpc_client *cli, const char *addr, struct rpc_cmd *
     return submit(cli, addr, req, 0, 1, NULL, NULL);
 }
 
+/* A sync caller's wait: a semaphore, not a mutex and condition. The loop thread's post is the
+ * caller's one wakeup; signalling a condition under its mutex woke the caller only for it to
+ * block again on the mutex the loop still held (two wakeups per call). */
 struct sync_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done, err;
+    sem_t done;
+    int err;
     struct rpc_cmd *resp;
 };
 
 static void sync_cb(int err, struct rpc_cmd *resp, void *arg)
 {
     struct sync_wait *w = arg;
-    pthread_mutex_lock(&w->mu);
     w->err = err;
     w->resp = resp;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    sem_post(&w->done); /* glibc: safe against the waiter destroying it once woken */
 }
 
 int rpc_client_call(struct rpc_client *cli, const char *addr, struct rpc_cmd *req, int timeout_ms,
                     struct rpc_cmd **resp)
 {
-    struct sync_wait w = {.done = 0};
+    struct sync_wait w = {.err = 0};
     *resp = NULL;
     if (rpc__loop_on_thread(&cli->loop))
         return -EDEADLK;
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
+    if (sem_init(&w.done, 0, 0) != 0)
+        return -errno;
     int rc = submit(cli, addr, req, timeout_ms, 0, sync_cb, &w);
     if (rc == 0) {
         /* The loop always completes the call: response, timer, close or shutdown. */
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
+        while (sem_wait(&w.done) != 0)
+            ; /* EINTR */
         rc = w.err;
         *resp = w.resp;
     }
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    sem_destroy(&w.done);
     return rc;
 }
 

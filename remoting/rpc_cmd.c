@@ -107,7 +107,7 @@ int rpc__cmd_reserve(struct rpc_cmd *cmd, size_t extra, size_t entries)
     if (extra > ARENA_MAX || cmd->strs_len + extra > ARENA_MAX)
         return -ENOMEM;
     if (cmd->strs_len + extra > cmd->strs_cap) {
-        size_t cap = cmd->strs_cap ? cmd->strs_cap : 64;
+        size_t cap = cmd->strs_cap ? cmd->strs_cap : 256; /* a send's header fits: one allocation */
         while (cap < cmd->strs_len + extra)
             cap *= 2;
         char *p = realloc(cmd->strs, cap);
@@ -119,7 +119,7 @@ int rpc__cmd_reserve(struct rpc_cmd *cmd, size_t extra, size_t entries)
     if (entries > ARENA_MAX / sizeof(struct rpc_ext) || cmd->ext_n + entries > ARENA_MAX / 16)
         return -ENOMEM;
     if (cmd->ext_n + entries > cmd->ext_cap) {
-        size_t cap = cmd->ext_cap ? cmd->ext_cap : 8;
+        size_t cap = cmd->ext_cap ? cmd->ext_cap : 16;
         while (cap < cmd->ext_n + entries)
             cap *= 2;
         struct rpc_ext *e = realloc(cmd->ext, cap * sizeof(*e));

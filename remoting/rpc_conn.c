@@ -457,6 +457,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
         atomic_store(&c->peer_ser, cmd->serialize);
         handle_cmd(c, cmd);
     }
+    if (c->owner->after_read)
+        c->owner->after_read(c->owner, c);
     leave_cb(c);
 }
 

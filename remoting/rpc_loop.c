@@ -94,13 +94,16 @@ static int post(struct rpc__loop *loop, rpc__task_fn fn, void *a, void *b, int i
     }
     if (internal)
         loop->stopping = 1;
+    /* a non-empty queue has its wakeup pending already: wake_cb takes the whole list */
+    int wake = loop->head == NULL;
     if (loop->tail)
         loop->tail->next = t;
     else
         loop->head = t;
     loop->tail = t;
     pthread_mutex_unlock(&loop->mu);
-    event_active(loop->wakeup, EV_READ, 0);
+    if (wake)
+        event_active(loop->wakeup, EV_READ, 0);
     return 0;
 }
 

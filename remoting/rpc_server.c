@@ -39,6 +39,8 @@ struct rpc_server {
     struct rpc__handler def;
     rpc_close_fn close_fn;
     void *close_arg;
+    rpc_read_done_fn read_done_fn;
+    void *read_done_arg;
     int nloops;
     struct rpc__loop *loops;
     struct rpc_conn **conns; /* per loop: list of open connections */
@@ -305,6 +307,19 @@ void rpc_server_on_close(struct rpc_server *s, rpc_close_fn fn, void *arg)
 {
     s->close_fn = fn;
     s->close_arg = arg;
+}
+
+static void srv_after_read(struct rpc__owner *o, struct rpc_conn *c)
+{
+    struct rpc_server *s = (struct rpc_server *)o;
+    s->read_done_fn(c, s->read_done_arg);
+}
+
+void rpc_server_on_read_done(struct rpc_server *s, rpc_read_done_fn fn, void *arg)
+{
+    s->read_done_fn = fn;
+    s->read_done_arg = arg;
+    s->owner.after_read = fn ? srv_after_read : NULL;
 }
 
 int rpc_server_port(const struct rpc_server *s)

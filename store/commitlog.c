@@ -326,7 +326,8 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     if (ok) {
         atomic_fetch_add(&s->puts, (int64_t)ok);
         atomic_fetch_add(&s->put_bytes, bytes);
-        store__dispatch_wake(s);
+        if (!store__dispatch_deferred(s))
+            store__dispatch_wake(s);
     }
     if (end_offset)
         *end_offset = end;

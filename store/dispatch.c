@@ -83,13 +83,14 @@ static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys
 /* Dispatches up to limit bytes from reput. Returns bytes consumed or a negative errno. */
 static int64_t dispatch_some(struct store *s, int64_t limit)
 {
-    int64_t reput = atomic_load(&s->reput), wrote = atomic_load(&s->wrote), start = reput;
     struct store__mfile *f = NULL;
     struct store__queue *touched = NULL;
     int64_t last_ts = 0;
     int rc = 0;
-    pthread_mutex_lock(&s->disp_lock); /* excludes store_delete_topic */
-    s->disp_lastq = NULL;              /* it may have deleted the cached queue */
+    /* excludes store_delete_topic and another dispatching thread (store_dispatch_now) */
+    pthread_mutex_lock(&s->disp_lock);
+    int64_t reput = atomic_load(&s->reput), wrote = atomic_load(&s->wrote), start = reput;
+    s->disp_lastq = NULL; /* it may have deleted the cached queue */
     while (reput < wrote && reput - start < limit) {
         if (!f || reput >= f->base + (int64_t)f->size) {
             store__mfile_unref(f);
@@ -139,11 +140,12 @@ static int64_t dispatch_some(struct store *s, int64_t limit)
         atomic_store(&s->disp_last_ts, last_ts);
     atomic_store(&s->reput, reput);
     pthread_cond_broadcast(&s->disp_done);
-    pthread_mutex_unlock(&s->disp_lock);
+    /* under the lock: the touched list (and its queues) belong to this dispatching thread */
     if (s->listener)
         for (struct store__queue *q = touched; q; q = q->touched_next)
             s->listener(s->listener_arg, q->topic, q->topic_len, q->queue_id,
                         atomic_load(&q->max_off));
+    pthread_mutex_unlock(&s->disp_lock);
     return rc ? rc : reput - start;
 }
 
@@ -198,6 +200,31 @@ void store__dispatch_wake(struct store *s)
     pthread_mutex_lock(&s->disp_lock);
     pthread_cond_signal(&s->disp_cond);
     pthread_mutex_unlock(&s->disp_lock);
+}
+
+static _Thread_local const struct store *deferring; /* store_dispatch_defer */
+
+int store__dispatch_deferred(const struct store *s)
+{
+    return deferring == s;
+}
+
+void store_dispatch_defer(struct store *s)
+{
+    deferring = s;
+}
+
+int store_dispatch_now(struct store *s)
+{
+    if (deferring != s)
+        return 0;
+    deferring = NULL;
+    if (atomic_load(&s->reput) >= atomic_load(&s->wrote))
+        return 0; /* the dispatch thread got there first */
+    int64_t n = dispatch_some(s, DISPATCH_BATCH_BYTES);
+    if (n < 0 || atomic_load(&s->reput) < atomic_load(&s->wrote))
+        store__dispatch_wake(s); /* more than a batch, or an error: the thread goes on */
+    return n < 0 ? (int)n : 0;
 }
 
 int store__dispatch_start(struct store *s)

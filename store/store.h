@@ -58,9 +58,10 @@ void store_config_defaults(struct store_config *c);
 int store_config_set(struct store_config *c, const char *name, const char *value, char *err,
                      size_t errlen);
 
-/* Called by the dispatch thread after each dispatched batch, once per topic-queue that got new
- * entries, with the queue's new max offset (readers can now see up to it). topic is not
- * NUL-terminated and is valid during the call only. */
+/* Called by the dispatch thread (or the thread of store_dispatch_now) after each dispatched
+ * batch, once per topic-queue that got new entries, with the queue's new max offset (readers
+ * can now see up to it), with the dispatcher's lock held: it must not call
+ * store_delete_topic. topic is not NUL-terminated and is valid during the call only. */
 typedef void (*store_arrival_fn)(void *arg, const char *topic, size_t topic_len, int queue_id,
                                  int64_t max_offset);
 
@@ -221,6 +222,14 @@ void store_get_stats(struct store *s, struct store_stats *st);
 /* For tests and tools: blocks until everything appended before the call is dispatched (at most
  * 5 s). Returns 0 or -ETIMEDOUT. */
 int store_dispatch_wait(struct store *s);
+/* Inline dispatch, for a thread that answers appends once they are dispatched: after
+ * store_dispatch_defer, appends made on the calling thread do not wake the dispatch thread, and
+ * the caller must call store_dispatch_now before it waits for anything; that dispatches what was
+ * appended on the calling thread (the arrival listener runs there) and ends the deferral. It
+ * saves two thread handoffs per batch of appends. Returns 0 or -errno (the dispatch thread then
+ * takes over). */
+void store_dispatch_defer(struct store *s);
+int store_dispatch_now(struct store *s);
 
 /* ---- the file interface's topic view (view.c) ---- */
 

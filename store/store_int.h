@@ -276,6 +276,8 @@ int store__clog_read(struct store *s, int64_t phys, struct store__mfile **f, str
 int store__dispatch_start(struct store *s);
 void store__dispatch_stop(struct store *s);
 void store__dispatch_wake(struct store *s);
+/* 1 when the calling thread dispatches its appends itself (store_dispatch_defer). */
+int store__dispatch_deferred(const struct store *s);
 /* Dispatches [reput, wrote) on the calling thread (recovery). */
 int store__dispatch_run(struct store *s);
 

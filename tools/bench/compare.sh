@@ -8,6 +8,10 @@
 #           XADDs, js_PublishAsync with a window (NATS has no batch publish), CALLERS callers
 #   single  single-message sync sends from MANY concurrent callers, one in flight per caller
 #   consume reading back what `batch` wrote (mqfs: raw pulls; also the group consumer)
+# and for mqfs alone, against a second broker with flushDiskType=SYNC_FLUSH (its own NameServer,
+# so that routes do not mix), the single and batch sends again, each next to the store alone
+# in process with SYNC_FLUSH (mqbench-store -p sync: 64 sync appenders, and one thread with
+# 4096 durability callbacks in flight), the disk's sync latency bounding both.
 # measures the loopback TCP round trip as the latency floor, prints a table with the ratios
 # (ours / theirs) and a final RESULT line, then stops what it started (by PID) and deletes the
 # temp dir. Without mqbroker (not built yet) the peers still run and ours say "n/a".
@@ -30,7 +34,7 @@ while getopts "d:b:c:m:kh" o; do
     c) CALLERS=$OPTARG ;;
     m) MANY=$OPTARG ;;
     k) KEEP=1 ;;
-    *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; [ "$o" = h ] && exit 0 || exit 2 ;;
+    *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; [ "$o" = h ] && exit 0 || exit 2 ;;
     esac
 done
 LIMIT=$((DUR + 60)) # every client run is bounded in time
@@ -87,7 +91,8 @@ val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; } # val <key> <RESULT line>
 
 # ---- servers ----
 NS_PORT=$(free_port) BRK_PORT=$(free_port) REDIS_PORT=$(free_port) NATS_PORT=$(free_port)
-OURS=0 BRK_PID=0
+OURS=0 BRK_PID=0 SYNC=0 SBRK_PID=0
+NS2_PORT=$(free_port) SBRK_PORT=$(free_port)
 if [ -x "$BIN/mqnamesrv" ] && [ -x "$BIN/mqbroker" ]; then
     mkdir -p "$WORK/mq/store"
     "$BIN/mqnamesrv" -p "$NS_PORT" >"$WORK/mqnamesrv.log" 2>&1 &
@@ -109,6 +114,19 @@ EOF
     PIDS+=($!)
     BRK_PID=$!
     wait_port "$BRK_PORT" $! mqbroker && OURS=1
+    # the SYNC_FLUSH broker: same settings, its own NameServer and store
+    mkdir -p "$WORK/mqs/store"
+    "$BIN/mqnamesrv" -p "$NS2_PORT" >"$WORK/mqnamesrv2.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$NS2_PORT" $! mqnamesrv2
+    sed -e "s/^brokerName=.*/brokerName=bench-sync/" -e "s/^listenPort=.*/listenPort=$SBRK_PORT/" \
+        -e "s/^namesrvAddr=.*/namesrvAddr=127.0.0.1:$NS2_PORT/" \
+        -e "s|^storePathRootDir=.*|storePathRootDir=$WORK/mqs/store|" \
+        -e "s/^flushDiskType=.*/flushDiskType=SYNC_FLUSH/" "$WORK/mq/broker.conf" >"$WORK/mqs/broker.conf"
+    "$BIN/mqbroker" -c "$WORK/mqs/broker.conf" >"$WORK/mqbroker-sync.log" 2>&1 &
+    PIDS+=($!)
+    SBRK_PID=$!
+    wait_port "$SBRK_PORT" $! mqbroker-sync && SYNC=1
 fi
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK" --appendonly yes \
     --appendfsync everysec --save '' --protected-mode yes >"$WORK/redis.log" 2>&1 &
@@ -120,13 +138,16 @@ PIDS+=($!)
 NATS_PID=$!
 wait_port "$NATS_PORT" $! nats
 
-NS=127.0.0.1:$NS_PORT
-if [ "$OURS" = 1 ]; then # the broker registers with the NameServer: wait for a first send
+NS=127.0.0.1:$NS_PORT NS2=127.0.0.1:$NS2_PORT
+warm() { # the broker registers with the NameServer: wait for a first send
     for _ in $(seq 1 50); do
-        timeout 10 "$BIN/mqbench" produce -n "$NS" -t BenchWarm -N 1 >/dev/null 2>&1 && break
+        timeout 10 "$BIN/mqbench" produce -n "$1" -t BenchWarm -N 1 >/dev/null 2>&1 && return 0
         sleep 0.2
     done
-fi
+    return 1
+}
+[ "$OURS" = 0 ] || warm "$NS" || true
+[ "$SYNC" = 0 ] || warm "$NS2" || SYNC=0
 
 cat <<EOF
 Persistence compared (a reply means "in the server's memory/page cache" for all three; none
@@ -158,6 +179,17 @@ O_CONS=$(ours ours_consume "$BRK_PID" "$BIN/mqbench" consume -n "$NS" -t BenchBa
 R_CONS=$(run redis_consume "$REDIS_PID" "$BIN/mqbench-redis" consume -p "$REDIS_PORT" -k bench:b -b 1000 -N "$CONSUME_MAX" -d 60)
 N_CONS=$(run nats_consume "$NATS_PID" "$BIN/mqbench-nats" consume -p "$NATS_PORT" --stream BENCHB --subject bench.b -b 1000 -N "$CONSUME_MAX" -d 60)
 O_GROUP=$(ours ours_group "$BRK_PID" "$BIN/mqbench" consume -n "$NS" -t BenchBatch -g BenchGroup -N "$CONSUME_MAX" -d 60)
+# SYNC_FLUSH: a send is answered once its records are on disk (group commit)
+S_BATCH="" S_SINGLE="" S_STORE=""
+if [ "$SYNC" = 1 ]; then
+    S_BATCH=$(run sync_batch "$SBRK_PID" "$BIN/mqbench" produce -n "$NS2" -t BenchBatch -b "$BATCH" -c "$CALLERS" "${COMMON[@]}")
+    S_SINGLE=$(run sync_single "$SBRK_PID" "$BIN/mqbench" produce -n "$NS2" -t BenchSingle -c "$MANY" "${COMMON[@]}")
+    if [ -x "$BIN/mqbench-store" ]; then
+        mkdir -p "$WORK/storebench-sync"
+        S_STORE=$("$BIN/mqbench-store" -d "$WORK/storebench-sync" -p sync 2>/dev/null |
+            grep '^RESULT' | tail -1 || true)
+    fi
+fi
 # The store alone, in process (no protocol, no client): what the broker's batch produce costs
 # on top of it is the protocol overhead.
 STORE=""
@@ -212,6 +244,18 @@ if [ -n "$STORE_TPS" ] && [ -n "${O_BATCH:-}" ]; then
         "batch produce over loopback = $(ratio "$(val tps "$O_BATCH")" "$STORE_TPS") of it" \
         "(the protocol and client overhead)"
 fi
+if [ "$SYNC" = 1 ]; then
+    S64=$(val sync64_mps "$S_STORE") SCB=$(val sync_cb4096_mps "$S_STORE")
+    echo
+    echo "SYNC_FLUSH (answered once on disk), msgs/s (p50/p99 latency µs per call), and the store"
+    echo "alone in process with SYNC_FLUSH in the same run (disk sync latency $(val msync_us "$S_STORE") µs)"
+    printf "| %-22s | %-28s | %-32s | %-8s |\n" workload "mqfs broker" "store alone" "ratio"
+    echo "|------------------------|------------------------------|----------------------------------|----------|"
+    printf "| %-22s | %-28s | %-32s | %-8s |\n" "single, $MANY callers" "$(cell "$S_SINGLE")" \
+        "${S64:-n/a} (64 sync appenders)" "$(ratio "$(val tps "$S_SINGLE")" "$S64")"
+    printf "| %-22s | %-28s | %-32s | %-8s |\n" "batch produce (x$BATCH)" "$(cell "$S_BATCH")" \
+        "${SCB:-n/a} (4096 callbacks)" "$(ratio "$(val tps "$S_BATCH")" "$SCB")"
+fi
 echo
 echo "CPU per message, µs (server + client; what the 2 shared CPUs pay, so less sensitive to"
 echo "other load on the machine than msgs/s)"
@@ -222,6 +266,10 @@ cpu_row "single, $MANY callers" "${O_SINGLE:-}" "$R_SINGLE" "$N_SINGLE"
 cpu_row "async produce" "${O_ASYNC:-}" "" "$N_BATCH"
 cpu_row "consume" "${O_CONS:-}" "$R_CONS" "$N_CONS"
 cpu_row "consume (group)" "${O_GROUP:-}" "" ""
+if [ "$SYNC" = 1 ]; then
+    cpu_row "single, SYNC_FLUSH" "$S_SINGLE" "" ""
+    cpu_row "batch, SYNC_FLUSH" "$S_BATCH" "" ""
+fi
 echo
 echo "  batch: mqfs mqc_send_batch x$BATCH, $CALLERS callers on one producer; Redis $CALLERS connections"
 echo "  pipelining $BATCH XADDs; NATS js_PublishAsync, $CALLERS threads on one connection, 4096 in flight."
@@ -244,4 +292,7 @@ echo "RESULT ours=$OURS batch_tps=$(t "${O_BATCH:-}") batch_redis_tps=$(t "$R_BA
     "async_tps=$(t "${O_ASYNC:-}") consume_tps=$(t "${O_CONS:-}") group_consume_tps=$(t "${O_GROUP:-}")" \
     "consume_redis_tps=$(t "$R_CONS") consume_nats_tps=$(t "$N_CONS")" \
     "store_batch_tps=${STORE_TPS:-na}" \
+    "sync_single_tps=$(t "$S_SINGLE") sync_single_p50_us=$(val p50_us "$S_SINGLE")" \
+    "sync_single_p99_us=$(val p99_us "$S_SINGLE") sync_batch_tps=$(t "$S_BATCH")" \
+    "store_sync64_tps=${S64:-na} store_sync_cb_tps=${SCB:-na} disk_sync_us=$(val msync_us "$S_STORE")" \
     "rtt_p50_us=$(val rtt_p50_us "$RTT") rtt_p99_us=$(val rtt_p99_us "$RTT") size=$SIZE"
