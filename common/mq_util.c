@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "common/mq_bytes.h"
 
@@ -23,15 +22,7 @@ int64_t mq_mono_us(void)
 
 uint32_t mq_crc32(const void *p, size_t n)
 {
-    uLong c = crc32(0L, Z_NULL, 0);
-    const Bytef *b = p;
-    while (n > 0) { /* zlib takes uInt lengths */
-        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        c = crc32(c, b, chunk);
-        b += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)c & 0x7FFFFFFFu;
+    return mq_crc32_update(0, p, n) & 0x7FFFFFFFu;
 }
 
 /* Decodes one UTF-8 sequence at s[*i]; returns the code point (or the raw byte when invalid). */

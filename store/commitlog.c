@@ -117,6 +117,7 @@ void store__tq_free(struct store *s)
 
 #define STAGE_MIN        (1 << 20)
 #define STAGE_PWRITE_MIN 4096
+#define STAGE_PUBLISH    (256 << 10) /* a batch publishes its records at least this often */
 
 /* Writes the staged bytes at stage_pos of the current file. Put lock held. */
 static int stage_write(struct store *s)
@@ -192,14 +193,17 @@ static int roll(struct store *s)
     return 0;
 }
 
-static int check_msg(struct store *s, const struct mq_msg *in, struct store_put_result *r)
+/* Validates one message and sizes its record; topic_ok: its topic was checked already (the
+ * previous message of the batch has the same one). */
+static int check_msg(struct store *s, const struct mq_msg *in, int topic_ok,
+                     struct store_put_result *r)
 {
     struct mq_msg m = *in;
     m.store_host = s->conf.store_host;
     int64_t size = mq_msg_record_size(&m);
     if (size < 0)
         return (int)size;
-    if (mq_check_topic(in->topic, in->topic_len)) /* topics name directories */
+    if (!topic_ok && mq_check_topic(in->topic, in->topic_len)) /* topics name directories */
         return -EINVAL;
     if (in->body_len > (uint32_t)s->conf.max_message_size ||
         size + MQ_MSG_BLANK_MIN > (int64_t)s->clog.file_size)
@@ -228,11 +232,13 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
 {
     size_t ok = 0, i, staged_from = 0;
     int first_err = 0;
+    int full = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace);
     for (i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
-        int rc = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace)
-                     ? -ENOSPC
-                     : check_msg(s, &msgs[i], &res[i]);
+        int same_topic = i > 0 && msgs[i].topic_len == msgs[i - 1].topic_len &&
+                         (msgs[i].topic == msgs[i - 1].topic ||
+                          !memcmp(msgs[i].topic, msgs[i - 1].topic, msgs[i].topic_len));
+        int rc = full ? -ENOSPC : check_msg(s, &msgs[i], same_topic, &res[i]);
         if (rc) {
             first_err = rc;
             break;
@@ -263,6 +269,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
             rc = stage_reserve(s, (size_t)size);
         if (rc) { /* what was staged is lost: back to the last written record */
             unassign(s, msgs, res, staged_from, i);
+            s->stage_len = 0;
             s->write_pos = s->stage_pos;
             ok = staged_from;
             first_err = rc;
@@ -292,6 +299,24 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         r->queue_offset = m.queue_offset;
         s->write_pos += size;
         ok++;
+        if (s->stage_len >= STAGE_PUBLISH && i + 1 < valid) {
+            /* A large batch: write and publish what is staged, so the dispatcher works on it
+             * while the rest is encoded (a failure later in the batch keeps these records,
+             * as a failed roll does). */
+            int wrc = stage_write(s);
+            if (wrc) {
+                unassign(s, msgs, res, staged_from, ok);
+                s->stage_len = 0;
+                s->write_pos = s->stage_pos;
+                ok = staged_from;
+                first_err = wrc;
+                break;
+            }
+            staged_from = ok;
+            atomic_store(&s->last_store_ts, now);
+            atomic_store(&s->wrote, s->write_pos);
+            store__dispatch_wake(s);
+        }
     }
     int wrc = s->stage_len ? stage_write(s) : 0;
     if (wrc) {
