@@ -80,16 +80,20 @@ static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys
     return 0;
 }
 
-/* Dispatches up to limit bytes from reput. Returns bytes consumed or a negative errno. */
-static int64_t dispatch_some(struct store *s, int64_t limit)
+/* Dispatches up to limit bytes from reput. Returns bytes consumed or a negative errno;
+ * -EBUSY when only_if_free and another thread is dispatching. */
+static int64_t dispatch_some(struct store *s, int64_t limit, int only_if_free)
 {
-    int64_t reput = atomic_load(&s->reput), wrote = atomic_load(&s->wrote), start = reput;
     struct store__mfile *f = NULL;
     struct store__queue *touched = NULL;
     int64_t last_ts = 0;
     int rc = 0;
-    pthread_mutex_lock(&s->disp_lock); /* excludes store_delete_topic */
-    s->disp_lastq = NULL;              /* it may have deleted the cached queue */
+    if (!only_if_free)
+        pthread_mutex_lock(&s->disp_lock); /* excludes store_delete_topic */
+    else if (pthread_mutex_trylock(&s->disp_lock) != 0)
+        return -EBUSY;
+    int64_t reput = atomic_load(&s->reput), wrote = atomic_load(&s->wrote), start = reput;
+    s->disp_lastq = NULL; /* it may have deleted the cached queue */
     while (reput < wrote && reput - start < limit) {
         if (!f || reput >= f->base + (int64_t)f->size) {
             store__mfile_unref(f);
@@ -150,7 +154,7 @@ static int64_t dispatch_some(struct store *s, int64_t limit)
 int store__dispatch_run(struct store *s)
 {
     for (;;) {
-        int64_t n = dispatch_some(s, INT64_MAX);
+        int64_t n = dispatch_some(s, INT64_MAX, 0);
         if (n <= 0)
             return (int)n;
     }
@@ -160,7 +164,7 @@ static void *dispatch_main(void *arg)
 {
     struct store *s = arg;
     for (;;) {
-        int64_t n = dispatch_some(s, DISPATCH_BATCH_BYTES);
+        int64_t n = dispatch_some(s, DISPATCH_BATCH_BYTES, 0);
         if (n > 0)
             continue;
         /* right after work, look again for a few microseconds before sleeping: under a stream
@@ -219,6 +223,16 @@ void store__dispatch_stop(struct store *s)
     pthread_mutex_unlock(&s->disp_lock);
     pthread_join(s->disp_thread, NULL);
     s->disp_started = 0;
+}
+
+int store_dispatch_here(struct store *s, int64_t upto, int64_t max_bytes)
+{
+    int64_t reput = atomic_load(&s->reput);
+    if (reput >= upto)
+        return 1;
+    if (upto - reput > max_bytes || dispatch_some(s, max_bytes, 1) < 0)
+        return 0;
+    return atomic_load(&s->reput) >= upto;
 }
 
 int store_dispatch_wait(struct store *s)

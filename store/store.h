@@ -221,6 +221,11 @@ void store_get_stats(struct store *s, struct store_stats *st);
 /* For tests and tools: blocks until everything appended before the call is dispatched (at most
  * 5 s). Returns 0 or -ETIMEDOUT. */
 int store_dispatch_wait(struct store *s);
+/* Dispatches on the calling thread what is appended up to commitlog offset upto, when that is at
+ * most max_bytes and no other thread is dispatching at the moment (a writer that answers after
+ * dispatch saves the handoff to the dispatch thread and back for a small batch). Returns 1 when
+ * everything up to upto is dispatched, else 0 (the dispatch thread will do it). */
+int store_dispatch_here(struct store *s, int64_t upto, int64_t max_bytes);
 
 /* ---- the file interface's topic view (view.c) ---- */
 
