@@ -227,6 +227,17 @@ static void unassign(struct store *s, const struct mq_msg *msgs, struct store_pu
     }
 }
 
+/* A write failed: the staged records (results [staged_from, to)) are lost; back to the last
+ * written record. Returns how many records of the batch stay written. Put lock held. */
+static size_t drop_stage(struct store *s, const struct mq_msg *msgs, struct store_put_result *res,
+                         size_t staged_from, size_t to)
+{
+    unassign(s, msgs, res, staged_from, to);
+    s->stage_len = 0;
+    s->write_pos = s->stage_pos;
+    return staged_from;
+}
+
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset)
 {
@@ -267,11 +278,8 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         }
         if (!rc)
             rc = stage_reserve(s, (size_t)size);
-        if (rc) { /* what was staged is lost: back to the last written record */
-            unassign(s, msgs, res, staged_from, i);
-            s->stage_len = 0;
-            s->write_pos = s->stage_pos;
-            ok = staged_from;
+        if (rc) {
+            ok = drop_stage(s, msgs, res, staged_from, i);
             first_err = rc;
             break;
         }
@@ -305,10 +313,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
              * as a failed roll does). */
             int wrc = stage_write(s);
             if (wrc) {
-                unassign(s, msgs, res, staged_from, ok);
-                s->stage_len = 0;
-                s->write_pos = s->stage_pos;
-                ok = staged_from;
+                ok = drop_stage(s, msgs, res, staged_from, ok);
                 first_err = wrc;
                 break;
             }
@@ -320,10 +325,8 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     }
     int wrc = s->stage_len ? stage_write(s) : 0;
     if (wrc) {
-        unassign(s, msgs, res, staged_from, ok);
-        s->write_pos = s->stage_pos;
+        ok = drop_stage(s, msgs, res, staged_from, ok);
         first_err = wrc;
-        ok = staged_from;
     }
     int64_t end = s->write_pos;
     if (ok) {
