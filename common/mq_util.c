@@ -53,6 +53,10 @@ int32_t mq_java_hash(const char *str, size_t n)
     uint32_t h = 0;
     size_t i = 0;
     while (i < n) {
+        if (s[i] < 0x80) { /* ASCII: one UTF-16 unit, the common case (topics, keys, tags) */
+            h = 31 * h + s[i++];
+            continue;
+        }
         uint32_t cp = next_code_point(s, n, &i);
         if (cp >= 0x10000) { /* a surrogate pair in UTF-16 */
             cp -= 0x10000;
