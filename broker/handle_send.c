@@ -337,12 +337,14 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         one.props_len = (uint16_t)props_len;
         one.flag = h.flag;
     }
+    uint16_t topic_len = (uint16_t)strlen(topic);
+    int32_t sysflag =
+        h.batch ? 0 : (h.sysflag & ~(MQ_SYSFLAG_BORNHOST_V6 | MQ_SYSFLAG_STOREHOST_V6));
     for (size_t i = 0; i < n; i++) {
         msgs[i].topic = topic;
-        msgs[i].topic_len = (uint16_t)strlen(topic);
+        msgs[i].topic_len = topic_len;
         msgs[i].queue_id = h.queue_id;
-        msgs[i].sysflag =
-            h.batch ? 0 : (h.sysflag & ~(MQ_SYSFLAG_BORNHOST_V6 | MQ_SYSFLAG_STOREHOST_V6));
+        msgs[i].sysflag = sysflag;
         msgs[i].born_ts = h.born_ts;
         msgs[i].born_host = born;
         msgs[i].reconsume_times = h.reconsume_times;
@@ -357,13 +359,22 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         int err = stored < 0 ? stored : res[stored].status;
         *resp = brk__resp_errno(req, err, "put message");
     } else {
-        atomic_fetch_add(&b->stat_puts, n);
+        uint64_t bytes = 0;
         for (size_t i = 0; i < n; i++)
-            atomic_fetch_add(&b->stat_put_bytes, msgs[i].body_len);
+            bytes += msgs[i].body_len;
+        atomic_fetch_add(&b->stat_puts, n);
+        atomic_fetch_add(&b->stat_put_bytes, bytes);
         /* A batch answers with every offset message id, comma-separated (RocketMQ does). */
         char *ids = malloc(n * 58 + 1), *p = ids;
-        for (size_t i = 0; ids && i < n; i++)
-            p += sprintf(p, "%s%s", i ? "," : "", res[i].msg_id);
+        for (size_t i = 0; ids && i < n; i++) {
+            size_t len = strnlen(res[i].msg_id, 56);
+            if (i)
+                *p++ = ',';
+            memcpy(p, res[i].msg_id, len);
+            p += len;
+        }
+        if (ids)
+            *p = 0;
         *resp = ids ? success(req, ids, h.queue_id, res[0].queue_offset) : NULL;
         free(ids);
         if (*resp)

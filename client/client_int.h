@@ -84,6 +84,14 @@ size_t mqc_allocate_averagely(size_t nq, const char *const *cids, size_t ncids, 
  * 32 uppercase hex characters = IPv4 (4) + pid (2) + instance hash (4) + milliseconds since the
  * start of the month (4) + counter (2). Thread-safe. `out` gets 33 bytes with the NUL. */
 void mqc_uniq_id(char out[33]);
+/* Ids for a batch: one clock read and one counter reservation for n ids, then each id is the
+ * shared 28-hex-digit head (prefix + time) and the next counter value (32 chars, no NUL). */
+struct mqc_uniq_seq {
+    char head[28];
+    uint16_t next;
+};
+void mqc_uniq_ids_begin(struct mqc_uniq_seq *u, size_t n);
+void mqc_uniq_ids_next(struct mqc_uniq_seq *u, char out[32]);
 
 /* ---- the shared client instance: NameServers, route cache, connections ---- */
 

@@ -100,6 +100,10 @@ int mqc_send_oneway(struct mqc_producer *p, const struct mqc_message *m);
  * All go to the same queue; res describes the first. */
 int mqc_send_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
                    struct mqc_send_result *res);
+/* Async batch: as mqc_send_batch, answered through cb as mqc_send_async (the messages may be
+ * reused once the call returns: they are encoded before it does). */
+int mqc_send_batch_async(struct mqc_producer *p, const struct mqc_message *m, size_t n,
+                         mqc_send_cb cb, void *arg);
 
 /* Ordered sends: the selector picks the index of the queue among the topic's n writable queues
  * (sorted by broker name, then queue id), e.g. hash(orderId) % n. No retry on another queue. */

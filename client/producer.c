@@ -399,45 +399,123 @@ int mqc_send_oneway(struct mqc_producer *p, const struct mqc_message *m)
     return rc;
 }
 
+/* Appends "NAME\1" + val + "\2" at w; returns the end. */
+static uint8_t *put_prop(uint8_t *w, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    memcpy(w, name, nlen);
+    w[nlen] = 1;
+    memcpy(w + nlen + 1, val, vlen);
+    w[nlen + 1 + vlen] = 2;
+    return w + nlen + vlen + 2;
+}
+
+#define PROP_UNIQ_LEN (8 + 2 + 32) /* UNIQ_KEY\1<32 hex>\2 */
+#define PROP_WAIT     "WAIT\001true\002"
+
+/* Length of an optional string property's value, remembered across messages that share the
+ * pointer (mqfs and most batches give every message the same tags and keys). */
+static size_t opt_len(const char *v, const char **last, size_t *last_len)
+{
+    if (!v || !*v)
+        return 0;
+    if (v != *last) {
+        *last = v;
+        *last_len = strlen(v);
+    }
+    return *last_len;
+}
+
+/* The properties' length of batch message x (build_props' layout), or -EMSGSIZE. */
+static long batch_props_len(const struct mqc_message *x, const char **lk, size_t *lkl,
+                            const char **lt, size_t *ltl)
+{
+    size_t kl = opt_len(x->keys, lk, lkl), tl = opt_len(x->tags, lt, ltl);
+    size_t len = x->props_len + (kl ? 6 + kl : 0) + (tl ? 6 + tl : 0) + PROP_UNIQ_LEN +
+                 sizeof(PROP_WAIT) - 1;
+    return len > 32767 ? -EMSGSIZE : (long)len;
+}
+
+/* A SEND_BATCH_MESSAGE request of n messages of one topic: validated and sized first, then
+ * encoded in one pass into one allocation (FORMATS.md Part 2: the batch body; the properties of
+ * each entry are the user's, KEYS, TAGS, UNIQ_KEY and WAIT, as build_props). */
+static int prepare_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
+                         struct send_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    mq_buf_init(&r->props);
+    mq_buf_init(&r->body);
+    if (n == 0)
+        return -EINVAL;
+    int rc = validate(p, &m[0]);
+    if (rc)
+        return rc;
+    const char *topic = m[0].topic, *lk = NULL, *lt = NULL;
+    size_t lkl = 0, ltl = 0, total = 0, max = p->inst->cfg.max_message_size;
+    for (size_t i = 0; i < n; i++) {
+        const struct mqc_message *x = &m[i];
+        if (x->topic != topic && (!x->topic || strcmp(x->topic, topic) != 0))
+            return -EINVAL; /* one topic per batch */
+        if (!x->body || x->body_len == 0)
+            return -EINVAL;
+        if (x->body_len > max)
+            return -EMSGSIZE;
+        long pl = batch_props_len(x, &lk, &lkl, &lt, &ltl);
+        if (pl < 0)
+            return (int)pl;
+        total += MQ_BATCH_ENTRY_FIXED + x->body_len + (size_t)pl;
+        if (total > max)
+            return -EMSGSIZE;
+    }
+    if ((rc = mq_buf_reserve(&r->body, total)) != 0)
+        return rc;
+    struct mqc_uniq_seq u;
+    mqc_uniq_ids_begin(&u, n);
+    uint8_t *w = r->body.data;
+    for (size_t i = 0; i < n; i++) {
+        const struct mqc_message *x = &m[i];
+        size_t kl = opt_len(x->keys, &lk, &lkl), tl = opt_len(x->tags, &lt, &ltl);
+        size_t pl = (size_t)batch_props_len(x, &lk, &lkl, &lt, &ltl);
+        size_t entry = MQ_BATCH_ENTRY_FIXED + x->body_len + pl;
+        mq_put_be32(w, (uint32_t)entry);
+        memset(w + 4, 0, 8);
+        mq_put_be32(w + 12, (uint32_t)x->flag);
+        mq_put_be32(w + 16, (uint32_t)x->body_len);
+        memcpy(w + 20, x->body, x->body_len);
+        w += 20 + x->body_len;
+        mq_put_be16(w, (uint16_t)pl);
+        w += 2;
+        if (x->props_len) {
+            memcpy(w, x->props, x->props_len);
+            w += x->props_len;
+        }
+        if (kl)
+            w = put_prop(w, "KEYS", 4, x->keys, kl);
+        if (tl)
+            w = put_prop(w, "TAGS", 4, x->tags, tl);
+        memcpy(w, "UNIQ_KEY\001", 9);
+        mqc_uniq_ids_next(&u, (char *)w + 9);
+        if (i == 0) {
+            memcpy(r->uniq, w + 9, 32);
+            r->uniq[32] = 0;
+        }
+        w[41] = 2;
+        memcpy(w + PROP_UNIQ_LEN, PROP_WAIT, sizeof(PROP_WAIT) - 1);
+        w += PROP_UNIQ_LEN + sizeof(PROP_WAIT) - 1;
+    }
+    r->body.len = total;
+    copy_str(r->topic, sizeof(r->topic), topic, sizeof(r->topic));
+    r->code = REQ_SEND_BATCH_MESSAGE;
+    r->batch = 1;
+    r->born_ms = mq_now_ms();
+    rc = append_prop(&r->props, "WAIT", "true");
+    return rc ? rc : props_terminate(&r->props);
+}
+
 int mqc_send_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
                    struct mqc_send_result *res)
 {
-    if (n == 0)
-        return -EINVAL;
     struct send_req r;
-    memset(&r, 0, sizeof(r));
-    mq_buf_init(&r.props);
-    mq_buf_init(&r.body);
-    int rc = 0;
-    struct mq_buf props;
-    mq_buf_init(&props);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if ((rc = validate(p, &m[i])) != 0)
-            break;
-        if (strcmp(m[i].topic, m[0].topic) != 0) {
-            rc = -EINVAL; /* one topic per batch */
-            break;
-        }
-        char uniq[33];
-        mqc_uniq_id(uniq);
-        if (i == 0)
-            memcpy(r.uniq, uniq, sizeof(uniq));
-        props.len = 0;
-        if ((rc = build_props(&m[i], uniq, &props)) == 0)
-            rc = mq_batch_append(&r.body, m[i].flag, m[i].body, m[i].body_len,
-                                 (const char *)props.data, props.len);
-    }
-    mq_buf_destroy(&props);
-    if (rc == 0 && r.body.len > p->inst->cfg.max_message_size)
-        rc = -EMSGSIZE;
-    if (rc == 0) {
-        snprintf(r.topic, sizeof(r.topic), "%s", m[0].topic);
-        r.code = REQ_SEND_BATCH_MESSAGE;
-        r.batch = 1;
-        r.born_ms = mq_now_ms();
-        rc = append_prop(&r.props, "WAIT", "true");
-        rc = rc ? rc : props_terminate(&r.props);
-    }
+    int rc = prepare_batch(p, m, n, &r);
     if (rc == 0)
         rc = send_sync(p, &r, NULL, res);
     send_req_destroy(&r);
@@ -548,19 +626,9 @@ static void async_cb(int err, struct rpc_cmd *resp, void *arg)
     async_done(st, err, &res);
 }
 
-int mqc_send_async(struct mqc_producer *p, const struct mqc_message *m, mqc_send_cb cb, void *arg)
+/* Starts a prepared async send (takes st->r); on failure st is freed. */
+static int send_async_req(struct mqc_producer *p, struct async_send *st, mqc_send_cb cb, void *arg)
 {
-    if (!cb)
-        return -EINVAL;
-    struct async_send *st = calloc(1, sizeof(*st));
-    if (!st)
-        return -ENOMEM;
-    int rc = prepare_one(p, m, &st->r);
-    if (rc) {
-        send_req_destroy(&st->r);
-        free(st);
-        return rc;
-    }
     st->p = p;
     st->cb = cb;
     st->arg = arg;
@@ -582,7 +650,7 @@ int mqc_send_async(struct mqc_producer *p, const struct mqc_message *m, mqc_send
     p->async_calls++;
     pthread_mutex_unlock(&p->lock);
 
-    rc = async_attempt(st);
+    int rc = async_attempt(st);
     if (rc) {
         pthread_mutex_lock(&p->lock);
         p->async_bytes -= st->bytes;
@@ -593,4 +661,37 @@ int mqc_send_async(struct mqc_producer *p, const struct mqc_message *m, mqc_send
         free(st);
     }
     return rc;
+}
+
+int mqc_send_async(struct mqc_producer *p, const struct mqc_message *m, mqc_send_cb cb, void *arg)
+{
+    if (!cb)
+        return -EINVAL;
+    struct async_send *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    int rc = prepare_one(p, m, &st->r);
+    if (rc) {
+        send_req_destroy(&st->r);
+        free(st);
+        return rc;
+    }
+    return send_async_req(p, st, cb, arg);
+}
+
+int mqc_send_batch_async(struct mqc_producer *p, const struct mqc_message *m, size_t n,
+                         mqc_send_cb cb, void *arg)
+{
+    if (!cb)
+        return -EINVAL;
+    struct async_send *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    int rc = prepare_batch(p, m, n, &st->r);
+    if (rc) {
+        send_req_destroy(&st->r);
+        free(st);
+        return rc;
+    }
+    return send_async_req(p, st, cb, arg);
 }

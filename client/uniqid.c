@@ -19,7 +19,8 @@ static pthread_once_t prefix_once = PTHREAD_ONCE_INIT;
 static uint8_t prefix[10];
 static atomic_uint counter;
 static pthread_mutex_t month_lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t month_start_ms, next_month_ms;
+/* Read without the lock on every id; written under it when a month starts. */
+static _Atomic int64_t month_start_ms, next_month_ms;
 
 /* The first non-loopback IPv4 address, else 127.0.0.1. */
 static uint32_t local_ipv4(void)
@@ -58,30 +59,66 @@ static void month_bounds(int64_t now_ms)
     tm.tm_mday = 1;
     tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
     tm.tm_isdst = -1;
-    month_start_ms = (int64_t)mktime(&tm) * 1000;
+    int64_t start = (int64_t)mktime(&tm) * 1000;
     tm.tm_mon += 1;
     tm.tm_isdst = -1;
-    next_month_ms = (int64_t)mktime(&tm) * 1000;
+    atomic_store(&next_month_ms, (int64_t)mktime(&tm) * 1000);
+    atomic_store(&month_start_ms, start);
+}
+
+/* Milliseconds since the start of the current month (local time, as RocketMQ). */
+static uint32_t since_month(void)
+{
+    pthread_once(&prefix_once, init_prefix);
+    int64_t now = mq_now_ms();
+    int64_t start = atomic_load(&month_start_ms);
+    if (now >= atomic_load(&next_month_ms) || now < start) {
+        pthread_mutex_lock(&month_lock);
+        if (now >= atomic_load(&next_month_ms) || now < atomic_load(&month_start_ms))
+            month_bounds(now);
+        start = atomic_load(&month_start_ms);
+        pthread_mutex_unlock(&month_lock);
+    }
+    return (uint32_t)(now - start);
+}
+
+static const char hex[] = "0123456789ABCDEF";
+
+static void put_hex(char *out, const uint8_t *raw, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
 }
 
 void mqc_uniq_id(char out[33])
 {
-    static const char hex[] = "0123456789ABCDEF";
-    pthread_once(&prefix_once, init_prefix);
-    int64_t now = mq_now_ms();
-    pthread_mutex_lock(&month_lock);
-    if (now >= next_month_ms || now < month_start_ms)
-        month_bounds(now);
-    int64_t since = now - month_start_ms;
-    pthread_mutex_unlock(&month_lock);
-
     uint8_t raw[16];
+    uint32_t since = since_month();
     memcpy(raw, prefix, 10);
-    mq_put_be32(raw + 10, (uint32_t)since);
+    mq_put_be32(raw + 10, since);
     mq_put_be16(raw + 14, (uint16_t)atomic_fetch_add(&counter, 1));
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
+    put_hex(out, raw, 16);
     out[32] = '\0';
+}
+
+void mqc_uniq_ids_begin(struct mqc_uniq_seq *u, size_t n)
+{
+    uint8_t raw[14];
+    uint32_t since = since_month();
+    memcpy(raw, prefix, 10);
+    mq_put_be32(raw + 10, since);
+    put_hex(u->head, raw, 14);
+    u->next = (uint16_t)atomic_fetch_add(&counter, (unsigned)n);
+}
+
+void mqc_uniq_ids_next(struct mqc_uniq_seq *u, char out[32])
+{
+    uint16_t c = u->next++;
+    memcpy(out, u->head, 28);
+    out[28] = hex[c >> 12];
+    out[29] = hex[(c >> 8) & 15];
+    out[30] = hex[(c >> 4) & 15];
+    out[31] = hex[c & 15];
 }

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "common/mq_bytes.h"
 
@@ -23,15 +22,7 @@ int64_t mq_mono_us(void)
 
 uint32_t mq_crc32(const void *p, size_t n)
 {
-    uLong c = crc32(0L, Z_NULL, 0);
-    const Bytef *b = p;
-    while (n > 0) { /* zlib takes uInt lengths */
-        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        c = crc32(c, b, chunk);
-        b += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)c & 0x7FFFFFFFu;
+    return mq_crc32_update(0, p, n) & 0x7FFFFFFFu;
 }
 
 /* Decodes one UTF-8 sequence at s[*i]; returns the code point (or the raw byte when invalid). */
@@ -62,6 +53,10 @@ int32_t mq_java_hash(const char *str, size_t n)
     uint32_t h = 0;
     size_t i = 0;
     while (i < n) {
+        if (s[i] < 0x80) { /* ASCII: one UTF-16 unit, the common case (topics, keys, tags) */
+            h = 31 * h + s[i++];
+            continue;
+        }
         uint32_t cp = next_code_point(s, n, &i);
         if (cp >= 0x10000) { /* a surrogate pair in UTF-16 */
             cp -= 0x10000;

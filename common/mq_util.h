@@ -14,6 +14,8 @@ int64_t mq_mono_us(void);
 
 /* RocketMQ's UtilAll.crc32: zlib's CRC-32 of the bytes, masked with 0x7FFFFFFF. */
 uint32_t mq_crc32(const void *p, size_t n);
+/* zlib's crc32(crc, p, n), unmasked (mq_crc32.c: carry-less multiplication where available). */
+uint32_t mq_crc32_update(uint32_t crc, const void *p, size_t n);
 
 /* Java's String.hashCode() of a UTF-8 string: computed over its UTF-16 code units, so tag
  * hashes (consume queue tagsCode) and index keys hash as RocketMQ's do for any text. Invalid

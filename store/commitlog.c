@@ -117,6 +117,7 @@ void store__tq_free(struct store *s)
 
 #define STAGE_MIN        (1 << 20)
 #define STAGE_PWRITE_MIN 4096
+#define STAGE_PUBLISH    (256 << 10) /* a batch publishes its records at least this often */
 
 /* Writes the staged bytes at stage_pos of the current file. Put lock held. */
 static int stage_write(struct store *s)
@@ -192,14 +193,17 @@ static int roll(struct store *s)
     return 0;
 }
 
-static int check_msg(struct store *s, const struct mq_msg *in, struct store_put_result *r)
+/* Validates one message and sizes its record; topic_ok: its topic was checked already (the
+ * previous message of the batch has the same one). */
+static int check_msg(struct store *s, const struct mq_msg *in, int topic_ok,
+                     struct store_put_result *r)
 {
     struct mq_msg m = *in;
     m.store_host = s->conf.store_host;
     int64_t size = mq_msg_record_size(&m);
     if (size < 0)
         return (int)size;
-    if (mq_check_topic(in->topic, in->topic_len)) /* topics name directories */
+    if (!topic_ok && mq_check_topic(in->topic, in->topic_len)) /* topics name directories */
         return -EINVAL;
     if (in->body_len > (uint32_t)s->conf.max_message_size ||
         size + MQ_MSG_BLANK_MIN > (int64_t)s->clog.file_size)
@@ -223,16 +227,29 @@ static void unassign(struct store *s, const struct mq_msg *msgs, struct store_pu
     }
 }
 
+/* A write failed: the staged records (results [staged_from, to)) are lost; back to the last
+ * written record. Returns how many records of the batch stay written. Put lock held. */
+static size_t drop_stage(struct store *s, const struct mq_msg *msgs, struct store_put_result *res,
+                         size_t staged_from, size_t to)
+{
+    unassign(s, msgs, res, staged_from, to);
+    s->stage_len = 0;
+    s->write_pos = s->stage_pos;
+    return staged_from;
+}
+
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset)
 {
     size_t ok = 0, i, staged_from = 0;
     int first_err = 0;
+    int full = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace);
     for (i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
-        int rc = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace)
-                     ? -ENOSPC
-                     : check_msg(s, &msgs[i], &res[i]);
+        int same_topic = i > 0 && msgs[i].topic_len == msgs[i - 1].topic_len &&
+                         (msgs[i].topic == msgs[i - 1].topic ||
+                          !memcmp(msgs[i].topic, msgs[i - 1].topic, msgs[i].topic_len));
+        int rc = full ? -ENOSPC : check_msg(s, &msgs[i], same_topic, &res[i]);
         if (rc) {
             first_err = rc;
             break;
@@ -265,10 +282,8 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         }
         if (!rc)
             rc = stage_reserve(s, (size_t)size);
-        if (rc) { /* what was staged is lost: back to the last written record */
-            unassign(s, msgs, res, staged_from, i);
-            s->write_pos = s->stage_pos;
-            ok = staged_from;
+        if (rc) {
+            ok = drop_stage(s, msgs, res, staged_from, i);
             first_err = rc;
             break;
         }
@@ -296,13 +311,26 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         r->queue_offset = m.queue_offset;
         s->write_pos += size;
         ok++;
+        if (s->stage_len >= STAGE_PUBLISH && i + 1 < valid) {
+            /* A large batch: write and publish what is staged, so the dispatcher works on it
+             * while the rest is encoded (a failure later in the batch keeps these records,
+             * as a failed roll does). */
+            int wrc = stage_write(s);
+            if (wrc) {
+                ok = drop_stage(s, msgs, res, staged_from, ok);
+                first_err = wrc;
+                break;
+            }
+            staged_from = ok;
+            atomic_store(&s->last_store_ts, now);
+            atomic_store(&s->wrote, s->write_pos);
+            store__dispatch_wake(s);
+        }
     }
     int wrc = s->stage_len ? stage_write(s) : 0;
     if (wrc) {
-        unassign(s, msgs, res, staged_from, ok);
-        s->write_pos = s->stage_pos;
+        ok = drop_stage(s, msgs, res, staged_from, ok);
         first_err = wrc;
-        ok = staged_from;
     }
     int64_t end = s->write_pos;
     if (ok) {

@@ -230,6 +230,9 @@ int store__qtab_delete_topic(struct store *s, const char *topic, size_t tlen)
  * *cache (dispatch). NULL with *err set (-ENOSPC on a full disk). */
 static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_t pos, int *err)
 {
+    struct store__mfile *c = *cache;
+    if (c && pos >= c->base && pos - c->base < (int64_t)l->file_size)
+        return c->map + (pos - c->base); /* the common case: no division */
     int64_t base = pos / (int64_t)l->file_size * (int64_t)l->file_size;
     if (!*cache || (*cache)->base != base) {
         struct store__mfile *f = store__mlist_find(l, base);

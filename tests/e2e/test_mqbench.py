@@ -27,7 +27,8 @@ def cluster(namesrv, broker_factory):  # noqa: F811
 
 def test_produce_shapes_then_consume_everything(cluster):
     sent = 0
-    for shape in (["-c", "4"], ["-b", "50", "-c", "2"], ["-m", "async", "-c", "2", "-w", "64"]):
+    for shape in (["-c", "4"], ["-b", "50", "-c", "2"], ["-m", "async", "-c", "2", "-w", "64"],
+                  ["-m", "async", "-b", "30", "-c", "2", "-w", "4"]):
         rc, res, err = mqbench("produce", "-n", cluster, "-t", "BenchT", "-N", "1000",
                                "-s", "64", *shape)
         assert rc == 0, err
@@ -62,7 +63,7 @@ def test_oneway_and_count_stop(cluster):
 def test_usage_errors_exit_2():
     assert mqbench()[0] == 2
     assert mqbench("produce", "-t", "T")[0] == 2  # no NameServer
-    assert mqbench("produce", "-n", "127.0.0.1:1", "-t", "T", "-b", "5", "-m", "async")[0] == 2
+    assert mqbench("produce", "-n", "127.0.0.1:1", "-t", "T", "-b", "5", "-m", "oneway")[0] == 2
     assert mqbench("consume", "-n", "127.0.0.1:1", "-t", "T")[0] == 2  # no group
     assert mqbench("bogus")[0] == 2
     assert mqbench("--help")[0] == 0

@@ -1,6 +1,7 @@
 /* test_client.c — unit tests for libmqclient's pure policies: route decoding, queue selection
  * with fault avoidance, rebalance allocation, unique ids. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client/client_int.h"
@@ -175,5 +176,30 @@ TEST(test_uniq_id)
         ASSERT(strchr("0123456789ABCDEF", a[i]) != NULL);
 }
 
+TEST(test_uniq_ids_batch)
+{
+    /* A batch's ids: the shared head (prefix + time), consecutive counters, no repeats, and
+     * the single-id counter continues after the reserved range. */
+    char one[33], ids[300][33];
+    struct mqc_uniq_seq u;
+    mqc_uniq_id(one);
+    mqc_uniq_ids_begin(&u, 300);
+    for (int i = 0; i < 300; i++) {
+        mqc_uniq_ids_next(&u, ids[i]);
+        ids[i][32] = 0;
+        for (int k = 0; k < 32; k++)
+            ASSERT(strchr("0123456789ABCDEF", ids[i][k]) != NULL);
+        ASSERT_MEM_EQ(ids[i], one, 20);
+        ASSERT_MEM_EQ(ids[i], ids[0], 28);
+        ASSERT(strcmp(ids[i], one) != 0);
+        if (i > 0)
+            ASSERT_EQ(strtoul(ids[i] + 28, NULL, 16),
+                      (strtoul(ids[i - 1] + 28, NULL, 16) + 1) & 0xFFFF);
+    }
+    char after[33];
+    mqc_uniq_id(after);
+    ASSERT_EQ(strtoul(after + 28, NULL, 16), (strtoul(ids[299] + 28, NULL, 16) + 1) & 0xFFFF);
+}
+
 TEST_MAIN(test_route_parse, test_admin_parse_route, test_fault_durations, test_select_queue,
-          test_allocate_averagely, test_uniq_id)
+          test_allocate_averagely, test_uniq_id, test_uniq_ids_batch)

@@ -225,6 +225,54 @@ TEST(test_many_queues_batch)
     tu_rmrf(dir);
 }
 
+TEST(test_large_batch_and_inline_dispatch)
+{
+    /* A batch of ~0.9 MiB of records is written and published in parts (the dispatcher may
+     * start on it before the put returns): every message lands once, in order. Then a small put
+     * made under store_dispatch_defer is visible when store_dispatch_now returns. */
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 4 << 20);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    enum { N = 3000 };
+    static struct mq_msg msgs[N];
+    static struct store_put_result res[N];
+    static char bodies[N][200];
+    for (int i = 0; i < N; i++) {
+        memset(bodies[i], 'a' + i % 26, sizeof(bodies[i]));
+        snprintf(bodies[i], sizeof(bodies[i]), "m%d.", i);
+        msgs[i] = tu_msg("Big", 1, bodies[i], sizeof(bodies[i]), NULL);
+    }
+    int64_t end;
+    ASSERT_EQ(store_put_batch(s, msgs, N, res, &end), N);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(res[i].queue_offset, i);
+        ASSERT_EQ(res[i].phys_offset + res[i].wrote_bytes,
+                  i + 1 < N ? res[i + 1].phys_offset : end);
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_EQ(store_max_offset(s, "Big", 3, 1), N);
+    for (int i = 0; i < N; i += 1499) {
+        struct store_get_result *g;
+        struct mq_msg d;
+        ASSERT_OK(store_get_messages(s, "Big", 3, 1, i, 1, 1 << 20, NULL, 0, &g));
+        ASSERT_EQ(g->count, 1);
+        ASSERT(mq_msg_decode(g->msgs[0].data, g->msgs[0].len, 0, MQ_MSG_CHECK_CRC, &d) > 0);
+        ASSERT_EQ(d.body_len, sizeof(bodies[i]));
+        ASSERT_MEM_EQ(d.body, bodies[i], sizeof(bodies[i]));
+        store_release(s, g);
+    }
+    struct mq_msg one = tu_msg("Big", 1, "tail", 4, NULL);
+    store_dispatch_defer(s);
+    ASSERT_EQ(store_put_batch(s, &one, 1, res, &end), 1);
+    ASSERT_OK(store_dispatch_now(s));
+    ASSERT_EQ(store_max_offset(s, "Big", 3, 1), N + 1);
+    ASSERT_EQ(store_dispatched_offset(s), end);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
 TEST(test_cq_files_and_time_lookup)
 {
     char *dir = tu_tmpdir();
@@ -510,4 +558,4 @@ TEST(test_transactions_and_ipv6)
 TEST_MAIN(test_config_table, test_transactions_and_ipv6, test_put_get_roundtrip,
           test_roll_at_boundary, test_many_queues_batch, test_cq_files_and_time_lookup,
           test_rendered_index, test_index_collisions, test_sync_flush_and_callbacks,
-          test_delete_topic)
+          test_delete_topic, test_large_batch_and_inline_dispatch)

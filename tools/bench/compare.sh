@@ -6,6 +6,7 @@
 # storage). Runs the same workloads, 100-byte bodies, against each:
 #   batch   batched / pipelined produce: mqc_send_batch of BATCH messages, pipelines of BATCH
 #           XADDs, js_PublishAsync with a window (NATS has no batch publish), CALLERS callers
+#           (mqfs also sends the batches with mqc_send_batch_async, 16 in flight per caller)
 #   single  single-message sync sends from MANY concurrent callers, one in flight per caller
 #   consume reading back what `batch` wrote (mqfs: raw pulls; also the group consumer)
 # and for mqfs alone, against a second broker with flushDiskType=SYNC_FLUSH (its own NameServer,
@@ -171,6 +172,8 @@ ours() { if [ "$OURS" = 1 ]; then run "$@"; fi; }
 O_BATCH=$(ours ours_batch "$BRK_PID" "$BIN/mqbench" produce -n "$NS" -t BenchBatch -b "$BATCH" -c "$CALLERS" "${COMMON[@]}")
 R_BATCH=$(run redis_batch "$REDIS_PID" "$BIN/mqbench-redis" produce -p "$REDIS_PORT" -k bench:b -P "$BATCH" -c "$CALLERS" "${COMMON[@]}")
 N_BATCH=$(run nats_batch "$NATS_PID" "$BIN/mqbench-nats" produce -p "$NATS_PORT" --stream BENCHB --subject bench.b -m async -w 4096 -c "$CALLERS" "${COMMON[@]}")
+# the same batches sent with mqc_send_batch_async, 16 in flight per caller on 2 callers
+O_ABATCH=$(ours ours_abatch "$BRK_PID" "$BIN/mqbench" produce -n "$NS" -t BenchBatch -b "$BATCH" -m async -w 16 -c 2 "${COMMON[@]}")
 O_SINGLE=$(ours ours_single "$BRK_PID" "$BIN/mqbench" produce -n "$NS" -t BenchSingle -c "$MANY" "${COMMON[@]}")
 R_SINGLE=$(run redis_single "$REDIS_PID" "$BIN/mqbench-redis" produce -p "$REDIS_PORT" -k bench:s -P 1 -c "$MANY" "${COMMON[@]}")
 N_SINGLE=$(run nats_single "$NATS_PID" "$BIN/mqbench-nats" produce -p "$NATS_PORT" --stream BENCHS --subject bench.s -m sync -c "$MANY" "${COMMON[@]}")
@@ -233,6 +236,7 @@ printf "| %-22s | %-28s | %-28s | %-28s | %-7s | %-7s |\n" workload mqfs "Redis 
     "NATS JetStream" "/Redis" "/NATS"
 echo "|------------------------|------------------------------|------------------------------|------------------------------|---------|---------|"
 row "batch produce (x$BATCH)" "${O_BATCH:-}" "$R_BATCH" "$N_BATCH"
+row "async batch (x$BATCH)" "${O_ABATCH:-}" "$R_BATCH" "$N_BATCH"
 row "single, $MANY callers" "${O_SINGLE:-}" "$R_SINGLE" "$N_SINGLE"
 row "async produce" "${O_ASYNC:-}" "" "$N_BATCH"
 row "consume" "${O_CONS:-}" "$R_CONS" "$N_CONS"
@@ -241,8 +245,8 @@ STORE_TPS=$(val put100_batch_mps "$STORE")
 if [ -n "$STORE_TPS" ] && [ -n "${O_BATCH:-}" ]; then
     echo
     echo "Store alone, batched 100-byte appends in process: $STORE_TPS msgs/s;" \
-        "batch produce over loopback = $(ratio "$(val tps "$O_BATCH")" "$STORE_TPS") of it" \
-        "(the protocol and client overhead)"
+        "batch produce over loopback = $(ratio "$(val tps "$O_BATCH")" "$STORE_TPS") of it," \
+        "async batches = $(ratio "$(val tps "${O_ABATCH:-}")" "$STORE_TPS") (the protocol and client overhead)"
 fi
 if [ "$SYNC" = 1 ]; then
     S64=$(val sync64_mps "$S_STORE") SCB=$(val sync_cb4096_mps "$S_STORE")
@@ -262,6 +266,7 @@ echo "other load on the machine than msgs/s)"
 printf "| %-22s | %-16s | %-16s | %-16s |\n" workload mqfs "Redis Streams" "NATS JetStream"
 echo "|------------------------|------------------|------------------|------------------|"
 cpu_row "batch produce (x$BATCH)" "${O_BATCH:-}" "$R_BATCH" "$N_BATCH"
+cpu_row "async batch (x$BATCH)" "${O_ABATCH:-}" "" ""
 cpu_row "single, $MANY callers" "${O_SINGLE:-}" "$R_SINGLE" "$N_SINGLE"
 cpu_row "async produce" "${O_ASYNC:-}" "" "$N_BATCH"
 cpu_row "consume" "${O_CONS:-}" "$R_CONS" "$N_CONS"
@@ -273,6 +278,7 @@ fi
 echo
 echo "  batch: mqfs mqc_send_batch x$BATCH, $CALLERS callers on one producer; Redis $CALLERS connections"
 echo "  pipelining $BATCH XADDs; NATS js_PublishAsync, $CALLERS threads on one connection, 4096 in flight."
+echo "  async batch: mqfs mqc_send_batch_async x$BATCH, 2 callers, 16 batches in flight each."
 echo "  single: mqfs mqc_send from $MANY threads on one producer; Redis $MANY connections, one XADD"
 echo "  each; NATS js_Publish from $MANY threads on one connection."
 echo "  consume: mqfs 2 threads of mqc_pull (1024 per pull) / 1 group consumer; Redis XREAD"
@@ -287,7 +293,7 @@ fi
 
 t() { local v; v=$(val tps "$1"); echo "${v:-na}"; }
 echo "RESULT ours=$OURS batch_tps=$(t "${O_BATCH:-}") batch_redis_tps=$(t "$R_BATCH")" \
-    "batch_nats_tps=$(t "$N_BATCH") single_tps=$(t "${O_SINGLE:-}")" \
+    "batch_nats_tps=$(t "$N_BATCH") async_batch_tps=$(t "${O_ABATCH:-}") single_tps=$(t "${O_SINGLE:-}")" \
     "single_redis_tps=$(t "$R_SINGLE") single_nats_tps=$(t "$N_SINGLE")" \
     "async_tps=$(t "${O_ASYNC:-}") consume_tps=$(t "${O_CONS:-}") group_consume_tps=$(t "${O_GROUP:-}")" \
     "consume_redis_tps=$(t "$R_CONS") consume_nats_tps=$(t "$N_CONS")" \

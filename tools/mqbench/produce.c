@@ -1,7 +1,7 @@
 /* produce.c — `mqbench produce`: N caller threads sending through C shared producers, in one
  * of four shapes: sync single sends (mqc_send, or mqc_send_select over the first Q queues),
  * sync batches (mqc_send_batch of K messages), async sends with a window of W in flight per
- * caller (mqc_send_async), and oneway sends.
+ * caller (mqc_send_async, or mqc_send_batch_async of K messages each), and oneway sends.
  *
  * Counting: each caller owns a bench_slot; async completions run on a producer's network
  * thread, so each producer has one more slot that only its callbacks write. Latency is per
@@ -26,6 +26,7 @@ struct caller;
 struct ticket {
     struct caller *owner;
     uint64_t t0;
+    uint64_t n;          /* messages in the send */
     struct ticket *next; /* free list, under owner->lock */
 };
 
@@ -66,11 +67,11 @@ static void on_async(int err, const struct mqc_send_result *res, void *arg)
     struct caller *c = t->owner;
     (void)res;
     if (err) {
-        bench_inc(&c->cb_slot->errors, 1);
+        bench_inc(&c->cb_slot->errors, t->n);
     } else {
         bench_hist_add(&c->cb_slot->hist, bench_now_ns() - t->t0);
-        bench_inc(&c->cb_slot->msgs, 1);
-        bench_inc(&c->cb_slot->bytes, c->o->size);
+        bench_inc(&c->cb_slot->msgs, t->n);
+        bench_inc(&c->cb_slot->bytes, t->n * c->o->size);
     }
     pthread_mutex_lock(&c->lock);
     t->next = c->free_list;
@@ -120,12 +121,14 @@ static void *caller_main(void *arg)
     while ((n = bench_claim(c->run, (uint64_t)o->batch)) > 0) {
         uint64_t t0 = bench_now_ns();
         int rc;
-        if (o->batch > 1) {
+        if (o->batch > 1 && o->mode == MB_SYNC) {
             rc = mqc_send_batch(c->p, c->msgs, (size_t)n, NULL);
         } else if (o->mode == MB_ASYNC) {
             struct ticket *t = take_ticket(c);
             t->t0 = t0;
-            rc = mqc_send_async(c->p, c->msgs, on_async, t);
+            t->n = n;
+            rc = o->batch > 1 ? mqc_send_batch_async(c->p, c->msgs, (size_t)n, on_async, t)
+                              : mqc_send_async(c->p, c->msgs, on_async, t);
             if (rc == 0)
                 continue; /* counted by on_async */
             pthread_mutex_lock(&c->lock);
