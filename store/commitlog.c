@@ -223,6 +223,22 @@ static void unassign(struct store *s, const struct mq_msg *msgs, struct store_pu
     }
 }
 
+/* After a recovery that could not reserve the rest of the current commitlog file: tries again.
+ * Appending through the mapping into unreserved pages would raise SIGBUS on a full disk. */
+static int clog_reserved(struct store *s)
+{
+    if (!atomic_load(&s->clog_holes))
+        return 0;
+    pthread_mutex_lock(&s->put_lock);
+    int rc = 0;
+    if (atomic_load(&s->clog_holes) && s->clog_cur)
+        rc = store__mfile_reserve(s->clog_cur, s->write_pos);
+    if (rc == 0 && atomic_exchange(&s->clog_holes, 0))
+        mq_info("commitlog: space again, writes accepted");
+    pthread_mutex_unlock(&s->put_lock);
+    return rc;
+}
+
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset)
 {
@@ -230,7 +246,8 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     int first_err = 0;
     for (i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
-        int rc = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace)
+        int rc = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace) ||
+                         (i == 0 && clog_reserved(s) != 0)
                      ? -ENOSPC
                      : check_msg(s, &msgs[i], &res[i]);
         if (rc) {
@@ -426,9 +443,17 @@ int store__clog_recover(struct store *s, int64_t ckpt_min_ts, int64_t *reput_fro
     struct store__mfile *f = store__mlist_find(l, valid_end);
     if (f) {
         int rc = store__mfile_zero_from(f, valid_end);
+        int64_t fbase = f->base;
         store__mfile_unref(f);
-        if (rc)
+        if (rc == -ENOSPC) {
+            /* Start anyway (RocketMQ does): appends are refused until the blocks are there. */
+            atomic_store(&s->clog_holes, 1);
+            mq_error("commitlog %020" PRId64 ": no space to reserve the rest of the file; "
+                     "writes refused until there is space",
+                     fbase);
+        } else if (rc) {
             return rc;
+        }
     }
     s->write_pos = valid_end;
     s->clog_cur = store__mlist_find(l, valid_end);
