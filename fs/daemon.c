@@ -171,6 +171,11 @@ int mqfs_main(int argc, char **argv)
         goto out_signals;
     }
     mq_info("mounted at %s, NameServer %s", cmd.mountpoint, namesrv);
+    /* From the thread that runs the loop: the watcher ends it by signalling this thread. */
+    if ((rc = mqfs__mountwatch_start(&fs, cmd.mountpoint)) != 0)
+        mq_warn("not watching the mount (%s): an unmount leaves mqfs running while a copy of "
+                "the mount lives on in another mount namespace",
+                mq_strerror(rc));
 
     if (cmd.singlethread) {
         rc = fuse_session_loop(se);
@@ -180,13 +185,18 @@ int mqfs_main(int argc, char **argv)
     }
     /* 0 when unmounted, the signal number when a signal ended it: both are clean. */
     ret = rc < 0 ? 1 : 0;
+    mqfs__mountwatch_stop(&fs);
     if (rc < 0)
         mq_error("FUSE loop: %s", mq_strerror(rc));
     else
-        mq_info("unmounting %s%s", cmd.mountpoint, rc > 0 ? " (signal)" : "");
+        mq_info("unmounting %s%s", cmd.mountpoint,
+                fs.watch_gone ? " (unmounted)"
+                : rc > 0      ? " (signal)"
+                              : "");
 
 out_signals:
-    if (mounted)
+    /* Gone from this namespace: closing the device (at session destroy) ends any copies. */
+    if (mounted && !fs.watch_gone)
         fuse_session_unmount(se);
     mq_debug("shutdown: unmounted");
     mqfs__handles_shutdown(&fs); /* partial lines and blobs of files still open */

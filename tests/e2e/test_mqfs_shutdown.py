@@ -5,7 +5,13 @@ concurrent line writers, blocked group readers (`cat group/G/T`), `.now` drains 
 - `term`: SIGTERM with all of them still running (the open files fail, mqfs exits 0);
 - `kill-umount`: the readers get SIGKILL (their reads are interrupted while the kernel
   releases their files) and `fusermount3 -u` follows at once;
-- `lazy`: `fusermount3 -u -z` with every file still open; mqfs exits once the last one closes.
+- `lazy`: `fusermount3 -u -z` with every file still open; mqfs exits once the last one closes;
+- `ns-copy`: a process in a new mount namespace (`unshare -m`, as `ip netns exec` or a container
+  runtime makes) holds a copy of the mount; with `/` private the unmount does not reach that
+  copy, and the kernel kept the FUSE connection — and mqfs — alive until that namespace ended
+  (the intermittent "mqfs did not exit after unmount" of the e2e runs: concurrent tests start
+  `ip netns exec` processes). mqfs now ends once its mount is gone from its own namespace, and
+  the copy fails with ENOTCONN.
 
 Each mode runs several rounds on fresh mounts (MQFS_SHUTDOWN_ROUNDS, default 2) and mqfs must
 exit 0 within 20 s each time (a hang fails with the daemon's thread stacks).
@@ -100,7 +106,17 @@ class Load:
         self.out.close()
 
 
-@pytest.mark.parametrize("mode", ["term", "kill-umount", "lazy"])
+def ns_copy_holder():
+    """A process in a new mount namespace (a copy of every mount), or a skip."""
+    p = subprocess.Popen(["unshare", "-m", "--propagation", "unchanged", "sleep", "120"],
+                         stderr=subprocess.PIPE)
+    time.sleep(0.3)
+    if p.poll() is not None:
+        pytest.skip("cannot make a mount namespace: %s" % p.stderr.read().decode().strip())
+    return p
+
+
+@pytest.mark.parametrize("mode", ["term", "kill-umount", "lazy", "ns-copy"])
 def test_mqfs_exits_under_load(mode, namesrv, broker_factory, tmp_path):  # noqa: F811
     b = broker_factory(namesrv=namesrv)
     with mp.Client(b.port) as cli:
@@ -114,21 +130,29 @@ def test_mqfs_exits_under_load(mode, namesrv, broker_factory, tmp_path):  # noqa
         os.makedirs(work)
         m = Mount(work, "127.0.0.1:%d" % namesrv.port).start()
         load = Load(m, str(work))
+        holder = None
         try:
             load.start()
+            if mode == "ns-copy":
+                holder = ns_copy_holder()
             time.sleep(1.0)
             assert load.written > 0, "the writers got nowhere"
             if mode == "term":
                 m.proc.send_signal(signal.SIGTERM)
                 assert m.wait_exit(EXIT_S) == 0
                 load.kill()
-            elif mode == "kill-umount":
+            elif mode in ("kill-umount", "ns-copy"):
                 load.kill()
                 r = subprocess.run(["fusermount3", "-u", m.path], capture_output=True)
                 while r.returncode != 0 and m.proc.poll() is None:
                     time.sleep(0.05)  # the killed readers' files are still being released
                     r = subprocess.run(["fusermount3", "-u", m.path], capture_output=True)
                 assert m.wait_exit(EXIT_S) == 0
+                if holder:  # the copy in the other namespace lost its daemon: ENOTCONN
+                    r = subprocess.run(["nsenter", "-t", str(holder.pid), "-m", "ls", m.path],
+                                       capture_output=True, timeout=10)
+                    assert r.returncode != 0, r.stdout
+                    assert b"not connected" in r.stderr, r.stderr
             else:
                 r = subprocess.run(["fusermount3", "-u", "-z", m.path], capture_output=True)
                 assert r.returncode == 0, r.stderr
@@ -139,6 +163,9 @@ def test_mqfs_exits_under_load(mode, namesrv, broker_factory, tmp_path):  # noqa
             assert not os.path.ismount(m.path)
             m.check_stderr()
         finally:
+            if holder:
+                holder.kill()
+                holder.wait()
             load.kill()
             m._kill()
             m._err.close()
