@@ -195,8 +195,9 @@ int mqfs_main(int argc, char **argv)
                               : "");
 
 out_signals:
-    /* Gone from this namespace: closing the device (at session destroy) ends any copies. */
-    if (mounted && !fs.watch_gone)
+    /* Also when the watcher saw the mount gone: this closes the device, which ends any copies
+     * left in other namespaces (libfuse then reports that its own unmount found nothing). */
+    if (mounted)
         fuse_session_unmount(se);
     mq_debug("shutdown: unmounted");
     mqfs__handles_shutdown(&fs); /* partial lines and blobs of files still open */
