@@ -434,5 +434,7 @@ def test_broker_crash_and_restart(cluster):
     print("live reader: %d messages, %d duplicates" % (len(reader.got), len(dups)))
     assert set(sent) <= set(reader.got)
     # The killed broker lost the group offsets committed since its last persist (every 5 s):
-    # the live reader gets those messages of broker-a's queues again, and nothing else twice.
-    assert all(sent.get(k) == "broker-a" and n == 2 for k, n in dups.items()), dups
+    # the live reader gets those messages of broker-a's queues again, and nothing else twice
+    # but the send stored twice (each copy possibly again).
+    assert all(n <= 4 if k in twice else (sent.get(k) == "broker-a" and n == 2)
+               for k, n in dups.items()), dups
