@@ -58,6 +58,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
+void mqfs__block_shutdown_signals(sigset_t *old)
+{
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
 static int clients_new(struct mqfs *fs)
 {
     struct mqc_config cfg = {
@@ -68,12 +78,8 @@ static int clients_new(struct mqfs *fs)
     };
     /* Threads started here (libmqclient's, the refresher) inherit a mask without the shutdown
      * signals. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    sigset_t old;
+    mqfs__block_shutdown_signals(&old);
     int rc = mqc_producer_new(&cfg, &fs->producer);
     if (rc == 0)
         rc = mqc_admin_new(&cfg, &fs->admin);

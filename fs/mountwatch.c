@@ -145,12 +145,8 @@ int mqfs__mountwatch_start(struct mqfs *fs, const char *mountpoint)
         return rc;
     }
     fs->main_thread = pthread_self();
-    sigset_t block, old; /* the watcher itself never takes the shutdown signals */
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    sigset_t old; /* the watcher itself never takes the shutdown signals */
+    mqfs__block_shutdown_signals(&old);
     int rc = pthread_create(&fs->watcher, NULL, watch_main, fs);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {

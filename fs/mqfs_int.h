@@ -13,6 +13,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "client/mqclient.h"
@@ -241,6 +242,10 @@ void mqfs__reply_entry(fuse_req_t req, struct mqfs *fs, const struct mqfs_node *
 void mqfs__handles_shutdown(struct mqfs *fs);
 /* Frees the directory listings still open (shutdown). */
 void mqfs__dirs_shutdown(struct mqfs *fs);
+
+/* daemon.c: blocks SIGTERM/SIGINT/SIGHUP in the calling thread (old mask in *old), for
+ * starting threads that must leave them to the FUSE threads. */
+void mqfs__block_shutdown_signals(sigset_t *old);
 
 /* mountwatch.c: watches the mount at mountpoint (absolute) in this mount namespace; once it is
  * gone, ends the FUSE loop (SIGTERM to the calling thread, which must run the loop). */
