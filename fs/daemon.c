@@ -61,6 +61,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
+void mqfs__block_shutdown_signals(sigset_t *old)
+{
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
 static int clients_new(struct mqfs *fs)
 {
     struct mqc_config cfg = {
@@ -71,12 +81,8 @@ static int clients_new(struct mqfs *fs)
     };
     /* Threads started here (libmqclient's, the refresher) inherit a mask without the shutdown
      * signals. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    sigset_t old;
+    mqfs__block_shutdown_signals(&old);
     int rc = mqc_producer_new(&cfg, &fs->producer);
     if (rc == 0)
         rc = mqc_admin_new(&cfg, &fs->admin);
@@ -184,6 +190,11 @@ int mqfs_main(int argc, char **argv)
         goto out_signals;
     }
     mq_info("mounted at %s, NameServer %s", cmd.mountpoint, namesrv);
+    /* From the thread that runs the loop: the watcher ends it by signalling this thread. */
+    if ((rc = mqfs__mountwatch_start(&fs, cmd.mountpoint)) != 0)
+        mq_warn("not watching the mount (%s): an unmount leaves mqfs running while a copy of "
+                "the mount lives on in another mount namespace",
+                mq_strerror(rc));
 
     if (cmd.singlethread) {
         rc = fuse_session_loop(se);
@@ -193,12 +204,18 @@ int mqfs_main(int argc, char **argv)
     }
     /* 0 when unmounted, the signal number when a signal ended it: both are clean. */
     ret = rc < 0 ? 1 : 0;
+    mqfs__mountwatch_stop(&fs);
     if (rc < 0)
         mq_error("FUSE loop: %s", mq_strerror(rc));
     else
-        mq_info("unmounting %s%s", cmd.mountpoint, rc > 0 ? " (signal)" : "");
+        mq_info("unmounting %s%s", cmd.mountpoint,
+                fs.watch_gone ? " (unmounted)"
+                : rc > 0      ? " (signal)"
+                              : "");
 
 out_signals:
+    /* Also when the watcher saw the mount gone: this closes the device, which ends any copies
+     * left in other namespaces (libfuse then reports that its own unmount found nothing). */
     if (mounted)
         fuse_session_unmount(se);
     mq_debug("shutdown: unmounted");

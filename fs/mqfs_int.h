@@ -11,7 +11,9 @@
 
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "client/mqclient.h"
@@ -90,6 +92,13 @@ struct mqfs {
 
     struct mqfs_handle *handles; /* every open file, for the final flush at shutdown */
     struct mqfs_dir *dirs;       /* every open directory listing (ops_dir.c), freed at shutdown */
+
+    /* The mount watcher (mountwatch.c): ends the loop once the mount left this namespace. */
+    pthread_t watcher, main_thread;
+    int watch_fd, watch_pipe[2], watch_started;
+    int watch_gone; /* set by the watcher before it signals; read after joining it */
+    long watch_id;  /* the mount's id in /proc/self/mountinfo */
+    char watch_path[PATH_MAX];
 };
 
 /* An open file. Owned by the kernel's file (fi->fh) from open/create to release. */
@@ -291,5 +300,14 @@ void mqfs__reply_entry(fuse_req_t req, struct mqfs *fs, const struct mqfs_node *
 void mqfs__handles_shutdown(struct mqfs *fs);
 /* Frees the directory listings still open (shutdown). */
 void mqfs__dirs_shutdown(struct mqfs *fs);
+
+/* daemon.c: blocks SIGTERM/SIGINT/SIGHUP in the calling thread (old mask in *old), for
+ * starting threads that must leave them to the FUSE threads. */
+void mqfs__block_shutdown_signals(sigset_t *old);
+
+/* mountwatch.c: watches the mount at mountpoint (absolute) in this mount namespace; once it is
+ * gone, ends the FUSE loop (SIGTERM to the calling thread, which must run the loop). */
+int mqfs__mountwatch_start(struct mqfs *fs, const char *mountpoint);
+void mqfs__mountwatch_stop(struct mqfs *fs);
 
 #endif

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,7 +247,11 @@ int mqfs__group_open(struct mqfs_handle *h)
         rc = mqc_consumer_subscribe(v->c, h->node.topic, h->node.ntags ? h->node.tags : "*");
     if (rc == 0) {
         mqc_consumer_on_ready(v->c, on_ready, v);
+        /* Its thread must not take SIGTERM: the handler would end a loop nobody wakes. */
+        sigset_t old;
+        mqfs__block_shutdown_signals(&old);
         rc = mqc_consumer_start(v->c);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (rc) {
         mq_info("group %s on %s: %s", h->node.group, h->node.topic, mq_strerror(rc));

@@ -238,12 +238,29 @@ static size_t drop_stage(struct store *s, const struct mq_msg *msgs, struct stor
     return staged_from;
 }
 
+/* After a recovery that could not reserve the rest of the current commitlog file: tries again.
+ * Appending through the mapping into unreserved pages would raise SIGBUS on a full disk. */
+static int clog_reserved(struct store *s)
+{
+    if (!atomic_load(&s->clog_holes))
+        return 0;
+    pthread_mutex_lock(&s->put_lock);
+    int rc = 0;
+    if (atomic_load(&s->clog_holes) && s->clog_cur)
+        rc = store__mfile_reserve(s->clog_cur, s->write_pos);
+    if (rc == 0 && atomic_exchange(&s->clog_holes, 0))
+        mq_info("commitlog: space again, writes accepted");
+    pthread_mutex_unlock(&s->put_lock);
+    return rc;
+}
+
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset)
 {
     size_t ok = 0, i, staged_from = 0;
     int first_err = 0;
-    int full = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace);
+    int full = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace) ||
+               (n > 0 && clog_reserved(s) != 0);
     for (i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
         int same_topic = i > 0 && msgs[i].topic_len == msgs[i - 1].topic_len &&
@@ -460,9 +477,17 @@ int store__clog_recover(struct store *s, int64_t ckpt_min_ts, int64_t *reput_fro
     struct store__mfile *f = store__mlist_find(l, valid_end);
     if (f) {
         int rc = store__mfile_zero_from(f, valid_end);
+        int64_t fbase = f->base;
         store__mfile_unref(f);
-        if (rc)
+        if (rc == -ENOSPC) {
+            /* Start anyway (RocketMQ does): appends are refused until the blocks are there. */
+            atomic_store(&s->clog_holes, 1);
+            mq_error("commitlog %020" PRId64 ": no space to reserve the rest of the file; "
+                     "writes refused until there is space",
+                     fbase);
+        } else if (rc) {
             return rc;
+        }
     }
     s->write_pos = valid_end;
     s->clog_cur = store__mlist_find(l, valid_end);

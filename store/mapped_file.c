@@ -355,8 +355,17 @@ int store__mfile_zero_from(struct store__mfile *f, int64_t off)
             rc = store_io.ftruncate(f->fd, (off_t)f->size);
         if (rc)
             return rc;
+        return store__mfile_reserve(f, f->base + (int64_t)page_end);
     }
     return 0;
+}
+
+int store__mfile_reserve(struct store__mfile *f, int64_t off)
+{
+    size_t pos = (size_t)(off - f->base) / STORE__PAGE * STORE__PAGE;
+    if (pos >= f->size)
+        return 0;
+    return store_io.fallocate(f->fd, (off_t)pos, (off_t)(f->size - pos));
 }
 
 int store__mfile_sync(struct store__mfile *f, int64_t from, int64_t to)

@@ -108,6 +108,38 @@ static void set_put_offset(struct store *s, struct store__queue *q, void *arg)
         c->rc = rc;
 }
 
+/* Recovery could not dispatch [from, end) (no space for a consume-queue file): the put offsets
+ * of the queues those records went to come from the records themselves, so that sends continue
+ * after them once the dispatcher (retrying every second) has caught up. */
+static int put_offsets_from_records(struct store *s, int64_t from, int64_t end)
+{
+    struct store__mfile *f = NULL;
+    int rc = 0;
+    while (from < end && rc == 0) {
+        if (!f || from >= f->base + (int64_t)f->size) {
+            store__mfile_unref(f);
+            if (!(f = store__mlist_find(&s->clog, from)))
+                return MQ_CORRUPT_BKPT;
+        }
+        int64_t fend = f->base + (int64_t)f->size;
+        struct mq_msg m;
+        int64_t n = mq_msg_decode(f->map + (from - f->base),
+                                  (size_t)((fend < end ? fend : end) - from), 0, 0, &m);
+        if (n <= 0) {
+            rc = MQ_CORRUPT_BKPT;
+            break;
+        }
+        int tx = m.sysflag & MQ_SYSFLAG_TX_MASK;
+        if (m.magic == MQ_MSG_MAGIC_BLANK)
+            n = fend - from;
+        else if (tx != MQ_SYSFLAG_TX_PREPARED && tx != MQ_SYSFLAG_TX_ROLLBACK)
+            rc = store__tq_set(s, m.topic, m.topic_len, m.queue_id, m.queue_offset + 1);
+        from += n;
+    }
+    store__mfile_unref(f);
+    return rc;
+}
+
 int store__recover(struct store *s)
 {
     char path[STORE__PATH_MAX];
@@ -140,10 +172,18 @@ int store__recover(struct store *s)
     mq_info("store %s: %s start, dispatching again from %" PRId64 " to %" PRId64, s->root,
             s->abnormal ? "abnormal" : "normal", c.reput, c.clog_end);
     rc = store__dispatch_run(s);
-    if (rc)
+    int nospace = rc == -ENOSPC; /* start anyway, as RocketMQ does: puts refused meanwhile */
+    if (rc && !nospace)
         return rc;
     store__qtab_foreach(s, set_put_offset, &c);
     if (c.rc)
         return c.rc;
+    if (nospace) {
+        mq_warn("store %s: dispatched up to %" PRId64 " of %" PRId64
+                " (no space); the rest follows once there is space",
+                s->root, atomic_load(&s->reput), c.clog_end);
+        if ((rc = put_offsets_from_records(s, atomic_load(&s->reput), c.clog_end)) != 0)
+            return rc;
+    }
     return store__abort_create(s);
 }

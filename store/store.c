@@ -351,5 +351,6 @@ void store_get_stats(struct store *s, struct store_stats *st)
     st->queues = (int)s->qtab.count;
     pthread_rwlock_unlock(&s->qtab.lock);
     st->disk_used_pct = store__disk_used_pct(s);
-    st->disk_full = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace);
+    st->disk_full =
+        atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace) || atomic_load(&s->clog_holes);
 }

@@ -74,8 +74,12 @@ void store__mlist_delete_from(struct store__mlist *l, int64_t off);
 /* Unlinks everything and removes the directory. */
 void store__mlist_remove_all(struct store__mlist *l);
 int64_t store__mlist_min_offset(struct store__mlist *l);
-/* Zeroes [off, end of its file): truncate and re-extend (sparse zeros). */
+/* Zeroes [off, end of its file): truncate and re-extend, then reserve the dropped pages again
+ * (fallocate) so that writes through the mapping never fault on a full disk. -ENOSPC when the
+ * zeroing worked but the blocks could not be reserved (store__mfile_reserve later). */
 int store__mfile_zero_from(struct store__mfile *f, int64_t off);
+/* Reserves blocks for [off, end of its file) (fallocate; no-op where they exist). */
+int store__mfile_reserve(struct store__mfile *f, int64_t off);
 /* msync of [from, to) absolute offsets within f. */
 int store__mfile_sync(struct store__mfile *f, int64_t from, int64_t to);
 int store__mkdirs(const char *path);
@@ -213,6 +217,7 @@ struct store {
     size_t tq_cap, tq_count;
     atomic_int disk_full;    /* clean thread: usage past the warning ratio */
     atomic_int disp_nospace; /* dispatch: no space for a consume-queue file (ENOSPC) */
+    atomic_int clog_holes;   /* the current commitlog file lacks reserved blocks (ENOSPC) */
     atomic_int_fast64_t puts, put_bytes;
 
     /* queues and index */

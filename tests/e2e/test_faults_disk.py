@@ -9,6 +9,7 @@ filler is deleted."""
 
 import errno
 import os
+import shutil
 import subprocess
 import time
 
@@ -190,4 +191,80 @@ def test_disk_ratio_refusal(small_fs, namesrv, broker_factory):  # noqa: F811
             assert time.monotonic() < deadline, "writes still refused after space was freed"
             time.sleep(0.05)
         acked[body(200, 11)[:11]] = body(200, 11)
+    assert pull_all(b.port, TOPIC, QUEUES) == acked
+
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill", "undispatched"])
+def test_restart_on_full_disk(small_fs, namesrv, broker_factory, daemons, how):  # noqa: F811
+    """A broker stopped (or killed) and started again on a filesystem that is full by then: it
+    starts, as RocketMQ's does, serves every stored message, refuses sends with 14 "disk full",
+    and accepts them again once space is freed — no restart needed. "undispatched": killed
+    before the dispatcher had created queue 1's consume-queue file (the test deletes it), so
+    recovery itself needs space it does not have: the broker still starts, queue 1 becomes
+    readable once there is space, and new sends continue its offsets."""
+    from brokers import restart
+    b = small_broker(broker_factory, namesrv, small_fs / "store", cleanResourceInterval=100,
+                     flushIntervalConsumeQueue=60000)
+    acked = {}
+    with mp.Client(b.port) as cli:
+        create_topic(cli, TOPIC, 2)
+        for i in range(100):
+            assert send(cli, TOPIC, body(i, 2048), queue_id=i % 2).code == mp.SUCCESS
+            acked[body(i, 2048)[:11]] = body(i, 2048)
+    if how == "sigterm":
+        assert b.stop() == 0
+    else:
+        b.kill()
+    if how == "undispatched":
+        shutil.rmtree(str(small_fs / "store" / "consumequeue" / TOPIC / "1"))
+    filler = small_fs / "filler"
+    fill(str(filler))
+    b = restart(daemons, b)
+    even = {k: v for k, v in acked.items() if int(k[4:10]) % 2 == 0}
+    assert pull_all(b.port, TOPIC, 2) == (even if how == "undispatched" else acked)
+    with mp.Client(b.port) as cli:
+        r = send(cli, TOPIC, body(500, 11), queue_id=0)
+        assert r.code == SERVICE_NOT_AVAILABLE and "disk full" in r.remark, r
+        os.unlink(str(filler))
+        deadline = time.monotonic() + 5
+        while True:
+            r = send(cli, TOPIC, body(501, 2048), queue_id=1)
+            if r.code == mp.SUCCESS:
+                break
+            assert r.code == SERVICE_NOT_AVAILABLE, r
+            assert time.monotonic() < deadline, "writes still refused after space was freed"
+            time.sleep(0.05)
+        assert int(r.ext["queueOffset"]) == 50  # after the 50 messages queue 1 had
+        acked[body(501, 2048)[:11]] = body(501, 2048)
+    assert pull_all(b.port, TOPIC, 2) == acked
+    assert b.alive()
+
+
+def test_restart_keeps_commitlog_reserved(small_fs, namesrv, broker_factory, daemons):  # noqa: F811
+    """Recovery cuts the commitlog after its last valid record; the rest of the file must keep
+    its reserved blocks. (It used to drop them — truncate and extend — so after a restart the
+    next appends wrote through the mapping into holes, and once something else had taken the
+    space the broker died of SIGBUS.) Here the disk has room at the restart, then fills up; the
+    appends that fit in the current commitlog file must still succeed, the broker must live."""
+    from brokers import restart
+    b = small_broker(broker_factory, namesrv, small_fs / "store")
+    acked = {}
+    with mp.Client(b.port) as cli:
+        create_topic(cli, TOPIC, QUEUES)
+        for i in range(20):
+            assert send(cli, TOPIC, body(i, 2048), queue_id=0).code == mp.SUCCESS
+            acked[body(i, 2048)[:11]] = body(i, 2048)
+    assert b.stop() == 0
+    filler = small_fs / "filler"
+    fill(str(filler))
+    os.truncate(str(filler), os.path.getsize(str(filler)) - (4 << 20))  # 4 MiB free
+    b = restart(daemons, b)  # the retention check at start sees ~75 %: writes accepted
+    fill(str(small_fs / "filler2"))
+    with mp.Client(b.port) as cli:
+        for i in range(20, 320):  # 600 KiB more: still inside the first commitlog file
+            r = send(cli, TOPIC, body(i, 2048), queue_id=0)
+            assert r.code == mp.SUCCESS, (r, b.stderr()[-2000:])
+            acked[body(i, 2048)[:11]] = body(i, 2048)
+    assert b.alive(), b.stderr()[-3000:]
     assert pull_all(b.port, TOPIC, QUEUES) == acked

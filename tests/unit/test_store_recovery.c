@@ -604,7 +604,48 @@ TEST(test_io_fault_dispatch_nospace)
     tu_rmrf(dir);
 }
 
+/* A restart with no space (every fallocate fails with ENOSPC): the store still opens, as
+ * RocketMQ's does. Recovery could neither reserve the rest of the current commitlog file nor
+ * create queue 1's consume-queue file (deleted here: the state a crash before its first dispatch
+ * leaves); puts are refused with -ENOSPC, queue 0 reads as before, and once space is back queue
+ * 1 appears and its next put continues its offsets. */
+TEST(test_io_fault_restart_nospace)
+{
+    char *dir = tu_tmpdir();
+    struct store_config c;
+    struct store *s;
+    tu_config(&c, dir, 64 * 1024);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    struct store_put_result r;
+    struct mq_msg m0 = tu_msg("Full", 0, "zero", 4, NULL);
+    struct mq_msg m1 = tu_msg("Full", 1, "one", 3, NULL);
+    ASSERT_OK(store_put(s, &m0, &r));
+    ASSERT_OK(store_put(s, &m0, &r));
+    ASSERT_OK(store_put(s, &m1, &r)); /* queue 1's records last: normal recovery redoes them */
+    ASSERT_OK(store_put(s, &m1, &r));
+    ASSERT_OK(store_dispatch_wait(s));
+    store_close(s);
+    char cq[512];
+    snprintf(cq, sizeof(cq), "%s/consumequeue/Full/1", dir);
+    tu_rmrf(strdup(cq));
+    store_io_fault(STORE_IO_FALLOCATE, 1, ENOSPC, 1);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    ASSERT_EQ(store_put(s, &m0, &r), -ENOSPC);
+    ASSERT_EQ(store_max_offset(s, "Full", 4, 0), 2);
+    ASSERT_EQ(store_max_offset(s, "Full", 4, 1), 0);
+    store_io_fault_clear();
+    for (int i = 0; i < 300 && store_max_offset(s, "Full", 4, 1) == 0; i++)
+        usleep(10000);
+    ASSERT_EQ(store_max_offset(s, "Full", 4, 1), 2);
+    ASSERT_OK(store_put(s, &m1, &r));
+    ASSERT_EQ(r.queue_offset, 2);
+    ASSERT_OK(store_put(s, &m0, &r));
+    ASSERT_EQ(r.queue_offset, 2);
+    store_close(s);
+    tu_rmrf(dir);
+}
+
 TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,
           test_retention, test_retention_by_age, test_disk_full, test_io_fault_roll,
           test_io_fault_nth_write, test_io_fault_flush, test_io_fault_nth_open,
-          test_io_fault_dispatch_nospace)
+          test_io_fault_dispatch_nospace, test_io_fault_restart_nospace)
