@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 PYTEST=(/usr/bin/python3 -m pytest -p no:cacheprovider -q -rs)
 SUMMARY=$(mktemp)
 trap 'rm -f "$SUMMARY"' EXIT
