@@ -343,7 +343,7 @@ int mqfs__render_cluster(struct mqfs *fs, struct mq_buf *out)
     pthread_mutex_lock(&fs->lock);
     size_t nb = fs->brokers.n;
     struct mqc_broker_info *bs = malloc((nb ? nb : 1) * sizeof(*bs));
-    if (bs)
+    if (bs && nb)
         memcpy(bs, fs->brokers.v, nb * sizeof(*bs));
     int have_answer = fs->topics_at_us != 0;
     pthread_mutex_unlock(&fs->lock);
