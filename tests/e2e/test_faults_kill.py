@@ -190,24 +190,35 @@ FLUSH_MS = 100
 MAGIC = 0xDAA320A7
 
 
+def last_record(data):
+    """(offset just past the last valid record, the last record's bytes or None)."""
+    pos, last = 0, None
+    while pos + 8 <= len(data):
+        total, magic = struct.unpack_from(">iI", data, pos)
+        if total <= 0 or magic != MAGIC or pos + total > len(data):
+            break
+        last = data[pos:pos + total]
+        pos += total
+    return pos, last
+
+
 def tear_tail(store, how):
     """With the broker dead, appends a torn record after the last valid one of the newest
     commitlog file, as a crash in the middle of an append leaves it: "half" = the first half
     of a copy of the last record; "crc" = a whole copy, its offsets made consistent, one body
-    byte changed (only the body CRC tells). Returns the offset written at."""
+    byte changed (only the body CRC tells). When the kill came right after a roll (the newest
+    file holds no record yet), the copy is of the previous file's last record, torn at the new
+    file's start. Returns the offset written at."""
     d = os.path.join(store, "commitlog")
-    path = os.path.join(d, max(n for n in os.listdir(d) if len(n) == 20))
+    names = sorted(n for n in os.listdir(d) if len(n) == 20)
+    path = os.path.join(d, names[-1])
     with open(path, "r+b") as f:
-        data = f.read()
-        pos, last = 0, None
-        while pos + 8 <= len(data):
-            total, magic = struct.unpack_from(">iI", data, pos)
-            if total <= 0 or magic != MAGIC or pos + total > len(data):
-                break
-            last = (pos, total)
-            pos += total
+        pos, last = last_record(f.read())
+        if last is None and len(names) > 1:
+            with open(os.path.join(d, names[-2]), "rb") as prev:
+                last = last_record(prev.read())[1]
         assert last, "no record in %s" % path
-        rec = bytearray(data[last[0]:last[0] + last[1]])
+        rec = bytearray(last)
         qoff, = struct.unpack_from(">q", rec, 20)
         struct.pack_into(">q", rec, 20, qoff + 1)
         struct.pack_into(">q", rec, 28, int(os.path.basename(path)) + pos)
