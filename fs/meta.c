@@ -70,7 +70,7 @@ static int fetch(struct mqfs *fs)
     int64_t asked = mq_mono_us();
     pthread_mutex_lock(&fs->fetch_lock);
     pthread_mutex_lock(&fs->lock);
-    int done = fs->topics_at_us >= asked ? 0 : fs->topics_failed_us >= asked ? fs->topics_err : 1;
+    int done = mqfs__fetch_settled(&fs->topics_st, asked);
     pthread_mutex_unlock(&fs->lock);
     if (done != 1) {
         pthread_mutex_unlock(&fs->fetch_lock);
@@ -105,50 +105,61 @@ static int fetch(struct mqfs *fs)
             fs->brokers.v = b;
             fs->brokers.n = nb;
         }
-        if (fs->topics_failed_us > fs->topics_at_us)
+        if (fs->topics_st.failed_us > fs->topics_st.at_us)
             mq_info("NameServer %s answers again", fs->namesrv);
-        fs->topics_at_us = mq_mono_us();
+        fs->topics_st.at_us = mq_mono_us();
     } else {
-        if (!fs->topics_failed_us || fs->topics_failed_us < fs->topics_at_us)
+        if (!fs->topics_st.failed_us || fs->topics_st.failed_us < fs->topics_st.at_us)
             mq_warn("NameServer %s: %s; listings show what was cached", fs->namesrv,
                     mq_strerror(rc));
-        fs->topics_failed_us = mq_mono_us();
-        fs->topics_err = rc;
+        fs->topics_st.failed_us = mq_mono_us();
+        fs->topics_st.err = rc;
     }
     pthread_mutex_unlock(&fs->lock);
     pthread_mutex_unlock(&fs->fetch_lock);
     return rc;
 }
 
-int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
+int mqfs__fetch_settled(const struct mqfs_fetch_state *st, int64_t asked)
+{
+    return st->at_us >= asked ? 0 : st->failed_us >= asked ? st->err : 1;
+}
+
+int mqfs__fetch_due(struct mqfs *fs, struct mqfs_fetch_state *st, int64_t max_age_us)
 {
     pthread_mutex_lock(&fs->lock);
     int64_t now = mq_mono_us();
-    int fresh = fs->topics_at_us && now - fs->topics_at_us < max_age_us;
-    int failing = fs->topics_failed_us > fs->topics_at_us;
-    int rc = fresh ? 0 : failing ? fs->topics_err : 1;
-    if (!fresh && failing && fs->refresher_started) { /* never wait on a failing NameServer */
-        fs->refresh_wanted = 1;
+    int fresh = st->at_us && now - st->at_us < max_age_us;
+    int failing = st->failed_us > st->at_us;
+    int rc = fresh ? 0 : failing ? st->err : 1;
+    if (!fresh && failing && fs->refresher_started) { /* never wait on a failing server */
+        st->wanted = 1;
         pthread_cond_signal(&fs->refresh_cond);
     }
     pthread_mutex_unlock(&fs->lock);
+    return rc;
+}
+
+int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us)
+{
+    int rc = mqfs__fetch_due(fs, &fs->topics_st, max_age_us);
     return rc == 1 ? fetch(fs) : rc;
 }
 
 /* One of the refresher's fetches: when it is wanted and its retry time came, runs it with the
  * lock dropped and returns 1; else lowers *wait_us (-1: none yet) to when it is due. Lock held. */
-static int run_due(struct mqfs *fs, int *wanted, int64_t failed_us, int (*fetch_fn)(struct mqfs *),
+static int run_due(struct mqfs *fs, struct mqfs_fetch_state *st, int (*fetch_fn)(struct mqfs *),
                    int64_t *wait_us)
 {
-    if (!*wanted)
+    if (!st->wanted)
         return 0;
-    int64_t w = failed_us + MQFS_NS_RETRY_US - mq_mono_us();
+    int64_t w = st->failed_us + MQFS_NS_RETRY_US - mq_mono_us();
     if (w > 0) {
         if (*wait_us < 0 || w < *wait_us)
             *wait_us = w;
         return 0;
     }
-    *wanted = 0;
+    st->wanted = 0;
     pthread_mutex_unlock(&fs->lock);
     (void)fetch_fn(fs);
     pthread_mutex_lock(&fs->lock);
@@ -163,8 +174,8 @@ static void *refresher_main(void *arg)
     pthread_mutex_lock(&fs->lock);
     while (!fs->refresh_stop) {
         int64_t wait_us = -1;
-        if (run_due(fs, &fs->refresh_wanted, fs->topics_failed_us, fetch, &wait_us) ||
-            run_due(fs, &fs->groups_wanted, fs->groups_failed_us, mqfs__groups_fetch, &wait_us))
+        if (run_due(fs, &fs->topics_st, fetch, &wait_us) ||
+            run_due(fs, &fs->groups_st, mqfs__groups_fetch, &wait_us))
             continue;
         if (wait_us < 0) {
             pthread_cond_wait(&fs->refresh_cond, &fs->lock);
@@ -345,7 +356,7 @@ int mqfs__render_cluster(struct mqfs *fs, struct mq_buf *out)
     struct mqc_broker_info *bs = malloc((nb ? nb : 1) * sizeof(*bs));
     if (bs && nb)
         memcpy(bs, fs->brokers.v, nb * sizeof(*bs));
-    int have_answer = fs->topics_at_us != 0;
+    int have_answer = fs->topics_st.at_us != 0;
     pthread_mutex_unlock(&fs->lock);
     w = w ? w : !bs ? -ENOMEM : 0;
     w = w ? w

@@ -50,7 +50,7 @@ int mqfs__groups_fetch(struct mqfs *fs)
     int64_t asked = mq_mono_us();
     pthread_mutex_lock(&fs->groups_fetch_lock);
     pthread_mutex_lock(&fs->lock);
-    int done = fs->groups_at_us >= asked ? 0 : fs->groups_failed_us >= asked ? fs->groups_err : 1;
+    int done = mqfs__fetch_settled(&fs->groups_st, asked);
     pthread_mutex_unlock(&fs->lock);
     if (done != 1) {
         pthread_mutex_unlock(&fs->groups_fetch_lock);
@@ -83,10 +83,10 @@ int mqfs__groups_fetch(struct mqfs *fs)
         const char *g;
         while (mq_map_next(&fs->group_set, &it, &g, NULL))
             (void)mq_map_put(&set, g, fs, NULL);
-        fs->groups_failed_us = mq_mono_us();
-        fs->groups_err = err;
+        fs->groups_st.failed_us = mq_mono_us();
+        fs->groups_st.err = err;
     } else {
-        fs->groups_at_us = mq_mono_us();
+        fs->groups_st.at_us = mq_mono_us();
     }
     mq_map_destroy(&fs->group_set);
     fs->group_set = set;
@@ -97,16 +97,7 @@ int mqfs__groups_fetch(struct mqfs *fs)
 
 int mqfs__groups_refresh(struct mqfs *fs, int64_t max_age_us)
 {
-    pthread_mutex_lock(&fs->lock);
-    int64_t now = mq_mono_us();
-    int fresh = fs->groups_at_us && now - fs->groups_at_us < max_age_us;
-    int failing = fs->groups_failed_us > fs->groups_at_us;
-    int rc = fresh ? 0 : failing ? fs->groups_err : 1;
-    if (!fresh && failing && fs->refresher_started) { /* never wait on a failing broker twice */
-        fs->groups_wanted = 1;
-        pthread_cond_signal(&fs->refresh_cond);
-    }
-    pthread_mutex_unlock(&fs->lock);
+    int rc = mqfs__fetch_due(fs, &fs->groups_st, max_age_us);
     return rc == 1 ? mqfs__groups_fetch(fs) : rc;
 }
 

@@ -46,6 +46,14 @@ struct mqfs_inode {
 };
 
 /* A cached NameServer answer: a list of names (one malloc'd block, see mqc_admin_topic_list). */
+/* When a cache (the topic list, the brokers' group lists) was last filled or failed to be, and
+ * whether the refresher should fetch it again. Under fs->lock. */
+struct mqfs_fetch_state {
+    int64_t at_us, failed_us; /* last success / failure (monotonic; 0: never) */
+    int err;                  /* error of the last failure */
+    int wanted;               /* the refresher fetches it when its retry time comes */
+};
+
 struct mqfs_names {
     char **v;
     size_t n;
@@ -72,18 +80,16 @@ struct mqfs {
         struct mqc_broker_info *v; /* malloc'd */
         size_t n;
     } brokers;
-    int64_t topics_at_us, topics_failed_us; /* last success / failure (monotonic) */
-    int topics_err;                         /* error of the last failure */
-    pthread_t refresher;                    /* refetches in the background while failing */
+    struct mqfs_fetch_state topics_st; /* of the topic list and brokers */
+    pthread_t refresher;               /* refetches in the background while failing */
     pthread_cond_t refresh_cond;
-    int refresher_started, refresh_wanted, refresh_stop;
+    int refresher_started, refresh_stop;
     struct mq_map groups; /* consumer groups made by mkdir (values unused) */
     /* The brokers' subscription groups (meta_groups.c), under lock like the topic cache;
      * groups_fetch_lock serializes the fetches. */
     pthread_mutex_t groups_fetch_lock;
     struct mq_map group_set; /* union over the masters, system groups included */
-    int64_t groups_at_us, groups_failed_us;
-    int groups_err, groups_wanted;
+    struct mqfs_fetch_state groups_st;
     struct mq_map created; /* topics made by create() (values unused) */
 
     /* Topic routes for the read paths (view_log.c): topic -> cached route. */
@@ -164,6 +170,13 @@ int mqfs__meta_refresh(struct mqfs *fs, int64_t max_age_us);
 /* Starts / stops the background refresher (start after daemonizing, with the shutdown signals
  * blocked; stop before the admin handle is freed). */
 int mqfs__meta_start(struct mqfs *fs);
+/* A cache's fetch, shared by the topic list (meta.c) and the group lists (meta_groups.c).
+ * mqfs__fetch_due: whether a caller must fetch now (1), or gets 0 (fresh) or the last error
+ * (failing: the refresher is asked instead, so nothing waits on a failing server twice); takes
+ * fs->lock. mqfs__fetch_settled: with fs->lock held, after waiting for the fetch lock, what
+ * another thread's fetch since `asked` settled (0 or its error), or 1 (none: fetch). */
+int mqfs__fetch_due(struct mqfs *fs, struct mqfs_fetch_state *st, int64_t max_age_us);
+int mqfs__fetch_settled(const struct mqfs_fetch_state *st, int64_t asked);
 void mqfs__meta_stop(struct mqfs *fs);
 /* Whether topic is known: in the cached list or made by create(). Lock held. */
 int mqfs__topic_known(struct mqfs *fs, const char *topic);
