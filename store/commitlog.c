@@ -373,6 +373,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         atomic_fetch_add(&s->put_bytes, bytes);
         if (!store__dispatch_deferred(s))
             store__dispatch_wake(s);
+        store__warm_wake(s);
     }
     if (end_offset)
         *end_offset = end;

@@ -65,6 +65,8 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     pthread_mutex_init(&s->flush_lock, NULL);
     pthread_cond_init(&s->flush_cond, NULL);
     pthread_cond_init(&s->flushed_cond, NULL);
+    pthread_mutex_init(&s->warm_lock, NULL);
+    pthread_cond_init(&s->warm_cond, NULL);
     pthread_mutex_init(&s->clean_lock, NULL);
     pthread_cond_init(&s->clean_cond, NULL);
     pthread_mutex_init(&s->retention_lock, NULL);
@@ -84,6 +86,8 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     if (!rc)
         rc = store__flush_start(s);
     if (!rc)
+        rc = store__warm_start(s);
+    if (!rc)
         rc = store__clean_start(s);
     if (rc) {
         mq_error("store %s: open failed: %s", s->root, mq_strerror(rc));
@@ -100,6 +104,7 @@ void store_close(struct store *s)
         return;
     int opened = s->disp_started && s->flush_started;
     store__clean_stop(s);
+    store__warm_stop(s);
     store__dispatch_stop(s);
     if (opened) {
         store__flush_stop(s);
@@ -122,6 +127,8 @@ void store_close(struct store *s)
     pthread_cond_destroy(&s->flushed_cond);
     pthread_mutex_destroy(&s->clean_lock);
     pthread_cond_destroy(&s->clean_cond);
+    pthread_mutex_destroy(&s->warm_lock);
+    pthread_cond_destroy(&s->warm_cond);
     pthread_mutex_destroy(&s->retention_lock);
     free(s);
 }

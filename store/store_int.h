@@ -259,6 +259,13 @@ struct store {
     int flush_started;
 
     /* clean (retention.c) */
+    pthread_t warm_thread; /* warm.c */
+    pthread_mutex_t warm_lock;
+    pthread_cond_t warm_cond;
+    atomic_int warm_sleeping;
+    atomic_int_fast64_t warmed; /* commitlog pages in memory up to here */
+    int warm_stop, warm_started;
+
     pthread_t clean_thread;
     pthread_mutex_t clean_lock;
     pthread_cond_t clean_cond;
@@ -300,6 +307,12 @@ int store__recover(struct store *s);
 int store__checkpoint_write(struct store *s);
 int store__abort_create(struct store *s);
 void store__abort_remove(struct store *s);
+
+/* warm.c */
+int store__warm_start(struct store *s);
+void store__warm_stop(struct store *s);
+/* After an append: wakes the warm thread when the writer nears the warmed end. */
+void store__warm_wake(struct store *s);
 
 /* retention.c */
 int store__clean_start(struct store *s);

@@ -3,7 +3,9 @@
  * files with forced hash collisions, dispatch after restart, the arrival listener and flush
  * notifications. Recovery, retention and fault injection: test_store_recovery.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -450,6 +452,58 @@ TEST(test_sync_flush_and_callbacks)
     tu_rmrf(dir);
 }
 
+/* Pages [from, to) of the store's first commitlog file, as the page cache holds them: polls
+ * until all are resident (the warm thread brings them in) or 5 s pass. */
+static int clog_resident(const char *dir, size_t size, size_t from, size_t to)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/commitlog/%020d", dir, 0);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    uint8_t *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return 0;
+    size_t npages = (to - from) / 4096;
+    unsigned char *vec = malloc(npages);
+    int all = 0;
+    for (int i = 0; i < 500 && !all; i++) {
+        if (i)
+            usleep(10000);
+        if (mincore(map + from, to - from, vec) < 0)
+            break;
+        all = 1;
+        for (size_t k = 0; k < npages && all; k++)
+            all = vec[k] & 1;
+    }
+    free(vec);
+    munmap(map, size);
+    return all;
+}
+
+/* commitLogWarmAhead: the bytes past the write position are in memory before the writer gets
+ * there, in both flush modes (asserted on pages no read-ahead of one record reaches). */
+TEST(test_warm_ahead)
+{
+    for (int sync = 0; sync < 2; sync++) {
+        char *dir = tu_tmpdir();
+        struct store_config c;
+        struct store *s;
+        tu_config(&c, dir, 32 << 20);
+        c.commit_log_warm_ahead = 12 << 20;
+        if (sync)
+            snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SYNC_FLUSH");
+        ASSERT_OK(store_open(&c, NULL, NULL, &s));
+        struct mq_msg m = tu_msg("W", 0, "x", 1, NULL);
+        struct store_put_result r;
+        ASSERT_EQ(store_put_batch(s, &m, 1, &r, NULL), 1);
+        ASSERT(clog_resident(dir, 32 << 20, 8 << 20, 12 << 20));
+        store_close(s);
+        tu_rmrf(dir);
+    }
+}
+
 TEST(test_delete_topic)
 {
     char *dir = tu_tmpdir();
@@ -558,4 +612,4 @@ TEST(test_transactions_and_ipv6)
 TEST_MAIN(test_config_table, test_transactions_and_ipv6, test_put_get_roundtrip,
           test_roll_at_boundary, test_many_queues_batch, test_cq_files_and_time_lookup,
           test_rendered_index, test_index_collisions, test_sync_flush_and_callbacks,
-          test_delete_topic, test_large_batch_and_inline_dispatch)
+          test_delete_topic, test_large_batch_and_inline_dispatch, test_warm_ahead)

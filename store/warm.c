@@ -1,0 +1,147 @@
+/* warm.c — keeps the commitlog's next pages in memory ahead of the writer (after RocketMQ's
+ * warmMappedFile / AllocateMappedFileService): a background thread populates the page cache
+ * and the mapping for commitLogWarmAhead bytes past the write position, so that the appending
+ * thread (the broker's I/O thread) does not stop on the first touch of each fresh page — the
+ * page allocation and zero-fill of an unwritten extent, which on a virtual machine also pays
+ * for the host backing the page. With SYNC_FLUSH the warmed pages are also written to disk as
+ * zeros, so that the group commit's later sync overwrites allocated blocks and commits no
+ * extent conversion. Content is never changed: populating maps the same page cache pages the
+ * writer fills, and a record overwrites zeros (FORMATS.md Part 1, "Pages ahead of the writer"). */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "common/mq_log.h"
+#include "common/mq_err.h"
+#include "common/mq_util.h"
+
+#ifndef MADV_POPULATE_READ /* Linux 5.14 */
+#define MADV_POPULATE_READ  22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define WARM_CHUNK ((int64_t)1 << 20) /* populated per call: stop stays prompt */
+
+/* The next chunk to warm: [from, to) within one existing commitlog file, referenced in *fp.
+ * Returns 0 when there is nothing to do now. warm_lock not held. */
+static int next_chunk(struct store *s, int64_t *from, int64_t *to, struct store__mfile **fp)
+{
+    int64_t wrote = atomic_load(&s->wrote), ahead = s->conf.commit_log_warm_ahead;
+    int64_t start = atomic_load(&s->warmed);
+    if (start < wrote)
+        start = wrote / STORE__PAGE * STORE__PAGE; /* the writer overtook: warm from it */
+    if (start >= wrote + ahead || atomic_load(&s->clog_holes))
+        return 0;
+    struct store__mfile *f = store__mlist_find(&s->clog, start);
+    if (!f)
+        return 0; /* the next file does not exist yet: the roll wakes the thread */
+    int64_t end = start + WARM_CHUNK, fend = f->base + (int64_t)f->size;
+    if (end > wrote + ahead)
+        end = (wrote + ahead + STORE__PAGE - 1) / STORE__PAGE * STORE__PAGE;
+    if (end > fend)
+        end = fend;
+    if (end <= start) {
+        store__mfile_unref(f);
+        return 0;
+    }
+    *from = start;
+    *to = end;
+    *fp = f;
+    return 1;
+}
+
+/* Brings [from, to) of f into memory. ASYNC_FLUSH: page cache pages read in (zero-filled, as
+ * the extent is unwritten) and mapped read-only — the writer's pwrite finds them cached, the
+ * dispatcher's reads through the mapping find them mapped, and nothing is dirtied. SYNC_FLUSH:
+ * mapped for writing and synced, which writes the zeros and converts the extent now. */
+static int warm(struct store *s, struct store__mfile *f, int64_t from, int64_t to)
+{
+    uint8_t *p = f->map + (from - f->base);
+    size_t len = (size_t)(to - from);
+    if (s->sync_flush) {
+        if (madvise(p, len, MADV_POPULATE_WRITE) < 0 || msync(p, len, MS_SYNC) < 0)
+            return -errno;
+        return 0;
+    }
+    if (madvise(p, len, MADV_POPULATE_READ) == 0)
+        return 0;
+    if (errno != EINVAL) /* EINVAL: a kernel before 5.14; read ahead instead */
+        return -errno;
+    return readahead(f->fd, (off_t)(from - f->base), len) < 0 ? -errno : 0;
+}
+
+static void *warm_main(void *arg)
+{
+    struct store *s = arg;
+    int reported = 0;
+    for (;;) {
+        int64_t from, to;
+        struct store__mfile *f;
+        if (!next_chunk(s, &from, &to, &f)) {
+            pthread_mutex_lock(&s->warm_lock);
+            atomic_store(&s->warm_sleeping, 1);
+            /* re-check under the lock: an append between the check and the flag is not lost */
+            int got = !s->warm_stop && next_chunk(s, &from, &to, &f);
+            if (!got && !s->warm_stop) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 1;
+                pthread_cond_timedwait(&s->warm_cond, &s->warm_lock, &ts);
+            }
+            atomic_store(&s->warm_sleeping, 0);
+            int stop = s->warm_stop;
+            pthread_mutex_unlock(&s->warm_lock);
+            if (got && stop)
+                store__mfile_unref(f);
+            if (stop)
+                break;
+            if (!got)
+                continue;
+        }
+        int rc = warm(s, f, from, to);
+        store__mfile_unref(f);
+        if (rc && !reported) { /* old kernel (EINVAL) or no space: appends fault as before */
+            mq_warn("commitlog warm-ahead at %lld: %s", (long long)from, mq_strerror(rc));
+            reported = 1;
+        }
+        atomic_store(&s->warmed, to);
+    }
+    return NULL;
+}
+
+void store__warm_wake(struct store *s)
+{
+    if (!s->warm_started || !atomic_load(&s->warm_sleeping))
+        return;
+    if (atomic_load(&s->wrote) + s->conf.commit_log_warm_ahead / 2 < atomic_load(&s->warmed))
+        return;
+    pthread_mutex_lock(&s->warm_lock);
+    pthread_cond_signal(&s->warm_cond);
+    pthread_mutex_unlock(&s->warm_lock);
+}
+
+int store__warm_start(struct store *s)
+{
+    if (s->conf.commit_log_warm_ahead <= 0)
+        return 0;
+    atomic_store(&s->warmed, atomic_load(&s->wrote));
+    int rc = pthread_create(&s->warm_thread, NULL, warm_main, s);
+    if (rc)
+        return -rc;
+    s->warm_started = 1;
+    return 0;
+}
+
+void store__warm_stop(struct store *s)
+{
+    if (!s->warm_started)
+        return;
+    pthread_mutex_lock(&s->warm_lock);
+    s->warm_stop = 1;
+    pthread_cond_signal(&s->warm_cond);
+    pthread_mutex_unlock(&s->warm_lock);
+    pthread_join(s->warm_thread, NULL);
+    s->warm_started = 0;
+}
