@@ -1,5 +1,6 @@
 """brokers.py — fixtures that start mqbroker next to mqnamesrv (import them into a test module
-with `from brokers import *`), and helpers to send and pull through the Python encoder."""
+with `from brokers import *`), and helpers to send and pull through the Python encoder and to
+wait for a topic's route on the NameServer."""
 
 import os
 import time
@@ -77,6 +78,28 @@ def create_topic(cli, topic, queues=4, perm=6):
                                            "writeQueueNums": str(queues), "perm": str(perm)})
     assert r.code == mp.SUCCESS, r
     return r
+
+
+def route_ok(port, topic, brokers=()):
+    """Whether the NameServer on port routes topic, to each of the named brokers (False when it
+    does not answer)."""
+    try:
+        with mp.Client(port, timeout=1) as cli:
+            r = cli.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+    except OSError:
+        return False
+    if r.code != mp.SUCCESS:
+        return False
+    return set(brokers) <= {d["brokerName"] for d in r.json_body()["brokerDatas"]}
+
+
+def wait_route(port, topic, timeout=10, brokers=()):
+    """Waits until the NameServer on port routes topic, to each of the named brokers."""
+    deadline = time.monotonic() + timeout
+    while not route_ok(port, topic, brokers):
+        assert time.monotonic() < deadline, "topic %s never routed%s" % (
+            topic, " to each of %s" % sorted(brokers) if brokers else "")
+        time.sleep(0.05)
 
 
 def send(cli, topic, body, queue_id=0, tags=None, keys=None, v2=True, group="PG", serialize=None):

@@ -3,7 +3,8 @@
 `Mount` starts `$MQ_BIN_DIR/mqfs MNT -f -n ADDR` with Popen, polls os.path.ismount every 0.1 s
 (failing at once if the daemon died), and on stop unmounts with `fusermount3 -u` (`-z` only as
 a last resort), requires exit code 0 and fails if the daemon's stderr shows a sanitizer report.
-Tests skip cleanly when /dev/fuse or fusermount3 is missing.
+Tests skip cleanly when /dev/fuse or fusermount3 is missing. `write_lines` is the line writer
+that tests run in threads against a topic file.
 
 Use from a test module:  from mqfs_mount import mqfs, Mount, dead_namesrv  # noqa: F401
 """
@@ -43,6 +44,32 @@ def dead_namesrv():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return "127.0.0.1:%d" % s.getsockname()[1]
+
+
+def write_lines(path, tag, written, stop=None):
+    """Appends the lines b"<tag>-0", b"<tag>-1", ... to path (a topic file), one write() each,
+    until stop (a threading.Event; None: never) is set or a write fails (mqfs or its broker
+    gone). Each line whose write() returned is appended to written, without its newline.
+    Returns the OSError that opening path raised, else None."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except OSError as e:
+        return e
+    i = 0
+    try:
+        while stop is None or not stop.is_set():
+            line = b"%s-%d" % (tag, i)
+            os.write(fd, line + b"\n")
+            written.append(line)
+            i += 1
+    except OSError:
+        pass
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    return None
 
 
 class Mount:

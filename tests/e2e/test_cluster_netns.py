@@ -15,6 +15,7 @@ Faults:
   clients go on through the other one.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -133,6 +134,20 @@ class Cluster:
             assert mark not in r.stderr, r.stderr[-6000:]
         return ok, fails, secs
 
+    def produce_in_background(self, topic, tag, count, interval_ms):
+        """Starts produce() in a thread. Returns finish(timeout): waits for it (at most timeout
+        s) and returns its (ok, fails, seconds)."""
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            r=self.produce(topic, tag, count, interval_ms=interval_ms)))
+        t.start()
+
+        def finish(timeout):
+            t.join(timeout)
+            return result["r"]
+
+        return finish
+
 
 @pytest.fixture
 def cluster(tmp_path, daemons):
@@ -203,6 +218,18 @@ class GroupReader:
         self.thread.join(5)
 
 
+@contextlib.contextmanager
+def live_reader(mount):
+    """A GroupReader of group GLive on Cut that lives through a test's faults: started and given
+    time to join the group, stopped when the block ends."""
+    reader = GroupReader(mount, "GLive", "Cut")
+    time.sleep(1.5)  # joins the group, owns all 8 queues
+    try:
+        yield reader
+    finally:
+        reader.stop()
+
+
 def read_now(mount, group, topic, timeout=30):
     os.makedirs(mount.p("group", group), exist_ok=True)
     r = subprocess.run(["cat", mount.p("group", group, topic + ".now.json")],
@@ -233,10 +260,8 @@ def read_queue_bounded(m, queue, good):
 def test_broker_cut_off_and_back(cluster):
     c = cluster
     m = c.mount
-    reader = GroupReader(m, "GLive", "Cut")
-    time.sleep(1.5)  # joins the group, owns all 8 queues
     sent = {}
-    try:
+    with live_reader(m) as reader:
         # Before: both brokers take messages.
         ok, fails, _ = c.produce("Cut", "before", 200)
         assert not fails
@@ -320,8 +345,6 @@ def test_broker_cut_off_and_back(cluster):
         assert all(n == 1 for n in got.values())
         assert reader.wait_for(list(sent), 30), "the live reader missed %d messages" % len(
             set(sent) - set(reader.got))
-    finally:
-        reader.stop()
     dups = {k: n for k, n in reader.got.items() if n > 1}
     assert not dups, "the live reader got duplicates: %s" % sorted(dups)[:20]
     assert not reader.bad, reader.bad[:5]
@@ -334,21 +357,15 @@ def test_namesrv_down_nothing_notices(cluster, how):
     is cut off (silence: every request to it times out)."""
     c = cluster
     m = c.mount
-    reader = GroupReader(m, "GLive", "Cut")
-    time.sleep(1.5)
     sent = {}
-    try:
-        result = {}
-        prod = threading.Thread(target=lambda: result.update(
-            r=c.produce("Cut", "across", 300, interval_ms=10)))
-        prod.start()
+    with live_reader(m) as reader:
+        finish = c.produce_in_background("Cut", "across", 300, interval_ms=10)
         time.sleep(1.0)
         if how == "stop":
             assert c.nsd["ns1"].stop() == 0
         else:
             c.net.cut("ns1")
-        prod.join(60)
-        ok, fails, secs = result["r"]
+        ok, fails, secs = finish(60)
         print("sends across the NameServer %s: %d ok, %d failed, %.1f s" %
               (how, len(ok), len(fails), secs))
         assert not fails
@@ -369,8 +386,6 @@ def test_namesrv_down_nothing_notices(cluster, how):
         assert reader.wait_for(list(sent), 20)
         # Both brokers still registered with the NameServer that is left.
         assert c.brokers_known("ns2") == ["broker-a", "broker-b"]
-    finally:
-        reader.stop()
     assert not {k for k, n in reader.got.items() if n > 1}
     assert set(reader.got) == set(sent)
 
@@ -385,14 +400,9 @@ def test_broker_crash_and_restart(cluster):
     in the last 5 s (the broker's consumer-offset persist period) come again."""
     c = cluster
     m = c.mount
-    reader = GroupReader(m, "GLive", "Cut")
-    time.sleep(1.5)
     sent = {}
-    try:
-        result = {}
-        prod = threading.Thread(target=lambda: result.update(
-            r=c.produce("Cut", "across", 400, interval_ms=10)))
-        prod.start()
+    with live_reader(m) as reader:
+        finish = c.produce_in_background("Cut", "across", 400, interval_ms=10)
         time.sleep(1.5)
         c.bd["b1"].kill()  # SIGKILL
         t_kill = time.monotonic()
@@ -408,8 +418,7 @@ def test_broker_crash_and_restart(cluster):
             c.wait_brokers(h, ["broker-a", "broker-b"], timeout=REGISTER_MS / 1000 + 10)
         print("broker-a listed again %.1f s after its restart (%.1f s after the kill)" %
               (time.monotonic() - t_up, time.monotonic() - t_kill))
-        prod.join(120)
-        ok, fails, secs = result["r"]
+        ok, fails, secs = finish(120)
         print("sends across the crash: %d ok, %d failed, %.1f s" % (len(ok), len(fails), secs))
         assert len(fails) <= 3, fails
         assert "broker-b" in ok.values()
@@ -427,8 +436,6 @@ def test_broker_crash_and_restart(cluster):
         assert set(got) <= set(sent) | {("across", i) for i in fails}
         assert reader.wait_for(list(sent), 30), "the live reader missed %d messages" % len(
             set(sent) - set(reader.got))
-    finally:
-        reader.stop()
     assert not reader.bad, reader.bad[:5]
     dups = {k: n for k, n in reader.got.items() if n > 1}
     print("live reader: %d messages, %d duplicates" % (len(reader.got), len(dups)))

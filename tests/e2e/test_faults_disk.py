@@ -16,7 +16,6 @@ import time
 import pytest
 
 import mqproto as mp
-import mqrecord as mr
 from brokers import SERVICE_NOT_AVAILABLE, broker_factory, create_topic, pull, send  # noqa: F401
 from mqfs_mount import Mount
 
@@ -65,6 +64,14 @@ def body(i, size):
     return (head + bytes((i * 7 + k) & 0xFF for k in range(size)))[:size]
 
 
+def send_acked(cli, acked, i, size, queue_id=0, **kw):
+    """Sends body(i, size), which must be accepted, and records it in acked (by its first 11
+    bytes, as pull_all keys what it reads)."""
+    r = send(cli, TOPIC, body(i, size), queue_id=queue_id, **kw)
+    assert r.code == mp.SUCCESS, r
+    acked[body(i, size)[:11]] = body(i, size)
+
+
 def pull_all(port, topic, queues):
     got = {}
     with mp.Client(port) as cli:
@@ -98,9 +105,7 @@ def test_disk_full_real_enospc(small_fs, namesrv, broker_factory, tmp_path):  # 
         # entries just short of the end of its first page (204 entries of 20 bytes), so that
         # the messages accepted after the filesystem is full need new consume-queue pages.
         for i in range(190):
-            r = send(cli, TOPIC, body(i, size), queue_id=i % QUEUES, keys="k%d" % i)
-            assert r.code == mp.SUCCESS, r
-            acked[body(i, size)[:11]] = body(i, size)
+            send_acked(cli, acked, i, size, queue_id=i % QUEUES, keys="k%d" % i)
         filler = small_fs / "filler"
         fill(str(filler))
         # Keep sending: the current commitlog file takes records until it must roll, and the
@@ -150,9 +155,7 @@ def test_disk_full_real_enospc(small_fs, namesrv, broker_factory, tmp_path):  # 
     finally:
         m.stop()
     with mp.Client(b.port) as cli:
-        r = send(cli, TOPIC, body(999, size), queue_id=0)
-        assert r.code == mp.SUCCESS, r
-        acked[body(999, size)[:11]] = body(999, size)
+        send_acked(cli, acked, 999, size)
     got = pull_all(b.port, TOPIC, QUEUES)
     assert b"after-free" in got or any(v == b"after-free" for v in got.values())
     got = {k: v for k, v in got.items() if v != b"after-free"}
@@ -170,8 +173,7 @@ def test_disk_ratio_refusal(small_fs, namesrv, broker_factory):  # noqa: F811
     with mp.Client(b.port) as cli:
         create_topic(cli, TOPIC, QUEUES)
         for i in range(40):
-            assert send(cli, TOPIC, body(i, 4096), queue_id=0).code == mp.SUCCESS
-            acked[body(i, 4096)[:11]] = body(i, 4096)
+            send_acked(cli, acked, i, 4096)
         filler = small_fs / "filler"
         fill(str(filler))
         os.truncate(str(filler), os.path.getsize(str(filler)) - (512 << 10))  # 97 % used
@@ -210,8 +212,7 @@ def test_restart_on_full_disk(small_fs, namesrv, broker_factory, daemons, how): 
     with mp.Client(b.port) as cli:
         create_topic(cli, TOPIC, 2)
         for i in range(100):
-            assert send(cli, TOPIC, body(i, 2048), queue_id=i % 2).code == mp.SUCCESS
-            acked[body(i, 2048)[:11]] = body(i, 2048)
+            send_acked(cli, acked, i, 2048, queue_id=i % 2)
     if how == "sigterm":
         assert b.stop() == 0
     else:
@@ -253,8 +254,7 @@ def test_restart_keeps_commitlog_reserved(small_fs, namesrv, broker_factory, dae
     with mp.Client(b.port) as cli:
         create_topic(cli, TOPIC, QUEUES)
         for i in range(20):
-            assert send(cli, TOPIC, body(i, 2048), queue_id=0).code == mp.SUCCESS
-            acked[body(i, 2048)[:11]] = body(i, 2048)
+            send_acked(cli, acked, i, 2048)
     assert b.stop() == 0
     filler = small_fs / "filler"
     fill(str(filler))

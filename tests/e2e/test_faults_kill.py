@@ -12,6 +12,7 @@
   machine crash loses the unflushed tail, bounded in RELIABILITY.md), queues have no holes, and
   every record served decodes with a valid CRC (recovery cut any torn tail)."""
 
+import contextlib
 import errno
 import os
 import random
@@ -20,13 +21,11 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 import mqproto as mp
-from brokers import GET_MAX_OFFSET, broker_factory, create_topic, pull, restart, send  # noqa: F401
-from brokers import queue_records
+from brokers import GET_MAX_OFFSET, broker_factory, create_topic, restart, send  # noqa: F401
+from brokers import queue_records, route_ok, wait_route
 from conftest import binary
-from mqfs_mount import Mount
+from mqfs_mount import Mount, write_lines
 
 
 def max_offsets(port, topic, queues):
@@ -39,12 +38,21 @@ def max_offsets(port, topic, queues):
         return out
 
 
-def route_ok(port, topic):
+@contextlib.contextmanager
+def group_reader(m, group, topic, out_path, stderr=subprocess.DEVNULL):
+    """`cat group/<group>/<topic>` on mount m (making the group's directory), its output going
+    to out_path; killed if it still runs when the block ends."""
+    out = open(out_path, "wb")
+    reader = None
     try:
-        with mp.Client(port, timeout=1) as cli:
-            return cli.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}).code == mp.SUCCESS
-    except OSError:
-        return False
+        os.mkdir(m.p("group", group))
+        reader = subprocess.Popen(["cat", m.p("group", group, topic)], stdout=out, stderr=stderr)
+        yield reader
+    finally:
+        if reader and reader.poll() is None:
+            reader.kill()
+            reader.wait()
+        out.close()
 
 
 def all_records(port, topic, queues):
@@ -58,10 +66,7 @@ def test_namesrv_sigkill_sends_continue(namesrv, broker_factory, daemons, tmp_pa
     topic, queues, count = "KillNs", 4, 500
     with mp.Client(b.port) as cli:
         create_topic(cli, topic, queues)
-    deadline = time.monotonic() + 5
-    while not route_ok(namesrv.port, topic):
-        assert time.monotonic() < deadline, "the topic never reached the NameServer"
-        time.sleep(0.05)
+    wait_route(namesrv.port, topic, 5)
     out = open(tmp_path / "producer.out", "wb")
     # -i 10: about 5 s of sends; -r 200: the route refresh runs (and fails) while it is down
     prod = subprocess.Popen([binary("example_producer_sync"), "-n", "127.0.0.1:%d" % namesrv.port,
@@ -107,48 +112,24 @@ def test_mqfs_sigkill_writes_and_group_reads(namesrv, broker_factory, tmp_path):
     m = Mount(tmp_path / "fs1", "127.0.0.1:%d" % namesrv.port).start()
     written, errors = [], []
 
-    def writer(t):
-        try:
-            fd = os.open(m.p("topic", topic), os.O_WRONLY | os.O_APPEND)
-        except OSError as e:
+    def writer(t):  # until a write() fails: once mqfs is gone
+        e = write_lines(m.p("topic", topic), b"w%d" % t, written)
+        if e:
             errors.append(e)
-            return
-        i = 0
-        try:
-            while True:
-                line = b"w%d-%d\n" % (t, i)
-                os.write(fd, line)  # raises once mqfs is gone
-                written.append(line[:-1])
-                i += 1
-        except OSError:
-            pass
-        finally:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
-    reader_out = open(tmp_path / "reader.out", "wb")
-    reader = None
     try:
-        os.mkdir(m.p("group", "GK"))
-        reader = subprocess.Popen(["cat", m.p("group", "GK", topic)], stdout=reader_out,
-                                  stderr=subprocess.DEVNULL)
-        threads = [threading.Thread(target=writer, args=(t,)) for t in range(2)]
-        for t in threads:
-            t.start()
-        time.sleep(2.5)  # reads commit their offsets within a second
-        m.proc.kill()  # SIGKILL: no unmount, no flush of anything
-        m.proc.wait()
-        for t in threads:
-            t.join(30)
-            assert not t.is_alive(), "a write() hangs on a dead mqfs"
-        reader.wait(30)
+        with group_reader(m, "GK", topic, tmp_path / "reader.out") as reader:
+            threads = [threading.Thread(target=writer, args=(t,)) for t in range(2)]
+            for t in threads:
+                t.start()
+            time.sleep(2.5)  # reads commit their offsets within a second
+            m.proc.kill()  # SIGKILL: no unmount, no flush of anything
+            m.proc.wait()
+            for t in threads:
+                t.join(30)
+                assert not t.is_alive(), "a write() hangs on a dead mqfs"
+            reader.wait(30)
     finally:
-        if reader and reader.poll() is None:
-            reader.kill()
-            reader.wait()
-        reader_out.close()
         r = subprocess.run(["fusermount3", "-u", m.path], capture_output=True)
         if r.returncode != 0:
             subprocess.run(["fusermount3", "-u", "-z", m.path], capture_output=True)
@@ -299,10 +280,7 @@ def test_sync_flush_broker_sigkill_under_mqfs(namesrv, broker_factory, daemons, 
     topic, queues = "KillBrk", 4
     with mp.Client(b.port) as cli:
         create_topic(cli, topic, queues)
-    deadline = time.monotonic() + 10
-    while not route_ok(namesrv.port, topic):
-        assert time.monotonic() < deadline, "the topic never reached the NameServer"
-        time.sleep(0.05)
+    wait_route(namesrv.port, topic, 10)
     os.makedirs(tmp_path / "fs")
     m = Mount(tmp_path / "fs", "127.0.0.1:%d" % namesrv.port).start()
     acked, tried_twice, fails, stop = [], set(), [], threading.Event()
@@ -325,47 +303,41 @@ def test_sync_flush_broker_sigkill_under_mqfs(namesrv, broker_factory, daemons, 
         finally:
             os.close(fd)
 
-    reader_out = open(tmp_path / "reader.out", "wb")
-    reader = None
     try:
-        os.mkdir(m.p("group", "GB"))
-        reader = subprocess.Popen(["cat", m.p("group", "GB", topic)], stdout=reader_out,
-                                  stderr=subprocess.PIPE)
-        w = threading.Thread(target=writer)
-        w.start()
-        time.sleep(1.5)
-        assert len(acked) > 10, "the writer got nowhere before the kill"
-        b.kill()  # SIGKILL
-        at_kill, killed_at = len(acked), time.monotonic()
-        deadline = killed_at + 20
-        while len(fails) < 3 or time.monotonic() < killed_at + 1.0:  # the outage is seen: writes fail, they do not hang
-            assert time.monotonic() < deadline and w.is_alive(), "writes hang on a dead broker"
-            time.sleep(0.05)
-        b = restart(daemons, b)
-        outage = time.monotonic() - killed_at
-        deadline = time.monotonic() + 30
-        while len(acked) < at_kill + 50:  # writes succeed again
-            assert time.monotonic() < deadline, "writes did not resume after the restart"
-            time.sleep(0.05)
-        stop.set()
-        w.join(30)
-        assert not w.is_alive()
-        assert reader.poll() is None, "the group reader ended: %r" % reader.stderr.read()
-        in_topic = [r.body for rs in all_records(b.port, topic, queues).values() for r in rs]
-        deadline = time.monotonic() + 30
-        while True:  # the reader lives through the outage and gets everything
-            got = set((tmp_path / "reader.out").read_bytes().split(b"\n")[:-1])
-            if got >= set(in_topic):
-                break
-            assert time.monotonic() < deadline, "the reader misses %d lines" % len(
-                set(in_topic) - got)
-            time.sleep(0.1)
+        with group_reader(m, "GB", topic, tmp_path / "reader.out",
+                          stderr=subprocess.PIPE) as reader:
+            w = threading.Thread(target=writer)
+            w.start()
+            time.sleep(1.5)
+            assert len(acked) > 10, "the writer got nowhere before the kill"
+            b.kill()  # SIGKILL
+            at_kill, killed_at = len(acked), time.monotonic()
+            deadline = killed_at + 20
+            # the outage is seen: writes fail, they do not hang
+            while len(fails) < 3 or time.monotonic() < killed_at + 1.0:
+                assert time.monotonic() < deadline and w.is_alive(), "writes hang on a dead broker"
+                time.sleep(0.05)
+            b = restart(daemons, b)
+            outage = time.monotonic() - killed_at
+            deadline = time.monotonic() + 30
+            while len(acked) < at_kill + 50:  # writes succeed again
+                assert time.monotonic() < deadline, "writes did not resume after the restart"
+                time.sleep(0.05)
+            stop.set()
+            w.join(30)
+            assert not w.is_alive()
+            assert reader.poll() is None, "the group reader ended: %r" % reader.stderr.read()
+            in_topic = [r.body for rs in all_records(b.port, topic, queues).values() for r in rs]
+            deadline = time.monotonic() + 30
+            while True:  # the reader lives through the outage and gets everything
+                got = set((tmp_path / "reader.out").read_bytes().split(b"\n")[:-1])
+                if got >= set(in_topic):
+                    break
+                assert time.monotonic() < deadline, "the reader misses %d lines" % len(
+                    set(in_topic) - got)
+                time.sleep(0.1)
     finally:
         stop.set()
-        if reader and reader.poll() is None:
-            reader.kill()
-            reader.wait()
-        reader_out.close()
         m.stop()
     assert all(e == errno.EIO for e, _ in fails), fails
     assert max(d for _, d in fails) < 15, fails

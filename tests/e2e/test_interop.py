@@ -6,13 +6,12 @@ CONSUMER_SEND_MSG_BACK). Facts behind it: docs/INTEROP.md."""
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
 import mqproto as mp
 from brokers import *  # noqa: F401,F403
-from brokers import broker_factory  # noqa: F401
+from brokers import broker_factory, wait_route  # noqa: F401
 from conftest import REPO
 
 INTEROP = os.path.join(REPO, "tests", "interop")
@@ -32,22 +31,12 @@ def node(script, *args, timeout=60):
     return r.returncode, lines, r.stderr
 
 
-def routable(ns_port, topic, timeout=10):
-    deadline = time.monotonic() + timeout
-    with mp.Client(ns_port) as ns:
-        while time.monotonic() < deadline:
-            if ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}).code == mp.SUCCESS:
-                return True
-            time.sleep(0.05)
-    return False
-
-
 def test_ali_ons_produce_and_consume(node_ready, namesrv, broker_factory):
     b = broker_factory(namesrv=namesrv)
     ns = "127.0.0.1:%d" % namesrv.port
     with mp.Client(b.port) as cli:
         create_topic(cli, "InteropT", queues=4)
-    assert routable(namesrv.port, "InteropT")
+    wait_route(namesrv.port, "InteropT")
 
     rc, sent, err = node("produce.js", "--namesrv", ns, "--topic", "InteropT", "--count", "8",
                          "--tags", "TagA,TagB,TagC", "--keys", "k")

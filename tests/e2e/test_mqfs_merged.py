@@ -14,7 +14,7 @@ import time
 import pytest
 
 import mqproto as mp
-from brokers import broker_factory, create_topic, pull, send  # noqa: F401
+from brokers import broker_factory, create_topic, pull, send, wait_route  # noqa: F401
 from mqfs_mount import Mount
 
 QUEUES = 2
@@ -62,14 +62,7 @@ def make_topic(m, topic):
     for d in m.brokers.values():
         with mp.Client(d.port) as cli:
             create_topic(cli, topic, queues=QUEUES)
-    deadline = time.monotonic() + 10
-    with mp.Client(m.namesrv_port) as ns:
-        while True:
-            r = ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
-            if r.code == mp.SUCCESS and all(n.encode() in r.body for n in m.brokers):
-                break
-            assert time.monotonic() < deadline, "topic %s never routed to both brokers" % topic
-            time.sleep(0.02)
+    wait_route(m.namesrv_port, topic, brokers=m.brokers)
 
 
 def send_to(m, topic, name, bodies):

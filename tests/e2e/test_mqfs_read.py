@@ -16,7 +16,7 @@ import time
 import pytest
 
 import mqproto as mp
-from brokers import broker_factory, create_topic, mqfs_cluster as cluster  # noqa: F401
+from brokers import broker_factory, create_topic, mqfs_cluster as cluster, wait_route  # noqa: F401
 from mqfs_mount import Mount
 
 
@@ -29,11 +29,7 @@ def make_topic(m, topic, queues=4):
     """Creates a topic on the broker and waits until the NameServer routes it."""
     with mp.Client(m.broker.port) as cli:
         create_topic(cli, topic, queues=queues)
-    deadline = time.monotonic() + 10
-    with mp.Client(m.namesrv_port) as ns:
-        while ns.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}).code != mp.SUCCESS:
-            assert time.monotonic() < deadline, "topic %s never routable" % topic
-            time.sleep(0.02)
+    wait_route(m.namesrv_port, topic)
 
 
 def topic_with(m, topic, lines, queues=4):

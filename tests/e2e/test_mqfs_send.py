@@ -15,7 +15,7 @@ import pytest
 import mqproto as mp
 from brokers import broker_factory, create_topic, mqfs_cluster as cluster  # noqa: F401
 from brokers import queue_records, restart
-from mqfs_mount import Mount
+from mqfs_mount import write_lines
 
 
 def records(broker_port, topic):
@@ -120,27 +120,8 @@ def test_sigterm_with_writes_in_flight(cluster):
         create_topic(cli, "Slow", queues=4)
     acked = []
     stop = threading.Event()
-
-    def writer(n):
-        try:
-            fd = os.open(m.p("topic", "Slow"), os.O_WRONLY | os.O_APPEND)
-        except OSError:
-            return
-        i = 0
-        while not stop.is_set():
-            line = b"w%d-%d\n" % (n, i)
-            try:
-                os.write(fd, line)
-            except OSError:
-                break
-            acked.append(line[:-1])
-            i += 1
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    threads = [threading.Thread(target=write_lines, args=(m.p("topic", "Slow"), b"w%d" % n,
+                                                          acked, stop)) for n in range(3)]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 10

@@ -26,17 +26,12 @@ import time
 import pytest
 
 import mqproto as mp
-from brokers import broker_factory, create_topic  # noqa: F401
-from mqfs_mount import Mount
+from brokers import broker_factory, create_topic, wait_route  # noqa: F401
+from mqfs_mount import Mount, write_lines
 
 TOPIC, QUEUES = "Down", 4
 ROUNDS = int(os.environ.get("MQFS_SHUTDOWN_ROUNDS", "2"))
 EXIT_S = 20.0
-
-
-def route_ok(port, topic):
-    with mp.Client(port, timeout=1) as cli:
-        return cli.call(mp.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}).code == mp.SUCCESS
 
 
 class Load:
@@ -44,27 +39,8 @@ class Load:
 
     def __init__(self, m, workdir):
         self.m, self.stop, self.procs, self.threads = m, threading.Event(), [], []
-        self.written = 0
+        self.written = []  # the lines whose write() returned
         self.out = open(os.path.join(workdir, "load.out"), "wb")
-
-    def _writer(self, t):
-        try:
-            fd = os.open(self.m.p("topic", TOPIC), os.O_WRONLY | os.O_APPEND)
-        except OSError:
-            return
-        i = 0
-        try:
-            while not self.stop.is_set():
-                os.write(fd, b"w%d-%d\n" % (t, i))
-                self.written += 1
-                i += 1
-        except OSError:
-            pass
-        finally:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def _drain(self):
         while not self.stop.is_set():
@@ -85,7 +61,8 @@ class Load:
                 ["tail", "-f", self.m.p("queue", TOPIC, "broker-a-0")]]
         for c in cmds:
             self.procs.append(subprocess.Popen(c, stdout=self.out, stderr=subprocess.DEVNULL))
-        self.threads = [threading.Thread(target=self._writer, args=(t,)) for t in range(3)]
+        self.threads = [threading.Thread(target=write_lines, args=(
+            self.m.p("topic", TOPIC), b"w%d" % t, self.written, self.stop)) for t in range(3)]
         self.threads.append(threading.Thread(target=self._drain))
         for t in self.threads:
             t.start()
@@ -121,10 +98,7 @@ def test_mqfs_exits_under_load(mode, namesrv, broker_factory, tmp_path):  # noqa
     b = broker_factory(namesrv=namesrv)
     with mp.Client(b.port) as cli:
         create_topic(cli, TOPIC, QUEUES)
-    deadline = time.monotonic() + 10
-    while not route_ok(namesrv.port, TOPIC):
-        assert time.monotonic() < deadline, "the topic never reached the NameServer"
-        time.sleep(0.05)
+    wait_route(namesrv.port, TOPIC, 10)
     for rnd in range(ROUNDS):
         work = tmp_path / ("r%d" % rnd)
         os.makedirs(work)
@@ -136,7 +110,7 @@ def test_mqfs_exits_under_load(mode, namesrv, broker_factory, tmp_path):  # noqa
             if mode == "ns-copy":
                 holder = ns_copy_holder()
             time.sleep(1.0)
-            assert load.written > 0, "the writers got nowhere"
+            assert len(load.written) > 0, "the writers got nowhere"
             if mode == "term":
                 m.proc.send_signal(signal.SIGTERM)
                 assert m.wait_exit(EXIT_S) == 0

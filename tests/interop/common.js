@@ -1,8 +1,9 @@
 'use strict';
 // Shared helpers for produce.js and consume.js: argument parsing, the options that make ali-ons
-// talk to a NameServer directly (no Alibaba Cloud address server, no request signing), and a
-// logger that keeps stdout for result lines only.
+// talk to a NameServer directly (no Alibaba Cloud address server, no request signing), a
+// logger that keeps stdout for result lines only, and closing a client for good.
 const util = require('util');
+const MQProducer = require('ali-ons/lib/producer/mq_producer');
 
 // Parses --name value / --flag arguments into an object; `spec` maps name -> default value
 // (booleans are flags). Unknown arguments are an error.
@@ -81,4 +82,12 @@ function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
-module.exports = { parseArgs, fail, makeLogger, clientOptions, emit, withTimeout };
+// Closes an ali-ons client, then the hidden CLIENT_INNER_PRODUCER (MQProducer.getDefaultProducer,
+// which a consumer uses when a send-back fails) that ali-ons also starts: its timers would keep
+// the event loop alive.
+async function closeAll(client) {
+  await client.close();
+  if (MQProducer.defaultProducer) await MQProducer.defaultProducer.close();
+}
+
+module.exports = { parseArgs, fail, makeLogger, clientOptions, emit, withTimeout, closeAll };

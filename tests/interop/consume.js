@@ -5,8 +5,7 @@
 // distinct messages were consumed successfully (after closing the consumer, which commits the
 // offsets with UPDATE_CONSUMER_OFFSET and sends UNREGISTER_CLIENT), 2 on timeout.
 const { Consumer } = require('ali-ons');
-const MQProducer = require('ali-ons/lib/producer/mq_producer');
-const { parseArgs, makeLogger, clientOptions, emit, withTimeout } = require('./common');
+const { parseArgs, makeLogger, clientOptions, emit, withTimeout, closeAll } = require('./common');
 
 const USAGE = `usage: node consume.js --group G --topic T --count N [options]
   --namesrv ADDR       NameServer host:port[;host:port] (default 127.0.0.1:9876)
@@ -34,12 +33,6 @@ const args = parseArgs(process.argv.slice(2), {
 if (!args.group || !args.topic || ![ 'first', 'last' ].includes(args.from)) {
   process.stderr.write(USAGE);
   process.exit(64);
-}
-
-async function closeAll(consumer) {
-  await consumer.close();
-  // the hidden CLIENT_INNER_PRODUCER (used when send-back fails) keeps timers running
-  if (MQProducer.defaultProducer) await MQProducer.defaultProducer.close();
 }
 
 async function main() {

@@ -3,8 +3,7 @@
 // Sends messages with the stock ali-ons producer through a RocketMQ NameServer; prints one JSON
 // line per send result on stdout. Exit 0 when every send returned, 1 on a send error, 2 on timeout.
 const { Producer, Message } = require('ali-ons');
-const MQProducer = require('ali-ons/lib/producer/mq_producer');
-const { parseArgs, makeLogger, clientOptions, emit, withTimeout } = require('./common');
+const { parseArgs, makeLogger, clientOptions, emit, withTimeout, closeAll } = require('./common');
 
 const USAGE = `usage: node produce.js --topic T [options]
   --namesrv ADDR       NameServer host:port[;host:port] (default 127.0.0.1:9876)
@@ -28,13 +27,6 @@ const args = parseArgs(process.argv.slice(2), {
 if (!args.topic) {
   process.stderr.write(USAGE);
   process.exit(64);
-}
-
-async function closeAll(producer) {
-  await producer.close();
-  // ali-ons also starts a hidden CLIENT_INNER_PRODUCER (MQProducer.getDefaultProducer) whose
-  // timers keep the event loop alive; close it too.
-  if (MQProducer.defaultProducer) await MQProducer.defaultProducer.close();
 }
 
 async function main() {

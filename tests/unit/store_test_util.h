@@ -1,5 +1,5 @@
 /* store_test_util.h — helpers shared by the store's test executables: temp directories, a small
- * store configuration, message construction and reading back. Header-only (static). */
+ * store configuration, a store opened on both, and message construction. Header-only (static). */
 #ifndef STORE_TEST_UTIL_H
 #define STORE_TEST_UTIL_H
 
@@ -43,6 +43,33 @@ static inline void tu_config(struct store_config *c, const char *dir, int64_t cl
     c->max_index_num = 4000;
     c->flush_interval_commit_log = 50;
     c->flush_interval_consume_queue = 100;
+}
+
+/* Sets the configuration tu_open opens a store with to flush synchronously (SYNC_FLUSH). */
+static inline void tu_sync_flush(struct store_config *c)
+{
+    snprintf(c->flush_disk_type, sizeof(c->flush_disk_type), "SYNC_FLUSH");
+}
+
+/* Opens a store, with no arrival listener, over a new temp directory (*dir, set even when the
+ * open fails: remove it with tu_close or tu_rmrf) with tu_config's small configuration and
+ * clog_size-byte commitlog files, adjusted first by tweak (NULL: none). *c keeps the
+ * configuration for reopening. Returns store_open's result. */
+static inline int tu_open(int64_t clog_size, void (*tweak)(struct store_config *),
+                          struct store_config *c, struct store **s, char **dir)
+{
+    *dir = tu_tmpdir();
+    tu_config(c, *dir, clog_size);
+    if (tweak)
+        tweak(c);
+    return store_open(c, NULL, NULL, s);
+}
+
+/* Closes a store tu_open opened and removes its directory. */
+static inline void tu_close(struct store *s, char *dir)
+{
+    store_close(s);
+    tu_rmrf(dir);
 }
 
 static inline struct mq_msg tu_msg(const char *topic, int qid, const void *body, uint32_t len,

@@ -16,11 +16,10 @@
 
 TEST(test_put_get_roundtrip)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
     const char *props = "TAGS\x01TagA\x02KEYS\x01k1 k2\x02";
     struct mq_msg m = tu_msg("TopicA", 2, "hello", 5, props);
     m.flag = 9;
@@ -109,19 +108,17 @@ TEST(test_put_get_roundtrip)
     static uint8_t big[70 * 1024];
     bad = tu_msg("T", 0, big, sizeof(big), NULL);
     ASSERT_EQ(store_put(s, &bad, &r), -EMSGSIZE);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 /* A record that leaves exactly 8 bytes fits; one byte more rolls with a blank record. */
 TEST(test_roll_at_boundary)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
+    char *dir;
     const int64_t fsize = 4096;
-    tu_config(&c, dir, fsize);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    ASSERT_OK(tu_open(fsize, NULL, &c, &s, &dir));
     static uint8_t body[4096];
     struct mq_msg m = tu_msg("T", 0, body, 0, NULL);
     int64_t fixed = mq_msg_record_size(&m); /* 92 */
@@ -155,8 +152,7 @@ TEST(test_roll_at_boundary)
     m.body_len = 10;
     ASSERT_OK(store_put(s, &m, &r));
     ASSERT_EQ(r.queue_offset, 3);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 struct arrivals {
@@ -223,8 +219,7 @@ TEST(test_many_queues_batch)
     ASSERT_EQ(st.puts, NT * NQ * PER);
     ASSERT_EQ(st.queues, NT * NQ);
     ASSERT_EQ(st.dispatch_lag, 0);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 TEST(test_large_batch_and_inline_dispatch)
@@ -232,11 +227,10 @@ TEST(test_large_batch_and_inline_dispatch)
     /* A batch of ~0.9 MiB of records is written and published in parts (the dispatcher may
      * start on it before the put returns): every message lands once, in order. Then a small put
      * made under store_dispatch_defer is visible when store_dispatch_now returns. */
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 4 << 20);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(4 << 20, NULL, &c, &s, &dir));
     enum { N = 3000 };
     static struct mq_msg msgs[N];
     static struct store_put_result res[N];
@@ -271,18 +265,20 @@ TEST(test_large_batch_and_inline_dispatch)
     ASSERT_OK(store_dispatch_now(s));
     ASSERT_EQ(store_max_offset(s, "Big", 3, 1), N + 1);
     ASSERT_EQ(store_dispatched_offset(s), end);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
+}
+
+static void cq_files_of_50(struct store_config *c)
+{
+    c->mapped_file_size_consume_queue = 20 * 50; /* 50 entries per file */
 }
 
 TEST(test_cq_files_and_time_lookup)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    c.mapped_file_size_consume_queue = 20 * 50; /* 50 entries per file */
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, cq_files_of_50, &c, &s, &dir));
     struct store_put_result r;
     int64_t ts_mid = 0;
     for (int i = 0; i < 230; i++) {
@@ -312,18 +308,20 @@ TEST(test_cq_files_and_time_lookup)
     struct mq_msg m = tu_msg("Q", 1, "x", 1, NULL);
     ASSERT_OK(store_put(s, &m, &r));
     ASSERT_EQ(r.queue_offset, 230);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
+}
+
+static void cq_files_of_16(struct store_config *c)
+{
+    c->mapped_file_size_consume_queue = 20 * 16;
 }
 
 TEST(test_rendered_index)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    c.mapped_file_size_consume_queue = 20 * 16;
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, cq_files_of_16, &c, &s, &dir));
     /* plain bodies of length i % 7 */
     static char plain[64];
     memset(plain, 'a', sizeof(plain));
@@ -376,20 +374,22 @@ TEST(test_rendered_index)
     int64_t size2;
     ASSERT_OK(store_rendered_size(s, "R", 1, 0, &base, &size2));
     ASSERT_EQ(size2, size);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
+}
+
+static void tiny_index(struct store_config *c)
+{
+    c->max_hash_slot_num = 3;
+    c->max_index_num = 20; /* rolls to new index files */
 }
 
 /* Find two keys whose hashes share a slot of a 3-slot table. */
 TEST(test_index_collisions)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    c.max_hash_slot_num = 3;
-    c.max_index_num = 20; /* rolls to new index files */
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, tiny_index, &c, &s, &dir));
     struct store_put_result r;
     int64_t want[30];
     char props[64], key[16];
@@ -417,8 +417,7 @@ TEST(test_index_collisions)
     /* no duplicates after the restart re-dispatch */
     ASSERT_OK(store_open(&c, NULL, NULL, &s));
     ASSERT_EQ(store_query_by_key(s, "I", 1, "common", 6, 0, INT64_MAX, phys, 64), 30);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 static void on_flushed(void *arg, int64_t offset, int status)
@@ -429,12 +428,10 @@ static void on_flushed(void *arg, int64_t offset, int status)
 
 TEST(test_sync_flush_and_callbacks)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SYNC_FLUSH");
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, tu_sync_flush, &c, &s, &dir));
     struct mq_msg m = tu_msg("F", 0, "x", 1, NULL);
     struct store_put_result r;
     int64_t end;
@@ -448,8 +445,7 @@ TEST(test_sync_flush_and_callbacks)
     for (int i = 0; rc == 0 && i < 500 && !atomic_load(&flag); i++)
         usleep(2000);
     ASSERT(rc == 1 || atomic_load(&flag) == 1);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 /* Pages [from, to) of the store's first commitlog file, as the page cache holds them: polls
@@ -506,11 +502,10 @@ TEST(test_warm_ahead)
 
 TEST(test_delete_topic)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
     struct store_put_result r;
     struct mq_msg m = tu_msg("Del", 0, "x", 1, NULL);
     for (int i = 0; i < 5; i++)
@@ -524,8 +519,12 @@ TEST(test_delete_topic)
     ASSERT_EQ(r.queue_offset, 0);
     ASSERT_OK(store_dispatch_wait(s));
     ASSERT_EQ(store_max_offset(s, "Del", 3, 0), 1);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
+}
+
+static void bad_flush_type(struct store_config *c)
+{
+    snprintf(c->flush_disk_type, sizeof(c->flush_disk_type), "SOMETIMES");
 }
 
 TEST(test_config_table)
@@ -558,25 +557,26 @@ TEST(test_config_table)
                           sizeof(err)),
               -EINVAL);
     /* a bad flush type is refused at open */
-    char *dir = tu_tmpdir();
     struct store *s;
-    tu_config(&c, dir, 4096);
-    snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SOMETIMES");
-    ASSERT_EQ(store_open(&c, NULL, NULL, &s), -EINVAL);
+    char *dir;
+    ASSERT_EQ(tu_open(4096, bad_flush_type, &c, &s, &dir), -EINVAL);
     tu_rmrf(dir);
+}
+
+static void ipv6_store_host(struct store_config *c)
+{
+    c->store_host.v6 = 1;
+    c->store_host.addr[15] = 1;
 }
 
 /* PREPARED and ROLLBACK records take no queue offset and get no consume-queue entry; an IPv6
  * store host makes 56-character message ids. */
 TEST(test_transactions_and_ipv6)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    c.store_host.v6 = 1;
-    c.store_host.addr[15] = 1;
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, ipv6_store_host, &c, &s, &dir));
     struct store_put_result r;
     struct mq_msg m = tu_msg("Tx", 0, "half", 4, NULL);
     m.sysflag = MQ_SYSFLAG_TX_PREPARED;
@@ -605,8 +605,7 @@ TEST(test_transactions_and_ipv6)
     store_close(s);
     ASSERT_OK(store_open(&c, NULL, NULL, &s)); /* and after recovery */
     ASSERT_EQ(store_max_offset(s, "Tx", 2, 0), 2);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 TEST_MAIN(test_config_table, test_transactions_and_ipv6, test_put_get_roundtrip,

@@ -49,7 +49,7 @@ static void child_writer(const char *dir, int fd, int round)
     struct store_config c;
     struct store *s;
     tu_config(&c, dir, 16 * 1024);
-    snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SYNC_FLUSH");
+    tu_sync_flush(&c);
     if (store_open(&c, NULL, NULL, &s))
         _exit(2);
     char body[64];
@@ -202,11 +202,10 @@ TEST(test_torn_tail_every_byte)
 /* Lost consume queues are rebuilt by dispatching the commitlog again. */
 TEST(test_redispatch_after_restart)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
     struct store_put_result r;
     for (int i = 0; i < 300; i++) {
         struct mq_msg m = tu_msg("Re", i % 3, "payload", 7, NULL);
@@ -226,8 +225,7 @@ TEST(test_redispatch_after_restart)
     ASSERT_OK(store_dispatch_wait(s));
     ASSERT_OK(store_rendered_size(s, "Re", 2, 1, &base, &size));
     ASSERT_EQ(size, 101 * 8);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 static int count_files(const char *dir)
@@ -244,15 +242,18 @@ static int count_files(const char *dir)
     return n;
 }
 
+static void files_of_10(struct store_config *c)
+{
+    c->mapped_file_size_consume_queue = 20 * 10;
+    c->max_index_num = 10;
+}
+
 TEST(test_retention)
 {
-    char *dir = tu_tmpdir(), sub[700];
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 4096);
-    c.mapped_file_size_consume_queue = 20 * 10;
-    c.max_index_num = 10;
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir, sub[700];
+    ASSERT_OK(tu_open(4096, files_of_10, &c, &s, &dir));
     struct store_put_result r;
     char body[200], props[64];
     memset(body, 'r', sizeof(body));
@@ -308,19 +309,24 @@ TEST(test_retention)
     ASSERT_EQ(store_min_offset(s, "Ret", 3, 0), min);
     ASSERT_OK(store_rendered_size(s, "Ret", 3, 0, &base, &size));
     ASSERT_EQ(base, min * 201);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
+}
+
+static void no_reserved_time(struct store_config *c)
+{
+    c->file_reserved_time = 0;
+    /* no pass of the store's own at deleteWhen's hour (04 by default): it would take files
+     * before this test's passes, which count what they delete */
+    c->delete_when[0] = '\0';
 }
 
 /* fileReservedTime: files older than it go without forcing; the newest file always stays. */
 TEST(test_retention_by_age)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 4096);
-    c.file_reserved_time = 0;
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(4096, no_reserved_time, &c, &s, &dir));
     struct store_put_result r;
     char body[1000];
     memset(body, 'a', sizeof(body));
@@ -340,8 +346,7 @@ TEST(test_retention_by_age)
     struct mq_msg m = tu_msg("Age", 0, body, sizeof(body), NULL);
     ASSERT_OK(store_put(s, &m, &r));
     ASSERT_EQ(r.queue_offset, 45);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 static atomic_int fake_pct;
@@ -355,18 +360,21 @@ static int fake_statvfs(const char *path, struct statvfs *out)
     return 0;
 }
 
+static void clean_every_10ms(struct store_config *c)
+{
+    c->clean_resource_interval = 10;
+}
+
 /* Disk usage: past 90 % writes are refused with -ENOSPC, past 85 % files go regardless of age. */
 TEST(test_disk_full)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 4096);
-    c.clean_resource_interval = 10;
+    char *dir;
     atomic_store(&fake_pct, 50);
     int (*real_statvfs)(const char *, struct statvfs *) = store_io.statvfs;
     store_io.statvfs = fake_statvfs;
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    ASSERT_OK(tu_open(4096, clean_every_10ms, &c, &s, &dir));
     struct store_put_result r;
     char body[1000];
     memset(body, 'd', sizeof(body));
@@ -402,11 +410,10 @@ TEST(test_disk_full)
 /* A failed roll (disk full) is not visible; the next append works once the fault clears. */
 TEST(test_io_fault_roll)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 4096);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(4096, NULL, &c, &s, &dir));
     char body[500];
     memset(body, 'f', sizeof(body));
     struct store_put_result r;
@@ -432,20 +439,22 @@ TEST(test_io_fault_roll)
     store_close(s);
     ASSERT_OK(store_open(&c, NULL, NULL, &s));
     ASSERT_EQ(store_max_offset(s, "Fault", 5, 0), ok);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
+}
+
+static void no_checkpoints(struct store_config *c)
+{
+    c->flush_interval_consume_queue = 60000; /* no checkpoint writes racing the armed fault */
 }
 
 /* The Nth commitlog write failing (EIO, ENOSPC): the batch is not visible and its queue
  * offsets are reused; the store goes on. */
 TEST(test_io_fault_nth_write)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 8192);
-    c.flush_interval_consume_queue = 60000; /* no checkpoint writes racing the armed fault */
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(8192, no_checkpoints, &c, &s, &dir));
     struct mq_msg msgs[40];
     struct store_put_result res[40];
     char bodies[40][200]; /* 40 records span a file roll: up to three writes per batch */
@@ -489,8 +498,7 @@ TEST(test_io_fault_nth_write)
     ASSERT_EQ(n0 + n1, stored);
     for (int i = 0; i < stored; i++)
         ASSERT_EQ(seen[i], 1);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 static void on_flushed(void *arg, int64_t offset, int status)
@@ -502,12 +510,10 @@ static void on_flushed(void *arg, int64_t offset, int status)
 /* msync failing: the waiter hears -EIO, later flushes succeed. */
 TEST(test_io_fault_flush)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SYNC_FLUSH");
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, tu_sync_flush, &c, &s, &dir));
     struct mq_msg m = tu_msg("Fl", 0, "x", 1, NULL);
     struct store_put_result r;
     int64_t end;
@@ -527,8 +533,7 @@ TEST(test_io_fault_flush)
     for (int i = 0; i < 3 && rc == -EIO; i++)
         rc = store_wait_flushed(s, end);
     ASSERT_OK(rc);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 /* Failing the Nth open/ftruncate/mmap/fsync during open fails cleanly (ASan: no leaks). */
@@ -537,12 +542,11 @@ TEST(test_io_fault_nth_open)
     enum store_io_op ops[] = {STORE_IO_OPEN, STORE_IO_FTRUNCATE, STORE_IO_MMAP, STORE_IO_FSYNC};
     for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
         for (int nth = 1; nth <= 6; nth++) {
-            char *dir = tu_tmpdir();
             struct store_config c;
             struct store *s = NULL;
-            tu_config(&c, dir, 4096);
-            store_io_fault(ops[o], nth, EIO, 0);
-            int rc = store_open(&c, NULL, NULL, &s);
+            char *dir;
+            store_io_fault(ops[o], nth, EIO, 0); /* the temp directory is made without the shim */
+            int rc = tu_open(4096, NULL, &c, &s, &dir);
             if (rc == 0) {
                 struct mq_msg m = tu_msg("N", 0, "x", 1, NULL);
                 struct store_put_result r;
@@ -553,8 +557,7 @@ TEST(test_io_fault_nth_open)
             }
             store_io_fault_clear();
             ASSERT_OK(store_open(&c, NULL, NULL, &s));
-            store_close(s);
-            tu_rmrf(dir);
+            tu_close(s, dir);
         }
 }
 
@@ -564,11 +567,10 @@ TEST(test_io_fault_nth_open)
  * resumes, the record becomes visible and puts are accepted again. */
 TEST(test_io_fault_dispatch_nospace)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
     struct store_put_result r;
     struct mq_msg m0 = tu_msg("Nospc", 0, "zero", 4, "KEYS\001k0\002");
     struct mq_msg m1 = tu_msg("Nospc", 1, "one", 3, "KEYS\001k1\002");
@@ -600,8 +602,7 @@ TEST(test_io_fault_dispatch_nospace)
     ASSERT_OK(store_put(s, &m1, &r));
     int64_t phys[4];
     ASSERT_GE(store_query_by_key(s, "Nospc", 5, "k1", 2, 0, INT64_MAX, phys, 4), 1);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 /* A restart with no space (every fallocate fails with ENOSPC): the store still opens, as
@@ -611,11 +612,10 @@ TEST(test_io_fault_dispatch_nospace)
  * 1 appears and its next put continues its offsets. */
 TEST(test_io_fault_restart_nospace)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
     struct store_put_result r;
     struct mq_msg m0 = tu_msg("Full", 0, "zero", 4, NULL);
     struct mq_msg m1 = tu_msg("Full", 1, "one", 3, NULL);
@@ -641,8 +641,7 @@ TEST(test_io_fault_restart_nospace)
     ASSERT_EQ(r.queue_offset, 2);
     ASSERT_OK(store_put(s, &m0, &r));
     ASSERT_EQ(r.queue_offset, 2);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,

@@ -25,11 +25,10 @@ static int64_t stored_at(struct store *s, int64_t phys)
 /* Every record stored before a watermark is readable at once, while dispatch runs behind. */
 TEST(test_watermark_covers_dispatch)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 256 * 1024);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(256 * 1024, NULL, &c, &s, &dir));
     int64_t prev_ts = 0, prev_w = 0;
     for (int i = 0; i < 3000; i++) {
         struct mq_msg m = tu_msg("W", i % 3, "abcdefgh", 8, NULL);
@@ -48,19 +47,17 @@ TEST(test_watermark_covers_dispatch)
     /* All dispatched: W is the clock + 1 or the floor — the last record's time, when it was
      * stamped ahead of the clock by an earlier watermark in the same millisecond. */
     ASSERT_GE(store_watermark(s), prev_ts);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 /* A record stored "in the future" (a clock that stepped back since): later records and the
  * watermark do not go below it, also after a restart. */
 TEST(test_store_time_floor)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
     struct mq_msg m = tu_msg("F", 0, "x", 1, NULL);
     struct store_put_result r;
     ASSERT_OK(store_put(s, &m, &r));
@@ -85,18 +82,16 @@ TEST(test_store_time_floor)
     m = tu_msg("F", 1, "y", 1, NULL);
     ASSERT_OK(store_put(s, &m, &r));
     ASSERT_GE(stored_at(s, r.phys_offset), future);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 /* The topic view by time: offsets are the rendered bytes stored before t, summed over queues. */
 TEST(test_topic_at_time)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 64 * 1024);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
     int64_t off, next;
     ASSERT_OK(store_topic_at_time(s, "T", 1, 2, 0, &off, &next));
     ASSERT_EQ(off, 0);
@@ -150,19 +145,17 @@ TEST(test_topic_at_time)
     ASSERT_OK(store_topic_at_time(s, "T", 1, 1, ts[29] + 1, &off, &next)); /* queue 0 only */
     ASSERT_LT(off, total);
     ASSERT_EQ(store_retained_since(s), 0);
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 /* The retention horizon: 0 until the commitlog loses a file, then the store time of the first
  * retained record, at or after every deleted one. */
 TEST(test_retained_since)
 {
-    char *dir = tu_tmpdir();
     struct store_config c;
     struct store *s;
-    tu_config(&c, dir, 4096);
-    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    char *dir;
+    ASSERT_OK(tu_open(4096, NULL, &c, &s, &dir));
     static char body[500];
     memset(body, 'b', sizeof(body));
     int64_t last_ts = 0;
@@ -183,8 +176,7 @@ TEST(test_retained_since)
     ASSERT_OK(store_rendered_size(s, "H", 1, 0, &base, &size));
     ASSERT_OK(store_topic_at_time(s, "H", 1, 1, since, &off, &next));
     ASSERT_GE(off, base); /* the retained part only */
-    store_close(s);
-    tu_rmrf(dir);
+    tu_close(s, dir);
 }
 
 TEST_MAIN(test_watermark_covers_dispatch, test_store_time_floor, test_topic_at_time,
