@@ -480,23 +480,29 @@ static int clog_resident(const char *dir, size_t size, size_t from, size_t to)
 
 /* commitLogWarmAhead: the bytes past the write position are in memory before the writer gets
  * there, in both flush modes (asserted on pages no read-ahead of one record reaches). */
+static void warm_12m(struct store_config *c)
+{
+    c->commit_log_warm_ahead = 12 << 20;
+}
+
+static void warm_12m_sync(struct store_config *c)
+{
+    warm_12m(c);
+    tu_sync_flush(c);
+}
+
 TEST(test_warm_ahead)
 {
     for (int sync = 0; sync < 2; sync++) {
-        char *dir = tu_tmpdir();
         struct store_config c;
         struct store *s;
-        tu_config(&c, dir, 32 << 20);
-        c.commit_log_warm_ahead = 12 << 20;
-        if (sync)
-            snprintf(c.flush_disk_type, sizeof(c.flush_disk_type), "SYNC_FLUSH");
-        ASSERT_OK(store_open(&c, NULL, NULL, &s));
+        char *dir;
+        ASSERT_OK(tu_open(32 << 20, sync ? warm_12m_sync : warm_12m, &c, &s, &dir));
         struct mq_msg m = tu_msg("W", 0, "x", 1, NULL);
         struct store_put_result r;
         ASSERT_EQ(store_put_batch(s, &m, 1, &r, NULL), 1);
         ASSERT(clog_resident(dir, 32 << 20, 8 << 20, 12 << 20));
-        store_close(s);
-        tu_rmrf(dir);
+        tu_close(s, dir);
     }
 }
 
