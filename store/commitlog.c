@@ -125,7 +125,7 @@ static int stage_write(struct store *s)
     if (!s->stage_len)
         return 0;
     struct store__mfile *f = s->clog_cur;
-    if (s->stage_len < STAGE_PWRITE_MIN) {
+    if (s->stage_len < STAGE_PWRITE_MIN && !s->sync_flush) {
         memcpy(f->map + (s->stage_pos - f->base), s->stage, s->stage_len);
         s->stage_pos += (int64_t)s->stage_len;
         s->stage_len = 0;

@@ -1,10 +1,13 @@
 /* flush.c — durability (RocketMQ FlushRealTimeService / GroupCommitService and
- * FlushConsumeQueueService): one flush thread msyncs the commitlog (async: every
+ * FlushConsumeQueueService). ASYNC_FLUSH: the flush thread msyncs the commitlog every
  * flushIntervalCommitLog ms when flushCommitLogLeastPages are dirty, fully every
- * flushCommitLogThoroughInterval; sync: as soon as anyone waits, so that all waiting appenders
- * share one msync — group commit), the consume queues, rendered and index files every
- * flushIntervalConsumeQueue ms, then the checkpoint. Waiters block on a condition variable;
- * callback requests are completed from this thread. */
+ * flushCommitLogThoroughInterval, and at once when someone waits. SYNC_FLUSH: STORE__COMMITTERS
+ * threads run group commits — as soon as anyone waits for bytes no sync in flight covers, a free
+ * committer syncs everything appended so far, so all appenders waiting then share one sync and
+ * several syncs overlap on the disk. The flush thread also syncs the consume queues, rendered and
+ * index files every flushIntervalConsumeQueue ms, then writes the checkpoint. Each blocked waiter
+ * sleeps on its own condition and is woken only when its bytes are durable; callback requests
+ * are completed by the thread whose flush covered them. */
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -33,8 +36,10 @@ int store__flush_clog(struct store *s, int64_t upto)
         }
         off = to;
     }
-    if (upto > atomic_load(&s->flushed))
-        atomic_store(&s->flushed, upto);
+    /* several threads flush at once with SYNC_FLUSH: the durable end only moves forward */
+    int64_t cur = atomic_load(&s->flushed);
+    while (upto > cur && !atomic_compare_exchange_weak(&s->flushed, &cur, upto))
+        ;
     atomic_fetch_add(&s->flushes, 1);
     return 0;
 }
@@ -103,7 +108,7 @@ static int pending(struct store *s)
     int64_t flushed = atomic_load(&s->flushed);
     int n = 0;
     for (size_t i = 0; i < s->nwait; i++)
-        n += s->wait_offs[i] > flushed;
+        n += s->waits[i]->offset > flushed;
     for (size_t i = 0; i < s->nreqs; i++)
         n += s->reqs[i].offset > flushed;
     return n;
@@ -113,6 +118,11 @@ static int pending(struct store *s)
  * the count is being rebuilt) or when the group it lingers for is complete. flush_lock held. */
 static void note_pending(struct store *s)
 {
+    if (s->committers) {
+        if (s->commit_idle)
+            pthread_cond_signal(&s->commit_cond);
+        return;
+    }
     if (s->npending >= 0)
         s->npending++;
     if (s->npending <= 1 || s->npending >= s->last_group)
@@ -130,19 +140,25 @@ static void deadline_ts(struct timespec *ts, int ms)
     }
 }
 
+/* Requests being completed by one thread (reused storage: each flushing thread has its own). */
+struct done_list {
+    struct store__flush_req *v;
+    size_t cap;
+};
+
 /* Completes requests that are durable, failed or timed out. flush_lock held; callbacks are
  * called with it released. */
-static void complete_reqs(struct store *s, int err)
+static void complete_reqs(struct store *s, int err, struct done_list *d)
 {
     int64_t flushed = atomic_load(&s->flushed), now = mq_mono_us();
     for (;;) {
-        /* one pass: finished requests move to the flush thread's done list (reused storage) */
+        /* one pass: finished requests move to the calling thread's done list */
         size_t nd = 0, keep = 0;
-        if (s->capdone < s->nreqs) {
-            void *p = realloc(s->done, s->nreqs * sizeof(*s->done));
+        if (d->cap < s->nreqs) {
+            void *p = realloc(d->v, s->nreqs * sizeof(*d->v));
             if (p) {
-                s->done = p;
-                s->capdone = s->nreqs;
+                d->v = p;
+                d->cap = s->nreqs;
             }
         }
         for (size_t i = 0; i < s->nreqs; i++) {
@@ -154,9 +170,9 @@ static void complete_reqs(struct store *s, int err)
                 st = err;
             else if (now >= r->deadline_us)
                 st = -ETIMEDOUT;
-            if (st != 1 && nd < s->capdone) {
-                s->done[nd] = *r;
-                s->done[nd++].deadline_us = st; /* the status travels in the copy */
+            if (st != 1 && nd < d->cap) {
+                d->v[nd] = *r;
+                d->v[nd++].deadline_us = st; /* the status travels in the copy */
             } else {
                 s->reqs[keep++] = *r;
             }
@@ -166,18 +182,34 @@ static void complete_reqs(struct store *s, int err)
             return;
         pthread_mutex_unlock(&s->flush_lock);
         for (size_t i = 0; i < nd; i++)
-            s->done[i].cb(s->done[i].arg, s->done[i].offset, (int)s->done[i].deadline_us);
+            d->v[i].cb(d->v[i].arg, d->v[i].offset, (int)d->v[i].deadline_us);
         pthread_mutex_lock(&s->flush_lock);
+    }
+}
+
+/* Wakes the blocked waiters whose bytes are durable, or all of them after a failed flush (they
+ * return its error) or at stop — each waits on its own condition, so a group commit wakes its
+ * group only, not every appender still waiting for a later one. flush_lock held. */
+static void wake_waiters(struct store *s, int err)
+{
+    int64_t flushed = atomic_load(&s->flushed);
+    for (size_t i = 0; i < s->nwait; i++) {
+        struct store__waiter *w = s->waits[i];
+        if (!w->woken && (w->offset <= flushed || err || s->flush_stop)) {
+            w->woken = 1;
+            pthread_cond_signal(&w->cond);
+        }
     }
 }
 
 static void *flush_main(void *arg)
 {
     struct store *s = arg;
+    struct done_list done = {NULL, 0};
     int64_t last_full = mq_mono_us(), last_logics = mq_mono_us(), last_logics_full = last_full;
     pthread_mutex_lock(&s->flush_lock);
     while (!s->flush_stop) {
-        s->npending = pending(s);
+        s->npending = s->committers ? 0 : pending(s);
         if (!s->npending) {
             struct timespec ts;
             int ms = s->conf.flush_interval_commit_log;
@@ -188,24 +220,8 @@ static void *flush_main(void *arg)
             if (s->flush_stop)
                 break;
         }
-        s->npending = pending(s);
+        s->npending = s->committers ? 0 : pending(s);
         int urgent = s->npending > 0;
-        if (urgent && s->sync_flush) {
-            /* group commit: the appenders the last flush woke are likely to append again; when
-             * fewer wait than were waiting as that flush ended (served + newly arrived), give
-             * them up to half the last msync's duration (at most 1 ms) to join this group */
-            struct timespec ts;
-            int64_t linger = s->last_flush_us / 2;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)(linger < 1000 ? linger : 1000) * 1000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            while (!s->flush_stop && s->npending < s->last_group &&
-                   pthread_cond_timedwait(&s->flush_cond, &s->flush_lock, &ts) == 0)
-                ;
-        }
         pthread_mutex_unlock(&s->flush_lock);
 
         int64_t now = mq_mono_us(), wrote = atomic_load(&s->wrote);
@@ -214,9 +230,8 @@ static void *flush_main(void *arg)
         int full = now - last_full >= (int64_t)s->conf.flush_commit_log_thorough_interval * 1000;
         int rc = 0;
         if (dirty > 0 && (urgent || s->sync_flush || dirty >= least || full)) {
-            int64_t ts = atomic_load(&s->last_store_ts), t0 = mq_mono_us();
+            int64_t ts = atomic_load(&s->last_store_ts);
             rc = store__flush_clog(s, wrote);
-            s->last_flush_us = mq_mono_us() - t0;
             if (!rc)
                 s->flushed_ts = ts;
             if (full)
@@ -237,10 +252,61 @@ static void *flush_main(void *arg)
         s->npending = -1; /* recounted by the flush thread */
         s->flush_error = rc;
         s->flush_gen++;
-        pthread_cond_broadcast(&s->flushed_cond);
-        complete_reqs(s, rc);
+        wake_waiters(s, rc);
+        complete_reqs(s, rc, &done);
     }
     pthread_mutex_unlock(&s->flush_lock);
+    free(done.v);
+    return NULL;
+}
+
+/* SYNC_FLUSH group commit (RocketMQ's GroupCommitService), several at once: a committer takes
+ * everything appended so far as soon as someone waits for bytes no sync in flight covers, and
+ * syncs it while the next committer can already start on what arrives meanwhile — each waiter
+ * waits about one sync, not the rest of a running one plus its own. A sync that started after
+ * bytes were written makes them durable however other syncs interleave, so the durable end is
+ * the largest end any successful sync took (store__flush_clog). */
+static int commit_needed(struct store *s)
+{
+    int64_t covered = atomic_load(&s->flushed);
+    if (s->commit_upto > covered)
+        covered = s->commit_upto;
+    for (size_t i = 0; i < s->nwait; i++)
+        if (s->waits[i]->offset > covered)
+            return 1;
+    for (size_t i = 0; i < s->nreqs; i++)
+        if (s->reqs[i].offset > covered)
+            return 1;
+    return 0;
+}
+
+static void *commit_main(void *arg)
+{
+    struct store *s = arg;
+    struct done_list done = {NULL, 0};
+    pthread_mutex_lock(&s->flush_lock);
+    while (!s->flush_stop) {
+        if (!commit_needed(s)) {
+            s->commit_idle++;
+            pthread_cond_wait(&s->commit_cond, &s->flush_lock);
+            s->commit_idle--;
+            continue;
+        }
+        int64_t upto = atomic_load(&s->wrote);
+        if (upto > s->commit_upto)
+            s->commit_upto = upto;
+        pthread_mutex_unlock(&s->flush_lock);
+        int rc = store__flush_clog(s, upto);
+        pthread_mutex_lock(&s->flush_lock);
+        if (rc && s->commit_upto == upto)
+            s->commit_upto = atomic_load(&s->flushed); /* not covered after all: retry */
+        s->flush_error = rc;
+        s->flush_gen++;
+        wake_waiters(s, rc);
+        complete_reqs(s, rc, &done);
+    }
+    pthread_mutex_unlock(&s->flush_lock);
+    free(done.v);
     return NULL;
 }
 
@@ -258,23 +324,27 @@ int store_wait_flushed(struct store *s, int64_t offset)
     struct timespec ts;
     deadline_ts(&ts, s->conf.sync_flush_timeout);
     int rc = 0;
+    struct store__waiter w = {.offset = offset};
+    pthread_cond_init(&w.cond, NULL);
     pthread_mutex_lock(&s->flush_lock);
     if (s->nwait == s->capwait) {
         size_t cap = s->capwait ? s->capwait * 2 : 64;
-        int64_t *p = realloc(s->wait_offs, cap * sizeof(*p));
+        struct store__waiter **p = realloc(s->waits, cap * sizeof(*p));
         if (!p) {
             pthread_mutex_unlock(&s->flush_lock);
+            pthread_cond_destroy(&w.cond);
             return -ENOMEM;
         }
-        s->wait_offs = p;
+        s->waits = p;
         s->capwait = cap;
     }
-    s->wait_offs[s->nwait++] = offset;
+    s->waits[s->nwait++] = &w;
     s->waiters++;
     note_pending(s);
     uint64_t gen = s->flush_gen;
     while (atomic_load(&s->flushed) < offset && !s->flush_stop) {
-        rc = pthread_cond_timedwait(&s->flushed_cond, &s->flush_lock, &ts);
+        rc = pthread_cond_timedwait(&w.cond, &s->flush_lock, &ts);
+        w.woken = 0;
         if (atomic_load(&s->flushed) >= offset) {
             rc = 0;
             break;
@@ -293,11 +363,12 @@ int store_wait_flushed(struct store *s, int64_t offset)
         rc = -ECANCELED;
     s->waiters--;
     for (size_t i = 0; i < s->nwait; i++)
-        if (s->wait_offs[i] == offset) {
-            s->wait_offs[i] = s->wait_offs[--s->nwait];
+        if (s->waits[i] == &w) {
+            s->waits[i] = s->waits[--s->nwait];
             break;
         }
     pthread_mutex_unlock(&s->flush_lock);
+    pthread_cond_destroy(&w.cond);
     return rc;
 }
 
@@ -329,17 +400,31 @@ int store__flush_start(struct store *s)
     if (rc)
         return -rc;
     s->flush_started = 1;
+    for (int i = 0; s->sync_flush && i < STORE__COMMITTERS; i++) {
+        rc = pthread_create(&s->commit_threads[i], NULL, commit_main, s);
+        if (rc)
+            return -rc;
+        pthread_mutex_lock(&s->flush_lock);
+        s->committers++;
+        pthread_mutex_unlock(&s->flush_lock);
+    }
     return 0;
 }
 
 void store__flush_stop(struct store *s)
 {
+    struct done_list done = {NULL, 0};
     if (s->flush_started) {
         pthread_mutex_lock(&s->flush_lock);
         s->flush_stop = 1;
         pthread_cond_broadcast(&s->flush_cond);
+        pthread_cond_broadcast(&s->commit_cond);
+        wake_waiters(s, 0);
         pthread_mutex_unlock(&s->flush_lock);
         pthread_join(s->flush_thread, NULL);
+        for (int i = 0; i < s->committers; i++)
+            pthread_join(s->commit_threads[i], NULL);
+        s->committers = 0;
         s->flush_started = 0;
     }
     /* final flush on the caller's thread */
@@ -350,16 +435,14 @@ void store__flush_stop(struct store *s)
     if (store__flush_logics(s, 1) == 0)
         store__checkpoint_write(s);
     pthread_mutex_lock(&s->flush_lock);
-    pthread_cond_broadcast(&s->flushed_cond);
-    complete_reqs(s, rc ? rc : -ECANCELED);
+    wake_waiters(s, rc ? rc : -ECANCELED);
+    complete_reqs(s, rc ? rc : -ECANCELED, &done);
     free(s->reqs);
     s->reqs = NULL;
     s->nreqs = s->capreqs = 0;
-    free(s->wait_offs);
-    s->wait_offs = NULL;
-    free(s->done);
-    s->done = NULL;
-    s->capdone = 0;
+    free(s->waits);
+    s->waits = NULL;
+    free(done.v);
     s->nwait = s->capwait = 0;
     pthread_mutex_unlock(&s->flush_lock);
 }

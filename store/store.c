@@ -64,7 +64,7 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     pthread_cond_init(&s->disp_done, NULL);
     pthread_mutex_init(&s->flush_lock, NULL);
     pthread_cond_init(&s->flush_cond, NULL);
-    pthread_cond_init(&s->flushed_cond, NULL);
+    pthread_cond_init(&s->commit_cond, NULL);
     pthread_mutex_init(&s->warm_lock, NULL);
     pthread_cond_init(&s->warm_cond, NULL);
     pthread_mutex_init(&s->clean_lock, NULL);
@@ -124,7 +124,7 @@ void store_close(struct store *s)
     pthread_cond_destroy(&s->disp_done);
     pthread_mutex_destroy(&s->flush_lock);
     pthread_cond_destroy(&s->flush_cond);
-    pthread_cond_destroy(&s->flushed_cond);
+    pthread_cond_destroy(&s->commit_cond);
     pthread_mutex_destroy(&s->clean_lock);
     pthread_cond_destroy(&s->clean_cond);
     pthread_mutex_destroy(&s->warm_lock);

@@ -18,6 +18,7 @@
 #define STORE__IDX_ENTRY      20
 #define STORE__CHECKPOINT_LEN 4096 /* FORMATS.md 1.5 */
 #define STORE__PAGE           4096
+#define STORE__COMMITTERS     4 /* SYNC_FLUSH: group commits in flight at once (flush.c) */
 #define STORE__PATH_MAX       1024
 
 /* ---- mapped files (mapped_file.c) ---- */
@@ -25,6 +26,13 @@
 /* One data file, mapped whole (MAP_SHARED). Reference-counted: the list holds one reference;
  * readers take one while they use the bytes; the last unref unmaps and closes. A deleted file
  * is unlinked at once and unmapped at its last unref. */
+/* A thread blocked in store_wait_flushed (on its stack); woken alone when offset is durable. */
+struct store__waiter {
+    int64_t offset;
+    pthread_cond_t cond; /* with flush_lock */
+    int woken;
+};
+
 struct store__mfile {
     int64_t base; /* absolute offset of byte 0 (the file name) */
     size_t size;
@@ -237,21 +245,22 @@ struct store {
 
     /* flush (flush.c) */
     pthread_t flush_thread;
+    pthread_t commit_threads[STORE__COMMITTERS]; /* SYNC_FLUSH group commits */
+    pthread_cond_t commit_cond;                  /* a committer is needed, flush_lock */
+    int committers, commit_idle;                 /* flush_lock */
+    int64_t commit_upto;                         /* largest end a commit took, flush_lock */
     pthread_mutex_t flush_lock;
-    pthread_cond_t flush_cond, flushed_cond;
+    pthread_cond_t flush_cond;
     struct store__flush_req *reqs;
     size_t nreqs, capreqs;
-    struct store__flush_req *done; /* flush thread: requests being completed */
-    size_t capdone;
     int waiters;
-    int64_t *wait_offs; /* offsets the blocked waiters wait for, flush_lock */
+    struct store__waiter **waits; /* the blocked store_wait_flushed calls, flush_lock */
     size_t nwait, capwait;
     int npending; /* waiters + requests needing a flush; -1 = unknown. flush_lock */
     int flush_stop;
-    int flush_error;       /* last flush's result, flush_lock */
-    uint64_t flush_gen;    /* flush attempts, flush_lock */
-    int last_group;        /* waiters served by the last sync flush, flush_lock */
-    int64_t last_flush_us; /* duration of the last commitlog msync (flush thread) */
+    int flush_error;    /* last flush's result, flush_lock */
+    uint64_t flush_gen; /* flush attempts, flush_lock */
+    int last_group;     /* waiters served by the last sync flush, flush_lock */
     atomic_int_fast64_t flushed;
     atomic_int_fast64_t flushes;
     int64_t flushed_ts; /* flush thread: checkpoint fields */

@@ -4,6 +4,7 @@
  * notifications. Recovery, retention and fault injection: test_store_recovery.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <zlib.h>
@@ -448,6 +449,80 @@ TEST(test_sync_flush_and_callbacks)
     tu_close(s, dir);
 }
 
+/* SYNC_FLUSH with many appenders at once, each waiting for its own message or asking for a
+ * callback: group commits run on several threads; every wait returns durable, every callback
+ * fires once with success, and nothing waits past the durable end. */
+struct sync_worker {
+    struct store *s;
+    int fails;
+    atomic_int callbacks;
+};
+
+static void count_flushed(void *arg, int64_t offset, int status)
+{
+    struct sync_worker *w = arg;
+    (void)offset;
+    if (status == 0)
+        atomic_fetch_add(&w->callbacks, 1);
+}
+
+static void *sync_appender(void *arg)
+{
+    struct sync_worker *w = arg;
+    struct mq_msg m = tu_msg("G", 0, "payload", 7, NULL);
+    for (int i = 0; i < 100; i++) {
+        struct store_put_result r;
+        int64_t end;
+        if (store_put_batch(w->s, &m, 1, &r, &end) != 1) {
+            w->fails++;
+            continue;
+        }
+        if (i % 2) {
+            int rc = store_when_flushed(w->s, end, count_flushed, w);
+            if (rc == 1)
+                atomic_fetch_add(&w->callbacks, 1);
+            else if (rc != 0)
+                w->fails++;
+        } else {
+            struct store_stats st;
+            int rc = store_wait_flushed(w->s, end);
+            store_get_stats(w->s, &st);
+            w->fails += rc != 0 || st.flushed < end;
+        }
+    }
+    return NULL;
+}
+
+TEST(test_sync_flush_many_appenders)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir;
+    ASSERT_OK(tu_open(1 << 20, tu_sync_flush, &c, &s, &dir));
+    enum { N = 16 };
+    struct sync_worker w[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        w[i].s = s;
+        w[i].fails = 0;
+        atomic_init(&w[i].callbacks, 0);
+        ASSERT_EQ(pthread_create(&t[i], NULL, sync_appender, &w[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(w[i].fails, 0);
+        for (int k = 0; k < 500 && atomic_load(&w[i].callbacks) < 50; k++)
+            usleep(2000);
+        ASSERT_EQ(atomic_load(&w[i].callbacks), 50);
+    }
+    struct store_stats st;
+    store_get_stats(s, &st);
+    ASSERT_EQ(st.puts, N * 100);
+    ASSERT(st.flushed >= st.clog_max);
+    tu_close(s, dir);
+}
+
 /* Pages [from, to) of the store's first commitlog file, as the page cache holds them: polls
  * until all are resident (the warm thread brings them in) or 5 s pass. */
 static int clog_resident(const char *dir, size_t size, size_t from, size_t to)
@@ -617,4 +692,5 @@ TEST(test_transactions_and_ipv6)
 TEST_MAIN(test_config_table, test_transactions_and_ipv6, test_put_get_roundtrip,
           test_roll_at_boundary, test_many_queues_batch, test_cq_files_and_time_lookup,
           test_rendered_index, test_index_collisions, test_sync_flush_and_callbacks,
-          test_delete_topic, test_large_batch_and_inline_dispatch, test_warm_ahead)
+          test_delete_topic, test_large_batch_and_inline_dispatch, test_warm_ahead,
+          test_sync_flush_many_appenders)
