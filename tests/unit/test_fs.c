@@ -265,7 +265,7 @@ struct sink {
     size_t max_batch, msgs;
 };
 
-static int sink_send(void *arg, const struct mqfs_line *lines, size_t n)
+static int sink_send(void *arg, const struct mqc_body *lines, size_t n)
 {
     struct sink *s = arg;
     s->batches++;
