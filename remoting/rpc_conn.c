@@ -222,11 +222,16 @@ int rpc__conn_send_raw_ref(struct rpc_conn *c, uint8_t *head, size_t hlen, const
     atomic_init(&h->refs, 1); /* the body's piece, once queued */
     h->release = release;
     h->arg = arg;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (atomic_load(&c->closed) || evbuffer_add_reference(out, head, hlen, free_frame, head)) {
+    if (atomic_load(&c->closed)) {
         free(head);
         hold_put(h);
-        return atomic_load(&c->closed) ? -ENOTCONN : -ENOMEM;
+        return -ENOTCONN;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_add_reference(out, head, hlen, free_frame, head) != 0) {
+        free(head);
+        hold_put(h);
+        return -ENOMEM;
     }
     if (evbuffer_add_reference(out, body, blen, release_piece, h) != 0) {
         hold_put(h);
