@@ -93,6 +93,19 @@ struct mqc_uniq_seq {
 void mqc_uniq_ids_begin(struct mqc_uniq_seq *u, size_t n);
 void mqc_uniq_ids_next(struct mqc_uniq_seq *u, char out[32]);
 
+/* ---- batch bodies (batch_enc.c) ---- */
+
+struct mq_buf;
+
+/* Appends the SEND_BATCH_MESSAGE body of messages m[0..n) (one topic, non-empty bodies, the
+ * whole at most max bytes) to out; uniq gets the first message's UNIQ_KEY. Returns 0, -EINVAL,
+ * -EMSGSIZE or -ENOMEM (out unchanged then). */
+int mqc__batch_encode(const struct mqc_message *m, size_t n, size_t max, struct mq_buf *out,
+                      char uniq[33]);
+/* The same for messages that share everything of t but the body, taken from b[0..n). */
+int mqc__batch_encode_bodies(const struct mqc_message *t, const struct mqc_body *b, size_t n,
+                             size_t max, struct mq_buf *out, char uniq[33]);
+
 /* ---- the shared client instance: NameServers, route cache, connections ---- */
 
 #include <pthread.h>

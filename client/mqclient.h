@@ -100,6 +100,16 @@ int mqc_send_oneway(struct mqc_producer *p, const struct mqc_message *m);
  * All go to the same queue; res describes the first. */
 int mqc_send_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
                    struct mqc_send_result *res);
+/* One message body of mqc_send_batch_bodies, borrowed for the duration of the call. */
+struct mqc_body {
+    const void *p;
+    size_t len;
+};
+/* Batch of n messages that share everything but the body: topic, tags, keys, flag and user
+ * properties come from tmpl (its body is ignored), the bodies from bodies[0..n). The same
+ * request and checks as mqc_send_batch, with the shared properties encoded once. */
+int mqc_send_batch_bodies(struct mqc_producer *p, const struct mqc_message *tmpl,
+                          const struct mqc_body *bodies, size_t n, struct mqc_send_result *res);
 /* Async batch: as mqc_send_batch, answered through cb as mqc_send_async (the messages may be
  * reused once the call returns: they are encoded before it does). */
 int mqc_send_batch_async(struct mqc_producer *p, const struct mqc_message *m, size_t n,

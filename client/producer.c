@@ -224,13 +224,44 @@ struct send_req {
     int64_t born_ms;
     int batch;
     struct mq_buf props; /* header properties */
-    struct mq_buf body;
+    struct mq_buf body;  /* empty once shared */
+    struct shared_body *shared;
 };
+
+/* A large body handed to the remoting client by reference (no copy of a batch of megabytes):
+ * each request of a send holds a reference, as does the send_req; the last one frees it. */
+struct shared_body {
+    atomic_int refs;
+    uint8_t *data;
+    size_t len;
+};
+
+static void shared_put(void *arg)
+{
+    struct shared_body *sb = arg;
+    if (atomic_fetch_sub(&sb->refs, 1) == 1) {
+        free(sb->data);
+        free(sb);
+    }
+}
+
+/* Moves r's body into a shared block; on -ENOMEM r is unchanged (and sent by copy). */
+static void share_body(struct send_req *r)
+{
+    struct shared_body *sb = malloc(sizeof(*sb));
+    if (!sb)
+        return;
+    atomic_init(&sb->refs, 1);
+    sb->data = mq_buf_steal(&r->body, &sb->len);
+    r->shared = sb;
+}
 
 static void send_req_destroy(struct send_req *r)
 {
     mq_buf_destroy(&r->props);
     mq_buf_destroy(&r->body);
+    if (r->shared)
+        shared_put(r->shared);
 }
 
 static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, struct send_req *r)
@@ -287,7 +318,12 @@ static struct rpc_cmd *make_cmd(struct mqc_producer *p, const struct send_req *r
         rpc_cmd_free(c);
         return NULL;
     }
-    rpc_cmd_set_body_ref(c, r->body.data, r->body.len, NULL, NULL);
+    if (r->shared) {
+        atomic_fetch_add(&r->shared->refs, 1);
+        rpc_cmd_set_body_ref(c, r->shared->data, r->shared->len, shared_put, r->shared);
+    } else {
+        rpc_cmd_set_body_ref(c, r->body.data, r->body.len, NULL, NULL);
+    }
     return c;
 }
 
@@ -399,110 +435,11 @@ int mqc_send_oneway(struct mqc_producer *p, const struct mqc_message *m)
     return rc;
 }
 
-/* Appends "NAME\1" + val + "\2" at w; returns the end. */
-static uint8_t *put_prop(uint8_t *w, const char *name, size_t nlen, const char *val, size_t vlen)
+/* The request around a batch body that batch_enc.c encoded into r->body (rc its result). */
+static int batch_req(struct send_req *r, const char *topic, int rc)
 {
-    memcpy(w, name, nlen);
-    w[nlen] = 1;
-    memcpy(w + nlen + 1, val, vlen);
-    w[nlen + 1 + vlen] = 2;
-    return w + nlen + vlen + 2;
-}
-
-#define PROP_UNIQ_LEN (8 + 2 + 32) /* UNIQ_KEY\1<32 hex>\2 */
-#define PROP_WAIT     "WAIT\001true\002"
-
-/* Length of an optional string property's value, remembered across messages that share the
- * pointer (mqfs and most batches give every message the same tags and keys). */
-static size_t opt_len(const char *v, const char **last, size_t *last_len)
-{
-    if (!v || !*v)
-        return 0;
-    if (v != *last) {
-        *last = v;
-        *last_len = strlen(v);
-    }
-    return *last_len;
-}
-
-/* The properties' length of batch message x (build_props' layout), or -EMSGSIZE. */
-static long batch_props_len(const struct mqc_message *x, const char **lk, size_t *lkl,
-                            const char **lt, size_t *ltl)
-{
-    size_t kl = opt_len(x->keys, lk, lkl), tl = opt_len(x->tags, lt, ltl);
-    size_t len = x->props_len + (kl ? 6 + kl : 0) + (tl ? 6 + tl : 0) + PROP_UNIQ_LEN +
-                 sizeof(PROP_WAIT) - 1;
-    return len > 32767 ? -EMSGSIZE : (long)len;
-}
-
-/* A SEND_BATCH_MESSAGE request of n messages of one topic: validated and sized first, then
- * encoded in one pass into one allocation (FORMATS.md Part 2: the batch body; the properties of
- * each entry are the user's, KEYS, TAGS, UNIQ_KEY and WAIT, as build_props). */
-static int prepare_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
-                         struct send_req *r)
-{
-    memset(r, 0, sizeof(*r));
-    mq_buf_init(&r->props);
-    mq_buf_init(&r->body);
-    if (n == 0)
-        return -EINVAL;
-    int rc = validate(p, &m[0]);
     if (rc)
         return rc;
-    const char *topic = m[0].topic, *lk = NULL, *lt = NULL;
-    size_t lkl = 0, ltl = 0, total = 0, max = p->inst->cfg.max_message_size;
-    for (size_t i = 0; i < n; i++) {
-        const struct mqc_message *x = &m[i];
-        if (x->topic != topic && (!x->topic || strcmp(x->topic, topic) != 0))
-            return -EINVAL; /* one topic per batch */
-        if (!x->body || x->body_len == 0)
-            return -EINVAL;
-        if (x->body_len > max)
-            return -EMSGSIZE;
-        long pl = batch_props_len(x, &lk, &lkl, &lt, &ltl);
-        if (pl < 0)
-            return (int)pl;
-        total += MQ_BATCH_ENTRY_FIXED + x->body_len + (size_t)pl;
-        if (total > max)
-            return -EMSGSIZE;
-    }
-    if ((rc = mq_buf_reserve(&r->body, total)) != 0)
-        return rc;
-    struct mqc_uniq_seq u;
-    mqc_uniq_ids_begin(&u, n);
-    uint8_t *w = r->body.data;
-    for (size_t i = 0; i < n; i++) {
-        const struct mqc_message *x = &m[i];
-        size_t kl = opt_len(x->keys, &lk, &lkl), tl = opt_len(x->tags, &lt, &ltl);
-        size_t pl = (size_t)batch_props_len(x, &lk, &lkl, &lt, &ltl);
-        size_t entry = MQ_BATCH_ENTRY_FIXED + x->body_len + pl;
-        mq_put_be32(w, (uint32_t)entry);
-        memset(w + 4, 0, 8);
-        mq_put_be32(w + 12, (uint32_t)x->flag);
-        mq_put_be32(w + 16, (uint32_t)x->body_len);
-        memcpy(w + 20, x->body, x->body_len);
-        w += 20 + x->body_len;
-        mq_put_be16(w, (uint16_t)pl);
-        w += 2;
-        if (x->props_len) {
-            memcpy(w, x->props, x->props_len);
-            w += x->props_len;
-        }
-        if (kl)
-            w = put_prop(w, "KEYS", 4, x->keys, kl);
-        if (tl)
-            w = put_prop(w, "TAGS", 4, x->tags, tl);
-        memcpy(w, "UNIQ_KEY\001", 9);
-        mqc_uniq_ids_next(&u, (char *)w + 9);
-        if (i == 0) {
-            memcpy(r->uniq, w + 9, 32);
-            r->uniq[32] = 0;
-        }
-        w[41] = 2;
-        memcpy(w + PROP_UNIQ_LEN, PROP_WAIT, sizeof(PROP_WAIT) - 1);
-        w += PROP_UNIQ_LEN + sizeof(PROP_WAIT) - 1;
-    }
-    r->body.len = total;
     copy_str(r->topic, sizeof(r->topic), topic, sizeof(r->topic));
     r->code = REQ_SEND_BATCH_MESSAGE;
     r->batch = 1;
@@ -511,15 +448,45 @@ static int prepare_batch(struct mqc_producer *p, const struct mqc_message *m, si
     return rc ? rc : props_terminate(&r->props);
 }
 
+static int prepare_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
+                         struct send_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    mq_buf_init(&r->props);
+    mq_buf_init(&r->body);
+    int rc = mqc__batch_encode(m, n, p->inst->cfg.max_message_size, &r->body, r->uniq);
+    return batch_req(r, n ? m[0].topic : NULL, rc);
+}
+
+/* A sync batch send, its body handed to the remoting client without a copy. */
+static int send_batch_sync(struct mqc_producer *p, struct send_req *r, int rc,
+                           struct mqc_send_result *res)
+{
+    if (rc == 0) {
+        share_body(r);
+        rc = send_sync(p, r, NULL, res);
+    }
+    send_req_destroy(r);
+    return rc;
+}
+
+int mqc_send_batch_bodies(struct mqc_producer *p, const struct mqc_message *tmpl,
+                          const struct mqc_body *bodies, size_t n, struct mqc_send_result *res)
+{
+    struct send_req r;
+    memset(&r, 0, sizeof(r));
+    mq_buf_init(&r.props);
+    mq_buf_init(&r.body);
+    int rc =
+        mqc__batch_encode_bodies(tmpl, bodies, n, p->inst->cfg.max_message_size, &r.body, r.uniq);
+    return send_batch_sync(p, &r, batch_req(&r, tmpl->topic, rc), res);
+}
+
 int mqc_send_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
                    struct mqc_send_result *res)
 {
     struct send_req r;
-    int rc = prepare_batch(p, m, n, &r);
-    if (rc == 0)
-        rc = send_sync(p, &r, NULL, res);
-    send_req_destroy(&r);
-    return rc;
+    return send_batch_sync(p, &r, prepare_batch(p, m, n, &r), res);
 }
 
 int mqc_send_select(struct mqc_producer *p, const struct mqc_message *m, mqc_selector_fn sel,

@@ -67,11 +67,11 @@ static void carry_clear(struct mqfs_lines *l)
     }
 }
 
-/* Checks every line of carry + p[0..n) before anything is sent; counts the complete ones. */
-static int precheck(const struct mqfs_lines *l, const uint8_t *p, size_t n, size_t *lines)
+/* Checks the lines of p[start..n) (the first one continuing `carried` bytes) and the tail after
+ * the last '\n', which becomes the carry: 0, -EINVAL (an empty line) or -EMSGSIZE. */
+static int check_lines(const struct mqfs_lines *l, const uint8_t *p, size_t n, size_t start,
+                       size_t carried)
 {
-    size_t start = 0, carried = l->carry_len;
-    *lines = 0;
     for (;;) {
         const uint8_t *nl = memchr(p + start, '\n', n - start);
         size_t len = (nl ? (size_t)(nl - p) : n) - start + carried;
@@ -81,36 +81,71 @@ static int precheck(const struct mqfs_lines *l, const uint8_t *p, size_t n, size
             return 0;
         if (len == 0)
             return -EINVAL; /* RocketMQ cannot store an empty body */
-        ++*lines;
         start = (size_t)(nl - p) + 1;
         carried = 0;
     }
 }
 
+/* The next batch: up to cap complete lines of p from *pos within the batch limits (at least
+ * one), each checked as check_lines does; with `joined`, the first one is the carry (which
+ * already holds the carried bytes and the write's head). Returns the count (0 when only a
+ * partial line is left) with *pos past the last line's '\n', or the first line's error. */
+static long collect(const struct mqfs_lines *l, const uint8_t *p, size_t n, size_t *pos, int joined,
+                    struct mqc_body *vec, size_t cap)
+{
+    size_t k = 0, bytes = 0, scan = *pos;
+    while (k < cap && scan < n) {
+        const uint8_t *nl = memchr(p + scan, '\n', n - scan);
+        if (!nl)
+            break;
+        struct mqc_body ln = {p + scan, (size_t)(nl - p) - scan};
+        if (joined && k == 0)
+            ln = (struct mqc_body){l->carry, l->carry_len};
+        if (ln.len == 0)
+            return -EINVAL;
+        if (ln.len > l->cfg.max_line)
+            return -EMSGSIZE;
+        size_t cost = ln.len + l->cfg.msg_overhead;
+        if (k > 0 && bytes + cost > l->cfg.batch_bytes)
+            break;
+        vec[k++] = ln;
+        bytes += cost;
+        scan = (size_t)(nl - p) + 1;
+    }
+    *pos = scan;
+    return (long)k;
+}
+
+/* One pass over the bytes in the usual case (every line of the write fits one batch): the
+ * first batch is collected and checked at once, only what lies beyond it is checked apart. */
 long mqfs_lines_write(struct mqfs_lines *l, const void *buf, size_t n, mqfs_send_fn send, void *arg)
 {
     const uint8_t *p = buf;
     if (n == 0)
         return 0;
-    size_t nlines;
-    int rc = precheck(l, p, n, &nlines);
-    if (rc)
-        return rc;
+    size_t old_carry = l->carry_len;
     const uint8_t *first_nl = memchr(p, '\n', n);
     if (!first_nl) { /* no complete line: everything joins the carry */
-        if ((rc = carry_reserve(l, l->carry_len + n)) != 0)
+        if (old_carry + n > l->cfg.max_line)
+            return -EMSGSIZE;
+        int rc = carry_reserve(l, old_carry + n);
+        if (rc)
             return rc;
-        memcpy(l->carry + l->carry_len, p, n);
+        memcpy(l->carry + old_carry, p, n);
         l->carry_len += n;
         return (long)n;
     }
-    size_t batch_cap = nlines < l->cfg.batch_msgs ? nlines : l->cfg.batch_msgs;
-    struct mqfs_line *vec = malloc(batch_cap * sizeof(*vec));
+    /* The first line is carry + head: made contiguous in the carry buffer, whose old length is
+     * restored if nothing of this write is sent. */
+    size_t head = (size_t)(first_nl - p);
+    if (old_carry + head > l->cfg.max_line)
+        return -EMSGSIZE;
+    size_t cap = n / 2 + 1; /* complete lines in p: at most one per two bytes, plus the first */
+    cap = cap < l->cfg.batch_msgs ? cap : l->cfg.batch_msgs;
+    struct mqc_body *vec = malloc(cap * sizeof(*vec));
     if (!vec)
         return -ENOMEM;
-    /* The first line is carry + prefix: made contiguous in the carry buffer, whose old length
-     * is restored if its batch fails. */
-    size_t old_carry = l->carry_len, head = (size_t)(first_nl - p);
+    long rc = 0;
     if (old_carry > 0) {
         if ((rc = carry_reserve(l, old_carry + head)) != 0)
             goto out;
@@ -119,26 +154,15 @@ long mqfs_lines_write(struct mqfs_lines *l, const void *buf, size_t n, mqfs_send
     }
     size_t pos = 0;      /* next unsent byte of p */
     size_t consumed = 0; /* bytes of p covered by accepted batches */
-    int nbatch = 0;
-    while (pos < n) {
-        size_t k = 0, bytes = 0, scan = pos;
-        while (k < batch_cap && scan < n) {
-            const uint8_t *nl = memchr(p + scan, '\n', n - scan);
-            if (!nl)
-                break;
-            struct mqfs_line ln = {p + scan, (size_t)(nl - p) - scan};
-            if (scan == 0 && old_carry > 0)
-                ln = (struct mqfs_line){l->carry, l->carry_len};
-            size_t cost = ln.len + l->cfg.msg_overhead;
-            if (k > 0 && bytes + cost > l->cfg.batch_bytes)
-                break;
-            vec[k++] = ln;
-            bytes += cost;
-            scan = (size_t)(nl - p) + 1;
-        }
-        if (k == 0)
-            break; /* only a partial line is left */
-        rc = send(arg, vec, k);
+    size_t scan = 0;
+    long k = collect(l, p, n, &scan, old_carry > 0, vec, cap);
+    if (k < 0 || (rc = check_lines(l, p, n, scan, 0)) != 0) {
+        rc = k < 0 ? k : rc;
+        l->carry_len = old_carry; /* nothing of this write consumed */
+        goto out;
+    }
+    for (int nbatch = 0; k > 0; nbatch++) {
+        rc = send(arg, vec, (size_t)k);
         if (rc) {
             if (nbatch == 0) {
                 l->carry_len = old_carry; /* nothing of this write consumed */
@@ -147,14 +171,14 @@ long mqfs_lines_write(struct mqfs_lines *l, const void *buf, size_t n, mqfs_send
             rc = 0; /* a short write: the caller's retry of the rest meets the error */
             goto out;
         }
-        nbatch++;
         pos = consumed = scan;
         if (old_carry > 0) {
             carry_clear(l);
             old_carry = 0;
         }
+        k = collect(l, p, n, &scan, 0, vec, cap); /* checked above: cannot fail */
     }
-    /* The tail after the last '\n' is the new carry (precheck bounded its length). */
+    /* The tail after the last '\n' is the new carry (checked above). */
     if (pos < n) {
         if ((rc = carry_reserve(l, n - pos)) != 0) {
             /* The lines were sent; leave the tail unconsumed (a short write). */
@@ -174,7 +198,7 @@ int mqfs_lines_flush(struct mqfs_lines *l, mqfs_send_fn send, void *arg)
 {
     if (l->carry_len == 0)
         return 0;
-    struct mqfs_line ln = {l->carry, l->carry_len};
+    struct mqc_body ln = {l->carry, l->carry_len};
     int rc = send(arg, &ln, 1);
     if (rc == 0)
         carry_clear(l);

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/mqclient.h"
+
 /* ---- names and paths (path.c) ---- */
 
 #define MQFS_TOPIC_MAX 128 /* RocketMQ topics and groups: 1..127 chars, +1 for the NUL */
@@ -97,17 +99,11 @@ int mqfs_check_broker(const char *broker, size_t len);
 
 /* ---- line assembly (lines.c) ---- */
 
-/* One message body: bytes borrowed from the caller's buffer or the carry, valid only during the
- * send callback that receives them. */
-struct mqfs_line {
-    const uint8_t *p;
-    size_t len;
-};
-
 /* Sends one batch of n ≥ 1 lines as one request; returns 0 when the broker accepted all of
- * them, else a negative errno (then none of them counts as sent). `lines` is borrowed for the
- * duration of the call. */
-typedef int (*mqfs_send_fn)(void *arg, const struct mqfs_line *lines, size_t n);
+ * them, else a negative errno (then none of them counts as sent). Each line is a message body
+ * (libmqclient's type, so the batch goes to mqc_send_batch_bodies as is): bytes borrowed from
+ * the write's buffer or the carry, like `lines` itself valid only during the call. */
+typedef int (*mqfs_send_fn)(void *arg, const struct mqc_body *lines, size_t n);
 
 struct mqfs_lines_cfg {
     size_t max_line;     /* longest body (maxMessageSize), default 4 MiB */

@@ -50,25 +50,15 @@ static int log_send_error(const struct mqfs_handle *h, size_t n, int rc)
     return e;
 }
 
-/* mqfs_send_fn for the line assembler: one request per batch. */
-static int send_lines(void *arg, const struct mqfs_line *lines, size_t n)
+/* mqfs_send_fn for the line assembler: one request per batch, the lines' bytes encoded
+ * straight from the write's buffer into the request. */
+static int send_lines(void *arg, const struct mqc_body *lines, size_t n)
 {
     struct mqfs_handle *h = arg;
-    struct mqc_producer *p = h->fs->producer;
-    int rc;
-    if (n == 1) {
-        struct mqc_message m;
-        fill_msg(&m, h, lines[0].p, lines[0].len);
-        rc = mqc_send(p, &m, NULL);
-    } else {
-        struct mqc_message *v = malloc(n * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-            fill_msg(&v[i], h, lines[i].p, lines[i].len);
-        rc = mqc_send_batch(p, v, n, NULL);
-        free(v);
-    }
+    struct mqc_message m;
+    fill_msg(&m, h, lines[0].p, lines[0].len);
+    int rc = n == 1 ? mqc_send(h->fs->producer, &m, NULL)
+                    : mqc_send_batch_bodies(h->fs->producer, &m, lines, n, NULL);
     return rc ? log_send_error(h, n, rc) : 0;
 }
 

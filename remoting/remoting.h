@@ -167,7 +167,9 @@ const char *rpc_cmd_ext_val(const struct rpc_cmd *cmd, uint32_t i);
 
 /* Body. rpc_cmd_set_body_copy copies. rpc_cmd_set_body_ref borrows `p`: the caller keeps it
  * valid until `release(arg)` is called (release may be NULL when the caller knows the command
- * dies first — for sync client calls the body is copied before rpc_client_call returns).
+ * dies first — without a release, client calls copy the body before they return; with one, a
+ * client call takes a body of 64 KiB or more over and sends it without a copy, and the release
+ * runs on the client's loop thread once the bytes are written, or dropped with the connection).
  * rpc_cmd_take_body adopts a malloc()ed block and free()s it. Each replaces (and releases) a
  * previous body. */
 int rpc_cmd_set_body_copy(struct rpc_cmd *cmd, const void *p, size_t len);

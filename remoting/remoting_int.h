@@ -125,6 +125,11 @@ void rpc__conn_close_now(struct rpc_conn *c, const char *why);
 int rpc__conn_send(struct rpc_conn *c, struct rpc_cmd *cmd, int ser);
 /* Writes an already encoded frame (malloc()ed, adopted). Loop thread only. */
 int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len);
+/* Writes a frame in two parts: its encoded head (malloc()ed, adopted) and its body by
+ * reference; release(arg) runs exactly once, when the body has been written or dropped (also
+ * when this fails). Loop thread only. */
+int rpc__conn_send_raw_ref(struct rpc_conn *c, uint8_t *head, size_t hlen, const void *body,
+                           size_t blen, void (*release)(void *arg), void *arg);
 /* Runs a request through its handler and replies as the handler says (any thread). */
 void rpc__dispatch(struct rpc_conn *c, const struct rpc__handler *h, struct rpc_cmd *req);
 

@@ -39,10 +39,17 @@ struct cconn {
     struct pending *pend;
 };
 
+/* A request's body at least this long with a release is sent by reference, not copied. */
+#define BODY_REF_MIN (64u << 10)
+
 struct call_task {
     char addr[ADDR_MAX];
-    uint8_t *frame;
+    uint8_t *frame; /* the whole frame, or only its head when body_release is set */
     size_t len;
+    const void *body; /* the body by reference (taken over from the request) */
+    size_t body_len;
+    void (*body_release)(void *arg);
+    void *body_arg;
     int32_t opaque;
     int timeout_ms;
     int oneway;
@@ -243,11 +250,17 @@ static void call_task_run(void *a, void *b)
         evtimer_add(p->timer, &tv);
     }
     /* On an output overflow the connection closes and fails p (and the others) itself. */
-    rpc__conn_send_raw(cc->conn, t->frame, t->len);
+    if (t->body_release)
+        rpc__conn_send_raw_ref(cc->conn, t->frame, t->len, t->body, t->body_len, t->body_release,
+                               t->body_arg);
+    else
+        rpc__conn_send_raw(cc->conn, t->frame, t->len);
     free(t);
     return;
 fail:
     free(t->frame);
+    if (t->body_release)
+        t->body_release(t->body_arg);
     if (t->cb && !t->oneway)
         t->cb(rc, NULL, t->arg);
     free(t);
@@ -268,8 +281,17 @@ static int submit(struct rpc_client *cli, const char *addr, struct rpc_cmd *req,
     req->flag &= ~RPC_FLAG_RESPONSE;
     if (oneway)
         req->flag |= RPC_FLAG_ONEWAY;
-    if ((rc = rpc_cmd_encode(req, cli->opts.serialize, &b)) != 0)
+    int by_ref = req->body && req->body_release && req->nsegs == 0 && req->body_len >= BODY_REF_MIN;
+    rc = by_ref ? rpc_cmd_encode_head(req, cli->opts.serialize, &b)
+                : rpc_cmd_encode(req, cli->opts.serialize, &b);
+    if (rc)
         goto fail;
+    if (by_ref) {
+        t->body = req->body;
+        t->body_len = req->body_len;
+        t->body_release = req->body_release;
+        t->body_arg = req->body_release_arg;
+    }
     snprintf(t->addr, sizeof(t->addr), "%s", addr);
     t->opaque = req->opaque;
     t->timeout_ms = timeout_ms;
@@ -279,8 +301,10 @@ static int submit(struct rpc_client *cli, const char *addr, struct rpc_cmd *req,
     t->frame = mq_buf_steal(&b, &t->len);
     if ((rc = rpc__loop_post(&cli->loop, call_task_run, cli, t)) != 0) {
         free(t->frame);
-        goto fail;
+        goto fail; /* the request still owns its body */
     }
+    if (by_ref)
+        req->body_release = NULL; /* the task releases the body now */
     return 0;
 fail:
     mq_buf_destroy(&b);

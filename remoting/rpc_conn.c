@@ -184,6 +184,18 @@ static int add_frame(struct evbuffer *out, struct mq_buf *b, struct rpc_cmd *cmd
     return rc ? -ENOMEM : 0;
 }
 
+/* After queueing: a peer that does not read is closed once the output passes the bound. */
+static int check_pending(struct rpc_conn *c, struct evbuffer *out)
+{
+    if (evbuffer_get_length(out) > c->owner->max_pending_out) {
+        mq_warn("%s: %zu bytes pending output, peer not reading: closing", c->peer,
+                evbuffer_get_length(out));
+        rpc__conn_close_now(c, "output limit");
+        return -ENOBUFS;
+    }
+    return 0;
+}
+
 int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
 {
     if (atomic_load(&c->closed)) {
@@ -195,13 +207,38 @@ int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
         free(frame);
         return -ENOMEM;
     }
-    if (evbuffer_get_length(out) > c->owner->max_pending_out) {
-        mq_warn("%s: %zu bytes pending output, peer not reading: closing", c->peer,
-                evbuffer_get_length(out));
-        rpc__conn_close_now(c, "output limit");
-        return -ENOBUFS;
+    return check_pending(c, out);
+}
+
+int rpc__conn_send_raw_ref(struct rpc_conn *c, uint8_t *head, size_t hlen, const void *body,
+                           size_t blen, void (*release)(void *arg), void *arg)
+{
+    struct body_hold *h = malloc(sizeof(*h));
+    if (!h) {
+        free(head);
+        release(arg);
+        return -ENOMEM;
     }
-    return 0;
+    atomic_init(&h->refs, 1); /* the body's piece, once queued */
+    h->release = release;
+    h->arg = arg;
+    if (atomic_load(&c->closed)) {
+        free(head);
+        hold_put(h);
+        return -ENOTCONN;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_add_reference(out, head, hlen, free_frame, head) != 0) {
+        free(head);
+        hold_put(h);
+        return -ENOMEM;
+    }
+    if (evbuffer_add_reference(out, body, blen, release_piece, h) != 0) {
+        hold_put(h);
+        rpc__conn_close_now(c, "out of memory"); /* half a frame is queued: the stream is lost */
+        return -ENOMEM;
+    }
+    return check_pending(c, out);
 }
 
 int rpc__conn_send(struct rpc_conn *c, struct rpc_cmd *cmd, int ser)
@@ -223,13 +260,7 @@ int rpc__conn_send(struct rpc_conn *c, struct rpc_cmd *cmd, int ser)
             rpc__conn_close_now(c, "out of memory");
         goto out;
     }
-    rc = 0;
-    if (evbuffer_get_length(out) > c->owner->max_pending_out) {
-        mq_warn("%s: %zu bytes pending output, peer not reading: closing", c->peer,
-                evbuffer_get_length(out));
-        rpc__conn_close_now(c, "output limit");
-        rc = -ENOBUFS;
-    }
+    rc = check_pending(c, out);
 out:
     mq_buf_destroy(&b);
     rpc_cmd_free(cmd);

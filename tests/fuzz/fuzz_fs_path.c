@@ -34,7 +34,7 @@ struct sink {
     unsigned batch, fail_mask; /* batch i (mod 8) fails when bit i of fail_mask is set */
 };
 
-static int sink_send(void *arg, const struct mqfs_line *lines, size_t n)
+static int sink_send(void *arg, const struct mqc_body *lines, size_t n)
 {
     struct sink *s = arg;
     if (s->fail_mask & (1u << (s->batch++ % 8)))

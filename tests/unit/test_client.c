@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "client/client_int.h"
+#include "common/mq_batch.h"
+#include "common/mq_bytes.h"
 #include "tests/unit/mq_test.h"
 
 static const char route_json[] =
@@ -201,5 +203,63 @@ TEST(test_uniq_ids_batch)
     ASSERT_EQ(strtoul(after + 28, NULL, 16), (strtoul(ids[299] + 28, NULL, 16) + 1) & 0xFFFF);
 }
 
+/* The shared-properties encoder writes what the general one writes for the same messages
+ * (UNIQ_KEYs aside: each call takes its own), decodable entry by entry; both refuse the same
+ * bad input. */
+TEST(test_batch_bodies)
+{
+    static const char props[] = "a\001b\002";
+    struct mqc_message t = {.topic = "T1",
+                            .tags = "tg",
+                            .keys = "k1 k2",
+                            .flag = 7,
+                            .props = props,
+                            .props_len = sizeof(props) - 1};
+    struct mqc_body b[3] = {{"one", 3}, {"x", 1}, {"three!", 6}};
+    struct mqc_message m[3];
+    for (int i = 0; i < 3; i++) {
+        m[i] = t;
+        m[i].body = b[i].p;
+        m[i].body_len = b[i].len;
+    }
+    struct mq_buf x, y;
+    mq_buf_init(&x);
+    mq_buf_init(&y);
+    char ux[33], uy[33];
+    ASSERT_OK(mqc__batch_encode(m, 3, 1 << 20, &x, ux));
+    ASSERT_OK(mqc__batch_encode_bodies(&t, b, 3, 1 << 20, &y, uy));
+    ASSERT_EQ(x.len, y.len);
+    size_t px = 0, py = 0;
+    struct mq_batch_entry ex, ey;
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(mq_batch_next(x.data, x.len, &px, &ex), 1);
+        ASSERT_EQ(mq_batch_next(y.data, y.len, &py, &ey), 1);
+        ASSERT_EQ(ey.flag, 7);
+        ASSERT_EQ(ey.body_len, b[i].len);
+        ASSERT_MEM_EQ(ey.body, b[i].p, b[i].len);
+        ASSERT_EQ(ex.props_len, ey.props_len);
+        const char *u = memmem(ey.props, ey.props_len, "UNIQ_KEY\001", 9);
+        ASSERT(u != NULL);
+        size_t at = (size_t)(u - ey.props) + 9;
+        ASSERT_MEM_EQ(ex.props, ey.props, at);
+        ASSERT_MEM_EQ(ex.props + at + 32, ey.props + at + 32, ey.props_len - at - 32);
+        static const char head[] = "a\001b\002KEYS\001k1 k2\002TAGS\001tg\002UNIQ_KEY\001";
+        ASSERT_EQ(at, sizeof(head) - 1);
+        ASSERT_MEM_EQ(ey.props, head, at);
+        ASSERT_MEM_EQ(ey.props + at + 32, "\002WAIT\001true\002", 11);
+        if (i == 0)
+            ASSERT_MEM_EQ(u + 9, uy, 32);
+    }
+    ASSERT_EQ(mq_batch_next(y.data, y.len, &py, &ey), 0);
+    size_t len = y.len;
+    struct mqc_body empty[2] = {{"a", 1}, {"", 0}};
+    ASSERT_EQ(mqc__batch_encode_bodies(&t, empty, 2, 1 << 20, &y, uy), -EINVAL);
+    ASSERT_EQ(mqc__batch_encode_bodies(&t, b, 3, 100, &y, uy), -EMSGSIZE);
+    ASSERT_EQ(mqc__batch_encode_bodies(&t, b, 0, 1 << 20, &y, uy), -EINVAL);
+    ASSERT_EQ(y.len, len);
+    mq_buf_destroy(&x);
+    mq_buf_destroy(&y);
+}
+
 TEST_MAIN(test_route_parse, test_admin_parse_route, test_fault_durations, test_select_queue,
-          test_allocate_averagely, test_uniq_id, test_uniq_ids_batch)
+          test_allocate_averagely, test_uniq_id, test_uniq_ids_batch, test_batch_bodies)

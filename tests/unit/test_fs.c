@@ -265,7 +265,7 @@ struct sink {
     size_t max_batch, msgs;
 };
 
-static int sink_send(void *arg, const struct mqfs_line *lines, size_t n)
+static int sink_send(void *arg, const struct mqc_body *lines, size_t n)
 {
     struct sink *s = arg;
     s->batches++;
@@ -421,6 +421,28 @@ TEST(test_lines_batch_limits)
     s.out[s.out_len] = '\0';
     ASSERT_STR_EQ(s.out,
                   "a|b|c|d|e|aaaaaaaaaaaaaaa|bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb|p|q|r|s|t|");
+    mqfs_lines_destroy(&l);
+}
+
+TEST(test_lines_checks_beyond_first_batch)
+{
+    /* Lines past the first batch are checked before the first batch goes, too: a bad one there
+     * sends nothing and leaves the carried partial line as it was. */
+    struct mqfs_lines l;
+    struct sink s = {0};
+    struct mqfs_lines_cfg cfg = {.max_line = 8, .batch_msgs = 2};
+    mqfs_lines_init(&l, &cfg);
+    ASSERT_EQ(mqfs_lines_write(&l, "z", 1, sink_send, &s), 1);
+    ASSERT_EQ(mqfs_lines_write(&l, "a\nb\nc\n\nd\n", 10, sink_send, &s), -EINVAL);
+    ASSERT_EQ(mqfs_lines_write(&l, "a\nb\nc\n123456789\n", 16, sink_send, &s), -EMSGSIZE);
+    ASSERT_EQ(mqfs_lines_write(&l, "a\nb\nc\n123456789", 15, sink_send, &s), -EMSGSIZE);
+    ASSERT_EQ(s.batches, 0);
+    ASSERT_EQ(mqfs_lines_pending(&l), 1);
+    ASSERT_EQ(mqfs_lines_write(&l, "a\nb\nc\nd", 7, sink_send, &s), 7);
+    ASSERT_EQ(s.batches, 2); /* za b | c */
+    ASSERT_OK(mqfs_lines_flush(&l, sink_send, &s));
+    s.out[s.out_len] = '\0';
+    ASSERT_STR_EQ(s.out, "za|b|c|d|");
     mqfs_lines_destroy(&l);
 }
 
@@ -583,5 +605,6 @@ TEST(test_admin_cluster_parse)
 TEST_MAIN(test_path_top, test_path_topic, test_path_group, test_group_hidden, test_path_queue,
           test_path_key_blob_msg, test_path_child_and_name, test_lines_every_split,
           test_lines_byte_by_byte, test_lines_one_batch_per_write, test_lines_failure_keeps_state,
-          test_lines_checks_before_sending, test_lines_batch_limits, test_lines_big,
-          test_admin_topic_list_parse, test_admin_cluster_parse, test_inode_table)
+          test_lines_checks_before_sending, test_lines_batch_limits,
+          test_lines_checks_beyond_first_batch, test_lines_big, test_admin_topic_list_parse,
+          test_admin_cluster_parse, test_inode_table)

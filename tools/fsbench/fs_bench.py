@@ -15,8 +15,10 @@
 
 Starts its own NameServer, broker (ASYNC_FLUSH) and mounts on free 127.0.0.1 ports in a temp
 dir, and stops them. Usage: tools/fsbench/fs_bench.py [--lines N] [--group-lines M]
-[--samples S] [--gap-ms G] [--read-repeat K] [--bin build/bin]. Prints the load average before
-and after.
+[--samples S] [--gap-ms G] [--read-repeat K] [--only all|ingest] [--ingest-repeat R]
+[--bin build/bin]. Prints the load average before and after, and per ingest the CPU time of
+mqfs and of the broker per message. --only ingest stops after the ingests (RESULT
+ingest_mps plain_mps passthrough_mps mqfs_cpu_us broker_cpu_us; the median of R ingests).
 Final line: RESULT ingest_mps=... plain_mps=... passthrough_mps=... ingest_vs_plain=...
 ingest_vs_passthrough=... log_read_lps=... group_exact_lps=... group_bulk_lps=...
 lat_p50_ms=... lat_p99_ms=... lat_bulk_p50_ms=... lat_bulk_p99_ms=... lat_fd_p50_ms=...
@@ -64,6 +66,13 @@ def timed(cmd):
     t0 = time.monotonic()
     subprocess.run(["bash", "-c", cmd], check=True)
     return time.monotonic() - t0
+
+
+def cpu_s(pid):
+    """user + system CPU seconds of a process (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_ms, p):
@@ -117,6 +126,13 @@ def main():
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "bin"))
     ap.add_argument("--read-repeat", type=int, default=1,
                     help="log reads to time (the fastest counts; files are direct_io)")
+    ap.add_argument("--only", choices=["all", "ingest"], default="all",
+                    help="ingest: only the three cats (topic, plain file, passthrough)")
+    ap.add_argument("--ingest-repeat", type=int, default=1,
+                    help="ingests to time, each into a new topic (all are printed; the "
+                         "median counts)")
+    ap.add_argument("--keep-log", metavar="FILE",
+                    help="copy the daemons' stderr (NameServer, broker, mqfs) to FILE")
     a = ap.parse_args()
     load_before = os.getloadavg()
     work = tempfile.mkdtemp(prefix="mq-fsbench-")
@@ -154,7 +170,28 @@ def main():
         time.sleep(3)  # let the broker register so mqfs finds the route at once
         t_plain = timed("cat '%s' > '%s/plain.txt'" % (src, work))
         t_pass = timed("cat '%s' > '%s/f.txt'" % (src, pmnt))
-        t_ingest = timed("cat '%s' > '%s/topic/Bench'" % (src, mnt))
+        pid_fs, pid_br = procs[2].pid, procs[1].pid
+        runs = []
+        for k in range(max(1, a.ingest_repeat)):
+            c0 = (cpu_s(pid_fs), cpu_s(pid_br))
+            t = timed("cat '%s' > '%s/topic/Bench%s'" % (src, mnt, str(k) if k else ""))
+            c1 = (cpu_s(pid_fs), cpu_s(pid_br))
+            runs.append((t, (c1[0] - c0[0]) * 1e6 / n, (c1[1] - c0[1]) * 1e6 / n))
+            print("ingest %d: %.0f msgs/s, CPU per message: mqfs %.2f us, broker %.2f us" % (
+                k + 1, n / t, runs[-1][1], runs[-1][2]))
+        t_ingest, fs_us, br_us = sorted(runs)[len(runs) // 2]
+        if a.only == "ingest":
+            load_after = os.getloadavg()
+            print("ingest (cat > topic/T)        %10.0f msgs/s  (%.3fx plain file, %.3fx FUSE "
+                  "passthrough)" % (n / t_ingest, t_plain / t_ingest, t_pass / t_ingest))
+            print("cat > plain file              %10.0f lines/s" % (n / t_plain))
+            print("cat > FUSE passthrough        %10.0f lines/s" % (n / t_pass))
+            print("load average before %.2f %.2f %.2f, after %.2f %.2f %.2f" % (
+                load_before + load_after))
+            print("RESULT ingest_mps=%.0f plain_mps=%.0f passthrough_mps=%.0f "
+                  "mqfs_cpu_us=%.3f broker_cpu_us=%.3f" % (
+                      n / t_ingest, n / t_plain, n / t_pass, fs_us, br_us))
+            return 0
         t_read = min(timed("cat '%s/topic/Bench' > /dev/null" % mnt)
                      for _ in range(max(1, a.read_repeat)))
         os.mkdir(os.path.join(mnt, "group", "GB"))
@@ -210,6 +247,8 @@ def main():
                     p.wait(20)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        if a.keep_log and os.path.exists(os.path.join(work, "daemons.log")):
+            shutil.copyfile(os.path.join(work, "daemons.log"), a.keep_log)
         for m in mounts:
             if os.path.ismount(m):
                 subprocess.run(["fusermount3", "-u", "-z", m], capture_output=True)
