@@ -131,6 +131,8 @@ def main():
     ap.add_argument("--ingest-repeat", type=int, default=1,
                     help="ingests to time, each into a new topic (all are printed; the "
                          "median counts)")
+    ap.add_argument("--broker-conf", metavar="KEY=VALUE", action="append", default=[],
+                    help="an extra broker setting (repeatable), e.g. commitLogWarmAhead=0")
     ap.add_argument("--keep-log", metavar="FILE",
                     help="copy the daemons' stderr (NameServer, broker, mqfs) to FILE")
     a = ap.parse_args()
@@ -145,6 +147,8 @@ def main():
             f.write("listenPort=%d\nnamesrvAddr=127.0.0.1:%d\nstorePathRootDir=%s/store\n"
                     "flushDiskType=ASYNC_FLUSH\nmappedFileSizeCommitLog=%d\n"
                     % (br_port, ns_port, work, 256 << 20))
+            for kv in a.broker_conf:
+                f.write(kv + "\n")
         log = open(os.path.join(work, "daemons.log"), "wb")
         procs.append(subprocess.Popen([os.path.join(a.bin, "mqnamesrv"), "-c",
                                        os.path.join(work, "ns.conf")], stderr=log))
