@@ -1,13 +1,12 @@
 /* flush.c — durability (RocketMQ FlushRealTimeService / GroupCommitService and
  * FlushConsumeQueueService). ASYNC_FLUSH: the flush thread msyncs the commitlog every
  * flushIntervalCommitLog ms when flushCommitLogLeastPages are dirty, fully every
- * flushCommitLogThoroughInterval, and at once when someone waits. SYNC_FLUSH: STORE__COMMITTERS
- * threads run group commits — as soon as anyone waits for bytes no sync in flight covers, a free
- * committer syncs everything appended so far, so all appenders waiting then share one sync and
- * several syncs overlap on the disk. The flush thread also syncs the consume queues, rendered and
- * index files every flushIntervalConsumeQueue ms, then writes the checkpoint. Each blocked waiter
- * sleeps on its own condition and is woken only when its bytes are durable; callback requests
- * are completed by the thread whose flush covered them. */
+ * flushCommitLogThoroughInterval, and at once when someone waits. SYNC_FLUSH: a commit thread runs
+ * group commits — as soon as anyone waits for bytes no sync in flight covers, it syncs everything
+ * appended so far, so all appenders waiting then share one sync. The flush thread also syncs the
+ * consume queues, rendered and index files every flushIntervalConsumeQueue ms, then writes the
+ * checkpoint. Each blocked waiter sleeps on its own condition and is woken only when its bytes are
+ * durable; callback requests are completed by the thread whose flush covered them. */
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -260,12 +259,14 @@ static void *flush_main(void *arg)
     return NULL;
 }
 
-/* SYNC_FLUSH group commit (RocketMQ's GroupCommitService), several at once: a committer takes
- * everything appended so far as soon as someone waits for bytes no sync in flight covers, and
- * syncs it while the next committer can already start on what arrives meanwhile — each waiter
- * waits about one sync, not the rest of a running one plus its own. A sync that started after
- * bytes were written makes them durable however other syncs interleave, so the durable end is
- * the largest end any successful sync took (store__flush_clog). */
+/* SYNC_FLUSH group commit (RocketMQ's GroupCommitService) on its own thread(s), apart from the
+ * periodic consume-queue and checkpoint work: a committer takes everything appended so far as
+ * soon as someone waits for bytes no sync in flight covers — no lingering for more appenders:
+ * those that arrive during a sync are the next group. A sync that started after bytes were
+ * written makes them durable however other syncs interleave, so the durable end is the largest
+ * end any successful sync took (store__flush_clog), and STORE__COMMITTERS threads may overlap
+ * their syncs; on this project's test disk one was fastest (overlapping syncs each took longer,
+ * and smaller groups meant more of them: docs/BENCHMARKS.md, "SYNC_FLUSH"). */
 static int commit_needed(struct store *s)
 {
     int64_t covered = atomic_load(&s->flushed);
