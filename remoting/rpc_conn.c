@@ -25,6 +25,7 @@
 /* Frames up to this size (and segments) go out with one sendmsg() when nothing is queued. */
 #define DIRECT_WRITE_MAX  (64u << 10)
 #define DIRECT_WRITE_SEGS 8
+#define CORK_MAX          (256u << 10) /* a cork this full is sent at once */
 /* libevent's default of 16 KiB per writev made a 1 MiB pull reply take 64 loop iterations. */
 #define MAX_SINGLE_WRITE (4u << 20)
 
@@ -38,8 +39,10 @@ struct rpc_conn *rpc_conn_ref(struct rpc_conn *c)
 
 void rpc_conn_unref(struct rpc_conn *c)
 {
-    if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        mq_buf_destroy(&c->cork);
         free(c);
+    }
 }
 
 const char *rpc_conn_peer(const struct rpc_conn *c)
@@ -190,9 +193,11 @@ static int add_frame(struct evbuffer *out, struct mq_buf *b, struct rpc_cmd *cmd
 }
 
 /* Into an idle connection a small frame is written at once with one sendmsg() from the loop
- * thread: through the bufferevent it cost arming and disarming the write event (two epoll_ctl)
- * and a loop iteration per reply. Returns the bytes written (all of them: the frame is sent),
- * or fewer — what is left then goes through the output buffer, copied (small frames only). */
+ * thread — or, while the loop is corked, gathered with the others of the same read or task
+ * batch and sent with them at the uncork: through the bufferevent each reply cost arming and
+ * disarming the write event (two epoll_ctl) and a loop iteration. Returns the bytes written
+ * (all of them: the frame is sent), or fewer — the rest then goes through the output buffer,
+ * copied (small frames only). */
 static size_t write_now(struct rpc_conn *c, const struct mq_buf *b, const struct rpc_cmd *cmd)
 {
     struct rpc_seg one = {cmd->body, cmd->body_len};
@@ -240,6 +245,85 @@ static int direct_ok(const struct rpc_conn *c, struct evbuffer *out, const struc
            cmd->nsegs <= DIRECT_WRITE_SEGS && rpc__loop_on_thread(c->loop);
 }
 
+/* Moves the corked bytes into the output buffer (before a frame that goes there). */
+static int spill_cork(struct rpc_conn *c, struct evbuffer *out)
+{
+    if (c->cork.len == 0)
+        return 0;
+    int rc = evbuffer_add(out, c->cork.data, c->cork.len);
+    c->cork.len = 0;
+    return rc ? -ENOMEM : 0;
+}
+
+/* Sends the corked bytes: one send() into an idle connection, the rest (or all, behind queued
+ * output) through the output buffer. */
+static void flush_cork(struct rpc_conn *c)
+{
+    if (c->cork.len == 0)
+        return;
+    if (atomic_load(&c->closed) || !c->bev) {
+        c->cork.len = 0;
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t w = 0;
+    if (evbuffer_get_length(out) == 0) {
+        ssize_t n =
+            send(bufferevent_getfd(c->bev), c->cork.data, c->cork.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        w = n > 0 ? (size_t)n : 0;
+    }
+    if (w < c->cork.len && evbuffer_add(out, c->cork.data + w, c->cork.len - w) != 0) {
+        c->cork.len = 0;
+        rpc__conn_close_now(c, "out of memory");
+        return;
+    }
+    c->cork.len = 0;
+}
+
+/* Gathers a small frame into the connection's cork. Returns 0 or -ENOMEM. */
+static int cork_frame(struct rpc_conn *c, const struct mq_buf *b, const struct rpc_cmd *cmd)
+{
+    struct rpc_seg one = {cmd->body, cmd->body_len};
+    const struct rpc_seg *segs = cmd->nsegs ? cmd->segs : &one;
+    uint32_t n = cmd->nsegs ? cmd->nsegs : 1;
+    size_t before = c->cork.len;
+    int rc = mq_buf_append(&c->cork, b->data, b->len);
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        if (segs[i].len)
+            rc = mq_buf_append(&c->cork, segs[i].p, segs[i].len);
+    if (rc) {
+        c->cork.len = before;
+        return -ENOMEM;
+    }
+    if (!c->in_cork_list) {
+        c->in_cork_list = 1;
+        c->cork_next = c->loop->cork_list;
+        c->loop->cork_list = rpc_conn_ref(c);
+    }
+    if (c->cork.len >= CORK_MAX)
+        flush_cork(c);
+    return 0;
+}
+
+void rpc__cork(struct rpc__loop *loop)
+{
+    loop->corked++;
+}
+
+void rpc__uncork(struct rpc__loop *loop)
+{
+    if (--loop->corked > 0)
+        return;
+    while (loop->cork_list) {
+        struct rpc_conn *c = loop->cork_list;
+        loop->cork_list = c->cork_next;
+        c->cork_next = NULL;
+        c->in_cork_list = 0;
+        flush_cork(c);
+        rpc_conn_unref(c);
+    }
+}
+
 int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
 {
     if (atomic_load(&c->closed)) {
@@ -247,6 +331,11 @@ int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
         return -ENOTCONN;
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (spill_cork(c, out) != 0) {
+        free(frame);
+        rpc__conn_close_now(c, "out of memory");
+        return -ENOMEM;
+    }
     if (evbuffer_add_reference(out, frame, len, free_frame, frame) != 0) {
         free(frame);
         return -ENOMEM;
@@ -274,6 +363,16 @@ int rpc__conn_send(struct rpc_conn *c, struct rpc_cmd *cmd, int ser)
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t before = evbuffer_get_length(out);
+    if (direct_ok(c, out, &b, cmd) && c->loop->corked) {
+        if ((rc = cork_frame(c, &b, cmd)) != 0)
+            rpc__conn_close_now(c, "out of memory");
+        goto out;
+    }
+    if (spill_cork(c, out) != 0) {
+        rpc__conn_close_now(c, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
     if (direct_ok(c, out, &b, cmd)) {
         size_t w = write_now(c, &b, cmd);
         if (w == b.len + cmd->body_len)
@@ -510,6 +609,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct rpc_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     c->in_cb++;
+    rpc__cork(c->loop); /* the replies to this read's requests leave together */
     while (!atomic_load(&c->closed) && !c->draining) {
         uint8_t *frame;
         size_t flen;
@@ -527,6 +627,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     }
     if (c->owner->after_read)
         c->owner->after_read(c->owner, c);
+    rpc__uncork(c->loop);
     leave_cb(c);
 }
 
