@@ -1,7 +1,9 @@
 /* rpc_conn.c — one remoting connection on an event loop: frames parsed from the bufferevent's
  * input, requests dispatched to handlers, responses handed to the owner (client), output
- * written with bodies by reference, a bound on unread output, replies from any thread, and a
- * close that defers freeing until the callback that triggered it has returned.
+ * written with bodies by reference (small frames into an idle connection sent at once, or
+ * gathered in a cork while the loop handles a read or a batch of tasks), a bound on unread
+ * output, replies from any thread, and a close that defers freeing until the callback that
+ * triggered it has returned.
  */
 #include <errno.h>
 #include <stdlib.h>
