@@ -282,6 +282,8 @@ static void flush_cork(struct rpc_conn *c)
     c->cork.len = 0;
 }
 
+static void corked(struct rpc_conn *c);
+
 /* Gathers a small frame into the connection's cork. Returns 0 or -ENOMEM. */
 static int cork_frame(struct rpc_conn *c, const struct mq_buf *b, const struct rpc_cmd *cmd)
 {
@@ -297,6 +299,13 @@ static int cork_frame(struct rpc_conn *c, const struct mq_buf *b, const struct r
         c->cork.len = before;
         return -ENOMEM;
     }
+    corked(c);
+    return 0;
+}
+
+/* After bytes were added to c's cork: lists c for the uncork, or sends a full cork now. */
+static void corked(struct rpc_conn *c)
+{
     if (!c->in_cork_list) {
         c->in_cork_list = 1;
         c->cork_next = c->loop->cork_list;
@@ -304,7 +313,6 @@ static int cork_frame(struct rpc_conn *c, const struct mq_buf *b, const struct r
     }
     if (c->cork.len >= CORK_MAX)
         flush_cork(c);
-    return 0;
 }
 
 void rpc__cork(struct rpc__loop *loop)
@@ -333,6 +341,24 @@ int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
         return -ENOTCONN;
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0 && len <= DIRECT_WRITE_MAX && rpc__loop_on_thread(c->loop)) {
+        /* a small frame into an idle connection: corked, or sent at once (as rpc__conn_send) */
+        int rc = 0;
+        if (c->loop->corked) {
+            rc = mq_buf_append(&c->cork, frame, len);
+            if (rc == 0)
+                corked(c);
+        } else {
+            ssize_t n = send(bufferevent_getfd(c->bev), frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            size_t w = n > 0 ? (size_t)n : 0;
+            if (w < len && evbuffer_add(out, frame + w, len - w) != 0)
+                rc = -ENOMEM;
+        }
+        free(frame);
+        if (rc)
+            rpc__conn_close_now(c, "out of memory");
+        return rc ? -ENOMEM : 0;
+    }
     if (spill_cork(c, out) != 0) {
         free(frame);
         rpc__conn_close_now(c, "out of memory");
