@@ -11,6 +11,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "common/mq_bytes.h"
 #include "remoting/remoting.h"
 
 /* ---- commands (rpc_cmd.c) ---- */
@@ -49,6 +50,11 @@ struct rpc__loop {
     pthread_mutex_t mu;
     struct rpc__task *head, *tail;
     int stopping;
+    /* loop thread: while > 0 (a read's frames, a batch of posted tasks being handled), small
+     * frames for idle connections gather in their cork and go out with one send() each at
+     * rpc__uncork; cork_list holds those connections (referenced) */
+    int corked;
+    struct rpc_conn *cork_list;
 };
 
 int rpc__loop_init(struct rpc__loop *loop);
@@ -57,6 +63,9 @@ int rpc__loop_start(struct rpc__loop *loop, const char *name);
  * task is not run). */
 int rpc__loop_post(struct rpc__loop *loop, rpc__task_fn fn, void *a, void *b);
 int rpc__loop_on_thread(const struct rpc__loop *loop);
+/* Cork / uncork the loop's connections (loop thread; nests). */
+void rpc__cork(struct rpc__loop *loop);
+void rpc__uncork(struct rpc__loop *loop);
 /* Asks the loop to exit once its queue is drained, and joins it. */
 void rpc__loop_stop(struct rpc__loop *loop);
 void rpc__loop_destroy(struct rpc__loop *loop);
@@ -111,6 +120,9 @@ struct rpc_conn {
     size_t rd_len, rd_have;       /* its size and the bytes read so far */
     void *owner_data;             /* client side: its per-connection record */
     struct rpc_conn *prev, *next; /* the owner's list of open connections (loop thread) */
+    struct mq_buf cork;           /* small frames gathered while the loop is corked */
+    struct rpc_conn *cork_next;   /* the loop's cork_list */
+    int in_cork_list;
 };
 
 /* Wraps a connected (server) or connecting (client) bufferevent; the connection holds one

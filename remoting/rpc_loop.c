@@ -34,12 +34,14 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     struct rpc__task *t = loop->head;
     loop->head = loop->tail = NULL;
     pthread_mutex_unlock(&loop->mu);
+    rpc__cork(loop); /* replies handed over together leave together */
     while (t) {
         struct rpc__task *next = t->next;
         t->fn(t->a, t->b);
         free(t);
         t = next;
     }
+    rpc__uncork(loop);
 }
 
 int rpc__loop_init(struct rpc__loop *loop)

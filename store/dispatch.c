@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "common/mq_err.h"
@@ -16,6 +17,17 @@
 
 #define DISPATCH_BATCH_BYTES (4 << 20) /* publish at least this often */
 #define DISPATCH_LINGER_US   50
+
+void store__prefault(uint8_t *map, size_t size, size_t from, size_t len)
+{
+    static atomic_int unsupported; /* kernels before 5.14 */
+    from = from / STORE__PAGE * STORE__PAGE;
+    if (from >= size || atomic_load_explicit(&unsupported, memory_order_relaxed))
+        return;
+    len = len > size - from ? size - from : len;
+    if (madvise(map + from, len, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        atomic_store(&unsupported, 1);
+}
 
 static int scan_cb(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
 {
@@ -132,6 +144,8 @@ static int64_t dispatch_some(struct store *s, int64_t limit)
         reput += n;
     }
     store__mfile_unref(f);
+    if (s->conf.message_index_enable)
+        store__idx_span_end(s); /* its keys visible before the span is */
     for (struct store__queue *q = touched; q; q = q->touched_next) {
         q->touched = 0;
         atomic_store(&q->max_off, q->disp_max);

@@ -129,7 +129,8 @@ static int idx_create(struct store *s, struct store__mfile **out)
         if (rc)
             return rc;
         madvise(f->map, f->size, MADV_RANDOM); /* hash slots and chains: no read-ahead */
-        mq_put_be32(f->map + H_COUNT, 1);      /* entry 0 is never used */
+        x->warm_file = NULL;
+        mq_put_be32(f->map + H_COUNT, 1); /* entry 0 is never used */
         rc = push(x, f);
         if (rc) {
             store__mfile_unref(f);
@@ -141,20 +142,45 @@ static int idx_create(struct store *s, struct store__mfile **out)
     return -EEXIST;
 }
 
-static void put_key(struct store__idx *x, uint8_t *map, const char *key, size_t klen, int64_t phys,
-                    int64_t ts)
+#define SLOTS_END(x) (STORE__IDX_HEADER + (x)->slots * STORE__IDX_SLOT)
+#define WARM_STEP    (256u << 10) /* entry pages prefaulted at a time */
+
+static int32_t key_hash(const char *key, size_t klen)
 {
     int32_t h = mq_java_hash(key, klen);
-    h = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+    return h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+}
+
+/* The slots of a file about to be written (the whole table: keys land anywhere in it), then its
+ * entry pages a step ahead of the next entry: one system call instead of a fault per page. */
+static void warm(struct store__idx *x, struct store__mfile *f, size_t next_entry)
+{
+    if (x->warm_file != f) {
+        x->warm_file = f;
+        store__prefault(f->map, f->size, 0, SLOTS_END(x));
+        x->warm_end = next_entry / STORE__PAGE * STORE__PAGE;
+    }
+    if (next_entry + STORE__IDX_ENTRY > x->warm_end) {
+        store__prefault(f->map, f->size, x->warm_end, WARM_STEP);
+        x->warm_end += WARM_STEP;
+    }
+}
+
+static void put_key(struct store__idx *x, struct store__mfile *f, int32_t h, int64_t phys,
+                    int64_t ts)
+{
+    uint8_t *map = f->map;
     size_t slot_pos = STORE__IDX_HEADER + ((uint32_t)h % x->slots) * STORE__IDX_SLOT;
     uint32_t count = mq_get_be32(map + H_COUNT);
+    size_t e_pos = SLOTS_END(x) + count * STORE__IDX_ENTRY;
+    warm(x, f, e_pos);
     uint32_t prev = mq_get_be32(map + slot_pos);
     if (prev > count)
         prev = 0;
     int64_t begin = (int64_t)mq_get_be64(map + H_BEGIN_TS);
     int64_t diff = begin <= 0 ? 0 : (ts - begin) / 1000;
     diff = diff < 0 ? 0 : (diff > INT32_MAX ? INT32_MAX : diff);
-    uint8_t *e = map + STORE__IDX_HEADER + x->slots * STORE__IDX_SLOT + count * STORE__IDX_ENTRY;
+    uint8_t *e = map + e_pos;
     mq_put_be32(e, (uint32_t)h);
     mq_put_be64(e + 4, (uint64_t)phys);
     mq_put_be32(e + 12, (uint32_t)diff);
@@ -171,8 +197,8 @@ static void put_key(struct store__idx *x, uint8_t *map, const char *key, size_t 
     mq_put_be64(map + H_END_TS, (uint64_t)ts);
 }
 
-/* The file to add n keys to (rolling when full), or NULL. Write lock held. */
-static uint8_t *writable(struct store *s)
+/* The file to add a key to (rolling when full), or NULL. Write lock held. */
+static struct store__mfile *writable(struct store *s)
 {
     struct store__idx *x = &s->idx;
     struct store__mfile *f = x->n ? x->files[x->n - 1] : NULL;
@@ -183,12 +209,52 @@ static uint8_t *writable(struct store *s)
             return NULL;
         }
     }
-    return f->map;
+    return f;
+}
+
+/* Writes the oldest queued key. */
+static void put_oldest(struct store *s)
+{
+    struct store__idx *x = &s->idx;
+    struct store__idx_pend *pk = &x->pend[x->head];
+    x->head = (x->head + 1) % STORE__IDX_AHEAD;
+    x->npend--;
+    struct store__mfile *f = writable(s);
+    if (f)
+        put_key(x, f, pk->hash, pk->phys, pk->ts);
+}
+
+/* Queues a key; its slot's line is fetched while the keys before it are written. */
+static void queue_key(struct store *s, int32_t h, int64_t phys, int64_t ts)
+{
+    struct store__idx *x = &s->idx;
+    if (x->npend == STORE__IDX_AHEAD)
+        put_oldest(s);
+    struct store__idx_pend *pk = &x->pend[(x->head + x->npend++) % STORE__IDX_AHEAD];
+    pk->hash = h;
+    pk->phys = phys;
+    pk->ts = ts;
+    if (x->n)
+        __builtin_prefetch(x->files[x->n - 1]->map + STORE__IDX_HEADER +
+                               ((uint32_t)h % x->slots) * STORE__IDX_SLOT,
+                           1);
+}
+
+void store__idx_span_end(struct store *s)
+{
+    struct store__idx *x = &s->idx;
+    while (x->npend)
+        put_oldest(s);
+    if (x->wr_held) {
+        x->wr_held = 0;
+        pthread_rwlock_unlock(&x->lock);
+    }
 }
 
 int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__props *p,
                    int64_t phys)
 {
+    struct store__idx *x = &s->idx;
     const char *uniq = p->uniq, *keys = p->keys;
     size_t ulen = p->uniq_len, klen = p->keys_len;
     if ((m->sysflag & MQ_SYSFLAG_TX_MASK) == MQ_SYSFLAG_TX_ROLLBACK)
@@ -199,13 +265,18 @@ int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__
     size_t tl = m->topic_len;
     memcpy(key, m->topic, tl);
     key[tl] = '#';
-    pthread_rwlock_wrlock(&s->idx.lock);
-    struct store__mfile *lf = s->idx.n ? s->idx.files[s->idx.n - 1] : NULL;
-    if (lf && mq_get_be32(lf->map + H_COUNT) > 1 &&
-        phys <= (int64_t)mq_get_be64(lf->map + H_END_PHY)) {
-        pthread_rwlock_unlock(&s->idx.lock); /* indexed before the restart */
-        return 0;
+    /* one write lock per dispatch span, given up now and then for key queries */
+    if (x->wr_held && ++x->held_puts >= 4096)
+        store__idx_span_end(s);
+    if (!x->wr_held) {
+        pthread_rwlock_wrlock(&x->lock);
+        x->wr_held = 1;
+        x->held_puts = 0;
     }
+    struct store__mfile *lf = x->n ? x->files[x->n - 1] : NULL;
+    if (!x->npend && lf && mq_get_be32(lf->map + H_COUNT) > 1 &&
+        phys <= (int64_t)mq_get_be64(lf->map + H_END_PHY))
+        return 0; /* indexed before the restart (queued keys are all newer) */
     size_t at = 0;
     for (;;) {
         const char *k;
@@ -227,13 +298,9 @@ int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__
         }
         if (kl == 0 || kl > 512)
             continue;
-        uint8_t *map = writable(s);
-        if (!map)
-            break;
         memcpy(key + tl + 1, k, kl);
-        put_key(&s->idx, map, key, tl + 1 + kl, phys, m->store_ts);
+        queue_key(s, key_hash(key, tl + 1 + kl), phys, m->store_ts);
     }
-    pthread_rwlock_unlock(&s->idx.lock);
     return 0;
 }
 
@@ -247,8 +314,7 @@ int store_query_by_key(struct store *s, const char *topic, size_t tlen, const ch
     memcpy(key, topic, tlen);
     key[tlen] = '#';
     memcpy(key + tlen + 1, k, klen);
-    int32_t h = mq_java_hash(key, tlen + 1 + klen);
-    h = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+    int32_t h = key_hash(key, tlen + 1 + klen);
     int found = 0;
     pthread_rwlock_rdlock(&x->lock);
     for (size_t i = x->n; i-- > 0 && found < max;) {

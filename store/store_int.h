@@ -108,9 +108,10 @@ struct store__queue {
     atomic_int deleted;
     /* dispatch thread only */
     struct store__mfile *cq_last, *ri_last;
-    int64_t disp_max;     /* entries written, not yet published */
-    int64_t render_end;   /* END of entry disp_max - 1 */
-    int64_t max_phys_end; /* phys + size of the last entry */
+    int64_t disp_max;         /* entries written, not yet published */
+    int64_t render_end;       /* END of entry disp_max - 1 */
+    int64_t max_phys_end;     /* phys + size of the last entry */
+    int64_t cq_warm, ri_warm; /* prefaulted up to these byte offsets (consume_queue.c) */
     int touched;
     struct store__queue *touched_next;
     int64_t flushed_off; /* flush thread: entries msync'ed */
@@ -136,6 +137,9 @@ void store__qtab_free(struct store *s);
 /* Calls fn for each live queue under the table's read lock. */
 void store__qtab_foreach(struct store *s,
                          void (*fn)(struct store *s, struct store__queue *q, void *arg), void *arg);
+/* Prefaults the pages of [from, from + len) of a mapping of size bytes for writing, in one
+ * system call instead of a page fault per page (best effort). */
+void store__prefault(uint8_t *map, size_t size, size_t from, size_t len);
 /* Writes the CQ and rendered entries for a record (dispatch). */
 int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int64_t phys,
                      int32_t size, int64_t tags, int64_t render_len);
@@ -167,12 +171,27 @@ struct store__tqoff {
 
 /* ---- index files (index_file.c) ---- */
 
+/* A key waiting to be written: its slot's cache line is being prefetched meanwhile. */
+struct store__idx_pend {
+    int32_t hash;
+    int64_t phys, ts;
+};
+
+#define STORE__IDX_AHEAD 8 /* keys hashed ahead of their slot update */
+
 struct store__idx {
     pthread_rwlock_t lock;
     struct store__mfile **files; /* oldest first */
     size_t n, cap;
     char dir[600];
     size_t slots, max_entries;
+    /* dispatcher only: the write lock is held across a dispatch span (wr_held), keys queue in
+     * pend (a ring) until written; warm_file's pages are prefaulted up to warm_end */
+    int wr_held;
+    unsigned npend, head, held_puts;
+    struct store__idx_pend pend[STORE__IDX_AHEAD];
+    const struct store__mfile *warm_file;
+    size_t warm_end;
 };
 
 int store__idx_load(struct store *s);
@@ -183,9 +202,12 @@ struct store__props {
     size_t tags_len, keys_len, uniq_len;
 };
 void store__props_scan(const struct mq_msg *m, struct store__props *p);
-/* Indexes a dispatched record's UNIQ_KEY and KEYS (dispatch thread). */
+/* Indexes a dispatched record's UNIQ_KEY and KEYS (dispatch thread, disp_lock held). The keys
+ * are visible to store_query_by_key after store__idx_span_end, which the dispatcher calls
+ * before it publishes a span. */
 int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__props *p,
                    int64_t phys);
+void store__idx_span_end(struct store *s);
 int store__idx_delete_below(struct store *s, int64_t clog_min);
 /* Recovery: drops entries at or past clog_end (fixing the slot chains). */
 int store__idx_truncate(struct store *s, int64_t clog_end);

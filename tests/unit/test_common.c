@@ -88,6 +88,11 @@ TEST(test_java_hash)
     ASSERT_EQ(mq_java_hash("\xc3\xa9", 2), 0xE9);
     ASSERT_EQ(mq_java_hash("\xe2\x82\xac", 3), 0x20AC);
     ASSERT_EQ(mq_java_hash("\xf0\x9f\x98\x80", 4), 0xD83D * 31 + 0xDE00);
+    /* long enough for the eight-byte steps, and non-ASCII inside and after them */
+    static const char a[] = "Bench#7F0000010001B4AC1EAA3F7A2B4C0000000000A1";
+    static const char b[] = "abcdefg\xc3\xa9hijklmnopqrstuvw\xf0\x9f\x98\x80xyz0123456789";
+    ASSERT_EQ(mq_java_hash(a, sizeof(a) - 1), -485472904);
+    ASSERT_EQ(mq_java_hash(b, sizeof(b) - 1), -1214458578);
 }
 
 TEST(test_topic_rules)

@@ -136,6 +136,59 @@ TEST(test_segs_roundtrip)
     ASSERT_EQ(atomic_load(&releases), (int)(sizeof(sizes) / sizeof(sizes[0])));
 }
 
+/* Does resp carry the body make_body(total) describes? */
+static int body_matches(const struct rpc_cmd *resp, size_t total)
+{
+    struct seg_body *b = make_body(total);
+    int ok = b && resp->body_len == total;
+    size_t pos = 0;
+    for (uint32_t i = 0; ok && i < b->n; i++) {
+        ok = memcmp(resp->body + pos, b->segs[i].p, b->segs[i].len) == 0;
+        pos += b->segs[i].len;
+    }
+    free(b);
+    return ok;
+}
+
+static atomic_int pipe_ok, pipe_done;
+
+static void pipe_cb(int err, struct rpc_cmd *resp, void *arg)
+{
+    size_t total = (size_t)(uintptr_t)arg;
+    if (err == 0 && resp && resp->code == RPC_SUCCESS && body_matches(resp, total))
+        atomic_fetch_add(&pipe_ok, 1);
+    atomic_fetch_add(&pipe_done, 1);
+    rpc_cmd_free(resp);
+}
+
+/* Many calls in flight on one connection, replies small (sent at once, or gathered with the
+ * other replies of the same read) and large (queued by reference) interleaved: every reply
+ * arrives whole with its own body. */
+TEST(test_segs_pipelined_mix)
+{
+    struct rpc_server *srv;
+    struct rpc_client *cli;
+    ASSERT_OK(start_server(&srv));
+    ASSERT_OK(rpc_client_new(NULL, &cli));
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", rpc_server_port(srv));
+    size_t sizes[] = {0, 150, 3000, 70000, 40000, 200, 300000, 9000};
+    enum { N = 400 };
+    atomic_store(&pipe_ok, 0);
+    atomic_store(&pipe_done, 0);
+    for (int i = 0; i < N; i++) {
+        size_t total = sizes[i % (int)(sizeof(sizes) / sizeof(sizes[0]))];
+        struct rpc_cmd *req = rpc_cmd_new(C_SEGS);
+        rpc_cmd_ext_set_int64(req, "size", (int64_t)total);
+        ASSERT_OK(rpc_client_call_async(cli, addr, req, 10000, pipe_cb, (void *)(uintptr_t)total));
+        rpc_cmd_free(req);
+    }
+    ASSERT_EQ(wait_for(&pipe_done, N), N);
+    ASSERT_EQ(atomic_load(&pipe_ok), N);
+    rpc_client_free(cli);
+    rpc_server_free(srv);
+}
+
 TEST(test_segs_flat_forms)
 {
     struct seg_body *b = make_body(200000);
@@ -207,4 +260,5 @@ TEST(test_segs_release_on_close)
     close(fd);
 }
 
-TEST_MAIN(test_segs_roundtrip, test_segs_flat_forms, test_segs_release_on_close)
+TEST_MAIN(test_segs_roundtrip, test_segs_pipelined_mix, test_segs_flat_forms,
+          test_segs_release_on_close)
