@@ -206,6 +206,20 @@ static int check_pending(struct rpc_conn *c, struct evbuffer *out)
     return 0;
 }
 
+/* One non-blocking send of iov straight to c's socket. Returns the bytes written, 0 on any
+ * error (the bufferevent meets it and reports it). Bytes that left mean the connection is
+ * established even if libevent has not reported BEV_EVENT_CONNECTED yet (its write event, which
+ * reports it, may not have run): a close after them is a reset, not a refused connect. */
+static size_t sock_send(struct rpc_conn *c, struct iovec *iov, size_t cnt)
+{
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cnt};
+    ssize_t w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w <= 0)
+        return 0;
+    c->connected = 1;
+    return (size_t)w;
+}
+
 /* Into an idle connection a small frame is written at once with one sendmsg() from the loop
  * thread — or, while the loop is corked, gathered with the others of the same read or task
  * batch and sent with them at the uncork: through the bufferevent each reply cost arming and
@@ -226,9 +240,7 @@ static size_t write_now(struct rpc_conn *c, const struct mq_buf *b, const struct
         iov[cnt++] = (struct iovec){(void *)segs[i].p, segs[i].len};
         total += segs[i].len;
     }
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cnt};
-    ssize_t w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    return w > 0 ? (size_t)w : 0; /* errors: the bufferevent meets them and reports them */
+    return sock_send(c, iov, cnt);
 }
 
 /* Queues the bytes of b and cmd's body past the first skip (a partial write_now), copied. */
@@ -282,9 +294,8 @@ static void flush_cork(struct rpc_conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t w = 0;
     if (evbuffer_get_length(out) == 0) {
-        ssize_t n =
-            send(bufferevent_getfd(c->bev), c->cork.data, c->cork.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        w = n > 0 ? (size_t)n : 0;
+        struct iovec iov = {c->cork.data, c->cork.len};
+        w = sock_send(c, &iov, 1);
     }
     if (w < c->cork.len && evbuffer_add(out, c->cork.data + w, c->cork.len - w) != 0) {
         c->cork.len = 0;
@@ -361,8 +372,8 @@ int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
             if (rc == 0)
                 corked(c);
         } else {
-            ssize_t n = send(bufferevent_getfd(c->bev), frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-            size_t w = n > 0 ? (size_t)n : 0;
+            struct iovec iov = {frame, len};
+            size_t w = sock_send(c, &iov, 1);
             if (w < len && evbuffer_add(out, frame + w, len - w) != 0)
                 rc = -ENOMEM;
         }
@@ -674,6 +685,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct rpc_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     c->in_cb++;
+    c->connected = 1;   /* bytes arrived: established, whatever libevent reported so far */
     rpc__cork(c->loop); /* the replies to this read's requests leave together */
     while (!atomic_load(&c->closed) && !c->draining) {
         uint8_t *frame;
