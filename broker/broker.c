@@ -91,9 +91,11 @@ static void *timer_main(void *arg)
         }
         int reg = b->register_now || now >= next_register;
         b->register_now = 0;
+        struct brk_reg_wait *waits = reg ? brk__reg_waits_take(b) : NULL;
         pthread_mutex_unlock(&b->timer_lock);
         if (reg) {
             (void)brk__register_all(b, 0);
+            brk__reg_waits_answer(waits); /* sent, whether the NameServers took it or not */
             next_register = mq_mono_us() / 1000 + b->conf.register_period_ms;
         }
         if (now >= next_persist) {
@@ -109,6 +111,7 @@ static void *timer_main(void *arg)
         }
         pthread_mutex_lock(&b->timer_lock);
     }
+    brk__reg_waits_answer(brk__reg_waits_take(b)); /* stopping: answer without waiting */
     pthread_mutex_unlock(&b->timer_lock);
     return NULL;
 }

@@ -73,7 +73,8 @@ struct broker {
     pthread_mutex_t timer_lock;
     pthread_cond_t timer_cond;
     int stopping;
-    int register_now; /* a topic changed: register at once */
+    int register_now;               /* a topic changed: register at once */
+    struct brk_reg_wait *reg_waits; /* replies sent once the next registration is done */
 
     atomic_uint_fast64_t stat_puts, stat_put_bytes, stat_gets, stat_get_msgs;
     int64_t start_ms;
@@ -130,6 +131,16 @@ int brk__ensure_group(struct broker *b, const char *group, struct brk_group *out
 
 /* Asks the registration thread to register with the NameServers now. */
 void brk__register_soon(struct broker *b);
+/* Answers resp on conn (taking a connection reference) once the registration that starts next
+ * has been sent to the NameServers — as RocketMQ's updateAndCreateTopic registers before it
+ * answers, so a client that creates a topic and then asks the NameServer finds its route.
+ * Returns RPC_DEFER, or RPC_REPLY with *out = resp when it cannot wait (out of memory). */
+int brk__reply_after_register(struct broker *b, struct rpc_conn *conn, struct rpc_cmd *resp,
+                              struct rpc_cmd **out);
+/* Takes the replies waiting for a registration (timer_lock held). */
+struct brk_reg_wait *brk__reg_waits_take(struct broker *b);
+/* Sends the replies taken and frees them. */
+void brk__reg_waits_answer(struct brk_reg_wait *w);
 /* Registers with (or unregisters from) every NameServer; returns how many answered. */
 int brk__register_all(struct broker *b, int unregister);
 

@@ -47,10 +47,11 @@ static int on_create_topic(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     t.sysflag = sysflag;
     t.order = order;
     int rc = brk_topics_put(b->topics, &t);
-    if (rc == 0)
-        brk__register_soon(b);
-    *resp = rc ? brk__resp_errno(req, rc, "create topic") : brk__resp(req, RPC_SUCCESS, NULL);
-    return RPC_REPLY;
+    if (rc) {
+        *resp = brk__resp_errno(req, rc, "create topic");
+        return RPC_REPLY;
+    }
+    return brk__reply_after_register(b, conn, brk__resp(req, RPC_SUCCESS, NULL), resp);
 }
 
 static int on_delete_topic(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
@@ -62,12 +63,17 @@ static int on_delete_topic(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
         return RPC_REPLY;
     int rc = brk_topics_delete(b->topics, topic);
     brk_offsets_delete_topic(b->offsets, topic);
-    if (rc == 0)
-        brk__register_soon(b);
     /* Deleting a topic that is not there succeeds, as in RocketMQ. */
-    *resp = (rc && rc != -ENOENT) ? brk__resp_errno(req, rc, "delete topic")
-                                  : brk__resp(req, RPC_SUCCESS, NULL);
-    return RPC_REPLY;
+    if (rc && rc != -ENOENT) {
+        *resp = brk__resp_errno(req, rc, "delete topic");
+        return RPC_REPLY;
+    }
+    struct rpc_cmd *ok = brk__resp(req, RPC_SUCCESS, NULL);
+    if (rc) { /* nothing changed: nothing to register */
+        *resp = ok;
+        return RPC_REPLY;
+    }
+    return brk__reply_after_register(b, conn, ok, resp);
 }
 
 /* Replies SUCCESS with a body appended by fill(). */

@@ -1,6 +1,7 @@
 /* register.c — registration with every NameServer (RocketMQ's BrokerOuterAPI.registerBrokerAll):
  * REGISTER_BROKER with the topic configs and data version at start, every
- * registerNameServerPeriod, and at once when a topic changes; UNREGISTER_BROKER at shutdown.
+ * registerNameServerPeriod, and at once when a topic changes (a topic create or delete is
+ * answered after that registration, brk__reply_after_register); UNREGISTER_BROKER at shutdown.
  * A NameServer that is down is skipped; the broker keeps serving regardless. */
 #include <errno.h>
 #include <stdio.h>
@@ -87,4 +88,48 @@ void brk__register_soon(struct broker *b)
     b->register_now = 1;
     pthread_cond_signal(&b->timer_cond);
     pthread_mutex_unlock(&b->timer_lock);
+}
+
+struct brk_reg_wait {
+    struct rpc_conn *conn;
+    struct rpc_cmd *resp;
+    struct brk_reg_wait *next;
+};
+
+int brk__reply_after_register(struct broker *b, struct rpc_conn *conn, struct rpc_cmd *resp,
+                              struct rpc_cmd **out)
+{
+    struct brk_reg_wait *w = malloc(sizeof(*w));
+    if (!w) {
+        brk__register_soon(b);
+        *out = resp;
+        return RPC_REPLY;
+    }
+    w->conn = rpc_conn_ref(conn);
+    w->resp = resp;
+    pthread_mutex_lock(&b->timer_lock);
+    w->next = b->reg_waits;
+    b->reg_waits = w;
+    b->register_now = 1;
+    pthread_cond_signal(&b->timer_cond);
+    pthread_mutex_unlock(&b->timer_lock);
+    return RPC_DEFER;
+}
+
+struct brk_reg_wait *brk__reg_waits_take(struct broker *b)
+{
+    struct brk_reg_wait *w = b->reg_waits;
+    b->reg_waits = NULL;
+    return w;
+}
+
+void brk__reg_waits_answer(struct brk_reg_wait *w)
+{
+    while (w) {
+        struct brk_reg_wait *next = w->next;
+        rpc_conn_reply(w->conn, w->resp);
+        rpc_conn_unref(w->conn);
+        free(w);
+        w = next;
+    }
 }

@@ -4,6 +4,7 @@ tables and --json), plus help, usage errors and exit codes (0 ok, 1 failure, 2 u
 
 import pytest
 
+import brokers
 import mqproto as mp
 from brokers import *  # noqa: F401,F403 (fixtures and helpers)
 from brokers import broker_factory  # noqa: F401
@@ -61,6 +62,20 @@ def test_help_usage_and_exit_codes():
     # No NameServer there: a failure, not a usage error.
     rc, _, err = run("mqadmin", "topicList", "-n", "127.0.0.1:%d" % free_port())
     assert rc == 1 and err
+
+
+def test_created_topic_is_routed_when_the_create_returns(two_brokers):
+    """The broker answers UPDATE_AND_CREATE_TOPIC only after registering the change with the
+    NameServer (as RocketMQ's updateAndCreateTopic does), so the route exists at once: the
+    route query follows the answer with no wait, from the same process."""
+    ns, a, _ = two_brokers
+    with mp.Client(a.port) as cli:
+        for i in range(20):
+            brokers.create_topic(cli, "TNow%d" % i)
+            assert brokers.route_ok(ns.port, "TNow%d" % i, ["broker-a"]), i
+    rc, _, err = admin(ns, "updateTopic", "-b", addr(a), "-t", "TNowAdm")
+    assert rc == 0, err
+    assert route_brokers(ns, "TNowAdm") == {"broker-a"}
 
 
 def test_topics(two_brokers):
