@@ -110,9 +110,8 @@ int brk__reply_after_register(struct broker *b, struct rpc_conn *conn, struct rp
     pthread_mutex_lock(&b->timer_lock);
     w->next = b->reg_waits;
     b->reg_waits = w;
-    b->register_now = 1;
-    pthread_cond_signal(&b->timer_cond);
     pthread_mutex_unlock(&b->timer_lock);
+    brk__register_soon(b);
     return RPC_DEFER;
 }
 

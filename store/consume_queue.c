@@ -235,7 +235,7 @@ static void warm(struct store__mfile *c, int64_t pos, size_t unit, int64_t *warm
     if (pos + (int64_t)unit <= *warm)
         return;
     int64_t from = pos / STORE__PAGE * STORE__PAGE, end = c->base + (int64_t)c->size;
-    store__prefault(c->map, c->size, (size_t)(from - c->base), WARM_STEP);
+    (void)store__mfile_populate(c, (size_t)(from - c->base), WARM_STEP, 1);
     *warm = from + WARM_STEP < end ? from + WARM_STEP : end;
 }
 

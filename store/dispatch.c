@@ -8,7 +8,6 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sched.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "common/mq_err.h"
@@ -17,17 +16,6 @@
 
 #define DISPATCH_BATCH_BYTES (4 << 20) /* publish at least this often */
 #define DISPATCH_LINGER_US   50
-
-void store__prefault(uint8_t *map, size_t size, size_t from, size_t len)
-{
-    static atomic_int unsupported; /* kernels before 5.14 */
-    from = from / STORE__PAGE * STORE__PAGE;
-    if (from >= size || atomic_load_explicit(&unsupported, memory_order_relaxed))
-        return;
-    len = len > size - from ? size - from : len;
-    if (madvise(map + from, len, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
-        atomic_store(&unsupported, 1);
-}
 
 static int scan_cb(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
 {

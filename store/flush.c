@@ -113,18 +113,19 @@ static int pending(struct store *s)
     return n;
 }
 
-/* A new waiter or request: wakes the flush thread when it may be idle (first pending one, or
- * the count is being rebuilt) or when the group it lingers for is complete. flush_lock held. */
+/* A new waiter or request: wakes the commit thread (SYNC_FLUSH) when it sleeps, else the flush
+ * thread when it may be idle (first pending one, or the count is being rebuilt). flush_lock
+ * held. */
 static void note_pending(struct store *s)
 {
-    if (s->committers) {
+    if (s->commit_started) {
         if (s->commit_idle)
             pthread_cond_signal(&s->commit_cond);
         return;
     }
     if (s->npending >= 0)
         s->npending++;
-    if (s->npending <= 1 || s->npending >= s->last_group)
+    if (s->npending <= 1)
         pthread_cond_signal(&s->flush_cond);
 }
 
@@ -208,7 +209,7 @@ static void *flush_main(void *arg)
     int64_t last_full = mq_mono_us(), last_logics = mq_mono_us(), last_logics_full = last_full;
     pthread_mutex_lock(&s->flush_lock);
     while (!s->flush_stop) {
-        s->npending = s->committers ? 0 : pending(s);
+        s->npending = s->commit_started ? 0 : pending(s);
         if (!s->npending) {
             struct timespec ts;
             int ms = s->conf.flush_interval_commit_log;
@@ -219,7 +220,7 @@ static void *flush_main(void *arg)
             if (s->flush_stop)
                 break;
         }
-        s->npending = s->committers ? 0 : pending(s);
+        s->npending = s->commit_started ? 0 : pending(s);
         int urgent = s->npending > 0;
         pthread_mutex_unlock(&s->flush_lock);
 
@@ -247,7 +248,6 @@ static void *flush_main(void *arg)
         }
 
         pthread_mutex_lock(&s->flush_lock);
-        s->last_group = (int)(s->nreqs + s->nwait);
         s->npending = -1; /* recounted by the flush thread */
         s->flush_error = rc;
         s->flush_gen++;
@@ -259,14 +259,14 @@ static void *flush_main(void *arg)
     return NULL;
 }
 
-/* SYNC_FLUSH group commit (RocketMQ's GroupCommitService) on its own thread(s), apart from the
- * periodic consume-queue and checkpoint work: a committer takes everything appended so far as
- * soon as someone waits for bytes no sync in flight covers — no lingering for more appenders:
- * those that arrive during a sync are the next group. A sync that started after bytes were
- * written makes them durable however other syncs interleave, so the durable end is the largest
- * end any successful sync took (store__flush_clog), and STORE__COMMITTERS threads may overlap
- * their syncs; on this project's test disk one was fastest (overlapping syncs each took longer,
- * and smaller groups meant more of them: docs/BENCHMARKS.md, "SYNC_FLUSH"). */
+/* SYNC_FLUSH group commit (RocketMQ's GroupCommitService) on its own thread, apart from the
+ * periodic consume-queue and checkpoint work: it takes everything appended so far as soon as
+ * someone waits for bytes no sync in flight covers — no lingering for more appenders: those
+ * that arrive during a sync are the next group. A sync that started after bytes were written
+ * makes them durable however other syncs interleave (the flush thread's periodic one), so the
+ * durable end is the largest end any successful sync took (store__flush_clog). Several commit
+ * threads with overlapping syncs were measured slower on this project's test disk (each sync
+ * took longer, groups shrank: docs/BENCHMARKS.md, "Group commit: one thread, no linger"). */
 static int commit_needed(struct store *s)
 {
     int64_t covered = atomic_load(&s->flushed);
@@ -288,9 +288,9 @@ static void *commit_main(void *arg)
     pthread_mutex_lock(&s->flush_lock);
     while (!s->flush_stop) {
         if (!commit_needed(s)) {
-            s->commit_idle++;
+            s->commit_idle = 1;
             pthread_cond_wait(&s->commit_cond, &s->flush_lock);
-            s->commit_idle--;
+            s->commit_idle = 0;
             continue;
         }
         int64_t upto = atomic_load(&s->wrote);
@@ -401,14 +401,14 @@ int store__flush_start(struct store *s)
     if (rc)
         return -rc;
     s->flush_started = 1;
-    for (int i = 0; s->sync_flush && i < STORE__COMMITTERS; i++) {
-        rc = pthread_create(&s->commit_threads[i], NULL, commit_main, s);
-        if (rc)
-            return -rc;
-        pthread_mutex_lock(&s->flush_lock);
-        s->committers++;
-        pthread_mutex_unlock(&s->flush_lock);
-    }
+    if (!s->sync_flush)
+        return 0;
+    rc = pthread_create(&s->commit_thread, NULL, commit_main, s);
+    if (rc)
+        return -rc;
+    pthread_mutex_lock(&s->flush_lock);
+    s->commit_started = 1;
+    pthread_mutex_unlock(&s->flush_lock);
     return 0;
 }
 
@@ -423,9 +423,9 @@ void store__flush_stop(struct store *s)
         wake_waiters(s, 0);
         pthread_mutex_unlock(&s->flush_lock);
         pthread_join(s->flush_thread, NULL);
-        for (int i = 0; i < s->committers; i++)
-            pthread_join(s->commit_threads[i], NULL);
-        s->committers = 0;
+        if (s->commit_started)
+            pthread_join(s->commit_thread, NULL);
+        s->commit_started = 0;
         s->flush_started = 0;
     }
     /* final flush on the caller's thread */

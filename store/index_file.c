@@ -157,11 +157,11 @@ static void warm(struct store__idx *x, struct store__mfile *f, size_t next_entry
 {
     if (x->warm_file != f) {
         x->warm_file = f;
-        store__prefault(f->map, f->size, 0, SLOTS_END(x));
+        (void)store__mfile_populate(f, 0, SLOTS_END(x), 1);
         x->warm_end = next_entry / STORE__PAGE * STORE__PAGE;
     }
     if (next_entry + STORE__IDX_ENTRY > x->warm_end) {
-        store__prefault(f->map, f->size, x->warm_end, WARM_STEP);
+        (void)store__mfile_populate(f, x->warm_end, WARM_STEP, 1);
         x->warm_end += WARM_STEP;
     }
 }

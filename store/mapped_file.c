@@ -378,3 +378,27 @@ int store__mfile_sync(struct store__mfile *f, int64_t from, int64_t to)
     a = a / STORE__PAGE * STORE__PAGE;
     return store_io.msync(f->map + a, b - a, MS_SYNC);
 }
+
+#ifndef MADV_POPULATE_READ /* Linux 5.14 */
+#define MADV_POPULATE_READ  22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int store__mfile_populate(struct store__mfile *f, size_t from, size_t len, int write)
+{
+    static atomic_int unsupported; /* a kernel before 5.14: do not ask again */
+    from = from / STORE__PAGE * STORE__PAGE;
+    if (from >= f->size)
+        return 0;
+    len = len > f->size - from ? f->size - from : len;
+    if (!atomic_load_explicit(&unsupported, memory_order_relaxed)) {
+        if (madvise(f->map + from, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0)
+            return 0;
+        if (errno != EINVAL)
+            return -errno;
+        atomic_store(&unsupported, 1);
+    }
+    if (write)
+        return 0; /* the writes fault their pages as before */
+    return readahead(f->fd, (off_t)from, len) < 0 ? -errno : 0;
+}

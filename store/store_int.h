@@ -18,7 +18,6 @@
 #define STORE__IDX_ENTRY      20
 #define STORE__CHECKPOINT_LEN 4096 /* FORMATS.md 1.5 */
 #define STORE__PAGE           4096
-#define STORE__COMMITTERS     1 /* SYNC_FLUSH commit threads (flush.c: 2 or 4 measured slower) */
 #define STORE__PATH_MAX       1024
 
 /* ---- mapped files (mapped_file.c) ---- */
@@ -90,6 +89,11 @@ int store__mfile_zero_from(struct store__mfile *f, int64_t off);
 int store__mfile_reserve(struct store__mfile *f, int64_t off);
 /* msync of [from, to) absolute offsets within f. */
 int store__mfile_sync(struct store__mfile *f, int64_t from, int64_t to);
+/* Brings the pages of [from, from + len) (byte positions in f, clipped to it) into memory in
+ * one system call instead of a page fault per page: mapped for writing (MADV_POPULATE_WRITE),
+ * or read in and mapped read-only, nothing dirtied (MADV_POPULATE_READ; readahead(2) on a
+ * kernel before 5.14, where populating for writing does nothing). Returns 0 or -errno. */
+int store__mfile_populate(struct store__mfile *f, size_t from, size_t len, int write);
 int store__mkdirs(const char *path);
 int store__rmdirs(const char *path);
 
@@ -137,9 +141,6 @@ void store__qtab_free(struct store *s);
 /* Calls fn for each live queue under the table's read lock. */
 void store__qtab_foreach(struct store *s,
                          void (*fn)(struct store *s, struct store__queue *q, void *arg), void *arg);
-/* Prefaults the pages of [from, from + len) of a mapping of size bytes for writing, in one
- * system call instead of a page fault per page (best effort). */
-void store__prefault(uint8_t *map, size_t size, size_t from, size_t len);
 /* Writes the CQ and rendered entries for a record (dispatch). */
 int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int64_t phys,
                      int32_t size, int64_t tags, int64_t render_len);
@@ -267,10 +268,11 @@ struct store {
 
     /* flush (flush.c) */
     pthread_t flush_thread;
-    pthread_t commit_threads[STORE__COMMITTERS]; /* SYNC_FLUSH group commits */
-    pthread_cond_t commit_cond;                  /* a committer is needed, flush_lock */
-    int committers, commit_idle;                 /* flush_lock */
-    int64_t commit_upto;                         /* largest end a commit took, flush_lock */
+    pthread_t commit_thread;    /* SYNC_FLUSH group commits */
+    pthread_cond_t commit_cond; /* a commit is needed, flush_lock */
+    int commit_started;         /* flush_lock */
+    int commit_idle;            /* the commit thread sleeps, flush_lock */
+    int64_t commit_upto;        /* largest end a commit took, flush_lock */
     pthread_mutex_t flush_lock;
     pthread_cond_t flush_cond;
     struct store__flush_req *reqs;
@@ -282,7 +284,6 @@ struct store {
     int flush_stop;
     int flush_error;    /* last flush's result, flush_lock */
     uint64_t flush_gen; /* flush attempts, flush_lock */
-    int last_group;     /* waiters served by the last sync flush, flush_lock */
     atomic_int_fast64_t flushed;
     atomic_int_fast64_t flushes;
     int64_t flushed_ts; /* flush thread: checkpoint fields */

@@ -10,17 +10,11 @@
 #include "store/store_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 
 #include "common/mq_log.h"
 #include "common/mq_err.h"
 #include "common/mq_util.h"
-
-#ifndef MADV_POPULATE_READ /* Linux 5.14 */
-#define MADV_POPULATE_READ  22
-#define MADV_POPULATE_WRITE 23
-#endif
 
 #define WARM_CHUNK ((int64_t)1 << 20) /* populated per call: stop stays prompt */
 
@@ -58,18 +52,13 @@ static int next_chunk(struct store *s, int64_t *from, int64_t *to, struct store_
  * mapped for writing and synced, which writes the zeros and converts the extent now. */
 static int warm(struct store *s, struct store__mfile *f, int64_t from, int64_t to)
 {
-    uint8_t *p = f->map + (from - f->base);
-    size_t len = (size_t)(to - from);
-    if (s->sync_flush) {
-        if (madvise(p, len, MADV_POPULATE_WRITE) < 0 || msync(p, len, MS_SYNC) < 0)
-            return -errno;
-        return 0;
-    }
-    if (madvise(p, len, MADV_POPULATE_READ) == 0)
-        return 0;
-    if (errno != EINVAL) /* EINVAL: a kernel before 5.14; read ahead instead */
-        return -errno;
-    return readahead(f->fd, (off_t)(from - f->base), len) < 0 ? -errno : 0;
+    size_t pos = (size_t)(from - f->base), len = (size_t)(to - from);
+    if (!s->sync_flush)
+        return store__mfile_populate(f, pos, len, 0);
+    int rc = store__mfile_populate(f, pos, len, 1);
+    if (!rc && msync(f->map + pos, len, MS_SYNC) < 0)
+        rc = -errno;
+    return rc;
 }
 
 static void *warm_main(void *arg)
