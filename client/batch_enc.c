@@ -47,14 +47,41 @@ static size_t opt_len(const char *v, const char **last, size_t *last_len)
     return *last_len;
 }
 
-/* The properties' length of batch message x (build_props' layout), or -EMSGSIZE. */
+/* The length of an entry's properties: the user's (user bytes), KEYS and TAGS (values of kl
+ * and tl bytes, absent when 0), UNIQ_KEY and WAIT. */
+static size_t props_len(size_t user, size_t kl, size_t tl)
+{
+    return user + (kl ? 6 + kl : 0) + (tl ? 6 + tl : 0) + PROP_UNIQ_LEN + sizeof(PROP_WAIT) - 1;
+}
+
+/* The properties' length of batch message x, or -EMSGSIZE. */
 static long batch_props_len(const struct mqc_message *x, const char **lk, size_t *lkl,
                             const char **lt, size_t *ltl)
 {
-    size_t kl = opt_len(x->keys, lk, lkl), tl = opt_len(x->tags, lt, ltl);
-    size_t len = x->props_len + (kl ? 6 + kl : 0) + (tl ? 6 + tl : 0) + PROP_UNIQ_LEN +
-                 sizeof(PROP_WAIT) - 1;
+    size_t len = props_len(x->props_len, opt_len(x->keys, lk, lkl), opt_len(x->tags, lt, ltl));
     return len > 32767 ? -EMSGSIZE : (long)len;
+}
+
+/* Writes the properties every message of a send shares — x's own, KEYS and TAGS (kl, tl bytes)
+ * and "UNIQ_KEY\1" — at w; returns the end, where the message's id goes. */
+static uint8_t *put_shared_props(uint8_t *w, const struct mqc_message *x, size_t kl, size_t tl)
+{
+    if (x->props_len)
+        memcpy(w, x->props, x->props_len);
+    w += x->props_len;
+    w = kl ? put_prop(w, "KEYS", 4, x->keys, kl) : w;
+    w = tl ? put_prop(w, "TAGS", 4, x->tags, tl) : w;
+    memcpy(w, "UNIQ_KEY\001", 9);
+    return w + 9;
+}
+
+/* Writes the next UNIQ_KEY value of u, its end and WAIT at w; returns the end. */
+static uint8_t *put_uniq_wait(uint8_t *w, struct mqc_uniq_seq *u)
+{
+    mqc_uniq_ids_next(u, (char *)w);
+    w[32] = 2;
+    memcpy(w + 33, PROP_WAIT, sizeof(PROP_WAIT) - 1);
+    return w + 33 + sizeof(PROP_WAIT) - 1;
 }
 
 /* Room for `total` bytes at the end of out and n UNIQ_KEYs: where to write, or NULL. */
@@ -99,24 +126,12 @@ int mqc__batch_encode(const struct mqc_message *m, size_t n, size_t max, struct 
         w = put_entry_head(w, MQ_BATCH_ENTRY_FIXED + x->body_len + pl, x->flag, x->body,
                            x->body_len);
         mq_put_be16(w, (uint16_t)pl);
-        w += 2;
-        if (x->props_len) {
-            memcpy(w, x->props, x->props_len);
-            w += x->props_len;
-        }
-        if (kl)
-            w = put_prop(w, "KEYS", 4, x->keys, kl);
-        if (tl)
-            w = put_prop(w, "TAGS", 4, x->tags, tl);
-        memcpy(w, "UNIQ_KEY\001", 9);
-        mqc_uniq_ids_next(&u, (char *)w + 9);
+        uint8_t *id = put_shared_props(w + 2, x, kl, tl);
+        w = put_uniq_wait(id, &u);
         if (i == 0) {
-            memcpy(uniq, w + 9, 32);
+            memcpy(uniq, id, 32);
             uniq[32] = 0;
         }
-        w[41] = 2;
-        memcpy(w + PROP_UNIQ_LEN, PROP_WAIT, sizeof(PROP_WAIT) - 1);
-        w += PROP_UNIQ_LEN + sizeof(PROP_WAIT) - 1;
     }
     out->len += total;
     return 0;
@@ -130,8 +145,7 @@ int mqc__batch_encode_bodies(const struct mqc_message *t, const struct mqc_body 
     if (n == 0 || !t->topic || mq_check_topic(t->topic, strlen(t->topic)))
         return -EINVAL;
     size_t kl = t->keys ? strlen(t->keys) : 0, tl = t->tags ? strlen(t->tags) : 0;
-    size_t pl = t->props_len + (kl ? 6 + kl : 0) + (tl ? 6 + tl : 0) + PROP_UNIQ_LEN +
-                sizeof(PROP_WAIT) - 1;
+    size_t pl = props_len(t->props_len, kl, tl);
     size_t shared = pl - (PROP_UNIQ_LEN - 9) - (sizeof(PROP_WAIT) - 1); /* up to "UNIQ_KEY\1" */
     size_t total = 0;
     if (pl > 32767)
@@ -155,21 +169,12 @@ int mqc__batch_encode_bodies(const struct mqc_message *t, const struct mqc_body 
         w += 2;
         if (first) {
             memcpy(w, first, shared);
+            w += shared;
         } else {
-            uint8_t *s = w;
-            if (t->props_len)
-                memcpy(s, t->props, t->props_len);
-            s += t->props_len;
-            s = kl ? put_prop(s, "KEYS", 4, t->keys, kl) : s;
-            s = tl ? put_prop(s, "TAGS", 4, t->tags, tl) : s;
-            memcpy(s, "UNIQ_KEY\001", 9);
             first = w;
+            w = put_shared_props(w, t, kl, tl);
         }
-        w += shared;
-        mqc_uniq_ids_next(&u, (char *)w);
-        w[32] = 2;
-        memcpy(w + 33, PROP_WAIT, sizeof(PROP_WAIT) - 1);
-        w += 33 + sizeof(PROP_WAIT) - 1;
+        w = put_uniq_wait(w, &u);
     }
     memcpy(uniq, first + shared, 32);
     uniq[32] = 0;

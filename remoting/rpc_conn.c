@@ -154,14 +154,22 @@ static int queue_block(struct evbuffer *out, struct mq_buf *b)
     return 0;
 }
 
+/* cmd's body as segments: its own, or the flat body as one (in *one). *n gets the count. */
+static const struct rpc_seg *body_segs(const struct rpc_cmd *cmd, struct rpc_seg *one, uint32_t *n)
+{
+    *one = (struct rpc_seg){cmd->body, cmd->body_len};
+    *n = cmd->nsegs ? cmd->nsegs : 1;
+    return cmd->nsegs ? cmd->segs : one;
+}
+
 /* Queues b (the encoded header) and cmd's body (flat or segments): pieces of BODY_COPY_MAX
  * bytes and more by reference, smaller ones copied into b's blocks. Takes over cmd's release
  * when a piece is referenced. */
 static int add_frame(struct evbuffer *out, struct mq_buf *b, struct rpc_cmd *cmd)
 {
-    struct rpc_seg one = {cmd->body, cmd->body_len};
-    const struct rpc_seg *segs = cmd->nsegs ? cmd->segs : &one;
-    uint32_t n = cmd->nsegs ? cmd->nsegs : 1;
+    struct rpc_seg one;
+    uint32_t n;
+    const struct rpc_seg *segs = body_segs(cmd, &one, &n);
     struct body_hold *h = NULL;
     int rc = 0, by_ref = cmd->body_release != NULL; /* borrowed bytes: a release says when done */
     for (uint32_t i = 0; i < n && rc == 0; i++) {
@@ -228,17 +236,16 @@ static size_t sock_send(struct rpc_conn *c, struct iovec *iov, size_t cnt)
  * copied (small frames only). */
 static size_t write_now(struct rpc_conn *c, const struct mq_buf *b, const struct rpc_cmd *cmd)
 {
-    struct rpc_seg one = {cmd->body, cmd->body_len};
-    const struct rpc_seg *segs = cmd->nsegs ? cmd->segs : &one;
-    uint32_t n = cmd->nsegs ? cmd->nsegs : 1;
+    struct rpc_seg one;
+    uint32_t n;
+    const struct rpc_seg *segs = body_segs(cmd, &one, &n);
     struct iovec iov[DIRECT_WRITE_SEGS + 1];
-    size_t cnt = 0, total = b->len;
+    size_t cnt = 0;
     iov[cnt++] = (struct iovec){b->data, b->len};
     for (uint32_t i = 0; i < n; i++) {
         if (segs[i].len == 0)
             continue;
         iov[cnt++] = (struct iovec){(void *)segs[i].p, segs[i].len};
-        total += segs[i].len;
     }
     return sock_send(c, iov, cnt);
 }
@@ -247,9 +254,9 @@ static size_t write_now(struct rpc_conn *c, const struct mq_buf *b, const struct
 static int add_rest(struct evbuffer *out, const struct mq_buf *b, const struct rpc_cmd *cmd,
                     size_t skip)
 {
-    struct rpc_seg one = {cmd->body, cmd->body_len};
-    const struct rpc_seg *segs = cmd->nsegs ? cmd->segs : &one;
-    uint32_t n = cmd->nsegs ? cmd->nsegs : 1;
+    struct rpc_seg one;
+    uint32_t n;
+    const struct rpc_seg *segs = body_segs(cmd, &one, &n);
     int rc = 0;
     for (uint32_t i = 0; i <= n && rc == 0; i++) {
         const uint8_t *p = i ? segs[i - 1].p : b->data;
@@ -310,9 +317,9 @@ static void corked(struct rpc_conn *c);
 /* Gathers a small frame into the connection's cork. Returns 0 or -ENOMEM. */
 static int cork_frame(struct rpc_conn *c, const struct mq_buf *b, const struct rpc_cmd *cmd)
 {
-    struct rpc_seg one = {cmd->body, cmd->body_len};
-    const struct rpc_seg *segs = cmd->nsegs ? cmd->segs : &one;
-    uint32_t n = cmd->nsegs ? cmd->nsegs : 1;
+    struct rpc_seg one;
+    uint32_t n;
+    const struct rpc_seg *segs = body_segs(cmd, &one, &n);
     size_t before = c->cork.len;
     int rc = mq_buf_append(&c->cork, b->data, b->len);
     for (uint32_t i = 0; i < n && rc == 0; i++)
