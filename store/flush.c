@@ -5,8 +5,8 @@
  * group commits — as soon as anyone waits for bytes no sync in flight covers, it syncs everything
  * appended so far, so all appenders waiting then share one sync. The flush thread also syncs the
  * consume queues, rendered and index files every flushIntervalConsumeQueue ms, then writes the
- * checkpoint. Each blocked waiter sleeps on its own condition and is woken only when its bytes are
- * durable; callback requests are completed by the thread whose flush covered them. */
+ * checkpoint. Each blocked waiter sleeps on its own semaphore, posted (outside flush_lock) only when
+ * its bytes are durable; callback requests are completed by the thread whose flush covered them. */
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -106,8 +106,8 @@ static int pending(struct store *s)
 {
     int64_t flushed = atomic_load(&s->flushed);
     int n = 0;
-    for (size_t i = 0; i < s->nwait; i++)
-        n += s->waits[i]->offset > flushed;
+    for (struct store__waiter *w = s->waits; w; w = w->next)
+        n += w->offset > flushed;
     for (size_t i = 0; i < s->nreqs; i++)
         n += s->reqs[i].offset > flushed;
     return n;
@@ -187,19 +187,64 @@ static void complete_reqs(struct store *s, int err, struct done_list *d)
     }
 }
 
-/* Wakes the blocked waiters whose bytes are durable, or all of them after a failed flush (they
- * return its error) or at stop — each waits on its own condition, so a group commit wakes its
- * group only, not every appender still waiting for a later one. flush_lock held. */
-static void wake_waiters(struct store *s, int err)
+static void unlink_waiter(struct store *s, struct store__waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        s->waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->linked = 0;
+}
+
+/* Takes off the list the blocked waiters whose bytes are durable, or all of them after a failed
+ * flush (err: they return it) or at stop (-ECANCELED), and returns them chained by next with
+ * their status set: a group commit takes its group only, not every appender still waiting for
+ * a later one. flush_lock held; post_waiters wakes them after it is released. */
+static struct store__waiter *take_waiters(struct store *s, int err)
 {
     int64_t flushed = atomic_load(&s->flushed);
-    for (size_t i = 0; i < s->nwait; i++) {
-        struct store__waiter *w = s->waits[i];
-        if (!w->woken && (w->offset <= flushed || err || s->flush_stop)) {
-            w->woken = 1;
-            pthread_cond_signal(&w->cond);
-        }
+    struct store__waiter *out = NULL, *next;
+    for (struct store__waiter *w = s->waits; w; w = next) {
+        next = w->next;
+        if (w->offset <= flushed)
+            w->status = 0;
+        else if (err)
+            w->status = err;
+        else if (s->flush_stop)
+            w->status = -ECANCELED;
+        else
+            continue;
+        unlink_waiter(s, w);
+        w->next = out;
+        out = w;
     }
+    return out;
+}
+
+/* Wakes taken waiters; flush_lock not held. A waiter returns (and its stack frame goes) as soon
+ * as its semaphore is posted, so its link is read first. */
+static void post_waiters(struct store__waiter *w)
+{
+    while (w) {
+        struct store__waiter *next = w->next;
+        sem_post(&w->done);
+        w = next;
+    }
+}
+
+/* After a flush attempt: wakes the waiters it settled, then completes the callback requests.
+ * flush_lock held on entry and on return. */
+static void settle(struct store *s, int err, struct done_list *d)
+{
+    struct store__waiter *woke = take_waiters(s, err);
+    if (woke) {
+        pthread_mutex_unlock(&s->flush_lock);
+        post_waiters(woke);
+        pthread_mutex_lock(&s->flush_lock);
+    }
+    complete_reqs(s, err, d);
 }
 
 static void *flush_main(void *arg)
@@ -249,10 +294,7 @@ static void *flush_main(void *arg)
 
         pthread_mutex_lock(&s->flush_lock);
         s->npending = -1; /* recounted by the flush thread */
-        s->flush_error = rc;
-        s->flush_gen++;
-        wake_waiters(s, rc);
-        complete_reqs(s, rc, &done);
+        settle(s, rc, &done);
     }
     pthread_mutex_unlock(&s->flush_lock);
     free(done.v);
@@ -272,8 +314,8 @@ static int commit_needed(struct store *s)
     int64_t covered = atomic_load(&s->flushed);
     if (s->commit_upto > covered)
         covered = s->commit_upto;
-    for (size_t i = 0; i < s->nwait; i++)
-        if (s->waits[i]->offset > covered)
+    for (struct store__waiter *w = s->waits; w; w = w->next)
+        if (w->offset > covered)
             return 1;
     for (size_t i = 0; i < s->nreqs; i++)
         if (s->reqs[i].offset > covered)
@@ -301,10 +343,7 @@ static void *commit_main(void *arg)
         pthread_mutex_lock(&s->flush_lock);
         if (rc && s->commit_upto == upto)
             s->commit_upto = atomic_load(&s->flushed); /* not covered after all: retry */
-        s->flush_error = rc;
-        s->flush_gen++;
-        wake_waiters(s, rc);
-        complete_reqs(s, rc, &done);
+        settle(s, rc, &done);
     }
     pthread_mutex_unlock(&s->flush_lock);
     free(done.v);
@@ -324,53 +363,40 @@ int store_wait_flushed(struct store *s, int64_t offset)
         return 0;
     struct timespec ts;
     deadline_ts(&ts, s->conf.sync_flush_timeout);
-    int rc = 0;
     struct store__waiter w = {.offset = offset};
-    pthread_cond_init(&w.cond, NULL);
+    if (sem_init(&w.done, 0, 0) < 0)
+        return -errno;
     pthread_mutex_lock(&s->flush_lock);
-    if (s->nwait == s->capwait) {
-        size_t cap = s->capwait ? s->capwait * 2 : 64;
-        struct store__waiter **p = realloc(s->waits, cap * sizeof(*p));
-        if (!p) {
-            pthread_mutex_unlock(&s->flush_lock);
-            pthread_cond_destroy(&w.cond);
-            return -ENOMEM;
-        }
-        s->waits = p;
-        s->capwait = cap;
+    if (atomic_load(&s->flushed) >= offset || s->flush_stop) {
+        pthread_mutex_unlock(&s->flush_lock);
+        sem_destroy(&w.done);
+        return atomic_load(&s->flushed) >= offset ? 0 : -ECANCELED;
     }
-    s->waits[s->nwait++] = &w;
-    s->waiters++;
+    w.next = s->waits;
+    if (w.next)
+        w.next->prev = &w;
+    s->waits = &w;
+    w.linked = 1;
     note_pending(s);
-    uint64_t gen = s->flush_gen;
-    while (atomic_load(&s->flushed) < offset && !s->flush_stop) {
-        rc = pthread_cond_timedwait(&w.cond, &s->flush_lock, &ts);
-        w.woken = 0;
-        if (atomic_load(&s->flushed) >= offset) {
-            rc = 0;
-            break;
-        }
-        if (rc == ETIMEDOUT) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        if (s->flush_gen != gen && s->flush_error) {
-            rc = s->flush_error;
-            break;
-        }
-        rc = 0;
-    }
-    if (atomic_load(&s->flushed) < offset && rc == 0)
-        rc = -ECANCELED;
-    s->waiters--;
-    for (size_t i = 0; i < s->nwait; i++)
-        if (s->waits[i] == &w) {
-            s->waits[i] = s->waits[--s->nwait];
-            break;
-        }
     pthread_mutex_unlock(&s->flush_lock);
-    pthread_cond_destroy(&w.cond);
-    return rc;
+    int rc;
+    while ((rc = sem_timedwait(&w.done, &ts)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        /* timed out: still listed, or a flush took it just now and is about to post */
+        pthread_mutex_lock(&s->flush_lock);
+        int mine = w.linked;
+        if (mine)
+            unlink_waiter(s, &w);
+        pthread_mutex_unlock(&s->flush_lock);
+        if (mine)
+            w.status = atomic_load(&s->flushed) >= offset ? 0 : -ETIMEDOUT;
+        else
+            while (sem_wait(&w.done) < 0 && errno == EINTR)
+                ;
+    }
+    sem_destroy(&w.done);
+    return w.status;
 }
 
 int store_when_flushed(struct store *s, int64_t offset, store_flushed_fn cb, void *arg)
@@ -420,7 +446,6 @@ void store__flush_stop(struct store *s)
         s->flush_stop = 1;
         pthread_cond_broadcast(&s->flush_cond);
         pthread_cond_broadcast(&s->commit_cond);
-        wake_waiters(s, 0);
         pthread_mutex_unlock(&s->flush_lock);
         pthread_join(s->flush_thread, NULL);
         if (s->commit_started)
@@ -436,14 +461,10 @@ void store__flush_stop(struct store *s)
     if (store__flush_logics(s, 1) == 0)
         store__checkpoint_write(s);
     pthread_mutex_lock(&s->flush_lock);
-    wake_waiters(s, rc ? rc : -ECANCELED);
-    complete_reqs(s, rc ? rc : -ECANCELED, &done);
+    settle(s, rc ? rc : -ECANCELED, &done);
     free(s->reqs);
     s->reqs = NULL;
     s->nreqs = s->capreqs = 0;
-    free(s->waits);
-    s->waits = NULL;
     free(done.v);
-    s->nwait = s->capwait = 0;
     pthread_mutex_unlock(&s->flush_lock);
 }

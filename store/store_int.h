@@ -6,6 +6,7 @@
 #define STORE_INT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -20,17 +21,23 @@
 #define STORE__PAGE           4096
 #define STORE__PATH_MAX       1024
 
+/* A thread blocked in store_wait_flushed (on its stack), on a doubly linked list under
+ * flush_lock. The thread whose flush covers offset (or fails) unlinks it, sets status and posts
+ * done: the waiter wakes alone and never takes flush_lock again, so a group commit's waiters do
+ * not queue up behind each other on the lock. */
+struct store__waiter {
+    int64_t offset;
+    int status; /* 0: durable, or -errno; written before done is posted */
+    int linked; /* on the list, flush_lock */
+    sem_t done;
+    struct store__waiter *prev, *next;
+};
+
 /* ---- mapped files (mapped_file.c) ---- */
 
 /* One data file, mapped whole (MAP_SHARED). Reference-counted: the list holds one reference;
  * readers take one while they use the bytes; the last unref unmaps and closes. A deleted file
  * is unlinked at once and unmapped at its last unref. */
-/* A thread blocked in store_wait_flushed (on its stack); woken alone when offset is durable. */
-struct store__waiter {
-    int64_t offset;
-    pthread_cond_t cond; /* with flush_lock */
-    int woken;
-};
 
 struct store__mfile {
     int64_t base; /* absolute offset of byte 0 (the file name) */
@@ -277,13 +284,9 @@ struct store {
     pthread_cond_t flush_cond;
     struct store__flush_req *reqs;
     size_t nreqs, capreqs;
-    int waiters;
-    struct store__waiter **waits; /* the blocked store_wait_flushed calls, flush_lock */
-    size_t nwait, capwait;
-    int npending; /* waiters + requests needing a flush; -1 = unknown. flush_lock */
+    struct store__waiter *waits; /* the blocked store_wait_flushed calls, flush_lock */
+    int npending;                /* waiters + requests needing a flush; -1 = unknown. flush_lock */
     int flush_stop;
-    int flush_error;    /* last flush's result, flush_lock */
-    uint64_t flush_gen; /* flush attempts, flush_lock */
     atomic_int_fast64_t flushed;
     atomic_int_fast64_t flushes;
     int64_t flushed_ts; /* flush thread: checkpoint fields */
