@@ -53,8 +53,9 @@ const struct mq_conf_key store_conf_keys[] = {
       1 << 30, "pull: most bytes per get"),
     I("maxTransferCountOnMessageInMemory", max_transfer_count_on_message_in_memory, "32", 1, 65536,
       "pull: most messages per get"),
-    I("commitLogWarmAhead", commit_log_warm_ahead, "16777216", 0, 1 << 30,
-      "commitlog bytes a background thread keeps in memory ahead of the writer (0: off)"),
+    I("commitLogWarmAhead", commit_log_warm_ahead, "-1", -1, 1 << 30,
+      "commitlog bytes a background thread keeps in memory ahead of the writer (0: off; -1: 16 "
+      "MiB with SYNC_FLUSH, off with ASYNC_FLUSH)"),
 };
 const size_t store_conf_nkeys = sizeof(store_conf_keys) / sizeof(store_conf_keys[0]);
 

@@ -48,6 +48,8 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
         free(s);
         return -EINVAL;
     }
+    if (s->conf.commit_log_warm_ahead < 0) /* default: warm where a sync follows the writer */
+        s->conf.commit_log_warm_ahead = s->sync_flush ? STORE__WARM_AHEAD_SYNC : 0;
     if (c->mapped_file_size_consume_queue < STORE__CQ_UNIT || c->max_hash_slot_num < 1 ||
         c->max_index_num < 2 || strlen(c->store_path_root_dir) + 200 >= sizeof(s->root)) {
         free(s);

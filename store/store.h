@@ -43,7 +43,7 @@ struct store_config {
     int message_index_enable;
     int max_transfer_bytes_on_message_in_memory;
     int max_transfer_count_on_message_in_memory;
-    int commit_log_warm_ahead; /* bytes kept in memory ahead of the writer, 0: off */
+    int commit_log_warm_ahead; /* bytes kept in memory ahead of the writer, 0: off, -1: auto */
     /* Not a config key: the STOREHOST written into records (the broker sets its address). */
     struct mq_host store_host;
 };

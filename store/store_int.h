@@ -12,14 +12,15 @@
 
 #include "store/store.h"
 
-#define STORE__CQ_UNIT        20 /* FORMATS.md 1.2 */
-#define STORE__RI_UNIT        8  /* FORMATS.md 1.3 */
-#define STORE__IDX_HEADER     40 /* FORMATS.md 1.4 */
-#define STORE__IDX_SLOT       4
-#define STORE__IDX_ENTRY      20
-#define STORE__CHECKPOINT_LEN 4096 /* FORMATS.md 1.5 */
-#define STORE__PAGE           4096
-#define STORE__PATH_MAX       1024
+#define STORE__CQ_UNIT         20 /* FORMATS.md 1.2 */
+#define STORE__RI_UNIT         8  /* FORMATS.md 1.3 */
+#define STORE__IDX_HEADER      40 /* FORMATS.md 1.4 */
+#define STORE__IDX_SLOT        4
+#define STORE__IDX_ENTRY       20
+#define STORE__CHECKPOINT_LEN  4096 /* FORMATS.md 1.5 */
+#define STORE__PAGE            4096
+#define STORE__WARM_AHEAD_SYNC (16 << 20) /* commitLogWarmAhead=-1 with SYNC_FLUSH */
+#define STORE__PATH_MAX        1024
 
 /* A thread blocked in store_wait_flushed (on its stack), on a doubly linked list under
  * flush_lock. The thread whose flush covers offset (or fails) unlinks it, sets status and posts

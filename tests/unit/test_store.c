@@ -617,6 +617,17 @@ TEST(test_warm_ahead)
         ASSERT(clog_resident(dir, 32 << 20, 8 << 20, 12 << 20));
         tu_close(s, dir);
     }
+    /* the default (-1) warms 16 MiB with SYNC_FLUSH */
+    struct store_config c;
+    struct store *s;
+    char *dir;
+    ASSERT_OK(tu_open(32 << 20, tu_sync_flush, &c, &s, &dir));
+    ASSERT_EQ(c.commit_log_warm_ahead, -1);
+    struct mq_msg m = tu_msg("W", 0, "x", 1, NULL);
+    struct store_put_result r;
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, NULL), 1);
+    ASSERT(clog_resident(dir, 32 << 20, 12 << 20, 16 << 20));
+    tu_close(s, dir);
 }
 
 TEST(test_delete_topic)
