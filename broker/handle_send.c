@@ -28,47 +28,132 @@ struct send_hdr {
     int batch;
 };
 
-/* Reads the header in either naming (SendMessageRequestHeader / ...V2). */
+/* A decimal integer field (as rpc_cmd_ext_get_int64 reads it): *out is left alone when v is not
+ * one, or is outside [lo, hi]. */
+static void hdr_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!errno && end != v && *end == '\0' && x >= lo && x <= hi)
+        *out = x;
+}
+
+static void hdr_int32(const char *v, int32_t *out)
+{
+    int64_t x = *out;
+    hdr_int(v, INT32_MIN, INT32_MAX, &x);
+    *out = (int32_t)x;
+}
+
+/* The fields of SendMessageRequestHeader under their long names, in V2 order ("a".."m"). */
+static const char *const long_names[] = {
+    "producerGroup", "topic",          "defaultTopic",  "defaultTopicQueueNums",
+    "queueId",       "sysFlag",        "bornTimestamp", "flag",
+    "properties",    "reconsumeTimes", "unitMode",      "maxReconsumeTimes",
+    "batch",
+};
+
+/* Reads the header in either naming (SendMessageRequestHeader / ...V2) in one pass over its
+ * fields; where a field repeats, the last one counts (as rpc_cmd_ext_get finds it). */
 static int parse_hdr(const struct rpc_cmd *req, struct send_hdr *h)
 {
     int v2 = req->code == REQ_SEND_MESSAGE_V2 || req->code == REQ_SEND_BATCH_MESSAGE;
-#define K(long_name, short_name) (v2 ? (short_name) : (long_name))
     memset(h, 0, sizeof(*h));
-    h->group = rpc_cmd_ext_get(req, K("producerGroup", "a"));
-    h->topic = rpc_cmd_ext_get(req, K("topic", "b"));
-    h->default_topic = rpc_cmd_ext_get(req, K("defaultTopic", "c"));
-    h->props = rpc_cmd_ext_get(req, K("properties", "i"));
     h->default_queues = 4;
     h->queue_id = -1;
     h->max_reconsume = -1;
-    (void)rpc_cmd_ext_get_int32(req, K("defaultTopicQueueNums", "d"), &h->default_queues);
-    (void)rpc_cmd_ext_get_int32(req, K("queueId", "e"), &h->queue_id);
-    (void)rpc_cmd_ext_get_int32(req, K("sysFlag", "f"), &h->sysflag);
-    (void)rpc_cmd_ext_get_int64(req, K("bornTimestamp", "g"), &h->born_ts);
-    (void)rpc_cmd_ext_get_int32(req, K("flag", "h"), &h->flag);
-    (void)rpc_cmd_ext_get_int32(req, K("reconsumeTimes", "j"), &h->reconsume_times);
-    (void)rpc_cmd_ext_get_int32(req, K("maxReconsumeTimes", "l"), &h->max_reconsume);
-    (void)rpc_cmd_ext_get_bool(req, K("batch", "m"), &h->batch);
-#undef K
+    for (uint32_t i = 0; i < req->ext_n; i++) {
+        const char *k = rpc_cmd_ext_key(req, i), *v = rpc_cmd_ext_val(req, i);
+        int f = -1; /* index into long_names */
+        if (v2) {
+            if (k[0] >= 'a' && k[0] <= 'm' && k[1] == '\0')
+                f = k[0] - 'a';
+        } else {
+            for (size_t n = 0; n < sizeof(long_names) / sizeof(long_names[0]) && f < 0; n++)
+                if (k[0] == long_names[n][0] && strcmp(k, long_names[n]) == 0)
+                    f = (int)n;
+        }
+        switch (f) {
+        case 0:
+            h->group = v;
+            break;
+        case 1:
+            h->topic = v;
+            break;
+        case 2:
+            h->default_topic = v;
+            break;
+        case 3:
+            hdr_int32(v, &h->default_queues);
+            break;
+        case 4:
+            hdr_int32(v, &h->queue_id);
+            break;
+        case 5:
+            hdr_int32(v, &h->sysflag);
+            break;
+        case 6:
+            hdr_int(v, INT64_MIN, INT64_MAX, &h->born_ts);
+            break;
+        case 7:
+            hdr_int32(v, &h->flag);
+            break;
+        case 8:
+            h->props = v;
+            break;
+        case 9:
+            hdr_int32(v, &h->reconsume_times);
+            break;
+        case 11:
+            hdr_int32(v, &h->max_reconsume);
+            break;
+        case 12:
+            if (!strcmp(v, "true") || !strcmp(v, "1"))
+                h->batch = 1;
+            else if (!strcmp(v, "false") || !strcmp(v, "0"))
+                h->batch = 0;
+            break;
+        default:
+            break; /* unitMode, and fields this broker does not read */
+        }
+    }
     if (req->code == REQ_SEND_BATCH_MESSAGE)
         h->batch = 1;
     return h->topic ? 0 : -EINVAL;
 }
 
+/* One decimal number of at most `max`, advancing *p past it; -1 if there is none. */
+static long dec(const char **p, long max)
+{
+    const char *s = *p;
+    long v = 0;
+    if (*s < '0' || *s > '9')
+        return -1;
+    while (*s >= '0' && *s <= '9' && v <= max)
+        v = v * 10 + (*s++ - '0');
+    *p = s;
+    return v <= max ? v : -1;
+}
+
 /* "ip:port" -> an IPv4 mq_host (IPv6 peers are recorded as 0.0.0.0: stock 4.x decoders read
- * 4-byte hosts only, see docs/INTEROP.md). */
+ * 4-byte hosts only, see docs/INTEROP.md). Parsed by hand: it runs once per send. */
 void brk__parse_host(const char *ipport, struct mq_host *h)
 {
     memset(h, 0, sizeof(*h));
-    unsigned a, b, c, d, port;
-    if (ipport && sscanf(ipport, "%u.%u.%u.%u:%u", &a, &b, &c, &d, &port) == 5 && a < 256 &&
-        b < 256 && c < 256 && d < 256) {
-        h->addr[0] = (uint8_t)a;
-        h->addr[1] = (uint8_t)b;
-        h->addr[2] = (uint8_t)c;
-        h->addr[3] = (uint8_t)d;
-        h->port = port;
+    if (!ipport)
+        return;
+    const char *p = ipport;
+    long part[5];
+    for (int i = 0; i < 5; i++) {
+        part[i] = dec(&p, i < 4 ? 255 : 65535);
+        if (part[i] < 0 || *p != (i < 3 ? '.' : i == 3 ? ':' : '\0'))
+            return;
+        p += i < 4;
     }
+    for (int i = 0; i < 4; i++)
+        h->addr[i] = (uint8_t)part[i];
+    h->port = (unsigned)part[4];
 }
 
 /* Checks the topic and picks the queue; creates the topic when allowed. On error *resp is set. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/broker_int.h"
 #include "broker/consumers.h"
 #include "broker/hold.h"
 #include "broker/meta.h"
@@ -312,5 +313,28 @@ TEST(test_long_poll_holds)
     ASSERT_EQ(fired[4], 1);
 }
 
+/* The BORNHOST / STOREHOST of a record from a peer's "ip:port"; anything else is 0.0.0.0:0. */
+TEST(test_parse_host)
+{
+    struct mq_host h;
+    brk__parse_host("127.0.0.1:10911", &h);
+    ASSERT_EQ(h.addr[0], 127);
+    ASSERT_EQ(h.addr[3], 1);
+    ASSERT_EQ(h.port, 10911u);
+    ASSERT_EQ(h.v6, 0);
+    brk__parse_host("255.254.0.9:65535", &h);
+    ASSERT_EQ(h.addr[0], 255);
+    ASSERT_EQ(h.addr[1], 254);
+    ASSERT_EQ(h.addr[3], 9);
+    ASSERT_EQ(h.port, 65535u);
+    const char *bad[] = {"256.0.0.1:1", "1.2.3:4", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65536",
+                         "[::1]:10911", "a.b.c.d:1", "1.2.3.4:5x", "", NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        brk__parse_host(bad[i], &h);
+        ASSERT_EQ(h.addr[0] | h.addr[1] | h.addr[2] | h.addr[3], 0);
+        ASSERT_EQ(h.port, 0u);
+    }
+}
+
 TEST_MAIN(test_topics_persist, test_topics_bad_file, test_groups, test_offsets,
-          test_heartbeat_parse, test_consumer_registry, test_long_poll_holds)
+          test_heartbeat_parse, test_consumer_registry, test_long_poll_holds, test_parse_host)
