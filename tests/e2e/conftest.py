@@ -19,6 +19,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 REPO = os.path.dirname(os.path.dirname(HERE))
 
+# A shell that starts the suite as a background job without job control (`cmd &` in a script)
+# makes it ignore SIGINT, and every program the tests start would inherit that: `cat` on a
+# group file, or mqfs, would then not end on Ctrl-C as the tests expect. A signal caught here
+# is reset to its default in the children (exec does that; an ignored one stays ignored).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
                    "ERROR: ThreadSanitizer", "Segmentation fault", "Aborted",
                    "AddressSanitizer:DEADLYSIGNAL")
