@@ -39,6 +39,7 @@ struct rpc__task {
     struct rpc__task *next;
     rpc__task_fn fn;
     void *a, *b;
+    int embedded; /* part of a bigger object the task itself ends: not freed by the loop */
 };
 
 /* One thread, one event_base; other threads post tasks (queue + wakeup). */
@@ -50,6 +51,7 @@ struct rpc__loop {
     pthread_mutex_t mu;
     struct rpc__task *head, *tail;
     int stopping;
+    int draining; /* the loop is taking tasks: posters need not wake it (under mu) */
     /* loop thread: while > 0 (a read's frames, a batch of posted tasks being handled), small
      * frames for idle connections gather in their cork and go out with one send() each at
      * rpc__uncork; cork_list holds those connections (referenced) */
@@ -62,6 +64,9 @@ int rpc__loop_start(struct rpc__loop *loop, const char *name);
 /* Runs fn(a, b) on the loop thread. Returns 0 or -ENOMEM / -ESHUTDOWN (loop stopping: the
  * task is not run). */
 int rpc__loop_post(struct rpc__loop *loop, rpc__task_fn fn, void *a, void *b);
+/* Posts a task node the caller filled (fn, a, b) and owns: no allocation. The node must stay
+ * valid until its fn runs, which may end the node's life. Returns 0 or -ESHUTDOWN. */
+int rpc__loop_post_node(struct rpc__loop *loop, struct rpc__task *t);
 int rpc__loop_on_thread(const struct rpc__loop *loop);
 /* Cork / uncork the loop's connections (loop thread; nests). */
 void rpc__cork(struct rpc__loop *loop);

@@ -127,14 +127,22 @@ int rpc_header_decode_bin(const uint8_t *p, size_t len, struct rpc_cmd *cmd)
     return 0;
 }
 
+/* Field lengths measured once for the size and the copy (a send has a dozen fields). */
+#define LEN_CACHE 32
+
 static int encode_bin(const struct rpc_cmd *cmd, struct mq_buf *out)
 {
     const char *remark = rpc_cmd_remark(cmd);
     size_t rlen = remark ? strlen(remark) : 0, elen = 0;
+    uint32_t lens[2 * LEN_CACHE];
     for (uint32_t i = 0; i < cmd->ext_n; i++) {
-        size_t kl = strlen(rpc_cmd_ext_key(cmd, i)), vl = strlen(rpc_cmd_ext_val(cmd, i));
-        if (kl > 0x7FFF)
+        size_t kl = strlen(cmd->strs + cmd->ext[i].key), vl = strlen(cmd->strs + cmd->ext[i].val);
+        if (kl > 0x7FFF || vl > INT32_MAX)
             return -EINVAL;
+        if (i < LEN_CACHE) {
+            lens[2 * i] = (uint32_t)kl;
+            lens[2 * i + 1] = (uint32_t)vl;
+        }
         elen += 2 + kl + 4 + vl;
     }
     if (rlen > INT32_MAX || elen > INT32_MAX)
@@ -157,8 +165,9 @@ static int encode_bin(const struct rpc_cmd *cmd, struct mq_buf *out)
     mq_put_be32(w, (uint32_t)elen);
     w += 4;
     for (uint32_t i = 0; i < cmd->ext_n; i++) {
-        const char *k = rpc_cmd_ext_key(cmd, i), *v = rpc_cmd_ext_val(cmd, i);
-        size_t kl = strlen(k), vl = strlen(v);
+        const char *k = cmd->strs + cmd->ext[i].key, *v = cmd->strs + cmd->ext[i].val;
+        size_t kl = i < LEN_CACHE ? lens[2 * i] : strlen(k);
+        size_t vl = i < LEN_CACHE ? lens[2 * i + 1] : strlen(v);
         mq_put_be16(w, (uint16_t)kl);
         memcpy(w + 2, k, kl);
         w += 2 + kl;
