@@ -186,9 +186,11 @@ int rpc__ext_append(struct rpc_cmd *cmd, const char *k, size_t kn, const char *v
     w[kn] = '\0';
     memcpy(w + kn + 1, v, vn);
     w[kn + 1 + vn] = '\0';
-    cmd->ext[cmd->ext_n].key = cmd->strs_len;
-    cmd->ext[cmd->ext_n].val = cmd->strs_len + (uint32_t)kn + 1;
-    cmd->ext_n++;
+    struct rpc_ext *e = &cmd->ext[cmd->ext_n++];
+    e->key = cmd->strs_len;
+    e->val = cmd->strs_len + (uint32_t)kn + 1;
+    e->klen = (uint32_t)kn;
+    e->vlen = (uint32_t)vn;
     cmd->strs_len += (uint32_t)(kn + vn + 2);
     return 0;
 }
@@ -198,6 +200,14 @@ int rpc_cmd_ext_add(struct rpc_cmd *cmd, const char *key, const char *val)
     if (!key || !val)
         return -EINVAL;
     return rpc__ext_append(cmd, key, strlen(key), val, strlen(val));
+}
+
+int rpc_cmd_ext_addn(struct rpc_cmd *cmd, const char *key, size_t klen, const char *val,
+                     size_t vlen)
+{
+    if (!key || !val || klen > ARENA_MAX || vlen > ARENA_MAX)
+        return -EINVAL;
+    return rpc__ext_append(cmd, key, klen, val, vlen);
 }
 
 const char *rpc_cmd_remark(const struct rpc_cmd *cmd)
@@ -302,10 +312,12 @@ int rpc_cmd_ext_set(struct rpc_cmd *cmd, const char *key, const char *val)
     int i = ext_find(cmd, key);
     if (i >= 0) {
         uint32_t vo;
-        int rc = rpc__str_add(cmd, val, strlen(val), &vo);
+        size_t vn = strlen(val);
+        int rc = rpc__str_add(cmd, val, vn, &vo);
         if (rc)
             return rc;
         cmd->ext[i].val = vo;
+        cmd->ext[i].vlen = (uint32_t)vn;
         return 0;
     }
     return rpc__ext_append(cmd, key, strlen(key), val, strlen(val));

@@ -127,23 +127,14 @@ int rpc_header_decode_bin(const uint8_t *p, size_t len, struct rpc_cmd *cmd)
     return 0;
 }
 
-/* Field lengths measured once for the size and the copy (a send has a dozen fields). */
-#define LEN_CACHE 32
-
 static int encode_bin(const struct rpc_cmd *cmd, struct mq_buf *out)
 {
     const char *remark = rpc_cmd_remark(cmd);
     size_t rlen = remark ? strlen(remark) : 0, elen = 0;
-    uint32_t lens[2 * LEN_CACHE];
     for (uint32_t i = 0; i < cmd->ext_n; i++) {
-        size_t kl = strlen(cmd->strs + cmd->ext[i].key), vl = strlen(cmd->strs + cmd->ext[i].val);
-        if (kl > 0x7FFF || vl > INT32_MAX)
+        if (cmd->ext[i].klen > 0x7FFF)
             return -EINVAL;
-        if (i < LEN_CACHE) {
-            lens[2 * i] = (uint32_t)kl;
-            lens[2 * i + 1] = (uint32_t)vl;
-        }
-        elen += 2 + kl + 4 + vl;
+        elen += 2 + (size_t)cmd->ext[i].klen + 4 + cmd->ext[i].vlen;
     }
     if (rlen > INT32_MAX || elen > INT32_MAX)
         return -EMSGSIZE;
@@ -166,8 +157,7 @@ static int encode_bin(const struct rpc_cmd *cmd, struct mq_buf *out)
     w += 4;
     for (uint32_t i = 0; i < cmd->ext_n; i++) {
         const char *k = cmd->strs + cmd->ext[i].key, *v = cmd->strs + cmd->ext[i].val;
-        size_t kl = i < LEN_CACHE ? lens[2 * i] : strlen(k);
-        size_t vl = i < LEN_CACHE ? lens[2 * i + 1] : strlen(v);
+        size_t kl = cmd->ext[i].klen, vl = cmd->ext[i].vlen;
         mq_put_be16(w, (uint16_t)kl);
         memcpy(w + 2, k, kl);
         w += 2 + kl;
