@@ -25,6 +25,8 @@ int rpc__cmd_reserve(struct rpc_cmd *cmd, size_t extra, size_t entries);
  * because lookup scans from the end). */
 int rpc__ext_append(struct rpc_cmd *cmd, const char *k, size_t kn, const char *v, size_t vn);
 void rpc__cmd_release_body(struct rpc_cmd *cmd);
+/* The size of the one block rpc_cmd_new allocates. */
+size_t rpc__cmd_block_size(void);
 /* Copies the segments back to back into dst (room for their sum); returns the bytes. */
 size_t rpc__segs_copy(const struct rpc_seg *segs, uint32_t n, uint8_t *dst);
 /* Writes the JSON header object of cmd (rpc_json.c). */

@@ -304,9 +304,16 @@ static int submit(struct rpc_client *cli, const char *addr, struct rpc_cmd *req,
     if (oneway)
         req->flag |= RPC_FLAG_ONEWAY;
     int by_ref = req->body && req->body_release && req->nsegs == 0 && req->body_len >= BODY_REF_MIN;
+    /* One block for the frame, at least as big as a command's: the loop thread frees the
+     * frame and allocates the reply's command, the caller frees that and allocates the next
+     * frame, so with blocks of one size class both find theirs in their malloc thread cache
+     * instead of locking each other's arenas. */
     size_t est = frame_estimate(req) - (by_ref ? req->body_len : 0);
-    if ((rc = mq_buf_reserve(&b, est)) != 0)
-        return rc;
+    if (est < rpc__cmd_block_size())
+        est = rpc__cmd_block_size();
+    if (!(b.data = malloc(est)))
+        return -ENOMEM;
+    b.cap = est;
     rc = by_ref ? rpc_cmd_encode_head(req, cli->opts.serialize, &b)
                 : rpc_cmd_encode(req, cli->opts.serialize, &b);
     if (rc)

@@ -23,6 +23,11 @@ struct cmd_block {
     char strs[INLINE_STRS];
 };
 
+size_t rpc__cmd_block_size(void)
+{
+    return sizeof(struct cmd_block);
+}
+
 static int strs_inline(const struct rpc_cmd *cmd)
 {
     return cmd->strs == ((struct cmd_block *)cmd)->strs;
