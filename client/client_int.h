@@ -84,6 +84,8 @@ size_t mqc_allocate_averagely(size_t nq, const char *const *cids, size_t ncids, 
  * 32 uppercase hex characters = IPv4 (4) + pid (2) + instance hash (4) + milliseconds since the
  * start of the month (4) + counter (2). Thread-safe. `out` gets 33 bytes with the NUL. */
 void mqc_uniq_id(char out[33]);
+/* The same with the wall clock (mq_now_ms) the caller has read already. */
+void mqc_uniq_id_at(char out[33], int64_t now_ms);
 /* Ids for a batch: one clock read and one counter reservation for n ids, then each id is the
  * shared 28-hex-digit head (prefix + time) and the next counter value (32 chars, no NUL). */
 struct mqc_uniq_seq {
@@ -109,6 +111,7 @@ int mqc__batch_encode_bodies(const struct mqc_message *t, const struct mqc_body 
 /* ---- the shared client instance: NameServers, route cache, connections ---- */
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "common/mq_map.h"
 
@@ -131,6 +134,9 @@ struct mqc_instance {
     pthread_mutex_t lock;
     struct mq_map routes; /* topic -> struct mqc_route * (owned) */
     struct mqc_faults faults;
+    /* set (under lock) once a send made a broker unavailable: until then `faults` holds no
+     * item that excludes one, and successful fast sends need not be recorded */
+    atomic_int faults_used;
 
     pthread_t timer;
     pthread_cond_t timer_cond;
@@ -159,7 +165,8 @@ int mqc__pick_queue(struct mqc_instance *inst, const char *topic, const char *la
 /* The master address of a broker, from any cached route. Returns 0 or -ENOENT. */
 int mqc__broker_addr(struct mqc_instance *inst, const char *broker, char addr[MQC_ADDR_MAX]);
 
-/* Records how a send to broker went (fault avoidance). */
+/* Records how a send to broker went (fault avoidance). A fast success while no broker was
+ * ever made unavailable changes nothing and takes no lock. */
 void mqc__report_latency(struct mqc_instance *inst, const char *broker, int64_t latency_ms,
                          int failed);
 

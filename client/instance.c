@@ -243,12 +243,17 @@ int mqc__pick_queue(struct mqc_instance *inst, const char *topic, const char *la
         pthread_mutex_lock(&inst->lock);
         struct mqc_route *r = mq_map_get(&inst->routes, topic);
         if (r) {
+            use_faults =
+                use_faults && atomic_load_explicit(&inst->faults_used, memory_order_relaxed);
             int pos = mqc_select_queue(r->pub, r->npub, thread_index(), last_failed,
-                                       use_faults ? &inst->faults : NULL, mq_mono_us() / 1000);
+                                       use_faults ? &inst->faults : NULL,
+                                       use_faults ? mq_mono_us() / 1000 : 0);
             const char *a = pos >= 0 ? mqc_route_broker_addr(r, r->pub[pos].broker) : NULL;
             if (a) {
                 *q = r->pub[pos];
-                snprintf(addr, MQC_ADDR_MAX, "%s", a);
+                size_t n = strnlen(a, MQC_ADDR_MAX - 1);
+                memcpy(addr, a, n);
+                addr[n] = '\0';
             }
             pthread_mutex_unlock(&inst->lock);
             return a ? 0 : -ENOENT;
@@ -281,7 +286,12 @@ int mqc__broker_addr(struct mqc_instance *inst, const char *broker, char addr[MQ
 void mqc__report_latency(struct mqc_instance *inst, const char *broker, int64_t latency_ms,
                          int failed)
 {
+    int excludes = failed || mqc_fault_duration(latency_ms) > 0;
+    if (!excludes && !atomic_load_explicit(&inst->faults_used, memory_order_relaxed))
+        return;
     pthread_mutex_lock(&inst->lock);
+    if (excludes)
+        atomic_store_explicit(&inst->faults_used, 1, memory_order_relaxed);
     mqc_fault_update(&inst->faults, broker, latency_ms, failed, mq_mono_us() / 1000);
     pthread_mutex_unlock(&inst->lock);
 }

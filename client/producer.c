@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -104,27 +105,13 @@ void mqc_producer_free(struct mqc_producer *p)
     free(p);
 }
 
-/* Decimal text of v, written backwards from the end of buf; returns where it starts. */
-static const char *i64_text(int64_t v, char buf[24])
-{
-    char *p = buf + 23;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    *p = 0;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    return p;
-}
-
-/* Copies at most max characters of src into dst (cap bytes) with a NUL. */
-static void copy_str(char *dst, size_t cap, const char *src, size_t max)
+/* Copies at most max characters of src into dst (cap bytes) with a NUL; returns the length. */
+static size_t copy_str(char *dst, size_t cap, const char *src, size_t max)
 {
     size_t n = strnlen(src, max < cap - 1 ? max : cap - 1);
     memcpy(dst, src, n);
     dst[n] = 0;
+    return n;
 }
 
 static int append_prop(struct mq_buf *b, const char *name, const char *val)
@@ -139,25 +126,45 @@ static int append_prop(struct mq_buf *b, const char *name, const char *val)
     return rc;
 }
 
-/* A message's properties: the user's, then KEYS, TAGS, UNIQ_KEY and WAIT. */
-static int build_props(const struct mqc_message *m, const char *uniq, struct mq_buf *b)
+/* A message's properties: the user's, then KEYS, TAGS, UNIQ_KEY and WAIT, written to w (room
+ * for props_size bytes); returns the end. */
+static char *put_prop(char *w, const char *name, size_t nlen, const char *val, size_t vlen)
 {
-    int rc = m->props_len ? mq_buf_append(b, m->props, m->props_len) : 0;
-    if (!rc && m->keys && *m->keys)
-        rc = append_prop(b, "KEYS", m->keys);
-    if (!rc && m->tags && *m->tags)
-        rc = append_prop(b, "TAGS", m->tags);
-    if (!rc && uniq)
-        rc = append_prop(b, "UNIQ_KEY", uniq);
-    if (!rc)
-        rc = append_prop(b, "WAIT", "true");
-    if (!rc && b->len > 32767)
-        rc = -EMSGSIZE;
-    return rc;
+    memcpy(w, name, nlen);
+    w[nlen] = '\001';
+    memcpy(w + nlen + 1, val, vlen);
+    w[nlen + 1 + vlen] = '\002';
+    return w + nlen + vlen + 2;
+}
+
+#define PROP_UNIQ "UNIQ_KEY"
+#define PROP_WAIT "WAIT"
+
+static size_t props_size(const struct mqc_message *m, const char *uniq, size_t *kl, size_t *tl)
+{
+    *kl = m->keys ? strlen(m->keys) : 0;
+    *tl = m->tags ? strlen(m->tags) : 0;
+    return m->props_len + (*kl ? 6 + *kl : 0) + (*tl ? 6 + *tl : 0) +
+           (uniq ? sizeof(PROP_UNIQ) + 1 + 32 : 0) + sizeof(PROP_WAIT) + 1 + 4;
+}
+
+static char *put_props(char *w, const struct mqc_message *m, const char *uniq, size_t kl, size_t tl)
+{
+    if (m->props_len) {
+        memcpy(w, m->props, m->props_len);
+        w += m->props_len;
+    }
+    if (kl)
+        w = put_prop(w, "KEYS", 4, m->keys, kl);
+    if (tl)
+        w = put_prop(w, "TAGS", 4, m->tags, tl);
+    if (uniq)
+        w = put_prop(w, PROP_UNIQ, sizeof(PROP_UNIQ) - 1, uniq, 32);
+    return put_prop(w, PROP_WAIT, sizeof(PROP_WAIT) - 1, "true", 4);
 }
 
 /* NUL-terminates header properties in place (not counted in len), so that make_cmd can hand
- * them to rpc_cmd_ext_set without a copy. */
+ * them to rpc_cmd_ext_add without a copy. */
 static int props_terminate(struct mq_buf *b)
 {
     int rc = mq_buf_reserve(b, 1);
@@ -217,14 +224,20 @@ static int maybe_compress(struct mqc_producer *p, const void *body, size_t len, 
 /* A prepared request: header fields that do not depend on the queue, and the body. */
 struct send_req {
     char topic[MQC_NAME_MAX];
+    size_t topic_len;
     char uniq[33];
     int code;
     int sysflag;
     int32_t flag;
     int64_t born_ms;
     int batch;
-    struct mq_buf props; /* header properties */
-    struct mq_buf body;  /* empty once shared */
+    const char *props_str; /* header properties, NUL-terminated: props_small or props */
+    size_t props_len;
+    char props_small[192];
+    struct mq_buf props;
+    const void *body_ref; /* a sync send's body, borrowed from the caller (not in body) */
+    size_t body_ref_len;
+    struct mq_buf body; /* empty once shared */
     struct shared_body *shared;
 };
 
@@ -264,21 +277,39 @@ static void send_req_destroy(struct send_req *r)
         shared_put(r->shared);
 }
 
-static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, struct send_req *r)
+/* Prepares a single message. copy_body: the body must outlive the call (async); a sync send
+ * borrows the caller's. */
+static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, struct send_req *r,
+                       int copy_body)
 {
-    memset(r, 0, sizeof(*r));
+    r->shared = NULL;
+    r->body_ref = NULL;
+    r->body_ref_len = 0;
+    r->sysflag = 0;
+    r->batch = 0;
     mq_buf_init(&r->props);
     mq_buf_init(&r->body);
     int rc = validate(p, m);
     if (rc)
         return rc;
-    copy_str(r->topic, sizeof(r->topic), m->topic, sizeof(r->topic));
-    mqc_uniq_id(r->uniq);
+    r->topic_len = copy_str(r->topic, sizeof(r->topic), m->topic, sizeof(r->topic));
     r->code = REQ_SEND_MESSAGE_V2;
     r->flag = m->flag;
     r->born_ms = mq_now_ms();
-    if ((rc = build_props(m, r->uniq, &r->props)) != 0 || (rc = props_terminate(&r->props)) != 0)
-        return rc;
+    mqc_uniq_id_at(r->uniq, r->born_ms);
+    size_t kl, tl, need = props_size(m, r->uniq, &kl, &tl);
+    char *w = r->props_small;
+    if (need >= sizeof(r->props_small)) {
+        if ((rc = mq_buf_reserve(&r->props, need + 1)) != 0)
+            return rc;
+        w = (char *)r->props.data;
+    }
+    r->props_str = w;
+    r->props_len = (size_t)(put_props(w, m, r->uniq, kl, tl) - w);
+    w[r->props_len] = 0;
+    r->props.len = w == r->props_small ? 0 : r->props_len;
+    if (r->props_len > 32767)
+        return -EMSGSIZE;
     void *z = NULL;
     size_t zlen = 0;
     rc = maybe_compress(p, m->body, m->body_len, &z, &zlen, &r->sysflag);
@@ -289,31 +320,41 @@ static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, stru
         r->body.len = r->body.cap = zlen;
         return 0;
     }
+    if (!copy_body) {
+        r->body_ref = m->body;
+        r->body_ref_len = m->body_len;
+        return 0;
+    }
     return mq_buf_append(&r->body, m->body, m->body_len);
 }
 
-/* Header fields as text without snprintf: formatting them was a visible share of a send's
- * client CPU. */
+static int add_i64(struct rpc_cmd *c, const char *key, int64_t v)
+{
+    char n[24];
+    const char *t = rpc_i64_text(v, n);
+    return rpc_cmd_ext_addn(c, key, 1, t, (size_t)(n + 23 - t));
+}
+
+/* Header fields as text without snprintf, appended without a duplicate search (the keys are
+ * fresh): formatting and lookups were a visible share of a send's client CPU. */
 static struct rpc_cmd *make_cmd(struct mqc_producer *p, const struct send_req *r,
                                 const struct mqc_mq *q)
 {
     struct rpc_cmd *c = rpc_cmd_new(r->code);
     if (!c)
         return NULL;
-    const char *props = (const char *)r->props.data; /* NUL-terminated by props_terminate */
-    int rc = rpc_cmd_ext_set(c, "a", p->inst->cfg.group);
-    rc = rc ? rc : rpc_cmd_ext_set(c, "b", r->topic);
-    rc = rc ? rc : rpc_cmd_ext_set(c, "c", MQC_DEFAULT_TOPIC);
-    char n[24];
-    rc = rc ? rc : rpc_cmd_ext_set(c, "d", i64_text(MQC_DEFAULT_TOPIC_QNUM, n));
-    rc = rc ? rc : rpc_cmd_ext_set(c, "e", i64_text(q->queue_id, n));
-    rc = rc ? rc : rpc_cmd_ext_set(c, "f", i64_text(r->sysflag, n));
-    rc = rc ? rc : rpc_cmd_ext_set(c, "g", i64_text(r->born_ms, n));
-    rc = rc ? rc : rpc_cmd_ext_set(c, "h", i64_text(r->flag, n));
-    rc = rc ? rc : rpc_cmd_ext_set(c, "i", props);
-    rc = rc ? rc : rpc_cmd_ext_set(c, "j", "0");
-    rc = rc ? rc : rpc_cmd_ext_set_bool(c, "k", 0);
-    rc = rc ? rc : rpc_cmd_ext_set_bool(c, "m", r->batch);
+    int rc = rpc_cmd_ext_add(c, "a", p->inst->cfg.group);
+    rc = rc ? rc : rpc_cmd_ext_addn(c, "b", 1, r->topic, r->topic_len);
+    rc = rc ? rc : rpc_cmd_ext_addn(c, "c", 1, MQC_DEFAULT_TOPIC, sizeof(MQC_DEFAULT_TOPIC) - 1);
+    rc = rc ? rc : add_i64(c, "d", MQC_DEFAULT_TOPIC_QNUM);
+    rc = rc ? rc : add_i64(c, "e", q->queue_id);
+    rc = rc ? rc : add_i64(c, "f", r->sysflag);
+    rc = rc ? rc : add_i64(c, "g", r->born_ms);
+    rc = rc ? rc : add_i64(c, "h", r->flag);
+    rc = rc ? rc : rpc_cmd_ext_addn(c, "i", 1, r->props_str, r->props_len);
+    rc = rc ? rc : rpc_cmd_ext_addn(c, "j", 1, "0", 1);
+    rc = rc ? rc : rpc_cmd_ext_addn(c, "k", 1, "false", 5);
+    rc = rc ? rc : rpc_cmd_ext_addn(c, "m", 1, r->batch ? "true" : "false", r->batch ? 4 : 5);
     if (rc) {
         rpc_cmd_free(c);
         return NULL;
@@ -321,10 +362,24 @@ static struct rpc_cmd *make_cmd(struct mqc_producer *p, const struct send_req *r
     if (r->shared) {
         atomic_fetch_add(&r->shared->refs, 1);
         rpc_cmd_set_body_ref(c, r->shared->data, r->shared->len, shared_put, r->shared);
+    } else if (r->body_ref) {
+        rpc_cmd_set_body_ref(c, r->body_ref, r->body_ref_len, NULL, NULL);
     } else {
         rpc_cmd_set_body_ref(c, r->body.data, r->body.len, NULL, NULL);
     }
     return c;
+}
+
+/* A decimal ext value, as rpc_cmd_ext_get_int64 reads it; 0 or -EINVAL. */
+static int parse_i64(const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end != '\0')
+        return -EINVAL;
+    *out = x;
+    return 0;
 }
 
 /* Interprets a send response. Returns 0 (res filled), or a negative errno. */
@@ -346,15 +401,36 @@ static int parse_response(const struct rpc_cmd *resp, const struct send_req *r,
     memset(res, 0, sizeof(*res));
     res->status = st;
     copy_str(res->msg_id, sizeof(res->msg_id), r->uniq, sizeof(r->uniq));
-    const char *oid = rpc_cmd_ext_get(resp, "msgId");
-    copy_str(res->offset_msg_id, sizeof(res->offset_msg_id), oid ? oid : "", 32);
     copy_str(res->broker, sizeof(res->broker), q->broker, sizeof(q->broker));
-    int32_t qid = q->queue_id;
-    (void)rpc_cmd_ext_get_int32(resp, "queueId", &qid);
-    res->queue_id = qid;
+    res->queue_id = q->queue_id;
     res->queue_offset = -1;
-    (void)rpc_cmd_ext_get_int64(resp, "queueOffset", &res->queue_offset);
+    /* one pass over the reply's fields (SendMessageResponseHeader); later ones win */
+    const char *oid = "", *qid = NULL, *qoff = NULL;
+    for (uint32_t i = 0; i < resp->ext_n; i++) {
+        const char *k = rpc_cmd_ext_key(resp, i);
+        if (k[0] == 'm' && strcmp(k, "msgId") == 0)
+            oid = rpc_cmd_ext_val(resp, i);
+        else if (k[0] == 'q' && strcmp(k, "queueId") == 0)
+            qid = rpc_cmd_ext_val(resp, i);
+        else if (k[0] == 'q' && strcmp(k, "queueOffset") == 0)
+            qoff = rpc_cmd_ext_val(resp, i);
+    }
+    copy_str(res->offset_msg_id, sizeof(res->offset_msg_id), oid, 32);
+    int64_t v;
+    if (qid && parse_i64(qid, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
+        res->queue_id = (int32_t)v;
+    if (qoff && parse_i64(qoff, &v) == 0)
+        res->queue_offset = v;
     return 0;
+}
+
+/* A send's latency clock: monotonic milliseconds at the kernel tick's resolution. Fault
+ * avoidance starts at 50 ms, and this read costs a fraction of a precise one (two per send). */
+static int64_t coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Errors worth another attempt on another broker. */
@@ -388,10 +464,10 @@ static int send_sync(struct mqc_producer *p, const struct send_req *r, const str
         struct rpc_cmd *cmd = make_cmd(p, r, &q), *resp = NULL;
         if (!cmd)
             return -ENOMEM;
-        int64_t t0 = mq_mono_us();
+        int64_t t0 = coarse_ms();
         rc = rpc_client_call(inst->rpc, addr, cmd, inst->cfg.send_timeout_ms, &resp);
         rpc_cmd_free(cmd);
-        int64_t lat_ms = (mq_mono_us() - t0) / 1000;
+        int64_t lat_ms = coarse_ms() - t0;
         if (rc == 0) {
             rc = parse_response(resp, r, &q, res);
             rpc_cmd_free(resp);
@@ -409,7 +485,7 @@ static int send_sync(struct mqc_producer *p, const struct send_req *r, const str
 int mqc_send(struct mqc_producer *p, const struct mqc_message *m, struct mqc_send_result *res)
 {
     struct send_req r;
-    int rc = prepare_one(p, m, &r);
+    int rc = prepare_one(p, m, &r, 0);
     if (rc == 0)
         rc = send_sync(p, &r, NULL, res);
     send_req_destroy(&r);
@@ -419,7 +495,7 @@ int mqc_send(struct mqc_producer *p, const struct mqc_message *m, struct mqc_sen
 int mqc_send_oneway(struct mqc_producer *p, const struct mqc_message *m)
 {
     struct send_req r;
-    int rc = prepare_one(p, m, &r);
+    int rc = prepare_one(p, m, &r, 0); /* the request is encoded before rpc_client_oneway returns */
     struct mqc_mq q;
     char addr[MQC_ADDR_MAX];
     if (rc == 0)
@@ -440,12 +516,16 @@ static int batch_req(struct send_req *r, const char *topic, int rc)
 {
     if (rc)
         return rc;
-    copy_str(r->topic, sizeof(r->topic), topic, sizeof(r->topic));
+    r->topic_len = copy_str(r->topic, sizeof(r->topic), topic, sizeof(r->topic));
     r->code = REQ_SEND_BATCH_MESSAGE;
     r->batch = 1;
     r->born_ms = mq_now_ms();
     rc = append_prop(&r->props, "WAIT", "true");
-    return rc ? rc : props_terminate(&r->props);
+    if (rc == 0 && (rc = props_terminate(&r->props)) == 0) {
+        r->props_str = (const char *)r->props.data;
+        r->props_len = r->props.len;
+    }
+    return rc;
 }
 
 static int prepare_batch(struct mqc_producer *p, const struct mqc_message *m, size_t n,
@@ -508,7 +588,7 @@ int mqc_send_select(struct mqc_producer *p, const struct mqc_message *m, mqc_sel
     }
     size_t pick = sel(qs, n, m, arg);
     struct send_req r;
-    rc = pick < n ? prepare_one(p, m, &r) : -EINVAL;
+    rc = pick < n ? prepare_one(p, m, &r, 0) : -EINVAL;
     if (rc == 0)
         rc = send_sync(p, &r, &qs[pick], res);
     if (pick < n)
@@ -532,7 +612,7 @@ struct async_send {
     int attempts_left;
     char last_failed[MQC_NAME_MAX];
     struct mqc_mq q;
-    int64_t t0;
+    int64_t t0; /* coarse_ms() */
     mqc_send_cb cb;
     void *arg;
 };
@@ -565,7 +645,7 @@ static int async_attempt(struct async_send *st)
     struct rpc_cmd *cmd = make_cmd(st->p, &st->r, &st->q);
     if (!cmd)
         return -ENOMEM;
-    st->t0 = mq_mono_us();
+    st->t0 = coarse_ms();
     rc = rpc_client_call_async(inst->rpc, addr, cmd, inst->cfg.send_timeout_ms, async_cb, st);
     rpc_cmd_free(cmd); /* encoded before the call returns */
     return rc;
@@ -575,7 +655,7 @@ static void async_cb(int err, struct rpc_cmd *resp, void *arg)
 {
     struct async_send *st = arg;
     struct mqc_send_result res;
-    int64_t lat_ms = (mq_mono_us() - st->t0) / 1000;
+    int64_t lat_ms = coarse_ms() - st->t0;
     if (err == 0) {
         err = parse_response(resp, &st->r, &st->q, &res);
         rpc_cmd_free(resp);
@@ -599,7 +679,7 @@ static int send_async_req(struct mqc_producer *p, struct async_send *st, mqc_sen
     st->p = p;
     st->cb = cb;
     st->arg = arg;
-    st->bytes = st->r.body.len + st->r.props.len;
+    st->bytes = st->r.body.len + st->r.props_len;
     st->attempts_left = p->inst->cfg.retries > 0 ? p->inst->cfg.retries : 0;
 
     const struct mqc_config *cfg = &p->inst->cfg;
@@ -637,7 +717,7 @@ int mqc_send_async(struct mqc_producer *p, const struct mqc_message *m, mqc_send
     struct async_send *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
-    int rc = prepare_one(p, m, &st->r);
+    int rc = prepare_one(p, m, &st->r, 1);
     if (rc) {
         send_req_destroy(&st->r);
         free(st);

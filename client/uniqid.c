@@ -67,10 +67,9 @@ static void month_bounds(int64_t now_ms)
 }
 
 /* Milliseconds since the start of the current month (local time, as RocketMQ). */
-static uint32_t since_month(void)
+static uint32_t since_month(int64_t now)
 {
     pthread_once(&prefix_once, init_prefix);
-    int64_t now = mq_now_ms();
     int64_t start = atomic_load(&month_start_ms);
     if (now >= atomic_load(&next_month_ms) || now < start) {
         pthread_mutex_lock(&month_lock);
@@ -94,8 +93,13 @@ static void put_hex(char *out, const uint8_t *raw, size_t n)
 
 void mqc_uniq_id(char out[33])
 {
+    mqc_uniq_id_at(out, mq_now_ms());
+}
+
+void mqc_uniq_id_at(char out[33], int64_t now_ms)
+{
     uint8_t raw[16];
-    uint32_t since = since_month();
+    uint32_t since = since_month(now_ms);
     memcpy(raw, prefix, 10);
     mq_put_be32(raw + 10, since);
     mq_put_be16(raw + 14, (uint16_t)atomic_fetch_add(&counter, 1));
@@ -106,7 +110,7 @@ void mqc_uniq_id(char out[33])
 void mqc_uniq_ids_begin(struct mqc_uniq_seq *u, size_t n)
 {
     uint8_t raw[14];
-    uint32_t since = since_month();
+    uint32_t since = since_month(mq_now_ms());
     memcpy(raw, prefix, 10);
     mq_put_be32(raw + 10, since);
     put_hex(u->head, raw, 14);

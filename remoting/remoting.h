@@ -90,7 +90,8 @@ enum {
 /* ---- the command ---- */
 
 struct rpc_ext {
-    uint32_t key, val; /* offsets into cmd->strs of NUL-terminated strings */
+    uint32_t key, val;   /* offsets into cmd->strs of NUL-terminated strings */
+    uint32_t klen, vlen; /* their lengths */
 };
 
 /* One piece of a body given as segments (rpc_cmd_set_body_segs). */
@@ -161,6 +162,15 @@ int rpc_cmd_ext_get_bool(const struct rpc_cmd *cmd, const char *key, int *out);
 int rpc_cmd_ext_set(struct rpc_cmd *cmd, const char *key, const char *val);
 int rpc_cmd_ext_set_int64(struct rpc_cmd *cmd, const char *key, int64_t val);
 int rpc_cmd_ext_set_bool(struct rpc_cmd *cmd, const char *key, int val);
+/* Appends a field without looking for an existing one: for builders that know the key is not
+ * there yet (a duplicate would go on the wire twice). Returns 0, -EINVAL or -ENOMEM. */
+int rpc_cmd_ext_add(struct rpc_cmd *cmd, const char *key, const char *val);
+/* The same with the lengths known (val need not be NUL-terminated). */
+int rpc_cmd_ext_addn(struct rpc_cmd *cmd, const char *key, size_t klen, const char *val,
+                     size_t vlen);
+/* Decimal text of v written backwards from the end of buf (NUL-terminated); returns where it
+ * starts. */
+const char *rpc_i64_text(int64_t v, char buf[24]);
 /* Iteration: i in 0..cmd->ext_n-1. Strings as for rpc_cmd_ext_get. */
 const char *rpc_cmd_ext_key(const struct rpc_cmd *cmd, uint32_t i);
 const char *rpc_cmd_ext_val(const struct rpc_cmd *cmd, uint32_t i);

@@ -25,6 +25,8 @@ int rpc__cmd_reserve(struct rpc_cmd *cmd, size_t extra, size_t entries);
  * because lookup scans from the end). */
 int rpc__ext_append(struct rpc_cmd *cmd, const char *k, size_t kn, const char *v, size_t vn);
 void rpc__cmd_release_body(struct rpc_cmd *cmd);
+/* The size of the one block rpc_cmd_new allocates. */
+size_t rpc__cmd_block_size(void);
 /* Copies the segments back to back into dst (room for their sum); returns the bytes. */
 size_t rpc__segs_copy(const struct rpc_seg *segs, uint32_t n, uint8_t *dst);
 /* Writes the JSON header object of cmd (rpc_json.c). */
@@ -39,6 +41,7 @@ struct rpc__task {
     struct rpc__task *next;
     rpc__task_fn fn;
     void *a, *b;
+    int embedded; /* part of a bigger object the task itself ends: not freed by the loop */
 };
 
 /* One thread, one event_base; other threads post tasks (queue + wakeup). */
@@ -50,6 +53,7 @@ struct rpc__loop {
     pthread_mutex_t mu;
     struct rpc__task *head, *tail;
     int stopping;
+    int draining; /* the loop is taking tasks: posters need not wake it (under mu) */
     /* loop thread: while > 0 (a read's frames, a batch of posted tasks being handled), small
      * frames for idle connections gather in their cork and go out with one send() each at
      * rpc__uncork; cork_list holds those connections (referenced) */
@@ -62,6 +66,9 @@ int rpc__loop_start(struct rpc__loop *loop, const char *name);
 /* Runs fn(a, b) on the loop thread. Returns 0 or -ENOMEM / -ESHUTDOWN (loop stopping: the
  * task is not run). */
 int rpc__loop_post(struct rpc__loop *loop, rpc__task_fn fn, void *a, void *b);
+/* Posts a task node the caller filled (fn, a, b) and owns: no allocation. The node must stay
+ * valid until its fn runs, which may end the node's life. Returns 0 or -ESHUTDOWN. */
+int rpc__loop_post_node(struct rpc__loop *loop, struct rpc__task *t);
 int rpc__loop_on_thread(const struct rpc__loop *loop);
 /* Cork / uncork the loop's connections (loop thread; nests). */
 void rpc__cork(struct rpc__loop *loop);

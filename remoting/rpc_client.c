@@ -7,10 +7,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <semaphore.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include <event2/event_struct.h>
 
 #include "common/mq_bytes.h"
 #include "common/mq_log.h"
@@ -22,27 +25,16 @@
 
 struct cconn;
 
-struct pending {
-    struct pending *hnext;         /* hash chain */
-    struct pending *cprev, *cnext; /* the connection's pending list */
-    int32_t opaque;
-    rpc_call_cb cb;
-    void *arg;
-    struct event *timer;
+/* A request handed to the loop thread and, once sent, the pending call: one object from the
+ * caller's submit to the completion (the loop's task node and the call's timer inside). A
+ * sync call's lives on the caller's stack; an async or oneway one is malloc()ed and freed by
+ * the loop when done. */
+struct call {
+    struct rpc__task node;
+    struct call *hnext;         /* hash chain */
+    struct call *cprev, *cnext; /* the connection's pending list */
     struct cconn *cc;
-};
-
-struct cconn {
-    struct cconn *next;
-    char addr[ADDR_MAX];
-    struct rpc_conn *conn;
-    struct pending *pend;
-};
-
-/* A request's body at least this long with a release is sent by reference, not copied. */
-#define BODY_REF_MIN (64u << 10)
-
-struct call_task {
+    struct rpc_client *cli;
     char addr[ADDR_MAX];
     uint8_t *frame; /* the whole frame, or only its head when body_release is set */
     size_t len;
@@ -53,9 +45,22 @@ struct call_task {
     int32_t opaque;
     int timeout_ms;
     int oneway;
+    int on_stack; /* a sync call's: not freed */
+    int timer_set;
     rpc_call_cb cb;
     void *arg;
+    struct event timer;
 };
+
+struct cconn {
+    struct cconn *next;
+    char addr[ADDR_MAX];
+    struct rpc_conn *conn;
+    struct call *pend;
+};
+
+/* A request's body at least this long with a release is sent by reference, not copied. */
+#define BODY_REF_MIN (64u << 10)
 
 struct rpc_client {
     struct rpc__owner owner; /* first: owner callbacks get it */
@@ -64,7 +69,7 @@ struct rpc_client {
     atomic_int next_opaque;
     int closing;
     struct cconn *conns;
-    struct pending *buckets[NBUCKETS];
+    struct call *buckets[NBUCKETS];
     struct {
         int32_t code;
         struct rpc__handler h;
@@ -74,15 +79,21 @@ struct rpc_client {
     void *close_arg;
 };
 
-static struct pending **bucket(struct rpc_client *cli, int32_t opaque)
+static struct call **bucket(struct rpc_client *cli, int32_t opaque)
 {
     return &cli->buckets[(uint32_t)opaque % NBUCKETS];
 }
 
-/* Unlinks a pending call from the hash and its connection; frees its timer. */
-static void pending_unlink(struct rpc_client *cli, struct pending *p)
+static void call_free(struct call *p)
 {
-    struct pending **pp = bucket(cli, p->opaque);
+    if (!p->on_stack)
+        free(p);
+}
+
+/* Unlinks a pending call from the hash and its connection; stops its timer. */
+static void pending_unlink(struct rpc_client *cli, struct call *p)
+{
+    struct call **pp = bucket(cli, p->opaque);
     while (*pp && *pp != p)
         pp = &(*pp)->hnext;
     if (*pp)
@@ -93,15 +104,17 @@ static void pending_unlink(struct rpc_client *cli, struct pending *p)
         p->cc->pend = p->cnext;
     if (p->cnext)
         p->cnext->cprev = p->cprev;
-    if (p->timer)
-        event_free(p->timer);
+    if (p->timer_set)
+        event_del(&p->timer);
 }
 
-static void pending_finish(struct rpc_client *cli, struct pending *p, int err, struct rpc_cmd *resp)
+static void pending_finish(struct rpc_client *cli, struct call *p, int err, struct rpc_cmd *resp)
 {
     pending_unlink(cli, p);
+    int on_stack = p->on_stack; /* a sync call's ends with its callback */
     p->cb(err, resp, p->arg);
-    free(p);
+    if (!on_stack)
+        free(p);
 }
 
 static const struct rpc__handler *cli_lookup(struct rpc__owner *o, int32_t code)
@@ -116,7 +129,7 @@ static const struct rpc__handler *cli_lookup(struct rpc__owner *o, int32_t code)
 static void cli_on_response(struct rpc__owner *o, struct rpc_conn *c, struct rpc_cmd *resp)
 {
     struct rpc_client *cli = (struct rpc_client *)o;
-    struct pending *p = *bucket(cli, resp->opaque);
+    struct call *p = *bucket(cli, resp->opaque);
     while (p && p->opaque != resp->opaque)
         p = p->hnext;
     if (!p) {
@@ -148,9 +161,8 @@ static void cli_on_close(struct rpc__owner *o, struct rpc_conn *c)
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct pending *p = arg;
-    struct rpc_client *cli = (struct rpc_client *)p->cc->conn->owner;
-    pending_finish(cli, p, -ETIMEDOUT, NULL);
+    struct call *p = arg;
+    pending_finish(p->cli, p, -ETIMEDOUT, NULL);
 }
 
 /* "ip:port", "[v6]:port" or "localhost:port". */
@@ -221,67 +233,87 @@ fail:
 static void call_task_run(void *a, void *b)
 {
     struct rpc_client *cli = a;
-    struct call_task *t = b;
+    struct call *t = b;
     struct cconn *cc = NULL;
-    struct pending *p = NULL;
     int rc = cli->closing ? -ECANCELED : get_conn(cli, t->addr, &cc);
     if (rc)
         goto fail;
+    uint8_t *frame = t->frame;
+    size_t len = t->len;
+    const void *body = t->body;
+    size_t body_len = t->body_len;
+    void (*release)(void *) = t->body_release;
+    void *body_arg = t->body_arg;
+    struct rpc_conn *conn = cc->conn;
     if (!t->oneway) {
-        p = calloc(1, sizeof(*p));
-        if (!p || !(p->timer = evtimer_new(cli->loop.base, timeout_cb, p))) {
-            free(p);
-            p = NULL;
-            rc = -ENOMEM;
-            goto fail;
-        }
-        p->opaque = t->opaque;
-        p->cb = t->cb;
-        p->arg = t->arg;
-        p->cc = cc;
-        struct pending **bp = bucket(cli, t->opaque);
-        p->hnext = *bp;
-        *bp = p;
-        p->cnext = cc->pend;
+        t->cc = cc;
+        t->cli = cli;
+        struct call **bp = bucket(cli, t->opaque);
+        t->hnext = *bp;
+        *bp = t;
+        t->cprev = NULL;
+        t->cnext = cc->pend;
         if (cc->pend)
-            cc->pend->cprev = p;
-        cc->pend = p;
+            cc->pend->cprev = t;
+        cc->pend = t;
+        evtimer_assign(&t->timer, cli->loop.base, timeout_cb, t);
+        t->timer_set = 1;
         struct timeval tv = {t->timeout_ms / 1000, (t->timeout_ms % 1000) * 1000};
-        evtimer_add(p->timer, &tv);
+        evtimer_add(&t->timer, &tv);
+    } else {
+        call_free(t);
     }
-    /* On an output overflow the connection closes and fails p (and the others) itself. */
-    if (t->body_release)
-        rpc__conn_send_raw_ref(cc->conn, t->frame, t->len, t->body, t->body_len, t->body_release,
-                               t->body_arg);
+    /* On an output overflow the connection closes and fails the call (and the others) itself:
+     * t may be gone after these. */
+    if (release)
+        rpc__conn_send_raw_ref(conn, frame, len, body, body_len, release, body_arg);
     else
-        rpc__conn_send_raw(cc->conn, t->frame, t->len);
-    free(t);
+        rpc__conn_send_raw(conn, frame, len);
     return;
 fail:
     free(t->frame);
     if (t->body_release)
         t->body_release(t->body_arg);
+    int on_stack = t->on_stack;
     if (t->cb && !t->oneway)
         t->cb(rc, NULL, t->arg);
-    free(t);
+    if (!on_stack)
+        free(t);
 }
 
+/* A frame's size before it is encoded (binary header; exact unless values were replaced),
+ * so that the frame is one allocation. */
+static size_t frame_estimate(const struct rpc_cmd *req)
+{
+    return RPC_FRAME_PREFIX + 17 + 4 + req->strs_len + 4 * (size_t)req->ext_n +
+           (req->body ? req->body_len : 0) + (req->nsegs ? req->body_len : 0);
+}
+
+/* Encodes req into t (filled by the caller: cb, arg, on_stack) and posts it. */
 static int submit(struct rpc_client *cli, const char *addr, struct rpc_cmd *req, int timeout_ms,
-                  int oneway, rpc_call_cb cb, void *arg)
+                  int oneway, struct call *t)
 {
     struct mq_buf b;
     int rc;
-    if (!addr || strlen(addr) >= ADDR_MAX || timeout_ms < 0)
+    size_t alen = addr ? strlen(addr) : ADDR_MAX;
+    if (alen >= ADDR_MAX || timeout_ms < 0)
         return -EINVAL;
-    struct call_task *t = calloc(1, sizeof(*t));
-    if (!t)
-        return -ENOMEM;
     mq_buf_init(&b);
     req->opaque = atomic_fetch_add(&cli->next_opaque, 1);
     req->flag &= ~RPC_FLAG_RESPONSE;
     if (oneway)
         req->flag |= RPC_FLAG_ONEWAY;
     int by_ref = req->body && req->body_release && req->nsegs == 0 && req->body_len >= BODY_REF_MIN;
+    /* One block for the frame, at least as big as a command's: the loop thread frees the
+     * frame and allocates the reply's command, the caller frees that and allocates the next
+     * frame, so with blocks of one size class both find theirs in their malloc thread cache
+     * instead of locking each other's arenas. */
+    size_t est = frame_estimate(req) - (by_ref ? req->body_len : 0);
+    if (est < rpc__cmd_block_size())
+        est = rpc__cmd_block_size();
+    if (!(b.data = malloc(est)))
+        return -ENOMEM;
+    b.cap = est;
     rc = by_ref ? rpc_cmd_encode_head(req, cli->opts.serialize, &b)
                 : rpc_cmd_encode(req, cli->opts.serialize, &b);
     if (rc)
@@ -292,23 +324,39 @@ static int submit(struct rpc_client *cli, const char *addr, struct rpc_cmd *req,
         t->body_release = req->body_release;
         t->body_arg = req->body_release_arg;
     }
-    snprintf(t->addr, sizeof(t->addr), "%s", addr);
+    memcpy(t->addr, addr, alen + 1);
     t->opaque = req->opaque;
     t->timeout_ms = timeout_ms;
     t->oneway = oneway;
-    t->cb = cb;
-    t->arg = arg;
     t->frame = mq_buf_steal(&b, &t->len);
-    if ((rc = rpc__loop_post(&cli->loop, call_task_run, cli, t)) != 0) {
+    t->node.fn = call_task_run;
+    t->node.a = cli;
+    t->node.b = t;
+    rc = rpc__loop_post_node(&cli->loop, &t->node);
+    if (rc) {
         free(t->frame);
-        goto fail; /* the request still owns its body */
+        t->body_release = NULL;
+        return rc; /* the request still owns its body */
     }
     if (by_ref)
         req->body_release = NULL; /* the task releases the body now */
     return 0;
 fail:
     mq_buf_destroy(&b);
-    free(t);
+    return rc;
+}
+
+static int submit_alloc(struct rpc_client *cli, const char *addr, struct rpc_cmd *req,
+                        int timeout_ms, int oneway, rpc_call_cb cb, void *arg)
+{
+    struct call *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->cb = cb;
+    t->arg = arg;
+    int rc = submit(cli, addr, req, timeout_ms, oneway, t);
+    if (rc)
+        free(t);
     return rc;
 }
 
@@ -317,12 +365,12 @@ int rpc_client_call_async(struct rpc_client *cli, const char *addr, struct rpc_c
 {
     if (!cb)
         return -EINVAL;
-    return submit(cli, addr, req, timeout_ms, 0, cb, arg);
+    return submit_alloc(cli, addr, req, timeout_ms, 0, cb, arg);
 }
 
 int rpc_client_oneway(struct rpc_client *cli, const char *addr, struct rpc_cmd *req)
 {
-    return submit(cli, addr, req, 0, 1, NULL, NULL);
+    return submit_alloc(cli, addr, req, 0, 1, NULL, NULL);
 }
 
 /* A sync caller's wait: a semaphore, not a mutex and condition. The loop thread's post is the
@@ -351,7 +399,13 @@ int rpc_client_call(struct rpc_client *cli, const char *addr, struct rpc_cmd *re
         return -EDEADLK;
     if (sem_init(&w.done, 0, 0) != 0)
         return -errno;
-    int rc = submit(cli, addr, req, timeout_ms, 0, sync_cb, &w);
+    /* The call lives here: the loop is done with it once it has posted the semaphore. */
+    struct call t;
+    memset(&t, 0, offsetof(struct call, timer));
+    t.on_stack = 1;
+    t.cb = sync_cb;
+    t.arg = &w;
+    int rc = submit(cli, addr, req, timeout_ms, 0, &t);
     if (rc == 0) {
         /* The loop always completes the call: response, timer, close or shutdown. */
         while (sem_wait(&w.done) != 0)

@@ -12,15 +12,47 @@
 
 #define ARENA_MAX (UINT32_MAX / 2)
 
+/* A command and the first part of its arena in one allocation: a send's header, or the reply
+ * to one, needs no other block (the arena and the ext table move out only when they grow). */
+#define INLINE_EXT  16
+#define INLINE_STRS 256
+
+struct cmd_block {
+    struct rpc_cmd c;
+    struct rpc_ext ext[INLINE_EXT];
+    char strs[INLINE_STRS];
+};
+
+size_t rpc__cmd_block_size(void)
+{
+    return sizeof(struct cmd_block);
+}
+
+static int strs_inline(const struct rpc_cmd *cmd)
+{
+    return cmd->strs == ((struct cmd_block *)cmd)->strs;
+}
+
+static int ext_inline(const struct rpc_cmd *cmd)
+{
+    return cmd->ext == ((struct cmd_block *)cmd)->ext;
+}
+
 struct rpc_cmd *rpc_cmd_new(int32_t code)
 {
-    struct rpc_cmd *c = calloc(1, sizeof(*c));
-    if (!c)
+    struct cmd_block *b = malloc(sizeof(*b));
+    if (!b)
         return NULL;
+    struct rpc_cmd *c = &b->c;
+    memset(c, 0, sizeof(*c));
     c->code = code;
     c->language = RPC_LANG_CPP;
     c->version = RPC_VERSION_DEFAULT;
     c->serialize = RPC_SER_ROCKETMQ;
+    c->ext = b->ext;
+    c->ext_cap = INLINE_EXT;
+    c->strs = b->strs;
+    c->strs_cap = INLINE_STRS;
     return c;
 }
 
@@ -56,8 +88,10 @@ void rpc_cmd_free(struct rpc_cmd *cmd)
     if (!cmd)
         return;
     rpc__cmd_release_body(cmd);
-    free(cmd->ext);
-    free(cmd->strs);
+    if (!ext_inline(cmd))
+        free(cmd->ext);
+    if (!strs_inline(cmd))
+        free(cmd->strs);
     free(cmd);
 }
 
@@ -66,27 +100,18 @@ struct rpc_cmd *rpc_cmd_clone(const struct rpc_cmd *cmd)
     struct rpc_cmd *c = rpc_cmd_new(cmd->code);
     if (!c)
         return NULL;
-    *c = *cmd;
-    c->ext = NULL;
-    c->strs = NULL;
-    c->body = NULL;
-    c->body_len = 0;
-    c->body_release = NULL;
-    c->body_release_arg = NULL;
-    c->segs = NULL;
-    c->nsegs = 0;
-    if (cmd->strs_cap) {
-        c->strs = malloc(cmd->strs_cap);
-        if (!c->strs)
-            goto fail;
-        memcpy(c->strs, cmd->strs, cmd->strs_len);
-    }
-    if (cmd->ext_cap) {
-        c->ext = malloc(cmd->ext_cap * sizeof(*c->ext));
-        if (!c->ext)
-            goto fail;
-        memcpy(c->ext, cmd->ext, cmd->ext_n * sizeof(*c->ext));
-    }
+    c->language = cmd->language;
+    c->version = cmd->version;
+    c->opaque = cmd->opaque;
+    c->flag = cmd->flag;
+    c->serialize = cmd->serialize;
+    c->remark = cmd->remark;
+    if (rpc__cmd_reserve(c, cmd->strs_len, cmd->ext_n) != 0)
+        goto fail;
+    memcpy(c->strs, cmd->strs, cmd->strs_len);
+    c->strs_len = cmd->strs_len;
+    memcpy(c->ext, cmd->ext, cmd->ext_n * sizeof(*c->ext));
+    c->ext_n = cmd->ext_n;
     if (cmd->body && rpc_cmd_set_body_copy(c, cmd->body, cmd->body_len) != 0)
         goto fail;
     if (cmd->nsegs) {
@@ -107,10 +132,16 @@ int rpc__cmd_reserve(struct rpc_cmd *cmd, size_t extra, size_t entries)
     if (extra > ARENA_MAX || cmd->strs_len + extra > ARENA_MAX)
         return -ENOMEM;
     if (cmd->strs_len + extra > cmd->strs_cap) {
-        size_t cap = cmd->strs_cap ? cmd->strs_cap : 256; /* a send's header fits: one allocation */
+        size_t cap = cmd->strs_cap;
         while (cap < cmd->strs_len + extra)
             cap *= 2;
-        char *p = realloc(cmd->strs, cap);
+        char *p;
+        if (strs_inline(cmd)) {
+            if ((p = malloc(cap)) != NULL)
+                memcpy(p, cmd->strs, cmd->strs_len);
+        } else {
+            p = realloc(cmd->strs, cap);
+        }
         if (!p)
             return -ENOMEM;
         cmd->strs = p;
@@ -119,10 +150,16 @@ int rpc__cmd_reserve(struct rpc_cmd *cmd, size_t extra, size_t entries)
     if (entries > ARENA_MAX / sizeof(struct rpc_ext) || cmd->ext_n + entries > ARENA_MAX / 16)
         return -ENOMEM;
     if (cmd->ext_n + entries > cmd->ext_cap) {
-        size_t cap = cmd->ext_cap ? cmd->ext_cap : 16;
+        size_t cap = cmd->ext_cap;
         while (cap < cmd->ext_n + entries)
             cap *= 2;
-        struct rpc_ext *e = realloc(cmd->ext, cap * sizeof(*e));
+        struct rpc_ext *e;
+        if (ext_inline(cmd)) {
+            if ((e = malloc(cap * sizeof(*e))) != NULL)
+                memcpy(e, cmd->ext, cmd->ext_n * sizeof(*e));
+        } else {
+            e = realloc(cmd->ext, cap * sizeof(*e));
+        }
         if (!e)
             return -ENOMEM;
         cmd->ext = e;
@@ -146,16 +183,36 @@ int rpc__str_add(struct rpc_cmd *cmd, const char *s, size_t n, uint32_t *off)
 
 int rpc__ext_append(struct rpc_cmd *cmd, const char *k, size_t kn, const char *v, size_t vn)
 {
-    uint32_t ko, vo;
     int rc = rpc__cmd_reserve(cmd, kn + vn + 2, 1);
     if (rc)
         return rc;
-    if ((rc = rpc__str_add(cmd, k, kn, &ko)) || (rc = rpc__str_add(cmd, v, vn, &vo)))
-        return rc;
-    cmd->ext[cmd->ext_n].key = ko;
-    cmd->ext[cmd->ext_n].val = vo;
-    cmd->ext_n++;
+    char *w = cmd->strs + cmd->strs_len;
+    memcpy(w, k, kn);
+    w[kn] = '\0';
+    memcpy(w + kn + 1, v, vn);
+    w[kn + 1 + vn] = '\0';
+    struct rpc_ext *e = &cmd->ext[cmd->ext_n++];
+    e->key = cmd->strs_len;
+    e->val = cmd->strs_len + (uint32_t)kn + 1;
+    e->klen = (uint32_t)kn;
+    e->vlen = (uint32_t)vn;
+    cmd->strs_len += (uint32_t)(kn + vn + 2);
     return 0;
+}
+
+int rpc_cmd_ext_add(struct rpc_cmd *cmd, const char *key, const char *val)
+{
+    if (!key || !val)
+        return -EINVAL;
+    return rpc__ext_append(cmd, key, strlen(key), val, strlen(val));
+}
+
+int rpc_cmd_ext_addn(struct rpc_cmd *cmd, const char *key, size_t klen, const char *val,
+                     size_t vlen)
+{
+    if (!key || !val || klen > ARENA_MAX || vlen > ARENA_MAX)
+        return -EINVAL;
+    return rpc__ext_append(cmd, key, klen, val, vlen);
 }
 
 const char *rpc_cmd_remark(const struct rpc_cmd *cmd)
@@ -199,9 +256,11 @@ const char *rpc_cmd_ext_val(const struct rpc_cmd *cmd, uint32_t i)
 
 static int ext_find(const struct rpc_cmd *cmd, const char *key)
 {
-    for (uint32_t i = cmd->ext_n; i-- > 0;)
-        if (strcmp(cmd->strs + cmd->ext[i].key, key) == 0)
+    for (uint32_t i = cmd->ext_n; i-- > 0;) {
+        const char *k = cmd->strs + cmd->ext[i].key;
+        if (k[0] == key[0] && strcmp(k, key) == 0)
             return (int)i;
+    }
     return -1;
 }
 
@@ -258,20 +317,48 @@ int rpc_cmd_ext_set(struct rpc_cmd *cmd, const char *key, const char *val)
     int i = ext_find(cmd, key);
     if (i >= 0) {
         uint32_t vo;
-        int rc = rpc__str_add(cmd, val, strlen(val), &vo);
+        size_t vn = strlen(val);
+        int rc = rpc__str_add(cmd, val, vn, &vo);
         if (rc)
             return rc;
         cmd->ext[i].val = vo;
+        cmd->ext[i].vlen = (uint32_t)vn;
         return 0;
     }
     return rpc__ext_append(cmd, key, strlen(key), val, strlen(val));
 }
 
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324"
+                                  "25262728293031323334353637383940414243444546474849"
+                                  "50515253545556575859606162636465666768697071727374"
+                                  "75767778798081828384858687888990919293949596979899";
+
+const char *rpc_i64_text(int64_t v, char buf[24])
+{
+    char *p = buf + 23;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    *p = 0;
+    while (u >= 100) { /* two digits per division: a timestamp has 13 */
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = digit_pairs[d + 1];
+        *--p = digit_pairs[d];
+    }
+    if (u >= 10) {
+        *--p = digit_pairs[u * 2 + 1];
+        *--p = digit_pairs[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
 int rpc_cmd_ext_set_int64(struct rpc_cmd *cmd, const char *key, int64_t val)
 {
     char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRId64, val);
-    return rpc_cmd_ext_set(cmd, key, buf);
+    return rpc_cmd_ext_set(cmd, key, rpc_i64_text(val, buf));
 }
 
 int rpc_cmd_ext_set_bool(struct rpc_cmd *cmd, const char *key, int val)

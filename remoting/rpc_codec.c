@@ -132,10 +132,9 @@ static int encode_bin(const struct rpc_cmd *cmd, struct mq_buf *out)
     const char *remark = rpc_cmd_remark(cmd);
     size_t rlen = remark ? strlen(remark) : 0, elen = 0;
     for (uint32_t i = 0; i < cmd->ext_n; i++) {
-        size_t kl = strlen(rpc_cmd_ext_key(cmd, i)), vl = strlen(rpc_cmd_ext_val(cmd, i));
-        if (kl > 0x7FFF)
+        if (cmd->ext[i].klen > 0x7FFF)
             return -EINVAL;
-        elen += 2 + kl + 4 + vl;
+        elen += 2 + (size_t)cmd->ext[i].klen + 4 + cmd->ext[i].vlen;
     }
     if (rlen > INT32_MAX || elen > INT32_MAX)
         return -EMSGSIZE;
@@ -157,8 +156,8 @@ static int encode_bin(const struct rpc_cmd *cmd, struct mq_buf *out)
     mq_put_be32(w, (uint32_t)elen);
     w += 4;
     for (uint32_t i = 0; i < cmd->ext_n; i++) {
-        const char *k = rpc_cmd_ext_key(cmd, i), *v = rpc_cmd_ext_val(cmd, i);
-        size_t kl = strlen(k), vl = strlen(v);
+        const char *k = cmd->strs + cmd->ext[i].key, *v = cmd->strs + cmd->ext[i].val;
+        size_t kl = cmd->ext[i].klen, vl = cmd->ext[i].vlen;
         mq_put_be16(w, (uint16_t)kl);
         memcpy(w + 2, k, kl);
         w += 2 + kl;

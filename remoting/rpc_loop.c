@@ -27,21 +27,45 @@ void rpc__threads_init(void)
     pthread_once(&threads_once, threads_init_once);
 }
 
+/* Batches of tasks taken in one wakeup: while the loop works through them, posters queue
+ * without activating the wakeup event again (no base lock, no eventfd write, no extra loop
+ * iteration); after this many the loop goes back to its sockets and wakes itself. */
+#define DRAIN_ROUNDS 8
+
+static void run_tasks(struct rpc__loop *loop, int max_rounds)
+{
+    for (int round = 0;; round++) {
+        pthread_mutex_lock(&loop->mu);
+        if (round == max_rounds) {
+            int more = loop->head != NULL;
+            loop->draining = 0;
+            pthread_mutex_unlock(&loop->mu);
+            if (more)
+                event_active(loop->wakeup, EV_READ, 0);
+            return;
+        }
+        struct rpc__task *t = loop->head;
+        loop->head = loop->tail = NULL;
+        loop->draining = t != NULL;
+        pthread_mutex_unlock(&loop->mu);
+        if (!t)
+            return;
+        rpc__cork(loop); /* replies handed over together leave together */
+        while (t) {
+            struct rpc__task *next = t->next;
+            int embedded = t->embedded; /* fn may end the life of an embedded node */
+            t->fn(t->a, t->b);
+            if (!embedded)
+                free(t);
+            t = next;
+        }
+        rpc__uncork(loop);
+    }
+}
+
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct rpc__loop *loop = arg;
-    pthread_mutex_lock(&loop->mu);
-    struct rpc__task *t = loop->head;
-    loop->head = loop->tail = NULL;
-    pthread_mutex_unlock(&loop->mu);
-    rpc__cork(loop); /* replies handed over together leave together */
-    while (t) {
-        struct rpc__task *next = t->next;
-        t->fn(t->a, t->b);
-        free(t);
-        t = next;
-    }
-    rpc__uncork(loop);
+    run_tasks(arg, DRAIN_ROUNDS);
 }
 
 int rpc__loop_init(struct rpc__loop *loop)
@@ -79,25 +103,19 @@ int rpc__loop_start(struct rpc__loop *loop, const char *name)
     return 0;
 }
 
-static int post(struct rpc__loop *loop, rpc__task_fn fn, void *a, void *b, int internal)
+static int post_node(struct rpc__loop *loop, struct rpc__task *t, int internal)
 {
-    struct rpc__task *t = malloc(sizeof(*t));
-    if (!t)
-        return -ENOMEM;
     t->next = NULL;
-    t->fn = fn;
-    t->a = a;
-    t->b = b;
     pthread_mutex_lock(&loop->mu);
     if (loop->stopping && !internal) {
         pthread_mutex_unlock(&loop->mu);
-        free(t);
         return -ESHUTDOWN;
     }
     if (internal)
         loop->stopping = 1;
-    /* a non-empty queue has its wakeup pending already: wake_cb takes the whole list */
-    int wake = loop->head == NULL;
+    /* a non-empty queue has its wakeup pending already, and a draining loop takes the queue
+     * before it sleeps */
+    int wake = loop->head == NULL && !loop->draining;
     if (loop->tail)
         loop->tail->next = t;
     else
@@ -109,9 +127,30 @@ static int post(struct rpc__loop *loop, rpc__task_fn fn, void *a, void *b, int i
     return 0;
 }
 
+static int post(struct rpc__loop *loop, rpc__task_fn fn, void *a, void *b, int internal)
+{
+    struct rpc__task *t = malloc(sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->fn = fn;
+    t->a = a;
+    t->b = b;
+    t->embedded = 0;
+    int rc = post_node(loop, t, internal);
+    if (rc)
+        free(t);
+    return rc;
+}
+
 int rpc__loop_post(struct rpc__loop *loop, rpc__task_fn fn, void *a, void *b)
 {
     return post(loop, fn, a, b, 0);
+}
+
+int rpc__loop_post_node(struct rpc__loop *loop, struct rpc__task *t)
+{
+    t->embedded = 1;
+    return post_node(loop, t, 0);
 }
 
 int rpc__loop_on_thread(const struct rpc__loop *loop)
@@ -136,7 +175,7 @@ void rpc__loop_stop(struct rpc__loop *loop)
     pthread_join(loop->thread, NULL);
     loop->running = 0;
     /* Run what slipped in before the stop mark (nothing can be added after it). */
-    wake_cb(-1, 0, loop);
+    run_tasks(loop, -1);
 }
 
 void rpc__loop_destroy(struct rpc__loop *loop)
