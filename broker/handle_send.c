@@ -28,22 +28,12 @@ struct send_hdr {
     int batch;
 };
 
-/* A decimal integer field (as rpc_cmd_ext_get_int64 reads it): *out is left alone when v is not
- * one, or is outside [lo, hi]. */
-static void hdr_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (!errno && end != v && *end == '\0' && x >= lo && x <= hi)
-        *out = x;
-}
-
+/* An int field (as rpc_cmd_ext_get_int32 reads it): *out is left alone when v is not one. */
 static void hdr_int32(const char *v, int32_t *out)
 {
-    int64_t x = *out;
-    hdr_int(v, INT32_MIN, INT32_MAX, &x);
-    *out = (int32_t)x;
+    int64_t x;
+    if (rpc_i64_parse(v, &x) == 0 && x >= INT32_MIN && x <= INT32_MAX)
+        *out = (int32_t)x;
 }
 
 /* The fields of SendMessageRequestHeader under their long names, in V2 order ("a".."m"). */
@@ -94,7 +84,7 @@ static int parse_hdr(const struct rpc_cmd *req, struct send_hdr *h)
             hdr_int32(v, &h->sysflag);
             break;
         case 6:
-            hdr_int(v, INT64_MIN, INT64_MAX, &h->born_ts);
+            (void)rpc_i64_parse(v, &h->born_ts);
             break;
         case 7:
             hdr_int32(v, &h->flag);

@@ -370,18 +370,6 @@ static struct rpc_cmd *make_cmd(struct mqc_producer *p, const struct send_req *r
     return c;
 }
 
-/* A decimal ext value, as rpc_cmd_ext_get_int64 reads it; 0 or -EINVAL. */
-static int parse_i64(const char *v, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end != '\0')
-        return -EINVAL;
-    *out = x;
-    return 0;
-}
-
 /* Interprets a send response. Returns 0 (res filled), or a negative errno. */
 static int parse_response(const struct rpc_cmd *resp, const struct send_req *r,
                           const struct mqc_mq *q, struct mqc_send_result *res)
@@ -417,9 +405,9 @@ static int parse_response(const struct rpc_cmd *resp, const struct send_req *r,
     }
     copy_str(res->offset_msg_id, sizeof(res->offset_msg_id), oid, 32);
     int64_t v;
-    if (qid && parse_i64(qid, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
+    if (qid && rpc_i64_parse(qid, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
         res->queue_id = (int32_t)v;
-    if (qoff && parse_i64(qoff, &v) == 0)
+    if (qoff && rpc_i64_parse(qoff, &v) == 0)
         res->queue_offset = v;
     return 0;
 }

@@ -171,6 +171,9 @@ int rpc_cmd_ext_addn(struct rpc_cmd *cmd, const char *key, size_t klen, const ch
 /* Decimal text of v written backwards from the end of buf (NUL-terminated); returns where it
  * starts. */
 const char *rpc_i64_text(int64_t v, char buf[24]);
+/* Parses a header value as a whole decimal integer (what rpc_cmd_ext_get_int64 does with the
+ * value it finds): 0, or -EINVAL when v is not one (*out untouched). */
+int rpc_i64_parse(const char *v, int64_t *out);
 /* Iteration: i in 0..cmd->ext_n-1. Strings as for rpc_cmd_ext_get. */
 const char *rpc_cmd_ext_key(const struct rpc_cmd *cmd, uint32_t i);
 const char *rpc_cmd_ext_val(const struct rpc_cmd *cmd, uint32_t i);

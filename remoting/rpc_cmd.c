@@ -270,11 +270,8 @@ const char *rpc_cmd_ext_get(const struct rpc_cmd *cmd, const char *key)
     return i < 0 ? NULL : cmd->strs + cmd->ext[i].val;
 }
 
-int rpc_cmd_ext_get_int64(const struct rpc_cmd *cmd, const char *key, int64_t *out)
+int rpc_i64_parse(const char *v, int64_t *out)
 {
-    const char *v = rpc_cmd_ext_get(cmd, key);
-    if (!v)
-        return -ENOENT;
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
@@ -282,6 +279,12 @@ int rpc_cmd_ext_get_int64(const struct rpc_cmd *cmd, const char *key, int64_t *o
         return -EINVAL;
     *out = x;
     return 0;
+}
+
+int rpc_cmd_ext_get_int64(const struct rpc_cmd *cmd, const char *key, int64_t *out)
+{
+    const char *v = rpc_cmd_ext_get(cmd, key);
+    return v ? rpc_i64_parse(v, out) : -ENOENT;
 }
 
 int rpc_cmd_ext_get_int32(const struct rpc_cmd *cmd, const char *key, int32_t *out)
