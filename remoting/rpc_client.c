@@ -77,6 +77,7 @@ struct rpc_client {
     int nhandlers;
     rpc_close_fn close_fn;
     void *close_arg;
+    struct sync_wait *wakes; /* answered sync callers to wake after this read (loop thread) */
 };
 
 static struct call **bucket(struct rpc_client *cli, int32_t opaque)
@@ -380,20 +381,43 @@ struct sync_wait {
     sem_t done;
     int err;
     struct rpc_cmd *resp;
+    struct rpc_client *cli;
+    struct sync_wait *next;
 };
 
+/* A response (always inside the loop's read of it) wakes its caller at the end of that read,
+ * together with the other callers answered by it: a burst of wakeups to the other CPU shares
+ * its interrupts, where one wakeup between each response's parse needed one each. Errors
+ * (timeout, close, shutdown) wake at once. */
 static void sync_cb(int err, struct rpc_cmd *resp, void *arg)
 {
     struct sync_wait *w = arg;
     w->err = err;
     w->resp = resp;
+    if (!err && resp) {
+        w->next = w->cli->wakes;
+        w->cli->wakes = w;
+        return;
+    }
     sem_post(&w->done); /* glibc: safe against the waiter destroying it once woken */
+}
+
+static void cli_after_read(struct rpc__owner *o, struct rpc_conn *c)
+{
+    struct rpc_client *cli = (struct rpc_client *)o;
+    struct sync_wait *w = cli->wakes;
+    cli->wakes = NULL;
+    while (w) {
+        struct sync_wait *next = w->next; /* w may be gone once posted */
+        sem_post(&w->done);
+        w = next;
+    }
 }
 
 int rpc_client_call(struct rpc_client *cli, const char *addr, struct rpc_cmd *req, int timeout_ms,
                     struct rpc_cmd **resp)
 {
-    struct sync_wait w = {.err = 0};
+    struct sync_wait w = {.err = 0, .cli = cli};
     *resp = NULL;
     if (rpc__loop_on_thread(&cli->loop))
         return -EDEADLK;
@@ -453,6 +477,7 @@ int rpc_client_new(const struct rpc_client_opts *opts, struct rpc_client **out)
     cli->owner.lookup = cli_lookup;
     cli->owner.on_response = cli_on_response;
     cli->owner.on_close = cli_on_close;
+    cli->owner.after_read = cli_after_read;
     cli->owner.max_frame = cli->opts.max_frame;
     cli->owner.max_pending_out = 256u << 20;
     if ((rc = rpc__loop_init(&cli->loop)) != 0 ||

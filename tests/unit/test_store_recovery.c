@@ -4,6 +4,7 @@
  * borrowed slices outliving deleted files) and the I/O shim failing the Nth call. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -536,6 +537,72 @@ TEST(test_io_fault_flush)
     tu_close(s, dir);
 }
 
+/* A sync that outlasts syncFlushTimeout: the waiter leaves on time with -ETIMEDOUT (taking
+ * itself off the waiters' list while the committer is still in msync), the store carries on,
+ * and a waiter still blocked when the store closes is answered by the final flush. */
+static int (*real_msync)(void *addr, size_t len, int flags);
+static atomic_int msync_delay_ms;
+
+static int slow_msync(void *addr, size_t len, int flags)
+{
+    usleep((useconds_t)atomic_load(&msync_delay_ms) * 1000);
+    return real_msync(addr, len, flags);
+}
+
+static void sync_flush_timeout_50ms(struct store_config *c)
+{
+    tu_sync_flush(c);
+    c->sync_flush_timeout = 50;
+}
+
+struct blocked_wait {
+    struct store *s;
+    int64_t end;
+    int rc;
+};
+
+static void *wait_thread(void *arg)
+{
+    struct blocked_wait *b = arg;
+    b->rc = store_wait_flushed(b->s, b->end);
+    return NULL;
+}
+
+TEST(test_sync_wait_timeout_and_close)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, sync_flush_timeout_50ms, &c, &s, &dir));
+    struct mq_msg m = tu_msg("To", 0, "x", 1, NULL);
+    struct store_put_result r;
+    int64_t end;
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
+    ASSERT_OK(store_wait_flushed(s, end));
+    real_msync = store_io.msync;
+    atomic_store(&msync_delay_ms, 400);
+    store_io.msync = slow_msync;
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
+    int64_t t0 = mq_mono_us();
+    ASSERT_EQ(store_wait_flushed(s, end), -ETIMEDOUT);
+    ASSERT(mq_mono_us() - t0 < 300 * 1000); /* left at its deadline, not after the sync */
+    atomic_store(&msync_delay_ms, 0);
+    tu_close(s, dir);
+    /* blocked in a sync when the store closes: answered, durable, nothing left hanging */
+    ASSERT_OK(tu_open(64 * 1024, tu_sync_flush, &c, &s, &dir));
+    struct blocked_wait b = {s, 0, 1};
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, &b.end), 1);
+    atomic_store(&msync_delay_ms, 150);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, wait_thread, &b), 0);
+    usleep(20 * 1000);
+    store_close(s);
+    pthread_join(t, NULL);
+    store_io.msync = real_msync;
+    ASSERT_EQ(b.rc, 0);
+    tu_rmrf(dir);
+}
+
 /* Failing the Nth open/ftruncate/mmap/fsync during open fails cleanly (ASan: no leaks). */
 TEST(test_io_fault_nth_open)
 {
@@ -647,4 +714,5 @@ TEST(test_io_fault_restart_nospace)
 TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispatch_after_restart,
           test_retention, test_retention_by_age, test_disk_full, test_io_fault_roll,
           test_io_fault_nth_write, test_io_fault_flush, test_io_fault_nth_open,
-          test_io_fault_dispatch_nospace, test_io_fault_restart_nospace)
+          test_io_fault_dispatch_nospace, test_io_fault_restart_nospace,
+          test_sync_wait_timeout_and_close)
