@@ -284,7 +284,9 @@ static int late_add(struct pending_send *ps, const char *topic, int queue_id, in
     l->ps = ps;
     l->queue_id = queue_id;
     l->last_qoff = last_qoff;
-    snprintf(l->topic, sizeof(l->topic), "%s", topic);
+    size_t n = strnlen(topic, sizeof(l->topic) - 1);
+    memcpy(l->topic, topic, n);
+    l->topic[n] = '\0';
     return 0;
 }
 
@@ -319,11 +321,12 @@ static struct rpc_cmd *success(const struct rpc_cmd *req, const char *msg_id, in
     struct rpc_cmd *resp = brk__resp(req, RPC_SUCCESS, NULL);
     if (!resp)
         return NULL;
-    if (rpc_cmd_ext_set(resp, "msgId", msg_id) ||
-        rpc_cmd_ext_set_int64(resp, "queueId", queue_id) ||
-        rpc_cmd_ext_set_int64(resp, "queueOffset", queue_offset) ||
-        rpc_cmd_ext_set(resp, "MSG_REGION", "DefaultRegion") ||
-        rpc_cmd_ext_set(resp, "TRACE_ON", "true")) {
+    char qid[24], qoff[24]; /* a new response: its fields are appended, no duplicate search */
+    if (rpc_cmd_ext_add(resp, "msgId", msg_id) ||
+        rpc_cmd_ext_add(resp, "queueId", rpc_i64_text(queue_id, qid)) ||
+        rpc_cmd_ext_add(resp, "queueOffset", rpc_i64_text(queue_offset, qoff)) ||
+        rpc_cmd_ext_add(resp, "MSG_REGION", "DefaultRegion") ||
+        rpc_cmd_ext_add(resp, "TRACE_ON", "true")) {
         rpc_cmd_free(resp);
         return NULL;
     }
