@@ -199,9 +199,10 @@ static void unlink_waiter(struct store *s, struct store__waiter *w)
 }
 
 /* Takes off the list the blocked waiters whose bytes are durable, or all of them after a failed
- * flush (err: they return it) or at stop (-ECANCELED), and returns them chained by next with
- * their status set: a group commit takes its group only, not every appender still waiting for
- * a later one. flush_lock held; post_waiters wakes them after it is released. */
+ * flush (err: they return it; at close the final flush passes -ECANCELED for what it did not
+ * cover), and returns them chained by next with their status set: a group commit takes its
+ * group only, not every appender still waiting for a later one. flush_lock held; post_waiters
+ * wakes them after it is released. */
 static struct store__waiter *take_waiters(struct store *s, int err)
 {
     int64_t flushed = atomic_load(&s->flushed);
@@ -212,8 +213,6 @@ static struct store__waiter *take_waiters(struct store *s, int err)
             w->status = 0;
         else if (err)
             w->status = err;
-        else if (s->flush_stop)
-            w->status = -ECANCELED;
         else
             continue;
         unlink_waiter(s, w);
