@@ -327,8 +327,8 @@ TEST(test_parse_host)
     ASSERT_EQ(h.addr[1], 254);
     ASSERT_EQ(h.addr[3], 9);
     ASSERT_EQ(h.port, 65535u);
-    const char *bad[] = {"256.0.0.1:1", "1.2.3:4", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65536",
-                         "[::1]:10911", "a.b.c.d:1", "1.2.3.4:5x", "", NULL};
+    const char *bad[] = {"256.0.0.1:1", "1.2.3:4",   "1.2.3.4",    "1.2.3.4:", "1.2.3.4:65536",
+                         "[::1]:10911", "a.b.c.d:1", "1.2.3.4:5x", "",         NULL};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         brk__parse_host(bad[i], &h);
         ASSERT_EQ(h.addr[0] | h.addr[1] | h.addr[2] | h.addr[3], 0);
