@@ -81,16 +81,6 @@ static uint32_t since_month(int64_t now)
     return (uint32_t)(now - start);
 }
 
-static const char hex[] = "0123456789ABCDEF";
-
-static void put_hex(char *out, const uint8_t *raw, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-}
-
 void mqc_uniq_id(char out[33])
 {
     mqc_uniq_id_at(out, mq_now_ms());
@@ -103,7 +93,7 @@ void mqc_uniq_id_at(char out[33], int64_t now_ms)
     memcpy(raw, prefix, 10);
     mq_put_be32(raw + 10, since);
     mq_put_be16(raw + 14, (uint16_t)atomic_fetch_add(&counter, 1));
-    put_hex(out, raw, 16);
+    mq_hex_put(out, raw, 16);
     out[32] = '\0';
 }
 
@@ -113,16 +103,14 @@ void mqc_uniq_ids_begin(struct mqc_uniq_seq *u, size_t n)
     uint32_t since = since_month(mq_now_ms());
     memcpy(raw, prefix, 10);
     mq_put_be32(raw + 10, since);
-    put_hex(u->head, raw, 14);
+    mq_hex_put(u->head, raw, 14);
     u->next = (uint16_t)atomic_fetch_add(&counter, (unsigned)n);
 }
 
 void mqc_uniq_ids_next(struct mqc_uniq_seq *u, char out[32])
 {
-    uint16_t c = u->next++;
+    uint8_t c[2];
+    mq_put_be16(c, u->next++);
     memcpy(out, u->head, 28);
-    out[28] = hex[c >> 12];
-    out[29] = hex[(c >> 8) & 15];
-    out[30] = hex[(c >> 4) & 15];
-    out[31] = hex[c & 15];
+    mq_hex_put(out + 28, c, 2);
 }

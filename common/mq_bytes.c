@@ -1,10 +1,11 @@
-/* mq_bytes.c — the growable byte buffer (see mq_bytes.h). */
+/* mq_bytes.c — the growable byte buffer and hex digits of bytes (see mq_bytes.h). */
 #include "common/mq_bytes.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void mq_buf_init(struct mq_buf *b)
 {
@@ -99,4 +100,20 @@ uint8_t *mq_buf_steal(struct mq_buf *b, size_t *len)
         *len = b->len;
     mq_buf_init(b);
     return p;
+}
+
+/* "00".."FF": two characters per byte in one copy */
+static const char hex2[513] = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"
+                              "202122232425262728292A2B2C2D2E2F303132333435363738393A3B3C3D3E3F"
+                              "404142434445464748494A4B4C4D4E4F505152535455565758595A5B5C5D5E5F"
+                              "606162636465666768696A6B6C6D6E6F707172737475767778797A7B7C7D7E7F"
+                              "808182838485868788898A8B8C8D8E8F909192939495969798999A9B9C9D9E9F"
+                              "A0A1A2A3A4A5A6A7A8A9AAABACADAEAFB0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF"
+                              "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECFD0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
+                              "E0E1E2E3E4E5E6E7E8E9EAEBECEDEEEFF0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF";
+
+void mq_hex_put(char *out, const uint8_t *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        memcpy(out + 2 * i, hex2 + 2 * in[i], 2);
 }

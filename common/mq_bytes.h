@@ -40,6 +40,9 @@ static inline void mq_put_be64(uint8_t *p, uint64_t v)
     mq_put_be32(p + 4, (uint32_t)v);
 }
 
+/* Writes n bytes as 2n upper-case hex digits (no terminator): message ids, UNIQ_KEY. */
+void mq_hex_put(char *out, const uint8_t *in, size_t n);
+
 /* A growable buffer. Caller-owned storage: mq_buf_init / mq_buf_destroy. `data` is owned by the
  * buffer and valid until the next call that grows it or until mq_buf_destroy. */
 struct mq_buf {

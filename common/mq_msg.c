@@ -242,16 +242,6 @@ int mq_props_add(struct mq_buf *b, const char *name, const char *value)
     return rc;
 }
 
-/* "00".."FF": two characters per byte in one copy */
-static const char hex2[513] = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"
-                              "202122232425262728292A2B2C2D2E2F303132333435363738393A3B3C3D3E3F"
-                              "404142434445464748494A4B4C4D4E4F505152535455565758595A5B5C5D5E5F"
-                              "606162636465666768696A6B6C6D6E6F707172737475767778797A7B7C7D7E7F"
-                              "808182838485868788898A8B8C8D8E8F909192939495969798999A9B9C9D9E9F"
-                              "A0A1A2A3A4A5A6A7A8A9AAABACADAEAFB0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF"
-                              "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECFD0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
-                              "E0E1E2E3E4E5E6E7E8E9EAEBECEDEEEFF0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF";
-
 int mq_msgid_encode(const struct mq_host *store_host, int64_t phys_offset, char *out)
 {
     uint8_t raw[28];
@@ -260,8 +250,7 @@ int mq_msgid_encode(const struct mq_host *store_host, int64_t phys_offset, char 
     mq_put_be32(raw + alen, store_host->port);
     mq_put_be64(raw + alen + 4, (uint64_t)phys_offset);
     size_t n = alen + 12;
-    for (size_t i = 0; i < n; i++)
-        memcpy(out + 2 * i, hex2 + 2 * raw[i], 2);
+    mq_hex_put(out, raw, n);
     out[2 * n] = 0;
     return (int)(2 * n);
 }
