@@ -228,20 +228,24 @@ static size_t sock_send(struct rpc_conn *c, struct iovec *iov, size_t cnt)
     return (size_t)w;
 }
 
-/* Into an idle connection a small frame is written at once with one sendmsg() from the loop
- * thread — or, while the loop is corked, gathered with the others of the same read or task
- * batch and sent with them at the uncork: through the bufferevent each reply cost arming and
- * disarming the write event (two epoll_ctl) and a loop iteration. Returns the bytes written
- * (all of them: the frame is sent), or fewer — the rest then goes through the output buffer,
- * copied (small frames only). */
-static size_t write_now(struct rpc_conn *c, const struct mq_buf *b, const struct rpc_cmd *cmd)
-{
-    struct rpc_seg one;
+/* A frame as send_small takes it: its encoded head and its body's segments (n ≤
+ * DIRECT_WRITE_SEGS), blen bytes in all. */
+struct small_frame {
+    const uint8_t *head;
+    size_t hlen;
+    const struct rpc_seg *segs;
     uint32_t n;
-    const struct rpc_seg *segs = body_segs(cmd, &one, &n);
+    size_t blen;
+};
+
+/* Writes f with one sendmsg(); returns the bytes written (0 on any error). */
+static size_t write_now(struct rpc_conn *c, const struct small_frame *f)
+{
+    const struct rpc_seg *segs = f->segs;
+    uint32_t n = f->n;
     struct iovec iov[DIRECT_WRITE_SEGS + 1];
     size_t cnt = 0;
-    iov[cnt++] = (struct iovec){b->data, b->len};
+    iov[cnt++] = (struct iovec){(void *)f->head, f->hlen};
     for (uint32_t i = 0; i < n; i++) {
         if (segs[i].len == 0)
             continue;
@@ -250,17 +254,13 @@ static size_t write_now(struct rpc_conn *c, const struct mq_buf *b, const struct
     return sock_send(c, iov, cnt);
 }
 
-/* Queues the bytes of b and cmd's body past the first skip (a partial write_now), copied. */
-static int add_rest(struct evbuffer *out, const struct mq_buf *b, const struct rpc_cmd *cmd,
-                    size_t skip)
+/* Queues the bytes of f past the first skip (a partial write_now), copied. */
+static int add_rest(struct evbuffer *out, const struct small_frame *f, size_t skip)
 {
-    struct rpc_seg one;
-    uint32_t n;
-    const struct rpc_seg *segs = body_segs(cmd, &one, &n);
     int rc = 0;
-    for (uint32_t i = 0; i <= n && rc == 0; i++) {
-        const uint8_t *p = i ? segs[i - 1].p : b->data;
-        size_t len = i ? segs[i - 1].len : b->len;
+    for (uint32_t i = 0; i <= f->n && rc == 0; i++) {
+        const uint8_t *p = i ? f->segs[i - 1].p : f->head;
+        size_t len = i ? f->segs[i - 1].len : f->hlen;
         if (skip >= len) {
             skip -= len;
             continue;
@@ -269,13 +269,6 @@ static int add_rest(struct evbuffer *out, const struct mq_buf *b, const struct r
         skip = 0;
     }
     return rc ? -ENOMEM : 0;
-}
-
-static int direct_ok(const struct rpc_conn *c, struct evbuffer *out, const struct mq_buf *b,
-                     const struct rpc_cmd *cmd)
-{
-    return evbuffer_get_length(out) == 0 && b->len + cmd->body_len <= DIRECT_WRITE_MAX &&
-           cmd->nsegs <= DIRECT_WRITE_SEGS && rpc__loop_on_thread(c->loop);
 }
 
 /* Moves the corked bytes into the output buffer (before a frame that goes there). */
@@ -315,16 +308,13 @@ static void flush_cork(struct rpc_conn *c)
 static void corked(struct rpc_conn *c);
 
 /* Gathers a small frame into the connection's cork. Returns 0 or -ENOMEM. */
-static int cork_frame(struct rpc_conn *c, const struct mq_buf *b, const struct rpc_cmd *cmd)
+static int cork_frame(struct rpc_conn *c, const struct small_frame *f)
 {
-    struct rpc_seg one;
-    uint32_t n;
-    const struct rpc_seg *segs = body_segs(cmd, &one, &n);
     size_t before = c->cork.len;
-    int rc = mq_buf_append(&c->cork, b->data, b->len);
-    for (uint32_t i = 0; i < n && rc == 0; i++)
-        if (segs[i].len)
-            rc = mq_buf_append(&c->cork, segs[i].p, segs[i].len);
+    int rc = mq_buf_append(&c->cork, f->head, f->hlen);
+    for (uint32_t i = 0; i < f->n && rc == 0; i++)
+        if (f->segs[i].len)
+            rc = mq_buf_append(&c->cork, f->segs[i].p, f->segs[i].len);
     if (rc) {
         c->cork.len = before;
         return -ENOMEM;
@@ -364,6 +354,35 @@ void rpc__uncork(struct rpc__loop *loop)
     }
 }
 
+/* Into an idle connection a small frame is written at once with one sendmsg() from the loop
+ * thread — or, while the loop is corked, gathered with the others of the same read or task
+ * batch and sent with them at the uncork: through the bufferevent each reply cost arming and
+ * disarming the write event (two epoll_ctl) and a loop iteration. A partial write queues the
+ * rest, copied (small frames only). Returns 1 when f was taken, 0 when it goes through the
+ * output buffer as usual (too big, output queued, another thread, or nothing could be
+ * written), -ENOMEM after closing the connection. */
+static int send_small(struct rpc_conn *c, struct evbuffer *out, const struct small_frame *f)
+{
+    if (evbuffer_get_length(out) != 0 || f->hlen + f->blen > DIRECT_WRITE_MAX ||
+        f->n > DIRECT_WRITE_SEGS || !rpc__loop_on_thread(c->loop))
+        return 0;
+    int rc = 0;
+    if (c->loop->corked) {
+        rc = cork_frame(c, f);
+    } else {
+        size_t w = c->cork.len ? 0 : write_now(c, f); /* corked bytes go first */
+        if (w == 0)
+            return 0;
+        if (w < f->hlen + f->blen)
+            rc = add_rest(out, f, w); /* half a frame sent: the rest must follow */
+    }
+    if (rc) {
+        rpc__conn_close_now(c, "out of memory");
+        return -ENOMEM;
+    }
+    return 1;
+}
+
 int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
 {
     if (atomic_load(&c->closed)) {
@@ -371,23 +390,11 @@ int rpc__conn_send_raw(struct rpc_conn *c, uint8_t *frame, size_t len)
         return -ENOTCONN;
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) == 0 && len <= DIRECT_WRITE_MAX && rpc__loop_on_thread(c->loop)) {
-        /* a small frame into an idle connection: corked, or sent at once (as rpc__conn_send) */
-        int rc = 0;
-        if (c->loop->corked) {
-            rc = mq_buf_append(&c->cork, frame, len);
-            if (rc == 0)
-                corked(c);
-        } else {
-            struct iovec iov = {frame, len};
-            size_t w = sock_send(c, &iov, 1);
-            if (w < len && evbuffer_add(out, frame + w, len - w) != 0)
-                rc = -ENOMEM;
-        }
+    struct small_frame f = {frame, len, NULL, 0, 0};
+    int rc = send_small(c, out, &f);
+    if (rc != 0) {
         free(frame);
-        if (rc)
-            rpc__conn_close_now(c, "out of memory");
-        return rc ? -ENOMEM : 0;
+        return rc < 0 ? rc : 0;
     }
     if (spill_cork(c, out) != 0) {
         free(frame);
@@ -452,27 +459,17 @@ int rpc__conn_send(struct rpc_conn *c, struct rpc_cmd *cmd, int ser)
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t before = evbuffer_get_length(out);
-    if (direct_ok(c, out, &b, cmd) && c->loop->corked) {
-        if ((rc = cork_frame(c, &b, cmd)) != 0)
-            rpc__conn_close_now(c, "out of memory");
+    struct rpc_seg one;
+    struct small_frame f = {b.data, b.len, NULL, 0, cmd->body_len};
+    f.segs = body_segs(cmd, &one, &f.n);
+    if ((rc = send_small(c, out, &f)) != 0) {
+        rc = rc < 0 ? rc : 0;
         goto out;
     }
     if (spill_cork(c, out) != 0) {
         rpc__conn_close_now(c, "out of memory");
         rc = -ENOMEM;
         goto out;
-    }
-    if (direct_ok(c, out, &b, cmd)) {
-        size_t w = write_now(c, &b, cmd);
-        if (w == b.len + cmd->body_len)
-            goto out;
-        if (w > 0 && add_rest(out, &b, cmd, w) != 0) { /* half a frame sent: the stream is lost */
-            rpc__conn_close_now(c, "out of memory");
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (w > 0)
-            goto out;
     }
     if ((rc = add_frame(out, &b, cmd)) != 0) {
         if (evbuffer_get_length(out) != before) /* half a frame is queued: the stream is lost */
