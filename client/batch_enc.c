@@ -1,6 +1,7 @@
 /* batch_enc.c — SEND_BATCH_MESSAGE bodies (FORMATS.md Part 2: the batch body): n messages of
  * one topic validated and sized first, then encoded in one pass into one allocation; each
- * entry's properties are the user's, KEYS, TAGS, UNIQ_KEY and WAIT, as a single send's. */
+ * entry's properties are the user's, KEYS, TAGS, UNIQ_KEY and WAIT, written by the same code
+ * as a single send's (mqc__props_put). */
 #include <errno.h>
 #include <string.h>
 
@@ -47,9 +48,7 @@ static size_t opt_len(const char *v, const char **last, size_t *last_len)
     return *last_len;
 }
 
-/* The length of an entry's properties: the user's (user bytes), KEYS and TAGS (values of kl
- * and tl bytes, absent when 0), UNIQ_KEY and WAIT. */
-static size_t props_len(size_t user, size_t kl, size_t tl)
+size_t mqc__props_len(size_t user, size_t kl, size_t tl)
 {
     return user + (kl ? 6 + kl : 0) + (tl ? 6 + tl : 0) + PROP_UNIQ_LEN + sizeof(PROP_WAIT) - 1;
 }
@@ -58,7 +57,7 @@ static size_t props_len(size_t user, size_t kl, size_t tl)
 static long batch_props_len(const struct mqc_message *x, const char **lk, size_t *lkl,
                             const char **lt, size_t *ltl)
 {
-    size_t len = props_len(x->props_len, opt_len(x->keys, lk, lkl), opt_len(x->tags, lt, ltl));
+    size_t len = mqc__props_len(x->props_len, opt_len(x->keys, lk, lkl), opt_len(x->tags, lt, ltl));
     return len > 32767 ? -EMSGSIZE : (long)len;
 }
 
@@ -75,13 +74,27 @@ static uint8_t *put_shared_props(uint8_t *w, const struct mqc_message *x, size_t
     return w + 9;
 }
 
+/* After the 32 characters of a UNIQ_KEY value at w: its end and WAIT; returns the end. */
+static uint8_t *put_uniq_end_wait(uint8_t *w)
+{
+    w[32] = 2;
+    memcpy(w + 33, PROP_WAIT, sizeof(PROP_WAIT) - 1);
+    return w + 33 + sizeof(PROP_WAIT) - 1;
+}
+
 /* Writes the next UNIQ_KEY value of u, its end and WAIT at w; returns the end. */
 static uint8_t *put_uniq_wait(uint8_t *w, struct mqc_uniq_seq *u)
 {
     mqc_uniq_ids_next(u, (char *)w);
-    w[32] = 2;
-    memcpy(w + 33, PROP_WAIT, sizeof(PROP_WAIT) - 1);
-    return w + 33 + sizeof(PROP_WAIT) - 1;
+    return put_uniq_end_wait(w);
+}
+
+uint8_t *mqc__props_put(uint8_t *w, const struct mqc_message *m, size_t kl, size_t tl,
+                        const char uniq[32])
+{
+    w = put_shared_props(w, m, kl, tl);
+    memcpy(w, uniq, 32);
+    return put_uniq_end_wait(w);
 }
 
 /* Room for `total` bytes at the end of out and n UNIQ_KEYs: where to write, or NULL. */
@@ -145,7 +158,7 @@ int mqc__batch_encode_bodies(const struct mqc_message *t, const struct mqc_body 
     if (n == 0 || !t->topic || mq_check_topic(t->topic, strlen(t->topic)))
         return -EINVAL;
     size_t kl = t->keys ? strlen(t->keys) : 0, tl = t->tags ? strlen(t->tags) : 0;
-    size_t pl = props_len(t->props_len, kl, tl);
+    size_t pl = mqc__props_len(t->props_len, kl, tl);
     size_t shared = pl - (PROP_UNIQ_LEN - 9) - (sizeof(PROP_WAIT) - 1); /* up to "UNIQ_KEY\1" */
     size_t total = 0;
     if (pl > 32767)

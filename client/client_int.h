@@ -95,9 +95,17 @@ struct mqc_uniq_seq {
 void mqc_uniq_ids_begin(struct mqc_uniq_seq *u, size_t n);
 void mqc_uniq_ids_next(struct mqc_uniq_seq *u, char out[32]);
 
-/* ---- batch bodies (batch_enc.c) ---- */
+/* ---- message properties and batch bodies (batch_enc.c) ---- */
 
 struct mq_buf;
+
+/* The length of a message's properties: the user's (user bytes), KEYS and TAGS (values of kl
+ * and tl bytes, absent when 0), UNIQ_KEY and WAIT. */
+size_t mqc__props_len(size_t user, size_t kl, size_t tl);
+/* Writes them for m at w (room for mqc__props_len bytes), uniq its 32-character UNIQ_KEY;
+ * returns the end. */
+uint8_t *mqc__props_put(uint8_t *w, const struct mqc_message *m, size_t kl, size_t tl,
+                        const char uniq[32]);
 
 /* Appends the SEND_BATCH_MESSAGE body of messages m[0..n) (one topic, non-empty bodies, the
  * whole at most max bytes) to out; uniq gets the first message's UNIQ_KEY. Returns 0, -EINVAL,

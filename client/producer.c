@@ -18,6 +18,7 @@
 #include "common/mq_bytes.h"
 #include "common/mq_err.h"
 #include "common/mq_log.h"
+#include "common/mq_msg.h"
 #include "common/mq_util.h"
 #include "remoting/remoting.h"
 
@@ -112,55 +113,6 @@ static size_t copy_str(char *dst, size_t cap, const char *src, size_t max)
     memcpy(dst, src, n);
     dst[n] = 0;
     return n;
-}
-
-static int append_prop(struct mq_buf *b, const char *name, const char *val)
-{
-    int rc = mq_buf_append_str(b, name);
-    if (!rc)
-        rc = mq_buf_append(b, "\001", 1);
-    if (!rc)
-        rc = mq_buf_append_str(b, val);
-    if (!rc)
-        rc = mq_buf_append(b, "\002", 1);
-    return rc;
-}
-
-/* A message's properties: the user's, then KEYS, TAGS, UNIQ_KEY and WAIT, written to w (room
- * for props_size bytes); returns the end. */
-static char *put_prop(char *w, const char *name, size_t nlen, const char *val, size_t vlen)
-{
-    memcpy(w, name, nlen);
-    w[nlen] = '\001';
-    memcpy(w + nlen + 1, val, vlen);
-    w[nlen + 1 + vlen] = '\002';
-    return w + nlen + vlen + 2;
-}
-
-#define PROP_UNIQ "UNIQ_KEY"
-#define PROP_WAIT "WAIT"
-
-static size_t props_size(const struct mqc_message *m, const char *uniq, size_t *kl, size_t *tl)
-{
-    *kl = m->keys ? strlen(m->keys) : 0;
-    *tl = m->tags ? strlen(m->tags) : 0;
-    return m->props_len + (*kl ? 6 + *kl : 0) + (*tl ? 6 + *tl : 0) +
-           (uniq ? sizeof(PROP_UNIQ) + 1 + 32 : 0) + sizeof(PROP_WAIT) + 1 + 4;
-}
-
-static char *put_props(char *w, const struct mqc_message *m, const char *uniq, size_t kl, size_t tl)
-{
-    if (m->props_len) {
-        memcpy(w, m->props, m->props_len);
-        w += m->props_len;
-    }
-    if (kl)
-        w = put_prop(w, "KEYS", 4, m->keys, kl);
-    if (tl)
-        w = put_prop(w, "TAGS", 4, m->tags, tl);
-    if (uniq)
-        w = put_prop(w, PROP_UNIQ, sizeof(PROP_UNIQ) - 1, uniq, 32);
-    return put_prop(w, PROP_WAIT, sizeof(PROP_WAIT) - 1, "true", 4);
 }
 
 /* NUL-terminates header properties in place (not counted in len), so that make_cmd can hand
@@ -297,7 +249,8 @@ static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, stru
     r->flag = m->flag;
     r->born_ms = mq_now_ms();
     mqc_uniq_id_at(r->uniq, r->born_ms);
-    size_t kl, tl, need = props_size(m, r->uniq, &kl, &tl);
+    size_t kl = m->keys ? strlen(m->keys) : 0, tl = m->tags ? strlen(m->tags) : 0;
+    size_t need = mqc__props_len(m->props_len, kl, tl);
     char *w = r->props_small;
     if (need >= sizeof(r->props_small)) {
         if ((rc = mq_buf_reserve(&r->props, need + 1)) != 0)
@@ -305,7 +258,7 @@ static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, stru
         w = (char *)r->props.data;
     }
     r->props_str = w;
-    r->props_len = (size_t)(put_props(w, m, r->uniq, kl, tl) - w);
+    r->props_len = (size_t)((char *)mqc__props_put((uint8_t *)w, m, kl, tl, r->uniq) - w);
     w[r->props_len] = 0;
     r->props.len = w == r->props_small ? 0 : r->props_len;
     if (r->props_len > 32767)
@@ -508,7 +461,7 @@ static int batch_req(struct send_req *r, const char *topic, int rc)
     r->code = REQ_SEND_BATCH_MESSAGE;
     r->batch = 1;
     r->born_ms = mq_now_ms();
-    rc = append_prop(&r->props, "WAIT", "true");
+    rc = mq_props_add(&r->props, "WAIT", "true");
     if (rc == 0 && (rc = props_terminate(&r->props)) == 0) {
         r->props_str = (const char *)r->props.data;
         r->props_len = r->props.len;
