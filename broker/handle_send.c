@@ -284,9 +284,7 @@ static int late_add(struct pending_send *ps, const char *topic, int queue_id, in
     l->ps = ps;
     l->queue_id = queue_id;
     l->last_qoff = last_qoff;
-    size_t n = strnlen(topic, sizeof(l->topic) - 1);
-    memcpy(l->topic, topic, n);
-    l->topic[n] = '\0';
+    mq_str_copy(l->topic, sizeof(l->topic), topic, sizeof(l->topic));
     return 0;
 }
 

@@ -251,9 +251,7 @@ int mqc__pick_queue(struct mqc_instance *inst, const char *topic, const char *la
             const char *a = pos >= 0 ? mqc_route_broker_addr(r, r->pub[pos].broker) : NULL;
             if (a) {
                 *q = r->pub[pos];
-                size_t n = strnlen(a, MQC_ADDR_MAX - 1);
-                memcpy(addr, a, n);
-                addr[n] = '\0';
+                mq_str_copy(addr, MQC_ADDR_MAX, a, MQC_ADDR_MAX);
             }
             pthread_mutex_unlock(&inst->lock);
             return a ? 0 : -ENOENT;

@@ -106,15 +106,6 @@ void mqc_producer_free(struct mqc_producer *p)
     free(p);
 }
 
-/* Copies at most max characters of src into dst (cap bytes) with a NUL; returns the length. */
-static size_t copy_str(char *dst, size_t cap, const char *src, size_t max)
-{
-    size_t n = strnlen(src, max < cap - 1 ? max : cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = 0;
-    return n;
-}
-
 /* NUL-terminates header properties in place (not counted in len), so that make_cmd can hand
  * them to rpc_cmd_ext_add without a copy. */
 static int props_terminate(struct mq_buf *b)
@@ -244,7 +235,7 @@ static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, stru
     int rc = validate(p, m);
     if (rc)
         return rc;
-    r->topic_len = copy_str(r->topic, sizeof(r->topic), m->topic, sizeof(r->topic));
+    r->topic_len = mq_str_copy(r->topic, sizeof(r->topic), m->topic, sizeof(r->topic));
     r->code = REQ_SEND_MESSAGE_V2;
     r->flag = m->flag;
     r->born_ms = mq_now_ms();
@@ -341,8 +332,8 @@ static int parse_response(const struct rpc_cmd *resp, const struct send_req *r,
         return 0;
     memset(res, 0, sizeof(*res));
     res->status = st;
-    copy_str(res->msg_id, sizeof(res->msg_id), r->uniq, sizeof(r->uniq));
-    copy_str(res->broker, sizeof(res->broker), q->broker, sizeof(q->broker));
+    mq_str_copy(res->msg_id, sizeof(res->msg_id), r->uniq, sizeof(r->uniq));
+    mq_str_copy(res->broker, sizeof(res->broker), q->broker, sizeof(q->broker));
     res->queue_id = q->queue_id;
     res->queue_offset = -1;
     /* one pass over the reply's fields (SendMessageResponseHeader); later ones win */
@@ -356,7 +347,7 @@ static int parse_response(const struct rpc_cmd *resp, const struct send_req *r,
         else if (k[0] == 'q' && strcmp(k, "queueOffset") == 0)
             qoff = rpc_cmd_ext_val(resp, i);
     }
-    copy_str(res->offset_msg_id, sizeof(res->offset_msg_id), oid, 32);
+    mq_str_copy(res->offset_msg_id, sizeof(res->offset_msg_id), oid, 32);
     int64_t v;
     if (qid && rpc_i64_parse(qid, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
         res->queue_id = (int32_t)v;
@@ -457,7 +448,7 @@ static int batch_req(struct send_req *r, const char *topic, int rc)
 {
     if (rc)
         return rc;
-    r->topic_len = copy_str(r->topic, sizeof(r->topic), topic, sizeof(r->topic));
+    r->topic_len = mq_str_copy(r->topic, sizeof(r->topic), topic, sizeof(r->topic));
     r->code = REQ_SEND_BATCH_MESSAGE;
     r->batch = 1;
     r->born_ms = mq_now_ms();

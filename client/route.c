@@ -24,13 +24,10 @@ int mqc_queue_cmp(const void *a, const void *b)
     return c;
 }
 
+/* A route's string (a JSON value, NULL when absent), cut to fit. */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
+    mq_str_copy(dst, cap, src ? src : "", cap);
 }
 
 void mqc_route_free(struct mqc_route *r)

@@ -155,3 +155,11 @@ int mq_json_quote_int_keys(const char *in, size_t len, struct mq_buf *out)
     }
     return depth == 0 ? 0 : -EBADMSG;
 }
+
+size_t mq_str_copy(char *dst, size_t cap, const char *src, size_t max)
+{
+    size_t n = strnlen(src, max < cap - 1 ? max : cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+    return n;
+}

@@ -22,6 +22,10 @@ uint32_t mq_crc32_update(uint32_t crc, const void *p, size_t n);
  * UTF-8 bytes count as single code units of their byte value. */
 int32_t mq_java_hash(const char *s, size_t n);
 
+/* Copies at most max characters of src, and at most cap - 1, into dst with a NUL (cap > 0);
+ * returns the characters copied. A bounded copy without snprintf's formatting cost. */
+size_t mq_str_copy(char *dst, size_t cap, const char *src, size_t max);
+
 /* RocketMQ's topic rule: 1..127 characters of [%|a-zA-Z0-9_-]. Returns 0 or -EINVAL. The same
  * rule applies to consumer group names. */
 int mq_check_topic(const char *name, size_t n);

@@ -495,7 +495,21 @@ TEST(test_props)
     mq_buf_destroy(&b);
 }
 
+/* mq_str_copy: bounded by the destination and by max, always terminated. */
+TEST(test_str_copy)
+{
+    char d[6];
+    ASSERT_EQ(mq_str_copy(d, sizeof(d), "abc", 100), 3);
+    ASSERT_STR_EQ(d, "abc");
+    ASSERT_EQ(mq_str_copy(d, sizeof(d), "abcdefgh", 100), 5);
+    ASSERT_STR_EQ(d, "abcde");
+    ASSERT_EQ(mq_str_copy(d, sizeof(d), "abcdefgh", 2), 2);
+    ASSERT_STR_EQ(d, "ab");
+    ASSERT_EQ(mq_str_copy(d, 1, "abc", 100), 0);
+    ASSERT_STR_EQ(d, "");
+}
+
 TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_crc32_equals_zlib,
           test_java_hash, test_topic_rules, test_conf_table, test_json_quote_int_keys, test_map,
           test_file_atomic, test_tags, test_batch_codec, test_strerror, test_msg_golden,
-          test_msg_ipv6_roundtrip, test_msg_decode_untrusted, test_props)
+          test_msg_ipv6_roundtrip, test_msg_decode_untrusted, test_props, test_str_copy)
