@@ -39,7 +39,6 @@ struct store__waiter {
 /* One data file, mapped whole (MAP_SHARED). Reference-counted: the list holds one reference;
  * readers take one while they use the bytes; the last unref unmaps and closes. A deleted file
  * is unlinked at once and unmapped at its last unref. */
-
 struct store__mfile {
     int64_t base; /* absolute offset of byte 0 (the file name) */
     size_t size;
@@ -294,14 +293,15 @@ struct store {
     int64_t logics_ts, index_ts;
     int flush_started;
 
-    /* clean (retention.c) */
-    pthread_t warm_thread; /* warm.c */
+    /* warm (warm.c) */
+    pthread_t warm_thread;
     pthread_mutex_t warm_lock;
     pthread_cond_t warm_cond;
     atomic_int warm_sleeping;
     atomic_int_fast64_t warmed; /* commitlog pages in memory up to here */
     int warm_stop, warm_started;
 
+    /* clean (retention.c) */
     pthread_t clean_thread;
     pthread_mutex_t clean_lock;
     pthread_cond_t clean_cond;

@@ -5,8 +5,10 @@
  * page allocation and zero-fill of an unwritten extent, which on a virtual machine also pays
  * for the host backing the page. With SYNC_FLUSH the warmed pages are also written to disk as
  * zeros, so that the group commit's later sync overwrites allocated blocks and commits no
- * extent conversion. Content is never changed: populating maps the same page cache pages the
- * writer fills, and a record overwrites zeros (FORMATS.md Part 1, "Pages ahead of the writer"). */
+ * extent conversion. On by default with SYNC_FLUSH only: with ASYNC_FLUSH the zero-fill it
+ * takes over costs more here than in the writer's pwrite. Content is never changed: populating
+ * maps the same page cache pages the writer fills, and a record overwrites zeros (FORMATS.md
+ * Part 1, "Pages ahead of the writer"). */
 #include "store/store_int.h"
 
 #include <errno.h>
