@@ -20,12 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/mq_log.h"
 #include "common/mq_util.h"
 #include "store/store.h"
+#include "tools/bench/bench_util.h"
 
 static char root[400];
 static int run_no;
@@ -205,15 +205,6 @@ static double disk_sync_us(int zeroed, int use_msync)
     return lat[n / 2];
 }
 
-/* CPU time (user + system) of the whole process so far, in microseconds. */
-static int64_t cpu_us(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
-           ru.ru_stime.tv_usec;
-}
-
 struct sync_arg {
     struct store *s;
     atomic_long *count;
@@ -249,7 +240,8 @@ static double run_sync(int threads, int ms)
     atomic_int stop = 0;
     pthread_t th[256];
     struct sync_arg args[256];
-    int64_t t0 = mq_mono_us(), cpu0 = cpu_us();
+    int64_t t0 = mq_mono_us();
+    double cpu0 = bench_cpu_s();
     for (int i = 0; i < threads; i++) {
         args[i] = (struct sync_arg){s, &count, &stop, i};
         pthread_create(&th[i], NULL, sync_worker, &args[i]);
@@ -258,13 +250,14 @@ static double run_sync(int threads, int ms)
     atomic_store(&stop, 1);
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
-    int64_t t1 = mq_mono_us(), cpu1 = cpu_us();
+    int64_t t1 = mq_mono_us();
+    double cpu1 = bench_cpu_s();
     struct store_stats st;
     store_get_stats(s, &st);
     long done = atomic_load(&count);
     printf("  %ld messages in %lld flushes: %.1f per group commit, %.1f us CPU per message\n", done,
            (long long)st.flushes, (double)done / (double)(st.flushes ? st.flushes : 1),
-           (double)(cpu1 - cpu0) / (double)(done ? done : 1));
+           (cpu1 - cpu0) * 1e6 / (double)(done ? done : 1));
     store_close(s);
     rmrf(dir);
     return (double)atomic_load(&count) * 1e6 / (double)(t1 - t0);

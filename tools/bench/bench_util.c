@@ -232,10 +232,7 @@ uint64_t bench_result(struct bench_run *r, const char *extra)
     double secs = (double)(end - start_ns(r)) / 1e9;
     if (secs <= 0)
         secs = 1e-9;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru); /* every thread of the process, set-up included */
-    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    double cpu = bench_cpu_s(); /* every thread of the process, set-up included */
     printf("RESULT tps=%.0f mbps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%llu "
            "msgs=%llu secs=%.2f client_cpu_s=%.2f%s%s\n",
            (double)t.msgs / secs, (double)t.bytes / secs / 1e6, bench_snap_pct_us(&s, 0.50),
@@ -427,4 +424,12 @@ int bench_peer_mode(int argc, char **argv, const char *usage, int *exit_code)
     fputs(usage, help ? stdout : stderr);
     *exit_code = help ? 0 : 2;
     return -1;
+}
+
+double bench_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }

@@ -89,6 +89,8 @@ void bench_monitor(struct bench_run *r);
  * client_cpu_s=...` (the process's user + system CPU time so far), then `extra` (may be NULL
  * or ""; "key=value ..." pairs). Returns the error count. */
 uint64_t bench_result(struct bench_run *r, const char *extra);
+/* The process's user + system CPU time so far (every thread), in seconds. */
+double bench_cpu_s(void);
 
 /* Ping-pong of `size`-byte messages over a fresh loopback TCP connection (TCP_NODELAY) for
  * `seconds`; round trips go into *out. Returns 0 or -errno. */
