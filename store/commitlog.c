@@ -110,16 +110,26 @@ void store__tq_free(struct store *s)
 /* ---- append ----
  *
  * Records are encoded into a staging buffer under the put lock and written with one pwrite per
- * batch and file when the batch is at least a page (not through the mapping: writing through a
- * shared mapping makes every writeback write-protect the pages again, a TLB shootdown and a
- * fault per page); smaller stages are copied into the mapping, cheaper than a system call.
- * Readers use the mapping, which sees the same page cache, below the published `wrote`. */
+ * batch and file when the batch is at least a page (not through the mapping: a write fault
+ * dirties the whole page-cache folio, with large folios up to megabytes that the next sync
+ * then writes, and every writeback write-protects the pages again, a TLB shootdown and a fault
+ * per page); smaller stages are copied into the mapping, cheaper than a system call.
+ * Readers use the mapping, which sees the same page cache, below the published `wrote`.
+ *
+ * With SYNC_FLUSH a put leaves its records staged (up to STAGE_DEFER_MAX): the group commit
+ * writes everything staged with one pwrite just before its sync (store__clog_publish), so 64
+ * appenders make one write per group instead of one each, and hold the put lock only to
+ * encode. Staged records are not yet visible to readers; they are once the group's write is
+ * (a put nobody waits for nudges the commit thread to write it). A failed write keeps earlier
+ * puts' records staged, to be written again; their waiters learn the error from the flush. */
 
+#define STAGE_DEFER_MAX  (64 << 10)
 #define STAGE_MIN        (1 << 20)
 #define STAGE_PWRITE_MIN 4096
 #define STAGE_PUBLISH    (256 << 10) /* a batch publishes its records at least this often */
 
-/* Writes the staged bytes at stage_pos of the current file. Put lock held. */
+/* Writes the staged bytes at stage_pos of the current file and publishes them (wrote,
+ * last_store_ts). Put lock held. */
 static int stage_write(struct store *s)
 {
     if (!s->stage_len)
@@ -127,18 +137,32 @@ static int stage_write(struct store *s)
     struct store__mfile *f = s->clog_cur;
     if (s->stage_len < STAGE_PWRITE_MIN && !s->sync_flush) {
         memcpy(f->map + (s->stage_pos - f->base), s->stage, s->stage_len);
-        s->stage_pos += (int64_t)s->stage_len;
-        s->stage_len = 0;
-        return 0;
-    }
-    ssize_t rc = store_io.pwrite(f->fd, s->stage, s->stage_len, (off_t)(s->stage_pos - f->base));
-    if (rc < 0) {
-        mq_error("commitlog write at %" PRId64 ": %s", s->stage_pos, mq_strerror((int)rc));
-        return (int)rc;
+    } else {
+        ssize_t rc =
+            store_io.pwrite(f->fd, s->stage, s->stage_len, (off_t)(s->stage_pos - f->base));
+        if (rc < 0) {
+            mq_error("commitlog write at %" PRId64 ": %s", s->stage_pos, mq_strerror((int)rc));
+            return (int)rc;
+        }
     }
     s->stage_pos += (int64_t)s->stage_len;
     s->stage_len = 0;
+    atomic_store(&s->stage_deferred, 0);
+    atomic_store(&s->last_store_ts, s->stage_ts);
+    atomic_store(&s->wrote, s->stage_pos);
     return 0;
+}
+
+int store__clog_publish(struct store *s)
+{
+    if (!atomic_load(&s->stage_deferred))
+        return 0;
+    pthread_mutex_lock(&s->put_lock);
+    int rc = stage_write(s);
+    pthread_mutex_unlock(&s->put_lock);
+    if (!rc)
+        store__dispatch_wake(s);
+    return rc;
 }
 
 static int stage_reserve(struct store *s, size_t n)
@@ -227,14 +251,15 @@ static void unassign(struct store *s, const struct mq_msg *msgs, struct store_pu
     }
 }
 
-/* A write failed: the staged records (results [staged_from, to)) are lost; back to the last
- * written record. Returns how many records of the batch stay written. Put lock held. */
+/* A write failed: the batch's staged records (results [staged_from, to)) are lost; back to the
+ * end of the `kept` bytes staged before them by earlier puts (SYNC_FLUSH), which stay staged.
+ * Returns how many records of the batch stay written. Put lock held. */
 static size_t drop_stage(struct store *s, const struct mq_msg *msgs, struct store_put_result *res,
-                         size_t staged_from, size_t to)
+                         size_t staged_from, size_t to, size_t kept)
 {
     unassign(s, msgs, res, staged_from, to);
-    s->stage_len = 0;
-    s->write_pos = s->stage_pos;
+    s->stage_len = kept;
+    s->write_pos = s->stage_pos + (int64_t)kept;
     return staged_from;
 }
 
@@ -281,8 +306,12 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     if (now < s->ts_floor)
         now = s->ts_floor;
     struct store__tqoff *tq = NULL;
-    s->stage_len = 0;
-    s->stage_pos = s->write_pos;
+    if (!s->stage_len)
+        s->stage_pos = s->write_pos;
+    /* records earlier puts left staged (SYNC_FLUSH): kept if this batch's write fails */
+    int64_t kept_pos = s->stage_pos;
+    size_t kept_len = s->stage_len;
+#define KEPT() (s->stage_pos == kept_pos ? kept_len : 0)
     for (i = 0; i < valid; i++) {
         struct store_put_result *r = &res[i];
         struct mq_msg m = msgs[i];
@@ -300,7 +329,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         if (!rc)
             rc = stage_reserve(s, (size_t)size);
         if (rc) {
-            ok = drop_stage(s, msgs, res, staged_from, i);
+            ok = drop_stage(s, msgs, res, staged_from, i, KEPT());
             first_err = rc;
             break;
         }
@@ -319,6 +348,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         m.queue_offset = no_cq ? 0 : tq->next;
         m.phys_offset = s->write_pos;
         m.store_ts = now;
+        s->stage_ts = now;
         m.store_host = s->conf.store_host;
         (void)mq_msg_encode_crc(&m, crc, s->stage + s->stage_len, (size_t)size);
         s->stage_len += (size_t)size;
@@ -334,27 +364,27 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
              * as a failed roll does). */
             int wrc = stage_write(s);
             if (wrc) {
-                ok = drop_stage(s, msgs, res, staged_from, ok);
+                ok = drop_stage(s, msgs, res, staged_from, ok, KEPT());
                 first_err = wrc;
                 break;
             }
             staged_from = ok;
-            atomic_store(&s->last_store_ts, now);
-            atomic_store(&s->wrote, s->write_pos);
             store__dispatch_wake(s);
         }
     }
-    int wrc = s->stage_len ? stage_write(s) : 0;
+    int defer = s->sync_flush && s->stage_len <= STAGE_DEFER_MAX;
+    int wrc = s->stage_len && !defer ? stage_write(s) : 0;
     if (wrc) {
-        ok = drop_stage(s, msgs, res, staged_from, ok);
+        ok = drop_stage(s, msgs, res, staged_from, ok, KEPT());
         first_err = wrc;
     }
+#undef KEPT
     int64_t end = s->write_pos;
-    if (ok) {
+    if (ok)
         s->ts_floor = now;
-        atomic_store(&s->last_store_ts, now);
-        atomic_store(&s->wrote, end);
-    }
+    defer = s->stage_len > 0;
+    if (defer)
+        atomic_store(&s->stage_deferred, 1);
     pthread_mutex_unlock(&s->put_lock);
 
     int64_t bytes = 0;
@@ -371,7 +401,9 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     if (ok) {
         atomic_fetch_add(&s->puts, (int64_t)ok);
         atomic_fetch_add(&s->put_bytes, bytes);
-        if (!store__dispatch_deferred(s))
+        if (defer)
+            store__flush_note_staged(s);
+        else if (!store__dispatch_deferred(s))
             store__dispatch_wake(s);
         store__warm_wake(s);
     }

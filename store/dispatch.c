@@ -252,11 +252,13 @@ void store__dispatch_stop(struct store *s)
 
 int store_dispatch_wait(struct store *s)
 {
+    int rc = store__clog_publish(s);
+    if (rc)
+        return rc;
     int64_t target = atomic_load(&s->wrote);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 5;
-    int rc = 0;
     pthread_mutex_lock(&s->disp_lock);
     while (atomic_load(&s->reput) < target && rc == 0)
         rc = pthread_cond_timedwait(&s->disp_done, &s->disp_lock, &ts);

@@ -268,12 +268,12 @@ static void *flush_main(void *arg)
         int urgent = s->npending > 0;
         pthread_mutex_unlock(&s->flush_lock);
 
+        int rc = store__clog_publish(s); /* records no group commit wrote (SYNC_FLUSH) */
         int64_t now = mq_mono_us(), wrote = atomic_load(&s->wrote);
         int64_t dirty = wrote - atomic_load(&s->flushed);
         int64_t least = (int64_t)s->conf.flush_commit_log_least_pages * STORE__PAGE;
         int full = now - last_full >= (int64_t)s->conf.flush_commit_log_thorough_interval * 1000;
-        int rc = 0;
-        if (dirty > 0 && (urgent || s->sync_flush || dirty >= least || full)) {
+        if (!rc && dirty > 0 && (urgent || s->sync_flush || dirty >= least || full)) {
             int64_t ts = atomic_load(&s->last_store_ts);
             rc = store__flush_clog(s, wrote);
             if (!rc)
@@ -328,17 +328,28 @@ static void *commit_main(void *arg)
     struct done_list done = {NULL, 0};
     pthread_mutex_lock(&s->flush_lock);
     while (!s->flush_stop) {
-        if (!commit_needed(s)) {
-            s->commit_idle = 1;
+        /* idle is set before the nudge is read, and a put sets the nudge before it reads idle
+         * (store__flush_note_staged): one of the two sees the other */
+        atomic_store(&s->commit_idle, 1);
+        int nudged = atomic_exchange(&s->commit_nudge, 0), need = commit_needed(s);
+        if (!need && !nudged) {
             pthread_cond_wait(&s->commit_cond, &s->flush_lock);
-            s->commit_idle = 0;
+            atomic_store(&s->commit_idle, 0);
             continue;
         }
+        atomic_store(&s->commit_idle, 0);
+        pthread_mutex_unlock(&s->flush_lock);
+        int rc = store__clog_publish(s); /* the group's records, in one write */
+        pthread_mutex_lock(&s->flush_lock);
+        if (rc && need)
+            settle(s, rc, &done);
+        if (rc || !need)
+            continue; /* failed: kept staged, written again by the next group or flush pass */
         int64_t upto = atomic_load(&s->wrote);
         if (upto > s->commit_upto)
             s->commit_upto = upto;
         pthread_mutex_unlock(&s->flush_lock);
-        int rc = store__flush_clog(s, upto);
+        rc = store__flush_clog(s, upto);
         pthread_mutex_lock(&s->flush_lock);
         if (rc && s->commit_upto == upto)
             s->commit_upto = atomic_load(&s->flushed); /* not covered after all: retry */
@@ -347,6 +358,16 @@ static void *commit_main(void *arg)
     pthread_mutex_unlock(&s->flush_lock);
     free(done.v);
     return NULL;
+}
+
+void store__flush_note_staged(struct store *s)
+{
+    atomic_store(&s->commit_nudge, 1);
+    if (!atomic_load(&s->commit_idle))
+        return;
+    pthread_mutex_lock(&s->flush_lock);
+    pthread_cond_signal(&s->commit_cond);
+    pthread_mutex_unlock(&s->flush_lock);
 }
 
 void store__flush_wake(struct store *s)
@@ -453,8 +474,10 @@ void store__flush_stop(struct store *s)
         s->flush_started = 0;
     }
     /* final flush on the caller's thread */
+    int rc = store__clog_publish(s);
     int64_t ts = atomic_load(&s->last_store_ts);
-    int rc = store__flush_clog(s, atomic_load(&s->wrote));
+    if (!rc)
+        rc = store__flush_clog(s, atomic_load(&s->wrote));
     if (!rc)
         s->flushed_ts = ts;
     if (store__flush_logics(s, 1) == 0)

@@ -107,6 +107,9 @@ void store_close(struct store *s)
     int opened = s->disp_started && s->flush_started;
     store__clean_stop(s);
     store__warm_stop(s);
+    if (opened)
+        (void)store__clog_publish(s); /* staged records reach the dispatcher (a failure: the
+                                          final flush reports it) */
     store__dispatch_stop(s);
     if (opened) {
         store__flush_stop(s);

@@ -247,6 +247,8 @@ struct store {
     uint8_t *stage;                /* put lock: records encoded, not yet written */
     size_t stage_len, stage_cap;
     int64_t stage_pos;         /* commitlog offset of stage[0] */
+    int64_t stage_ts;          /* put lock: store time of the newest staged record */
+    atomic_int stage_deferred; /* records are staged for the group commit (SYNC_FLUSH) */
     atomic_int_fast64_t wrote; /* published end of the appended records */
     atomic_int_fast64_t last_store_ts;
     int64_t ts_floor;        /* put lock: no later record's store time goes below it */
@@ -278,7 +280,8 @@ struct store {
     pthread_t commit_thread;    /* SYNC_FLUSH group commits */
     pthread_cond_t commit_cond; /* a commit is needed, flush_lock */
     int commit_started;         /* flush_lock */
-    int commit_idle;            /* the commit thread sleeps, flush_lock */
+    atomic_int commit_idle;     /* the commit thread sleeps (set under flush_lock) */
+    atomic_int commit_nudge;    /* a put left records staged: write them (SYNC_FLUSH) */
     int64_t commit_upto;        /* largest end a commit took, flush_lock */
     pthread_mutex_t flush_lock;
     pthread_cond_t flush_cond;
@@ -319,6 +322,9 @@ void store__tq_delete_topic(struct store *s, const char *topic, size_t tlen);
 void store__tq_free(struct store *s);
 /* The record at phys, referenced (caller unrefs *f); decoded without CRC check. */
 int store__clog_read(struct store *s, int64_t phys, struct store__mfile **f, struct mq_msg *m);
+/* Writes and publishes the records puts left staged (SYNC_FLUSH); 0 or the write's -errno
+ * (they stay staged). */
+int store__clog_publish(struct store *s);
 
 /* dispatch.c */
 int store__dispatch_start(struct store *s);
@@ -333,6 +339,8 @@ int store__dispatch_run(struct store *s);
 int store__flush_start(struct store *s);
 void store__flush_stop(struct store *s);
 void store__flush_wake(struct store *s);
+/* A put left records staged: wakes the commit thread if it sleeps, to write them. */
+void store__flush_note_staged(struct store *s);
 int store__flush_clog(struct store *s, int64_t upto);
 /* Flushes consume queues, rendered and index files; 0 when all are durable (checkpoint may
  * advance), 1 when some queues were left for the thorough flush, or -errno. */

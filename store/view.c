@@ -50,8 +50,8 @@ int64_t store_watermark(struct store *s)
     s->ts_floor = w; /* later records are stored at w or after, whatever the clock does */
     /* disp_last_ts is read before reput: every record stored before it lies before reput. */
     int64_t d = atomic_load(&s->disp_last_ts);
-    if (atomic_load(&s->reput) < atomic_load(&s->wrote) && d < w)
-        w = d; /* records stored at d or after may be undispatched */
+    if (atomic_load(&s->reput) < s->write_pos && d < w)
+        w = d; /* records stored at d or after may be undispatched (or still staged) */
     if (w < s->wm_last)
         w = s->wm_last; /* an earlier answer holds still: it never goes back */
     s->wm_last = w;

@@ -1,7 +1,8 @@
 /* test_store_recovery.c — the store's crash and failure behaviour: a SYNC_FLUSH writer killed
  * mid-stream (every acknowledged message present exactly once), the commitlog's last record
  * torn or corrupted at every byte, re-dispatch after lost consume queues, retention (incl.
- * borrowed slices outliving deleted files) and the I/O shim failing the Nth call. */
+ * borrowed slices outliving deleted files), the I/O shim failing the Nth call, and SYNC_FLUSH's
+ * deferred writes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -537,6 +538,58 @@ TEST(test_io_fault_flush)
     tu_close(s, dir);
 }
 
+static void sync_no_checkpoints(struct store_config *c)
+{
+    tu_sync_flush(c);
+    no_checkpoints(c);
+}
+
+/* SYNC_FLUSH: a put leaves its record staged for the group commit's one write. Nobody waiting,
+ * it still becomes visible; when the group's write fails the waiter hears the error and the
+ * record stays staged, written by the next group in order with its queue offset. */
+TEST(test_sync_deferred_write)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, sync_no_checkpoints, &c, &s, &dir));
+    const char *bodies[] = {"a", "b", "c"};
+    struct mq_msg m = tu_msg("Df", 0, bodies[0], 1, NULL);
+    struct store_put_result r;
+    int64_t end;
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
+    for (int i = 0; i < 2000 && store_max_offset(s, "Df", 2, 0) < 1; i++)
+        usleep(1000);
+    ASSERT_EQ(store_max_offset(s, "Df", 2, 0), 1);
+
+    store_io_fault(STORE_IO_PWRITE, 1, EIO, 1);
+    m = tu_msg("Df", 0, bodies[1], 1, NULL);
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
+    ASSERT_EQ(r.queue_offset, 1);
+    ASSERT_EQ(store_wait_flushed(s, end), -EIO);
+    ASSERT_EQ(store_max_offset(s, "Df", 2, 0), 1); /* not written, not visible */
+    store_io_fault_clear();
+
+    m = tu_msg("Df", 0, bodies[2], 1, NULL);
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, &end), 1);
+    ASSERT_EQ(r.queue_offset, 2);
+    ASSERT_OK(store_wait_flushed(s, end));
+    ASSERT_OK(store_dispatch_wait(s));
+    struct store_get_result *g;
+    ASSERT_OK(store_get_messages(s, "Df", 2, 0, 0, 32, 1 << 20, NULL, 0, &g));
+    ASSERT_EQ(g->status, STORE_FOUND);
+    ASSERT_EQ(g->count, 3);
+    for (size_t i = 0; i < 3; i++) {
+        struct mq_msg d;
+        ASSERT(mq_msg_decode(g->msgs[i].data, g->msgs[i].len, 0, MQ_MSG_CHECK_CRC, &d) > 0);
+        ASSERT_EQ(d.queue_offset, (int64_t)i);
+        ASSERT_EQ(d.body_len, 1);
+        ASSERT_EQ(d.body[0], bodies[i][0]);
+    }
+    store_release(s, g);
+    tu_close(s, dir);
+}
+
 /* A sync that outlasts syncFlushTimeout: the waiter leaves on time with -ETIMEDOUT (taking
  * itself off the waiters' list while the committer is still in msync), the store carries on,
  * and a waiter still blocked when the store closes is answered by the final flush. */
@@ -715,4 +768,4 @@ TEST_MAIN(test_crash_sigkill_sync_flush, test_torn_tail_every_byte, test_redispa
           test_retention, test_retention_by_age, test_disk_full, test_io_fault_roll,
           test_io_fault_nth_write, test_io_fault_flush, test_io_fault_nth_open,
           test_io_fault_dispatch_nospace, test_io_fault_restart_nospace,
-          test_sync_wait_timeout_and_close)
+          test_sync_wait_timeout_and_close, test_sync_deferred_write)
