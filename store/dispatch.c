@@ -168,8 +168,9 @@ static void *dispatch_main(void *arg)
         if (n > 0)
             continue;
         /* right after work, look again for a few microseconds before sleeping: under a stream
-         * of single appends this saves a wakeup (futex call and context switch) per message */
-        int64_t until = mq_mono_us() + DISPATCH_LINGER_US;
+         * of single appends this saves a wakeup (futex call and context switch) per message.
+         * Not with SYNC_FLUSH: records come a group commit at a time, a sync apart. */
+        int64_t until = mq_mono_us() + (s->sync_flush ? 0 : DISPATCH_LINGER_US);
         while (n == 0 && atomic_load(&s->reput) >= atomic_load(&s->wrote) && !s->disp_stop &&
                mq_mono_us() < until)
             sched_yield();

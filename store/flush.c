@@ -5,14 +5,19 @@
  * group commits — as soon as anyone waits for bytes no sync in flight covers, it syncs everything
  * appended so far, so all appenders waiting then share one sync. The flush thread also syncs the
  * consume queues, rendered and index files every flushIntervalConsumeQueue ms, then writes the
- * checkpoint. Each blocked waiter sleeps on its own semaphore, posted (outside flush_lock) only when
- * its bytes are durable; callback requests are completed by the thread whose flush covered them. */
+ * checkpoint. Blocked waiters sleep on one futex word that every flush attempt bumps and wakes
+ * them all on (store_int.h, flush_seq); callback requests are completed by the thread whose
+ * flush covered them. */
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/mq_err.h"
 #include "common/mq_log.h"
@@ -105,9 +110,7 @@ int store__flush_logics(struct store *s, int thorough)
 static int pending(struct store *s)
 {
     int64_t flushed = atomic_load(&s->flushed);
-    int n = 0;
-    for (struct store__waiter *w = s->waits; w; w = w->next)
-        n += w->offset > flushed;
+    int n = atomic_load(&s->wait_max) > flushed;
     for (size_t i = 0; i < s->nreqs; i++)
         n += s->reqs[i].offset > flushed;
     return n;
@@ -187,62 +190,22 @@ static void complete_reqs(struct store *s, int err, struct done_list *d)
     }
 }
 
-static void unlink_waiter(struct store *s, struct store__waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        s->waits = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->linked = 0;
-}
-
-/* Takes off the list the blocked waiters whose bytes are durable, or all of them after a failed
- * flush (err: they return it; at close the final flush passes -ECANCELED for what it did not
- * cover), and returns them chained by next with their status set: a group commit takes its
- * group only, not every appender still waiting for a later one. flush_lock held; post_waiters
- * wakes them after it is released. */
-static struct store__waiter *take_waiters(struct store *s, int err)
-{
-    int64_t flushed = atomic_load(&s->flushed);
-    struct store__waiter *out = NULL, *next;
-    for (struct store__waiter *w = s->waits; w; w = next) {
-        next = w->next;
-        if (w->offset <= flushed)
-            w->status = 0;
-        else if (err)
-            w->status = err;
-        else
-            continue;
-        unlink_waiter(s, w);
-        w->next = out;
-        out = w;
-    }
-    return out;
-}
-
-/* Wakes taken waiters; flush_lock not held. A waiter returns (and its stack frame goes) as soon
- * as its semaphore is posted, so its link is read first. */
-static void post_waiters(struct store__waiter *w)
-{
-    while (w) {
-        struct store__waiter *next = w->next;
-        sem_post(&w->done);
-        w = next;
-    }
-}
-
-/* After a flush attempt: wakes the waiters it settled, then completes the callback requests.
- * flush_lock held on entry and on return. */
+/* After a flush attempt: wakes the blocked waiters (those it did not cover sleep again, or
+ * return err when it failed), then completes the callback requests. flush_lock held. */
 static void settle(struct store *s, int err, struct done_list *d)
 {
-    struct store__waiter *woke = take_waiters(s, err);
-    if (woke) {
-        pthread_mutex_unlock(&s->flush_lock);
-        post_waiters(woke);
-        pthread_mutex_lock(&s->flush_lock);
+    if (err) {
+        /* every waiter so far returns err; those that come after ask again (not a hot loop of
+         * failing retries for waiters already answered) */
+        atomic_store(&s->wait_max, 0);
+        atomic_store(&s->flush_err, err);
+        atomic_store(&s->flush_err_seq, atomic_load(&s->flush_seq) + 1);
     }
+    atomic_fetch_add(&s->flush_seq, 1);
+    /* a waiter counts itself before it reads flush_seq: either it is counted here, or it read
+     * the new value and will not sleep on the old one */
+    if (atomic_load(&s->nwaiting))
+        syscall(SYS_futex, (unsigned *)&s->flush_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     complete_reqs(s, err, d);
 }
 
@@ -313,9 +276,8 @@ static int commit_needed(struct store *s)
     int64_t covered = atomic_load(&s->flushed);
     if (s->commit_upto > covered)
         covered = s->commit_upto;
-    for (struct store__waiter *w = s->waits; w; w = w->next)
-        if (w->offset > covered)
-            return 1;
+    if (atomic_load(&s->wait_max) > covered)
+        return 1;
     for (size_t i = 0; i < s->nreqs; i++)
         if (s->reqs[i].offset > covered)
             return 1;
@@ -377,46 +339,63 @@ void store__flush_wake(struct store *s)
     pthread_mutex_unlock(&s->flush_lock);
 }
 
+/* A new waiter for offset: wakes the thread that will flush for it. */
+static void note_waiter(struct store *s, int64_t offset)
+{
+    int64_t cur = atomic_load(&s->wait_max);
+    while (offset > cur && !atomic_compare_exchange_weak(&s->wait_max, &cur, offset))
+        ;
+    if (s->sync_flush) {
+        /* the commit thread sets idle before it reads wait_max (commit_main) */
+        if (!atomic_load(&s->commit_idle))
+            return;
+        pthread_mutex_lock(&s->flush_lock);
+        pthread_cond_signal(&s->commit_cond);
+        pthread_mutex_unlock(&s->flush_lock);
+        return;
+    }
+    pthread_mutex_lock(&s->flush_lock);
+    note_pending(s);
+    pthread_mutex_unlock(&s->flush_lock);
+}
+
 int store_wait_flushed(struct store *s, int64_t offset)
 {
     if (atomic_load(&s->flushed) >= offset)
         return 0;
-    struct timespec ts;
-    deadline_ts(&ts, s->conf.sync_flush_timeout);
-    struct store__waiter w = {.offset = offset};
-    if (sem_init(&w.done, 0, 0) < 0)
-        return -errno;
-    pthread_mutex_lock(&s->flush_lock);
-    if (atomic_load(&s->flushed) >= offset || s->flush_stop) {
-        pthread_mutex_unlock(&s->flush_lock);
-        sem_destroy(&w.done);
-        return atomic_load(&s->flushed) >= offset ? 0 : -ECANCELED;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += s->conf.sync_flush_timeout / 1000;
+    deadline.tv_nsec += (long)(s->conf.sync_flush_timeout % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
     }
-    w.next = s->waits;
-    if (w.next)
-        w.next->prev = &w;
-    s->waits = &w;
-    w.linked = 1;
-    note_pending(s);
-    pthread_mutex_unlock(&s->flush_lock);
-    int rc;
-    while ((rc = sem_timedwait(&w.done, &ts)) < 0 && errno == EINTR)
-        ;
-    if (rc < 0) {
-        /* timed out: still listed, or a flush took it just now and is about to post */
-        pthread_mutex_lock(&s->flush_lock);
-        int mine = w.linked;
-        if (mine)
-            unlink_waiter(s, &w);
-        pthread_mutex_unlock(&s->flush_lock);
-        if (mine)
-            w.status = atomic_load(&s->flushed) >= offset ? 0 : -ETIMEDOUT;
-        else
-            while (sem_wait(&w.done) < 0 && errno == EINTR)
-                ;
+    atomic_fetch_add(&s->nwaiting, 1);
+    unsigned seq0 = atomic_load(&s->flush_seq), seq = seq0;
+    note_waiter(s, offset);
+    int rc = 0;
+    for (;;) {
+        if (atomic_load(&s->flushed) >= offset)
+            break;
+        if (seq != seq0 && (int)(atomic_load(&s->flush_err_seq) - seq0) > 0) {
+            rc = atomic_load(&s->flush_err); /* an attempt since we began waiting failed */
+            break;
+        }
+        if (atomic_load(&s->flush_closed)) {
+            rc = -ECANCELED; /* the store closed; its final flush did not cover us */
+            break;
+        }
+        long r = syscall(SYS_futex, (unsigned *)&s->flush_seq, FUTEX_WAIT_BITSET_PRIVATE, seq,
+                         &deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+        if (r < 0 && errno == ETIMEDOUT) {
+            rc = atomic_load(&s->flushed) >= offset ? 0 : -ETIMEDOUT;
+            break;
+        }
+        seq = atomic_load(&s->flush_seq);
     }
-    sem_destroy(&w.done);
-    return w.status;
+    atomic_fetch_sub(&s->nwaiting, 1);
+    return rc;
 }
 
 int store_when_flushed(struct store *s, int64_t offset, store_flushed_fn cb, void *arg)
@@ -483,6 +462,7 @@ void store__flush_stop(struct store *s)
     if (store__flush_logics(s, 1) == 0)
         store__checkpoint_write(s);
     pthread_mutex_lock(&s->flush_lock);
+    atomic_store(&s->flush_closed, 1);
     settle(s, rc ? rc : -ECANCELED, &done);
     free(s->reqs);
     s->reqs = NULL;

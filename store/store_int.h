@@ -6,7 +6,6 @@
 #define STORE_INT_H
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -21,18 +20,6 @@
 #define STORE__PAGE            4096
 #define STORE__WARM_AHEAD_SYNC (16 << 20) /* commitLogWarmAhead=-1 with SYNC_FLUSH */
 #define STORE__PATH_MAX        1024
-
-/* A thread blocked in store_wait_flushed (on its stack), on a doubly linked list under
- * flush_lock. The thread whose flush covers offset (or fails) unlinks it, sets status and posts
- * done: the waiter wakes alone and never takes flush_lock again, so a group commit's waiters do
- * not queue up behind each other on the lock. */
-struct store__waiter {
-    int64_t offset;
-    int status; /* 0: durable, or -errno; written before done is posted */
-    int linked; /* on the list, flush_lock */
-    sem_t done;
-    struct store__waiter *prev, *next;
-};
 
 /* ---- mapped files (mapped_file.c) ---- */
 
@@ -287,9 +274,18 @@ struct store {
     pthread_cond_t flush_cond;
     struct store__flush_req *reqs;
     size_t nreqs, capreqs;
-    struct store__waiter *waits; /* the blocked store_wait_flushed calls, flush_lock */
-    int npending;                /* waiters + requests needing a flush; -1 = unknown. flush_lock */
-    int flush_stop;
+    /* store_wait_flushed callers sleep on flush_seq (a futex word), which every flush attempt
+     * bumps and wakes all of them on: one system call per group commit, and no list or lock
+     * on the waiters' path. A waiter that wakes with its bytes still not durable sleeps again,
+     * or returns the error of a failed attempt that ended after it began waiting. */
+    atomic_uint flush_seq;
+    atomic_uint flush_err_seq;    /* flush_seq of the last failed attempt */
+    atomic_int flush_err;         /* and its -errno */
+    atomic_int nwaiting;          /* callers in store_wait_flushed */
+    atomic_int_fast64_t wait_max; /* the largest offset any of them waits for */
+    int npending;                 /* waiters + requests needing a flush; -1 = unknown. flush_lock */
+    atomic_int flush_stop;
+    atomic_int flush_closed; /* the final flush at close is done: waiters are cancelled */
     atomic_int_fast64_t flushed;
     atomic_int_fast64_t flushes;
     int64_t flushed_ts; /* flush thread: checkpoint fields */
