@@ -4,14 +4,18 @@
  * failed at once. Caller threads encode their request and hand it over (queue + wakeup).
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <semaphore.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <event2/event_struct.h>
 
@@ -19,6 +23,7 @@
 #include "common/mq_log.h"
 #include "remoting/remoting_int.h"
 
+#define WAKE_WORDS          4 /* x 32 bits: sync callers that sleep without sharing a bit */
 #define NBUCKETS            4096
 #define MAX_CLIENT_HANDLERS 32
 #define ADDR_MAX            64
@@ -78,6 +83,7 @@ struct rpc_client {
     rpc_close_fn close_fn;
     void *close_arg;
     struct sync_wait *wakes; /* answered sync callers to wake after this read (loop thread) */
+    atomic_uint wake_word[WAKE_WORDS]; /* sync callers sleep here, each on its own bit */
 };
 
 static struct call **bucket(struct rpc_client *cli, int32_t opaque)
@@ -374,21 +380,34 @@ int rpc_client_oneway(struct rpc_client *cli, const char *addr, struct rpc_cmd *
     return submit_alloc(cli, addr, req, 0, 1, NULL, NULL);
 }
 
-/* A sync caller's wait: a semaphore, not a mutex and condition. The loop thread's post is the
- * caller's one wakeup; signalling a condition under its mutex woke the caller only for it to
- * block again on the mutex the loop still held (two wakeups per call). */
+/* A sync caller's wait. Callers sleep on the client's futex words, each thread on its own bit
+ * (FUTEX_WAIT_BITSET), so that the loop thread wakes all the callers one read answered with
+ * one FUTEX_WAKE_BITSET per word: one system call and a burst of wakeups to the other CPU
+ * that share their interrupts, where a semaphore per caller took a call each. A caller whose
+ * word moved, or who shares its bit (more than 32 x WAKE_WORDS callers at once), looks at its
+ * own done flag and sleeps again. */
 struct sync_wait {
-    sem_t done;
+    atomic_int done;
     int err;
     struct rpc_cmd *resp;
     struct rpc_client *cli;
     struct sync_wait *next;
+    unsigned word, bit;
 };
 
+static atomic_uint next_slot;
+static _Thread_local int my_slot = -1;
+
+static void wake_bits(struct rpc_client *cli, unsigned word, unsigned bits)
+{
+    atomic_fetch_add(&cli->wake_word[word], 1);
+    syscall(SYS_futex, (unsigned *)&cli->wake_word[word], FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, NULL,
+            NULL, bits);
+}
+
 /* A response (always inside the loop's read of it) wakes its caller at the end of that read,
- * together with the other callers answered by it: a burst of wakeups to the other CPU shares
- * its interrupts, where one wakeup between each response's parse needed one each. Errors
- * (timeout, close, shutdown) wake at once. */
+ * together with the other callers answered by it. Errors (timeout, close, shutdown) wake at
+ * once. */
 static void sync_cb(int err, struct rpc_cmd *resp, void *arg)
 {
     struct sync_wait *w = arg;
@@ -399,19 +418,27 @@ static void sync_cb(int err, struct rpc_cmd *resp, void *arg)
         w->cli->wakes = w;
         return;
     }
-    sem_post(&w->done); /* glibc: safe against the waiter destroying it once woken */
+    struct rpc_client *cli = w->cli; /* w may be gone once done is set */
+    unsigned word = w->word, bit = w->bit;
+    atomic_store(&w->done, 1);
+    wake_bits(cli, word, bit);
 }
 
 static void cli_after_read(struct rpc__owner *o, struct rpc_conn *c)
 {
     struct rpc_client *cli = (struct rpc_client *)o;
     struct sync_wait *w = cli->wakes;
+    unsigned mask[WAKE_WORDS] = {0};
     cli->wakes = NULL;
     while (w) {
-        struct sync_wait *next = w->next; /* w may be gone once posted */
-        sem_post(&w->done);
+        struct sync_wait *next = w->next; /* w may be gone once done is set */
+        mask[w->word] |= w->bit;
+        atomic_store(&w->done, 1);
         w = next;
     }
+    for (unsigned i = 0; i < WAKE_WORDS; i++)
+        if (mask[i])
+            wake_bits(cli, i, mask[i]);
 }
 
 int rpc_client_call(struct rpc_client *cli, const char *addr, struct rpc_cmd *req, int timeout_ms,
@@ -421,9 +448,12 @@ int rpc_client_call(struct rpc_client *cli, const char *addr, struct rpc_cmd *re
     *resp = NULL;
     if (rpc__loop_on_thread(&cli->loop))
         return -EDEADLK;
-    if (sem_init(&w.done, 0, 0) != 0)
-        return -errno;
-    /* The call lives here: the loop is done with it once it has posted the semaphore. */
+    if (my_slot < 0)
+        my_slot = (int)(atomic_fetch_add(&next_slot, 1) % (32 * WAKE_WORDS));
+    w.word = (unsigned)my_slot / 32;
+    w.bit = 1u << (my_slot % 32);
+    atomic_init(&w.done, 0);
+    /* The call lives here: the loop is done with it once it has set done. */
     struct call t;
     memset(&t, 0, offsetof(struct call, timer));
     t.on_stack = 1;
@@ -431,13 +461,18 @@ int rpc_client_call(struct rpc_client *cli, const char *addr, struct rpc_cmd *re
     t.arg = &w;
     int rc = submit(cli, addr, req, timeout_ms, 0, &t);
     if (rc == 0) {
-        /* The loop always completes the call: response, timer, close or shutdown. */
-        while (sem_wait(&w.done) != 0)
-            ; /* EINTR */
+        /* The loop always completes the call: response, timer, close or shutdown. The word is
+         * read before done: a wakeup between the two changes it, and the wait returns. */
+        for (;;) {
+            unsigned seen = atomic_load(&cli->wake_word[w.word]);
+            if (atomic_load(&w.done))
+                break;
+            syscall(SYS_futex, (unsigned *)&cli->wake_word[w.word], FUTEX_WAIT_BITSET_PRIVATE, seen,
+                    NULL, NULL, w.bit);
+        }
         rc = w.err;
         *resp = w.resp;
     }
-    sem_destroy(&w.done);
     return rc;
 }
 

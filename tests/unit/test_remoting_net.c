@@ -296,13 +296,13 @@ TEST(test_loopback_async)
 
 struct caller {
     struct fixture *f;
-    int ok;
+    int calls, ok;
 };
 
 static void *caller_main(void *arg)
 {
     struct caller *c = arg;
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < c->calls; i++) {
         struct rpc_cmd *req = rpc_cmd_new(i % 3 ? C_ECHO : C_DEFER), *resp = NULL;
         char k[32];
         snprintf(k, sizeof(k), "%p-%d", (void *)c, i);
@@ -324,12 +324,32 @@ TEST(test_loopback_many_callers)
     pthread_t t[8];
     ASSERT_OK(setup(&f, 0, RPC_SER_ROCKETMQ));
     for (int i = 0; i < 8; i++) {
-        callers[i] = (struct caller){&f, 0};
+        callers[i] = (struct caller){&f, 200, 0};
         ASSERT_OK(pthread_create(&t[i], NULL, caller_main, &callers[i]));
     }
     for (int i = 0; i < 8; i++) {
         pthread_join(t[i], NULL);
         ASSERT_EQ(callers[i].ok, 200);
+    }
+    teardown(&f);
+}
+
+TEST(test_loopback_callers_share_wake_bits)
+{
+    /* more sync callers than the client's wake bits (4 words x 32): callers sharing a bit are
+     * woken for each other's answers and must sleep again until their own */
+    enum { N = 160 };
+    static struct caller callers[N];
+    static pthread_t t[N];
+    struct fixture f;
+    ASSERT_OK(setup(&f, 0, RPC_SER_ROCKETMQ));
+    for (int i = 0; i < N; i++) {
+        callers[i] = (struct caller){&f, 30, 0};
+        ASSERT_OK(pthread_create(&t[i], NULL, caller_main, &callers[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ASSERT_EQ(callers[i].ok, 30);
     }
     teardown(&f);
 }
@@ -554,7 +574,7 @@ TEST(test_loopback_output_limit)
 }
 
 TEST_MAIN(test_loopback_sync, test_loopback_async, test_loopback_many_callers,
-          test_loopback_oneway_and_unknown, test_loopback_server_notifies_client,
-          test_loopback_timeout, test_loopback_peer_close, test_loopback_deferred_thread,
-          test_loopback_refused, test_loopback_worker, test_loopback_idle_timeout,
-          test_loopback_output_limit)
+          test_loopback_callers_share_wake_bits, test_loopback_oneway_and_unknown,
+          test_loopback_server_notifies_client, test_loopback_timeout, test_loopback_peer_close,
+          test_loopback_deferred_thread, test_loopback_refused, test_loopback_worker,
+          test_loopback_idle_timeout, test_loopback_output_limit)
