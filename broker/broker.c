@@ -78,14 +78,7 @@ static void *timer_main(void *arg)
             next = next_register;
         if (!b->register_now && next > now) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t wait_ms = next - now;
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            mq_deadline(&ts, CLOCK_REALTIME, (next - now) * 1000);
             pthread_cond_timedwait(&b->timer_cond, &b->timer_lock, &ts);
             continue;
         }

@@ -151,15 +151,8 @@ static void *hold_main(void *arg)
         if (h->nheap == 0) {
             pthread_cond_wait(&h->cond, &h->lock);
         } else {
-            int64_t wait_ms = h->heap[0]->deadline_ms - now;
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            mq_deadline(&ts, CLOCK_REALTIME, (h->heap[0]->deadline_ms - now) * 1000);
             pthread_cond_timedwait(&h->cond, &h->lock, &ts);
         }
     }

@@ -21,6 +21,17 @@ int64_t mq_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+void mq_deadline(struct timespec *ts, clockid_t clock, int64_t us)
+{
+    clock_gettime(clock, ts);
+    ts->tv_sec += (time_t)(us / 1000000);
+    ts->tv_nsec += (long)(us % 1000000) * 1000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 uint32_t mq_crc32(const void *p, size_t n)
 {
     return mq_crc32_update(0, p, n) & 0x7FFFFFFFu;

@@ -6,11 +6,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Wall clock in milliseconds since the epoch (store timestamps, born timestamps). */
 int64_t mq_now_ms(void);
 /* Monotonic clock in microseconds (timeouts, latencies). */
 int64_t mq_mono_us(void);
+/* *ts = us microseconds from now on clock: the absolute deadline of a timed wait. */
+void mq_deadline(struct timespec *ts, clockid_t clock, int64_t us);
 
 /* RocketMQ's UtilAll.crc32: zlib's CRC-32 of the bytes, masked with 0x7FFFFFFF. */
 uint32_t mq_crc32(const void *p, size_t n);

@@ -182,13 +182,7 @@ static void *refresher_main(void *arg)
             continue;
         }
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += wait_us / 1000000;
-        ts.tv_nsec += (wait_us % 1000000) * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        mq_deadline(&ts, CLOCK_REALTIME, wait_us);
         pthread_cond_timedwait(&fs->refresh_cond, &fs->lock, &ts);
     }
     pthread_mutex_unlock(&fs->lock);

@@ -132,17 +132,6 @@ static void note_pending(struct store *s)
         pthread_cond_signal(&s->flush_cond);
 }
 
-static void deadline_ts(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Requests being completed by one thread (reused storage: each flushing thread has its own). */
 struct done_list {
     struct store__flush_req *v;
@@ -222,7 +211,7 @@ static void *flush_main(void *arg)
             int ms = s->conf.flush_interval_commit_log;
             if (s->sync_flush && ms > 10)
                 ms = 10; /* GroupCommitService waits 10 ms */
-            deadline_ts(&ts, ms);
+            mq_deadline(&ts, CLOCK_REALTIME, (int64_t)ms * 1000);
             pthread_cond_timedwait(&s->flush_cond, &s->flush_lock, &ts);
             if (s->flush_stop)
                 break;
@@ -364,13 +353,7 @@ int store_wait_flushed(struct store *s, int64_t offset)
     if (atomic_load(&s->flushed) >= offset)
         return 0;
     struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += s->conf.sync_flush_timeout / 1000;
-    deadline.tv_nsec += (long)(s->conf.sync_flush_timeout % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    mq_deadline(&deadline, CLOCK_MONOTONIC, (int64_t)s->conf.sync_flush_timeout * 1000);
     atomic_fetch_add(&s->nwaiting, 1);
     unsigned seq0 = atomic_load(&s->flush_seq), seq = seq0;
     note_waiter(s, offset);

@@ -99,13 +99,7 @@ static void *clean_main(void *arg)
             store_clean_now(s, pct >= CLEAN_FORCE_PCT);
         pthread_mutex_lock(&s->clean_lock);
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += s->conf.clean_resource_interval / 1000;
-        ts.tv_nsec += (long)(s->conf.clean_resource_interval % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        mq_deadline(&ts, CLOCK_REALTIME, (int64_t)s->conf.clean_resource_interval * 1000);
         if (!s->clean_stop)
             pthread_cond_timedwait(&s->clean_cond, &s->clean_lock, &ts);
     }

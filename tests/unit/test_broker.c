@@ -273,12 +273,7 @@ static int wait_fired(int id, int64_t max_ms)
     pthread_mutex_lock(&fired_lock);
     while (!fired[id] && mq_mono_us() / 1000 < end) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 10 * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        mq_deadline(&ts, CLOCK_REALTIME, 10 * 1000);
         pthread_cond_timedwait(&fired_cond, &fired_lock, &ts);
     }
     int v = fired[id];
