@@ -98,15 +98,19 @@ struct store_put_result {
  * store_wait_flushed / store_when_flushed. Returns the number stored, or a negative errno when
  * none was. Never waits for the disk, not even with SYNC_FLUSH: the caller decides (RocketMQ's
  * WAIT property) whether to wait. Stored messages are readable once dispatched (the arrival
- * listener tells when). Thread-safe; appends are serialized by the put lock. */
+ * listener tells when); with SYNC_FLUSH their records are written to the commitlog by the next
+ * group commit, one write for the group, so that is when they become readable. Thread-safe;
+ * appends are serialized by the put lock. */
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset);
 /* One message: store_put_batch with n = 1; returns 0 or res->status. */
 int store_put(struct store *s, const struct mq_msg *msg, struct store_put_result *res);
 
-/* Blocks until the commitlog is durable up to offset: the flush thread msyncs at once for
- * waiters (group commit: one msync serves every waiter), in both flush modes. Returns 0, -ETIMEDOUT after syncFlushTimeout, or -EIO when the flush
- * failed (the data stays readable; a later flush retries). */
+/* Blocks until the commitlog is durable up to offset: the flush (SYNC_FLUSH: commit) thread
+ * syncs at once for waiters (group commit: one sync serves every waiter), in both flush modes.
+ * Returns 0, -ETIMEDOUT after syncFlushTimeout, -ECANCELED when the store closed first, or the
+ * -errno of a write or sync that failed after the call began (-EIO: the records stay, a later
+ * flush retries). */
 int store_wait_flushed(struct store *s, int64_t offset);
 
 /* Calls cb(arg, offset, status) exactly once from the flush thread when offset is durable
