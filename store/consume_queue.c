@@ -81,9 +81,11 @@ int store__queue_open(struct store *s, const char *topic, size_t tlen, int qid,
     q->hash = h;
     size_t cqsize = (size_t)s->conf.mapped_file_size_consume_queue / STORE__CQ_UNIT;
     snprintf(dir, sizeof(dir), "%s/consumequeue/%s/%d", s->root, q->topic, qid);
-    store__mlist_init(&q->cq, dir, cqsize * STORE__CQ_UNIT, 1);
+    store__mlist_init(&q->cq, dir, cqsize * STORE__CQ_UNIT,
+                      STORE__MF_PREALLOC | STORE__MF_SEQUENTIAL);
     snprintf(dir, sizeof(dir), "%s/renderindex/%s/%d", s->root, q->topic, qid);
-    store__mlist_init(&q->ri, dir, cqsize * STORE__RI_UNIT, 1);
+    store__mlist_init(&q->ri, dir, cqsize * STORE__RI_UNIT,
+                      STORE__MF_PREALLOC | STORE__MF_SEQUENTIAL);
     rc = store__mlist_load(&q->cq);
     if (!rc)
         rc = store__mlist_load(&q->ri);

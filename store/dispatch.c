@@ -105,7 +105,7 @@ static int64_t dispatch_some(struct store *s, int64_t limit)
         int64_t fend = f->base + (int64_t)f->size;
         size_t avail = (size_t)((fend < wrote ? fend : wrote) - reput);
         struct mq_msg m;
-        int64_t n = mq_msg_decode(f->map + pos, avail, 0, 0, &m);
+        int64_t n = mq_msg_decode(f->head + pos, avail, 0, 0, &m);
         if (n <= 0) {
             mq_error("dispatch: bad record at %" PRId64 ": %s", reput, mq_strerror((int)n));
             rc = MQ_CORRUPT_BKPT;

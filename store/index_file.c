@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,8 +90,8 @@ int store__idx_load(struct store *s)
         if (stat(path, &st) == 0 && (size_t)st.st_size != idx_file_size(x)) {
             mq_warn("%s: size %lld does not match maxHashSlotNum/maxIndexNum; ignored", path,
                     (long long)st.st_size);
-        } else if (!rc && store__mfile_open(path, 0, idx_file_size(x), 0, 0, &f) == 0) {
-            madvise(f->map, f->size, MADV_RANDOM);
+        } else if (!rc &&
+                   store__mfile_open(path, 0, idx_file_size(x), 0, STORE__MF_RANDOM, &f) == 0) {
             rc = push(x, f);
         }
         free(names[i]);
@@ -125,10 +124,10 @@ static int idx_create(struct store *s, struct store__mfile **out)
         if (access(path, F_OK) == 0)
             continue;
         struct store__mfile *f;
-        int rc = store__mfile_open(path, 0, idx_file_size(x), 1, 1, &f);
+        int rc = store__mfile_open(path, 0, idx_file_size(x), 1,
+                                   STORE__MF_PREALLOC | STORE__MF_RANDOM, &f);
         if (rc)
             return rc;
-        madvise(f->map, f->size, MADV_RANDOM); /* hash slots and chains: no read-ahead */
         x->warm_file = NULL;
         mq_put_be32(f->map + H_COUNT, 1); /* entry 0 is never used */
         rc = push(x, f);

@@ -27,6 +27,8 @@ void store__mfile_unref(struct store__mfile *f)
     if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
         return;
     munmap(f->map, f->size);
+    if (f->head != f->map)
+        munmap((void *)f->head, f->size);
     close(f->fd);
     free(f);
 }
@@ -70,15 +72,15 @@ int store__rmdirs(const char *path)
     return rmdir(path) < 0 ? -errno : 0;
 }
 
-static int mfile_open(const char *dir, int64_t base, size_t size, int create, int prealloc,
+static int mfile_open(const char *dir, int64_t base, size_t size, int create, int flags,
                       struct store__mfile **out)
 {
     char path[STORE__PATH_MAX];
     snprintf(path, sizeof(path), "%s/%020" PRId64, dir, base);
-    return store__mfile_open(path, base, size, create, prealloc, out);
+    return store__mfile_open(path, base, size, create, flags, out);
 }
 
-int store__mfile_open(const char *path, int64_t base, size_t size, int create, int prealloc,
+int store__mfile_open(const char *path, int64_t base, size_t size, int create, int flags,
                       struct store__mfile **out)
 {
     struct store__mfile *f = calloc(1, sizeof(*f));
@@ -110,7 +112,7 @@ int store__mfile_open(const char *path, int64_t base, size_t size, int create, i
         if (rc < 0)
             goto out;
     }
-    if (create && prealloc) { /* blocks reserved now: no SIGBUS on a full disk later */
+    if (create && (flags & STORE__MF_PREALLOC)) { /* no SIGBUS on a full disk later */
         rc = store_io.fallocate(f->fd, 0, (off_t)size);
         if (rc < 0)
             goto out;
@@ -121,9 +123,19 @@ int store__mfile_open(const char *path, int64_t base, size_t size, int create, i
         rc = -errno;
         goto out;
     }
-    /* commitlog files are read mostly in order (catch-up consumers): read ahead */
-    if (prealloc)
-        madvise(f->map, size, MADV_SEQUENTIAL);
+    if (flags & (STORE__MF_SEQUENTIAL | STORE__MF_RANDOM))
+        madvise(f->map, size, flags & STORE__MF_RANDOM ? MADV_RANDOM : MADV_SEQUENTIAL);
+    f->head = f->map;
+    if (flags & STORE__MF_HEAD) {
+        void *head = store_io.mmap(NULL, size, PROT_READ, MAP_SHARED, f->fd, 0);
+        if (head == MAP_FAILED) {
+            rc = -errno;
+            munmap(f->map, size);
+            goto out;
+        }
+        madvise(head, size, MADV_RANDOM);
+        f->head = head;
+    }
     *out = f;
     return 0;
 out:
@@ -136,14 +148,14 @@ out:
     return rc;
 }
 
-int store__mlist_init(struct store__mlist *l, const char *dir, size_t file_size, int prealloc)
+int store__mlist_init(struct store__mlist *l, const char *dir, size_t file_size, int flags)
 {
     memset(l, 0, sizeof(*l));
     if (strlen(dir) >= sizeof(l->dir))
         return -ENAMETOOLONG;
     strcpy(l->dir, dir);
     l->file_size = file_size;
-    l->preallocate = prealloc;
+    l->flags = flags;
     pthread_mutex_init(&l->lock, NULL);
     return 0;
 }
@@ -215,7 +227,7 @@ int store__mlist_load(struct store__mlist *l)
             mq_warn("%s: gap before %020" PRId64 "; ignoring it and later files", l->dir, bases[i]);
             break;
         }
-        rc = mfile_open(l->dir, bases[i], l->file_size, 0, l->preallocate, &f);
+        rc = mfile_open(l->dir, bases[i], l->file_size, 0, l->flags, &f);
         if (!rc)
             rc = push(l, f);
         if (rc)
@@ -278,7 +290,7 @@ int store__mlist_create(struct store__mlist *l, int64_t base, struct store__mfil
     int rc = store__mkdirs(l->dir);
     if (rc)
         return rc;
-    rc = mfile_open(l->dir, base, l->file_size, 1, l->preallocate, &f);
+    rc = mfile_open(l->dir, base, l->file_size, 1, l->flags, &f);
     if (rc)
         return rc;
     pthread_mutex_lock(&l->lock);

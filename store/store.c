@@ -73,7 +73,8 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     pthread_cond_init(&s->clean_cond, NULL);
     pthread_mutex_init(&s->retention_lock, NULL);
     pthread_rwlock_init(&s->qtab.lock, NULL);
-    store__mlist_init(&s->clog, dir, (size_t)c->mapped_file_size_commit_log, 1);
+    store__mlist_init(&s->clog, dir, (size_t)c->mapped_file_size_commit_log,
+                      STORE__MF_PREALLOC | STORE__MF_SEQUENTIAL | STORE__MF_HEAD);
     rc = store__mkdirs(s->root);
     if (!rc)
         rc = store__mlist_load(&s->clog);

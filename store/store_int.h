@@ -30,14 +30,26 @@ struct store__mfile {
     int64_t base; /* absolute offset of byte 0 (the file name) */
     size_t size;
     uint8_t *map;
+    const uint8_t *head; /* STORE__MF_HEAD: the same bytes mapped without read-ahead, else map */
     int fd;
     atomic_int refs;
     char path[STORE__PATH_MAX];
 };
 
-/* Opens (create: O_EXCL) and maps path, extended to size (and fallocated when prealloc).
- * Returns it with one reference. */
-int store__mfile_open(const char *path, int64_t base, size_t size, int create, int prealloc,
+/* store__mfile_open flags */
+#define STORE__MF_PREALLOC   1 /* fallocate a created file whole: mapped writes never SIGBUS */
+#define STORE__MF_SEQUENTIAL 2 /* read mostly in order (catch-up readers): read ahead */
+#define STORE__MF_RANDOM     4 /* read at random (hash slots and chains): no read-ahead */
+/* Also map the file a second time, read-only and without read-ahead (head): for the dispatcher,
+ * which reads the bytes just written. Read-ahead there runs past the write position and
+ * zero-fills the pages ahead through the fault path (~4.4 us per page here, against ~1-2 us
+ * for a pwrite that creates the page), and marks them so that each later read extends it
+ * (docs/BENCHMARKS.md, "Batched sends: no read-ahead behind the writer"). */
+#define STORE__MF_HEAD 8
+
+/* Opens (create: O_EXCL) and maps path, extended to size, with STORE__MF_* flags. Returns it
+ * with one reference. */
+int store__mfile_open(const char *path, int64_t base, size_t size, int create, int flags,
                       struct store__mfile **out);
 void store__mfile_ref(struct store__mfile *f);
 void store__mfile_unref(struct store__mfile *f);
@@ -50,11 +62,11 @@ struct store__mlist {
     struct store__mfile **files;
     size_t n, cap;
     size_t file_size;
-    int preallocate; /* fallocate new files: writes through the mapping never SIGBUS */
+    int flags; /* STORE__MF_* for its files */
     char dir[STORE__PATH_MAX];
 };
 
-int store__mlist_init(struct store__mlist *l, const char *dir, size_t file_size, int prealloc);
+int store__mlist_init(struct store__mlist *l, const char *dir, size_t file_size, int flags);
 void store__mlist_destroy(struct store__mlist *l);
 /* Maps every file in dir (creating dir), extending short files to file_size. */
 int store__mlist_load(struct store__mlist *l);
