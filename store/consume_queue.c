@@ -228,18 +228,7 @@ int store__qtab_delete_topic(struct store *s, const char *topic, size_t tlen)
     return found ? 0 : MQ_ENOTFOUND;
 }
 
-#define WARM_STEP (128 << 10) /* entry pages prefaulted at a time */
-
-/* Prefaults the pages from pos's on when pos (unit bytes) reaches *warm, the end of the pages
- * prefaulted so far: one system call per WARM_STEP bytes instead of a fault per page. */
-static void warm(struct store__mfile *c, int64_t pos, size_t unit, int64_t *warm)
-{
-    if (pos + (int64_t)unit <= *warm)
-        return;
-    int64_t from = pos / STORE__PAGE * STORE__PAGE, end = c->base + (int64_t)c->size;
-    (void)store__mfile_populate(c, (size_t)(from - c->base), WARM_STEP, 1);
-    *warm = from + WARM_STEP < end ? from + WARM_STEP : end;
-}
+#define WARM_STEP (128 << 10) /* entry pages prefaulted ahead of the writer */
 
 /* Returns the file for byte offset pos of list l, creating it (fallocated whole); cached in
  * *cache (dispatch). NULL with *err set (-ENOSPC on a full disk). */
@@ -268,7 +257,6 @@ static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_
 int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int64_t phys,
                      int32_t size, int64_t tags, int64_t render_len)
 {
-    (void)s;
     if (qoff < q->disp_max)
         return 0; /* already there: dispatched again after recovery */
     if (qoff > q->disp_max)
@@ -278,8 +266,8 @@ int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int6
     uint8_t *r = e ? slot(&q->ri, &q->ri_last, qoff * STORE__RI_UNIT, &err) : NULL;
     if (!e || !r)
         return err;
-    warm(q->cq_last, qoff * STORE__CQ_UNIT, STORE__CQ_UNIT, &q->cq_warm);
-    warm(q->ri_last, qoff * STORE__RI_UNIT, STORE__RI_UNIT, &q->ri_warm);
+    store__warm_ahead(s, q->cq_last, qoff * STORE__CQ_UNIT, &q->cq_warm, WARM_STEP);
+    store__warm_ahead(s, q->ri_last, qoff * STORE__RI_UNIT, &q->ri_warm, WARM_STEP);
     mq_put_be64(r, (uint64_t)(q->render_end + render_len));
     mq_put_be64(e, (uint64_t)phys);
     mq_put_be32(e + 8, (uint32_t)size);

@@ -151,28 +151,27 @@ static int32_t key_hash(const char *key, size_t klen)
 }
 
 /* The slots of a file about to be written (the whole table: keys land anywhere in it), then its
- * entry pages a step ahead of the next entry: one system call instead of a fault per page. */
-static void warm(struct store__idx *x, struct store__mfile *f, size_t next_entry)
+ * entry pages a step ahead of the next entry, by the warm thread where it can. */
+static void warm(struct store *s, struct store__mfile *f, size_t next_entry)
 {
+    struct store__idx *x = &s->idx;
     if (x->warm_file != f) {
         x->warm_file = f;
-        (void)store__mfile_populate(f, 0, SLOTS_END(x), 1);
-        x->warm_end = next_entry / STORE__PAGE * STORE__PAGE;
+        if (store__warm_request(s, f, 0, SLOTS_END(x)))
+            (void)store__mfile_populate(f, 0, SLOTS_END(x), 1);
+        x->warm_end = 0;
     }
-    if (next_entry + STORE__IDX_ENTRY > x->warm_end) {
-        (void)store__mfile_populate(f, x->warm_end, WARM_STEP, 1);
-        x->warm_end += WARM_STEP;
-    }
+    store__warm_ahead(s, f, (int64_t)next_entry, &x->warm_end, WARM_STEP);
 }
 
-static void put_key(struct store__idx *x, struct store__mfile *f, int32_t h, int64_t phys,
-                    int64_t ts)
+static void put_key(struct store *s, struct store__mfile *f, int32_t h, int64_t phys, int64_t ts)
 {
+    struct store__idx *x = &s->idx;
     uint8_t *map = f->map;
     size_t slot_pos = STORE__IDX_HEADER + ((uint32_t)h % x->slots) * STORE__IDX_SLOT;
     uint32_t count = mq_get_be32(map + H_COUNT);
     size_t e_pos = SLOTS_END(x) + count * STORE__IDX_ENTRY;
-    warm(x, f, e_pos);
+    warm(s, f, e_pos);
     uint32_t prev = mq_get_be32(map + slot_pos);
     if (prev > count)
         prev = 0;
@@ -220,7 +219,7 @@ static void put_oldest(struct store *s)
     x->npend--;
     struct store__mfile *f = writable(s);
     if (f)
-        put_key(x, f, pk->hash, pk->phys, pk->ts);
+        put_key(s, f, pk->hash, pk->phys, pk->ts);
 }
 
 /* Queues a key; its slot's line is fetched while the keys before it are written. */

@@ -20,6 +20,7 @@
 #define STORE__PAGE            4096
 #define STORE__WARM_AHEAD_SYNC (16 << 20) /* commitLogWarmAhead=-1 with SYNC_FLUSH */
 #define STORE__PATH_MAX        1024
+#define STORE__WARM_QUEUE      64 /* prefault requests queued for the warm thread */
 
 /* ---- mapped files (mapped_file.c) ---- */
 
@@ -198,7 +199,7 @@ struct store__idx {
     unsigned npend, head, held_puts;
     struct store__idx_pend pend[STORE__IDX_AHEAD];
     const struct store__mfile *warm_file;
-    size_t warm_end;
+    int64_t warm_end;
 };
 
 int store__idx_load(struct store *s);
@@ -311,6 +312,12 @@ struct store {
     atomic_int warm_sleeping;
     atomic_int_fast64_t warmed; /* commitlog pages in memory up to here */
     int warm_stop, warm_started;
+    /* pages of the dispatcher's files to prefault (store__warm_ahead), a ring under warm_lock */
+    struct store__warm_req {
+        struct store__mfile *f; /* referenced while queued */
+        size_t pos, len;
+    } wq[STORE__WARM_QUEUE];
+    unsigned wq_head, wq_n;
 
     /* clean (retention.c) */
     pthread_t clean_thread;
@@ -365,6 +372,17 @@ int store__warm_start(struct store *s);
 void store__warm_stop(struct store *s);
 /* After an append: wakes the warm thread when the writer nears the warmed end. */
 void store__warm_wake(struct store *s);
+/* For a sequential writer into mapped file f (the dispatcher: consume queue, rendered index,
+ * index entries) whose next byte is at pos (f's offsets), with *end the end of the pages
+ * prefaulted or requested so far: keeps `step` bytes ahead of it prefaulted for writing. The
+ * step under the writer is prefaulted here when the writer reached it (a start, a new file);
+ * the next one is handed to the warm thread, so the writer's thread does not pay for the pages
+ * (here, if the queue is full or the thread stopped). */
+void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int64_t *end,
+                       size_t step);
+/* Queues [pos, pos + len) of f to be prefaulted for writing by the warm thread. Returns 0, or
+ * -EAGAIN when the queue is full or the thread is not running. */
+int store__warm_request(struct store *s, struct store__mfile *f, size_t pos, size_t len);
 
 /* retention.c */
 int store__clean_start(struct store *s);

@@ -1,14 +1,22 @@
-/* warm.c — keeps the commitlog's next pages in memory ahead of the writer (after RocketMQ's
- * warmMappedFile / AllocateMappedFileService): a background thread populates the page cache
- * and the mapping for commitLogWarmAhead bytes past the write position, so that the appending
- * thread (the broker's I/O thread) does not stop on the first touch of each fresh page — the
- * page allocation and zero-fill of an unwritten extent, which on a virtual machine also pays
- * for the host backing the page. With SYNC_FLUSH the warmed pages are also written to disk as
- * zeros, so that the group commit's later sync overwrites allocated blocks and commits no
- * extent conversion. On by default with SYNC_FLUSH only: with ASYNC_FLUSH the zero-fill it
- * takes over costs more here than in the writer's pwrite. Content is never changed: populating
- * maps the same page cache pages the writer fills, and a record overwrites zeros (FORMATS.md
- * Part 1, "Pages ahead of the writer"). */
+/* warm.c — keeps pages in memory ahead of the writers, on a thread of its own (after RocketMQ's
+ * warmMappedFile / AllocateMappedFileService), so that the writing thread (the broker's I/O
+ * thread) does not stop on the first touch of each fresh page — the page allocation and
+ * zero-fill of an unwritten extent, which on a virtual machine also pays for the host backing
+ * the page.
+ *
+ * Commitlog: the thread populates the page cache and the mapping for commitLogWarmAhead bytes
+ * past the write position. With SYNC_FLUSH the warmed pages are also written to disk as zeros,
+ * so that the group commit's later sync overwrites allocated blocks and commits no extent
+ * conversion. On by default with SYNC_FLUSH only: with ASYNC_FLUSH the zero-fill it takes over
+ * costs more here than in the writer's pwrite.
+ *
+ * The dispatcher's files (consume queues, rendered indexes, index files), written through their
+ * mappings: store__warm_ahead keeps a step ahead of each prefaulted for writing, the next step
+ * queued to this thread (one MADV_POPULATE_WRITE per step instead of a fault per page, and not
+ * on the dispatching thread).
+ *
+ * Content is never changed: populating maps the same page cache pages the writers fill, and a
+ * record or entry overwrites zeros (FORMATS.md Part 1, "Pages ahead of the writer"). */
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -28,6 +36,8 @@
 static int next_chunk(struct store *s, int64_t *from, int64_t *to, struct store__mfile **fp)
 {
     int64_t wrote = atomic_load(&s->wrote), ahead = s->conf.commit_log_warm_ahead;
+    if (ahead <= 0)
+        return 0;
     int64_t start = atomic_load(&s->warmed);
     if (start < wrote)
         start = wrote / STORE__PAGE * STORE__PAGE; /* the writer overtook: warm from it */
@@ -66,6 +76,17 @@ static int warm(struct store *s, struct store__mfile *f, int64_t from, int64_t t
     return rc;
 }
 
+/* Takes the oldest queued request into *r. warm_lock held. */
+static int pop_request(struct store *s, struct store__warm_req *r)
+{
+    if (!s->wq_n)
+        return 0;
+    *r = s->wq[s->wq_head];
+    s->wq_head = (s->wq_head + 1) % STORE__WARM_QUEUE;
+    s->wq_n--;
+    return 1;
+}
+
 static void *warm_main(void *arg)
 {
     struct store *s = arg;
@@ -73,12 +94,22 @@ static void *warm_main(void *arg)
     for (;;) {
         int64_t from, to;
         struct store__mfile *f;
+        struct store__warm_req r;
+        pthread_mutex_lock(&s->warm_lock);
+        int req = pop_request(s, &r);
+        pthread_mutex_unlock(&s->warm_lock);
+        if (req) { /* the dispatcher's pages first: it is about to write them */
+            (void)store__mfile_populate(r.f, r.pos, r.len, 1);
+            store__mfile_unref(r.f);
+            continue;
+        }
         if (!next_chunk(s, &from, &to, &f)) {
             pthread_mutex_lock(&s->warm_lock);
             atomic_store(&s->warm_sleeping, 1);
-            /* re-check under the lock: an append between the check and the flag is not lost */
-            int got = !s->warm_stop && next_chunk(s, &from, &to, &f);
-            if (!got && !s->warm_stop) {
+            /* re-check under the lock: an append or a request between the check and the flag
+             * is not lost */
+            int got = !s->warm_stop && !s->wq_n && next_chunk(s, &from, &to, &f);
+            if (!got && !s->warm_stop && !s->wq_n) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_sec += 1;
@@ -107,7 +138,7 @@ static void *warm_main(void *arg)
 
 void store__warm_wake(struct store *s)
 {
-    if (!s->warm_started || !atomic_load(&s->warm_sleeping))
+    if (s->conf.commit_log_warm_ahead <= 0 || !atomic_load(&s->warm_sleeping))
         return;
     if (atomic_load(&s->wrote) + s->conf.commit_log_warm_ahead / 2 < atomic_load(&s->warmed))
         return;
@@ -116,16 +147,49 @@ void store__warm_wake(struct store *s)
     pthread_mutex_unlock(&s->warm_lock);
 }
 
+int store__warm_request(struct store *s, struct store__mfile *f, size_t pos, size_t len)
+{
+    int rc = -EAGAIN;
+    pthread_mutex_lock(&s->warm_lock);
+    if (s->warm_started && !s->warm_stop && s->wq_n < STORE__WARM_QUEUE) {
+        store__mfile_ref(f);
+        s->wq[(s->wq_head + s->wq_n++) % STORE__WARM_QUEUE] = (struct store__warm_req){f, pos, len};
+        if (atomic_load(&s->warm_sleeping))
+            pthread_cond_signal(&s->warm_cond);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->warm_lock);
+    return rc;
+}
+
+void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int64_t *end,
+                       size_t step)
+{
+    int64_t fend = f->base + (int64_t)f->size;
+    if (pos >= *end || *end <= f->base || *end > fend) { /* the writer is on pages not warmed */
+        int64_t from = pos / STORE__PAGE * STORE__PAGE;
+        int64_t to = from + (int64_t)step < fend ? from + (int64_t)step : fend;
+        (void)store__mfile_populate(f, (size_t)(from - f->base), (size_t)(to - from), 1);
+        *end = to;
+    }
+    if (*end - pos >= (int64_t)step || *end >= fend)
+        return;
+    int64_t to = *end + (int64_t)step < fend ? *end + (int64_t)step : fend;
+    size_t at = (size_t)(*end - f->base), len = (size_t)(to - *end);
+    if (store__warm_request(s, f, at, len))
+        (void)store__mfile_populate(f, at, len, 1);
+    *end = to;
+}
+
 int store__warm_start(struct store *s)
 {
-    if (s->conf.commit_log_warm_ahead <= 0)
-        return 0;
     atomic_store(&s->warmed, atomic_load(&s->wrote));
+    pthread_mutex_lock(&s->warm_lock);
     int rc = pthread_create(&s->warm_thread, NULL, warm_main, s);
-    if (rc)
-        return -rc;
-    s->warm_started = 1;
-    return 0;
+    if (!rc)
+        s->warm_started = 1;
+    pthread_mutex_unlock(&s->warm_lock);
+    return -rc;
 }
 
 void store__warm_stop(struct store *s)
@@ -137,5 +201,10 @@ void store__warm_stop(struct store *s)
     pthread_cond_signal(&s->warm_cond);
     pthread_mutex_unlock(&s->warm_lock);
     pthread_join(s->warm_thread, NULL);
+    struct store__warm_req r;
+    pthread_mutex_lock(&s->warm_lock);
+    while (pop_request(s, &r))
+        store__mfile_unref(r.f);
     s->warm_started = 0;
+    pthread_mutex_unlock(&s->warm_lock);
 }
