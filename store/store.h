@@ -2,7 +2,8 @@
  * dispatch, flush, recovery and retention (RocketMQ 4.9's DefaultMessageStore), as a library
  * with no networking. Formats: docs/FORMATS.md Part 1.
  *
- * Threads: a store runs three threads of its own (dispatch, flush, clean). Every function
+ * Threads: a store runs four threads of its own (dispatch, flush, warm, clean; with SYNC_FLUSH
+ * the flush thread's group commits run on a fifth, the commit thread). Every function
  * below is safe to call from any thread unless it says otherwise; callbacks run on the store's
  * threads and must not block or call store_close.
  */
