@@ -252,11 +252,13 @@ static void unassign(struct store *s, const struct mq_msg *msgs, struct store_pu
 }
 
 /* A write failed: the batch's staged records (results [staged_from, to)) are lost; back to the
- * end of the `kept` bytes staged before them by earlier puts (SYNC_FLUSH), which stay staged.
- * Returns how many records of the batch stay written. Put lock held. */
+ * end of the kept_len bytes earlier puts had staged at kept_pos (SYNC_FLUSH), which stay staged
+ * unless a write since (stage_pos moved) took them. Returns how many records of the batch stay
+ * written. Put lock held. */
 static size_t drop_stage(struct store *s, const struct mq_msg *msgs, struct store_put_result *res,
-                         size_t staged_from, size_t to, size_t kept)
+                         size_t staged_from, size_t to, int64_t kept_pos, size_t kept_len)
 {
+    size_t kept = s->stage_pos == kept_pos ? kept_len : 0;
     unassign(s, msgs, res, staged_from, to);
     s->stage_len = kept;
     s->write_pos = s->stage_pos + (int64_t)kept;
@@ -311,7 +313,6 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     /* records earlier puts left staged (SYNC_FLUSH): kept if this batch's write fails */
     int64_t kept_pos = s->stage_pos;
     size_t kept_len = s->stage_len;
-#define KEPT() (s->stage_pos == kept_pos ? kept_len : 0)
     for (i = 0; i < valid; i++) {
         struct store_put_result *r = &res[i];
         struct mq_msg m = msgs[i];
@@ -329,7 +330,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
         if (!rc)
             rc = stage_reserve(s, (size_t)size);
         if (rc) {
-            ok = drop_stage(s, msgs, res, staged_from, i, KEPT());
+            ok = drop_stage(s, msgs, res, staged_from, i, kept_pos, kept_len);
             first_err = rc;
             break;
         }
@@ -364,7 +365,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
              * as a failed roll does). */
             int wrc = stage_write(s);
             if (wrc) {
-                ok = drop_stage(s, msgs, res, staged_from, ok, KEPT());
+                ok = drop_stage(s, msgs, res, staged_from, ok, kept_pos, kept_len);
                 first_err = wrc;
                 break;
             }
@@ -375,10 +376,9 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     int defer = s->sync_flush && s->stage_len <= STAGE_DEFER_MAX;
     int wrc = s->stage_len && !defer ? stage_write(s) : 0;
     if (wrc) {
-        ok = drop_stage(s, msgs, res, staged_from, ok, KEPT());
+        ok = drop_stage(s, msgs, res, staged_from, ok, kept_pos, kept_len);
         first_err = wrc;
     }
-#undef KEPT
     int64_t end = s->write_pos;
     if (ok)
         s->ts_floor = now;
