@@ -167,7 +167,7 @@ void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int
 {
     int64_t fend = f->base + (int64_t)f->size;
     if (pos >= *end || *end <= f->base || *end > fend) { /* the writer is on pages not warmed */
-        int64_t from = pos / STORE__PAGE * STORE__PAGE;
+        int64_t from = f->base + (pos - f->base) / STORE__PAGE * STORE__PAGE; /* f's pages */
         int64_t to = from + (int64_t)step < fend ? from + (int64_t)step : fend;
         (void)store__mfile_populate(f, (size_t)(from - f->base), (size_t)(to - from), 1);
         *end = to;
