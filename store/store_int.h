@@ -42,10 +42,10 @@ struct store__mfile {
 #define STORE__MF_SEQUENTIAL 2 /* read mostly in order (catch-up readers): read ahead */
 #define STORE__MF_RANDOM     4 /* read at random (hash slots and chains): no read-ahead */
 /* Also map the file a second time, read-only and without read-ahead (head): for the dispatcher,
- * which reads the bytes just written. Read-ahead there runs past the write position and
- * zero-fills the pages ahead through the fault path (~4.4 us per page here, against ~1-2 us
- * for a pwrite that creates the page), and marks them so that each later read extends it
- * (docs/BENCHMARKS.md, "Batched sends: no read-ahead behind the writer"). */
+ * which reads the bytes just written. Read-ahead there runs past the write position, creates
+ * the pages ahead as zero-filled 2 MiB folios before the writer's pwrite reaches them, and
+ * marks them so that each later read extends it; it cost the broker ~14 % of its CPU per
+ * batched message (docs/BENCHMARKS.md, "Batched sends: no read-ahead behind the writer"). */
 #define STORE__MF_HEAD 8
 
 /* Opens (create: O_EXCL) and maps path, extended to size, with STORE__MF_* flags. Returns it
