@@ -381,13 +381,7 @@ int mqc_consumer_take(struct mqc_consumer *c, int timeout_ms, struct mqc_msg **o
                 break;
             }
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            mq_deadline(&ts, CLOCK_REALTIME, left * 1000);
             pthread_cond_timedwait(&c->cond, &c->lock, &ts);
         }
     }

@@ -395,14 +395,7 @@ static void *svc_main(void *arg)
             if (next_retry < wake)
                 wake = next_retry;
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t left = wake - t;
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            mq_deadline(&ts, CLOCK_REALTIME, (wake - t) * 1000);
             pthread_cond_timedwait(&c->svc_cond, &c->lock, &ts);
             continue;
         }

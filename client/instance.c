@@ -356,10 +356,7 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&inst->lock);
     while (!inst->stopping) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (int64_t)(inst->cfg.poll_namesrv_ms % 1000) * 1000000;
-        ts.tv_sec += inst->cfg.poll_namesrv_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        mq_deadline(&ts, CLOCK_REALTIME, (int64_t)inst->cfg.poll_namesrv_ms * 1000);
         pthread_cond_timedwait(&inst->timer_cond, &inst->lock, &ts);
         if (inst->stopping)
             break;
