@@ -67,6 +67,7 @@ static void on_conn_close(struct rpc_conn *conn, void *arg)
 static void *timer_main(void *arg)
 {
     struct broker *b = arg;
+    pthread_setname_np(pthread_self(), "brk-timer");
     int64_t now = mq_mono_us() / 1000;
     int64_t next_persist = now + OFFSET_PERSIST_MS, next_scan = now + CLIENT_SCAN_MS;
     int64_t next_register = now + b->conf.register_period_ms;

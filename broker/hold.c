@@ -131,6 +131,7 @@ static void make_ready(struct brk_hold *h, struct held *x, int timed_out)
 static void *hold_main(void *arg)
 {
     struct brk_hold *h = arg;
+    pthread_setname_np(pthread_self(), "brk-hold");
     pthread_mutex_lock(&h->lock);
     for (;;) {
         int64_t now = mq_mono_us() / 1000;

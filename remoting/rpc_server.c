@@ -115,6 +115,7 @@ static int srv_to_worker(struct rpc__owner *o, const struct rpc__handler *h, str
 static void *worker_main(void *arg)
 {
     struct rpc_server *s = arg;
+    pthread_setname_np(pthread_self(), "rpc-worker");
     pthread_mutex_lock(&s->wmu);
     for (;;) {
         while (!s->jhead && !s->wstop)

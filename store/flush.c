@@ -201,6 +201,7 @@ static void settle(struct store *s, int err, struct done_list *d)
 static void *flush_main(void *arg)
 {
     struct store *s = arg;
+    pthread_setname_np(pthread_self(), "store-flush");
     struct done_list done = {NULL, 0};
     int64_t last_full = mq_mono_us(), last_logics = mq_mono_us(), last_logics_full = last_full;
     pthread_mutex_lock(&s->flush_lock);
@@ -276,6 +277,7 @@ static int commit_needed(struct store *s)
 static void *commit_main(void *arg)
 {
     struct store *s = arg;
+    pthread_setname_np(pthread_self(), "store-commit");
     struct done_list done = {NULL, 0};
     pthread_mutex_lock(&s->flush_lock);
     while (!s->flush_stop) {

@@ -88,6 +88,7 @@ static int is_delete_time(const char *when)
 static void *clean_main(void *arg)
 {
     struct store *s = arg;
+    pthread_setname_np(pthread_self(), "store-clean");
     pthread_mutex_lock(&s->clean_lock);
     while (!s->clean_stop) {
         pthread_mutex_unlock(&s->clean_lock);

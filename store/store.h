@@ -232,8 +232,9 @@ int store_dispatch_wait(struct store *s);
  * store_dispatch_defer, appends made on the calling thread do not wake the dispatch thread, and
  * the caller must call store_dispatch_now before it waits for anything; that dispatches what was
  * appended on the calling thread (the arrival listener runs there) and ends the deferral. It
- * saves two thread handoffs per batch of appends. Returns 0 or -errno (the dispatch thread then
- * takes over). */
+ * saves two thread handoffs per batch of appends. More than 64 KiB behind (a large batch) is
+ * left to the dispatch thread, so that it dispatches while the caller goes on reading and
+ * appending. Returns 0 or -errno (the dispatch thread then takes over). */
 void store_dispatch_defer(struct store *s);
 int store_dispatch_now(struct store *s);
 

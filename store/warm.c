@@ -90,6 +90,7 @@ static int pop_request(struct store *s, struct store__warm_req *r)
 static void *warm_main(void *arg)
 {
     struct store *s = arg;
+    pthread_setname_np(pthread_self(), "store-warm");
     int reported = 0;
     for (;;) {
         int64_t from, to;

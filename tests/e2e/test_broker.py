@@ -88,6 +88,28 @@ def test_batch_and_tag_filter(broker_factory):
         assert int(cli.call(GET_MAX_OFFSET, {"topic": "TB", "queueId": "0"}).ext["offset"]) == 30
 
 
+def test_large_batch_visible_on_reply(broker_factory):
+    # A batch past 64 KiB is dispatched by the dispatch thread rather than the I/O thread that
+    # stored it; its reply must still wait until every message of it can be read.
+    b = broker_factory()
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TBig", queues=1)
+        ext = {"a": "PG", "b": "TBig", "c": "TBW102", "d": "4", "e": "0", "f": "0",
+               "g": str(int(time.time() * 1000)), "h": "0", "i": mr.props(WAIT="true"),
+               "j": "0", "k": "false", "m": "true"}
+        n = 600
+        for rnd in range(5):
+            msgs = [(b"%d-%d-" % (rnd, i) + b"x" * 200, mr.props(KEYS="k%d" % i))
+                    for i in range(n)]
+            r = cli.call(SEND_BATCH_MESSAGE, ext, mr.batch_body(msgs))
+            assert r.code == mp.SUCCESS, r
+            assert int(r.ext["queueOffset"]) == rnd * n
+            maxo = cli.call(GET_MAX_OFFSET, {"topic": "TBig", "queueId": "0"})
+            assert int(maxo.ext["offset"]) == (rnd + 1) * n
+            p = pull(cli, "TBig", 0, (rnd + 1) * n - 1, max_nums=1)
+            assert p.code == mp.SUCCESS and p.records[0].body == msgs[-1][0]
+
+
 def test_long_polling_answers_on_arrival(broker_factory):
     b = broker_factory()
     with mp.Client(b.port, timeout=30) as cli, mp.Client(b.port) as producer:
