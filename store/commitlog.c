@@ -193,7 +193,14 @@ static int roll(struct store *s)
     struct store__mfile *cur = s->clog_cur, *nf;
     int64_t fsize = (int64_t)s->clog.file_size;
     int64_t base = cur ? cur->base + fsize : s->write_pos / fsize * fsize;
-    int rc = store__mlist_create(&s->clog, base, &nf);
+    int rc = -ENOENT;
+    nf = atomic_exchange(&s->clog_spare, NULL); /* made ahead by the warm thread */
+    if (nf && (nf->base != base || (rc = store__mlist_adopt(&s->clog, nf)) != 0)) {
+        store__mlist_spare_drop(nf);
+        nf = NULL;
+    }
+    if (rc)
+        rc = store__mlist_create(&s->clog, base, &nf);
     if (rc) {
         mq_error("commitlog roll to %020" PRId64 ": %s", base, mq_strerror(rc));
         return rc;

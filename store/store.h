@@ -47,6 +47,9 @@ struct store_config {
     int commit_log_warm_ahead; /* bytes kept in memory ahead of the writer, 0: off, -1: auto */
     /* Not a config key: the STOREHOST written into records (the broker sets its address). */
     struct mq_host store_host;
+    /* Not a config key (tests of a failing roll): the roll makes the next commitlog file
+     * itself, none is made ahead by the warm thread. */
+    int roll_in_place;
 };
 
 /* The key table (RocketMQ names), for the broker to embed in its own: fields of struct

@@ -15,6 +15,10 @@
  * queued to this thread (one MADV_POPULATE_WRITE per step instead of a fault per page, and not
  * on the dispatching thread).
  *
+ * The next commitlog file: made here (created, fallocated, mapped) once the writer is half way
+ * through the current one, so that the roll on the writer's thread only renames it into place
+ * (RocketMQ's AllocateMappedFileService; FORMATS.md 1.1).
+ *
  * Content is never changed: populating maps the same page cache pages the writers fill, and a
  * record or entry overwrites zeros (FORMATS.md Part 1, "Pages ahead of the writer"). */
 #include "store/store_int.h"
@@ -87,6 +91,31 @@ static int pop_request(struct store *s, struct store__warm_req *r)
     return 1;
 }
 
+/* Whether the next commitlog file is due to be made: the writer is half way through the
+ * current one and its successor was not made (or tried) yet. */
+static int spare_due(struct store *s)
+{
+    int64_t fsize = (int64_t)s->clog.file_size, wrote = atomic_load(&s->wrote);
+    int64_t next = (wrote / fsize + 1) * fsize;
+    return !s->conf.roll_in_place && wrote - (next - fsize) >= fsize / 2 &&
+           atomic_load(&s->spare_base) < next;
+}
+
+/* Makes the next commitlog file, for the roll to take (commitlog.c). */
+static void make_spare(struct store *s)
+{
+    int64_t fsize = (int64_t)s->clog.file_size;
+    int64_t next = (atomic_load(&s->wrote) / fsize + 1) * fsize;
+    atomic_store(&s->spare_base, next);
+    struct store__mfile *f;
+    int rc = store__mlist_spare(&s->clog, next, &f);
+    if (rc) { /* the roll makes it then, and reports what stops it */
+        mq_debug("commitlog file %020lld ahead of time: %s", (long long)next, mq_strerror(rc));
+        return;
+    }
+    store__mlist_spare_drop(atomic_exchange(&s->clog_spare, f)); /* an unused older one */
+}
+
 static void *warm_main(void *arg)
 {
     struct store *s = arg;
@@ -104,13 +133,17 @@ static void *warm_main(void *arg)
             store__mfile_unref(r.f);
             continue;
         }
+        if (spare_due(s)) {
+            make_spare(s);
+            continue;
+        }
         if (!next_chunk(s, &from, &to, &f)) {
             pthread_mutex_lock(&s->warm_lock);
             atomic_store(&s->warm_sleeping, 1);
             /* re-check under the lock: an append or a request between the check and the flag
              * is not lost */
             int got = !s->warm_stop && !s->wq_n && next_chunk(s, &from, &to, &f);
-            if (!got && !s->warm_stop && !s->wq_n) {
+            if (!got && !s->warm_stop && !s->wq_n && !spare_due(s)) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_sec += 1;
@@ -139,9 +172,11 @@ static void *warm_main(void *arg)
 
 void store__warm_wake(struct store *s)
 {
-    if (s->conf.commit_log_warm_ahead <= 0 || !atomic_load(&s->warm_sleeping))
+    if (!atomic_load(&s->warm_sleeping))
         return;
-    if (atomic_load(&s->wrote) + s->conf.commit_log_warm_ahead / 2 < atomic_load(&s->warmed))
+    int64_t ahead = s->conf.commit_log_warm_ahead;
+    if ((ahead <= 0 || atomic_load(&s->wrote) + ahead / 2 < atomic_load(&s->warmed)) &&
+        !spare_due(s))
         return;
     pthread_mutex_lock(&s->warm_lock);
     pthread_cond_signal(&s->warm_cond);
@@ -208,4 +243,5 @@ void store__warm_stop(struct store *s)
         store__mfile_unref(r.f);
     s->warm_started = 0;
     pthread_mutex_unlock(&s->warm_lock);
+    store__mlist_spare_drop(atomic_exchange(&s->clog_spare, NULL));
 }

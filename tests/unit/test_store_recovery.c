@@ -233,7 +233,8 @@ TEST(test_redispatch_after_restart)
 static int count_files(const char *dir)
 {
     char cmd[700];
-    snprintf(cmd, sizeof(cmd), "ls '%s' | wc -l", dir);
+    /* a commitlog file made ahead (<base>.next) is not one of the store's files yet */
+    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -cv '[.]next$'", dir);
     FILE *p = popen(cmd, "r");
     int n = -1;
     if (p) {
@@ -409,13 +410,18 @@ TEST(test_disk_full)
     tu_rmrf(dir);
 }
 
+static void roll_in_place(struct store_config *c)
+{
+    c->roll_in_place = 1; /* the faults are armed for the roll's own file creation */
+}
+
 /* A failed roll (disk full) is not visible; the next append works once the fault clears. */
 TEST(test_io_fault_roll)
 {
     struct store_config c;
     struct store *s;
     char *dir;
-    ASSERT_OK(tu_open(4096, NULL, &c, &s, &dir));
+    ASSERT_OK(tu_open(4096, roll_in_place, &c, &s, &dir));
     char body[500];
     memset(body, 'f', sizeof(body));
     struct store_put_result r;

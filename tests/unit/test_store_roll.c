@@ -1,0 +1,118 @@
+/* test_store_roll.c — unit tests for the commitlog's next file made ahead of its turn (warm.c,
+ * store__mlist_spare): made once the writer is half way through a file, taken by the roll
+ * (the same inode, renamed into place, records readable across it), never listed before, and
+ * gone after a close or, left by a crash, at the next open. */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/mq_err.h"
+#include "tests/unit/mq_test.h"
+#include "tests/unit/store_test_util.h"
+
+#define CLOG_SIZE (64 * 1024)
+
+static void clog_file(char *buf, size_t n, const char *dir, int64_t base, const char *suffix)
+{
+    snprintf(buf, n, "%s/commitlog/%020lld%s", dir, (long long)base, suffix);
+}
+
+/* The inode of path once it exists (waits up to 5 s: the warm thread makes it), or 0. */
+static ino_t wait_inode(const char *path)
+{
+    struct stat st;
+    for (int i = 0; i < 500; i++) {
+        if (stat(path, &st) == 0)
+            return st.st_ino;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    return 0;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Appends 1 KiB messages until the commitlog's write position reaches at least `until`. */
+static int put_until(struct store *s, int64_t until, int *n)
+{
+    static char body[1024];
+    memset(body, 'p', sizeof(body));
+    while (store_clog_max_offset(s) < until) {
+        struct mq_msg m = tu_msg("Roll", 0, body, sizeof(body), NULL);
+        struct store_put_result r;
+        int rc = store_put(s, &m, &r);
+        if (rc)
+            return rc;
+        (*n)++;
+    }
+    return 0;
+}
+
+TEST(test_roll_takes_the_file_made_ahead)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir, spare[700], placed[700];
+    int n = 0;
+    ASSERT_OK(tu_open(CLOG_SIZE, NULL, &c, &s, &dir));
+    clog_file(spare, sizeof(spare), dir, CLOG_SIZE, ".next");
+    clog_file(placed, sizeof(placed), dir, CLOG_SIZE, "");
+    ASSERT_OK(put_until(s, CLOG_SIZE / 4, &n));
+    ASSERT(!exists(spare)); /* not before half way */
+    ASSERT_OK(put_until(s, CLOG_SIZE / 2 + 1, &n));
+    ino_t ino = wait_inode(spare);
+    ASSERT(ino != 0);
+    ASSERT(!exists(placed));                    /* not listed under its name before the roll */
+    ASSERT_OK(put_until(s, CLOG_SIZE + 1, &n)); /* rolls */
+    struct stat st;
+    ASSERT_EQ(stat(placed, &st), 0);
+    ASSERT_EQ(st.st_ino, ino); /* the roll renamed it into place */
+    ASSERT_EQ(st.st_size, CLOG_SIZE);
+    ASSERT(!exists(spare));
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_EQ(store_max_offset(s, "Roll", 4, 0), n);
+    struct store_get_result *g;
+    ASSERT_OK(store_get_messages(s, "Roll", 4, 0, n - 1, 1, 1 << 20, NULL, 0, &g));
+    ASSERT_EQ(g->status, STORE_FOUND);
+    ASSERT_GE(g->msgs[0].phys_offset, CLOG_SIZE); /* in the file made ahead */
+    store_release(s, g);
+    /* the next one is made ahead in turn, and a close deletes it unused */
+    clog_file(spare, sizeof(spare), dir, 2 * CLOG_SIZE, ".next");
+    ASSERT_OK(put_until(s, CLOG_SIZE + CLOG_SIZE / 2 + 1, &n));
+    ASSERT(wait_inode(spare) != 0);
+    store_close(s);
+    ASSERT(!exists(spare));
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    ASSERT_EQ(store_max_offset(s, "Roll", 4, 0), n);
+    tu_close(s, dir);
+}
+
+/* A file being made when the process died is deleted at the next open, and recovery is not
+ * misled by it. */
+TEST(test_spare_left_by_a_crash)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir, spare[700];
+    int n = 0;
+    ASSERT_OK(tu_open(CLOG_SIZE, NULL, &c, &s, &dir));
+    ASSERT_OK(put_until(s, 1000, &n));
+    store_close(s);
+    clog_file(spare, sizeof(spare), dir, CLOG_SIZE, ".next");
+    FILE *f = fopen(spare, "w");
+    ASSERT(f != NULL);
+    fputs("not a commitlog", f);
+    fclose(f);
+    ASSERT_OK(store_open(&c, NULL, NULL, &s));
+    ASSERT(!exists(spare));
+    ASSERT_OK(put_until(s, 2 * CLOG_SIZE + 1, &n)); /* rolls twice past where it was */
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_EQ(store_max_offset(s, "Roll", 4, 0), n);
+    tu_close(s, dir);
+}
+
+TEST_MAIN(test_roll_takes_the_file_made_ahead, test_spare_left_by_a_crash)
