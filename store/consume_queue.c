@@ -154,8 +154,16 @@ int store__qtab_load(struct store *s)
     return rc;
 }
 
+/* Deletes q's next files made ahead and not used. */
+static void drop_spares(struct store__queue *q)
+{
+    for (int k = 0; k < 2; k++)
+        store__mlist_spare_drop(atomic_exchange(&q->spare[k], NULL));
+}
+
 static void queue_free(struct store__queue *q)
 {
+    drop_spares(q);
     store__mfile_unref(q->cq_last);
     store__mfile_unref(q->ri_last);
     store__mlist_destroy(&q->cq);
@@ -210,6 +218,7 @@ int store__qtab_delete_topic(struct store *s, const char *topic, size_t tlen)
             *pp = q->next;
             s->qtab.count--;
             atomic_store(&q->deleted, 1);
+            drop_spares(q); /* none is made after: that takes the read lock and sees deleted */
             store__mlist_remove_all(&q->cq);
             store__mlist_remove_all(&q->ri);
             q->next = s->qtab.graveyard;
@@ -230,9 +239,11 @@ int store__qtab_delete_topic(struct store *s, const char *topic, size_t tlen)
 
 #define WARM_STEP (128 << 10) /* entry pages prefaulted ahead of the writer */
 
-/* Returns the file for byte offset pos of list l, creating it (fallocated whole); cached in
- * *cache (dispatch). NULL with *err set (-ENOSPC on a full disk). */
-static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_t pos, int *err)
+/* Returns the file for byte offset pos of list l, taking the one made ahead (*spare) or
+ * creating it (fallocated whole); cached in *cache (dispatch). NULL with *err set (-ENOSPC on
+ * a full disk). */
+static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache,
+                     _Atomic(struct store__mfile *) *spare, int64_t pos, int *err)
 {
     struct store__mfile *c = *cache;
     if (c && pos >= c->base && pos - c->base < (int64_t)l->file_size)
@@ -240,6 +251,11 @@ static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_
     int64_t base = pos / (int64_t)l->file_size * (int64_t)l->file_size;
     if (!*cache || (*cache)->base != base) {
         struct store__mfile *f = store__mlist_find(l, base);
+        if (!f && (f = atomic_exchange(spare, NULL)) != NULL &&
+            (f->base != base || store__mlist_adopt(l, f) != 0)) {
+            store__mlist_spare_drop(f);
+            f = NULL;
+        }
         if (!f) {
             int rc = store__mlist_create(l, base, &f);
             if (rc) {
@@ -254,6 +270,18 @@ static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache, int64_
     return (*cache)->map + (pos - base);
 }
 
+/* Half way through file f of q's list `list`: asks for the next one to be made ahead (a new
+ * file's fallocate waited up to 75 ms here for block bitmaps read behind the writeback). */
+static void spare_ahead(struct store *s, struct store__queue *q, int list, struct store__mfile *f,
+                        int64_t pos)
+{
+    int64_t next = f->base + (int64_t)f->size;
+    if (pos - f->base < (int64_t)f->size / 2 || q->spare_asked[list] >= next)
+        return;
+    q->spare_asked[list] = next;
+    (void)store__warm_spare(s, q, list, next);
+}
+
 int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int64_t phys,
                      int32_t size, int64_t tags, int64_t render_len)
 {
@@ -262,10 +290,12 @@ int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int6
     if (qoff > q->disp_max)
         mq_warn("queue %s/%d: gap %" PRId64 "..%" PRId64, q->topic, q->queue_id, q->disp_max, qoff);
     int err = -EIO;
-    uint8_t *e = slot(&q->cq, &q->cq_last, qoff * STORE__CQ_UNIT, &err);
-    uint8_t *r = e ? slot(&q->ri, &q->ri_last, qoff * STORE__RI_UNIT, &err) : NULL;
+    uint8_t *e = slot(&q->cq, &q->cq_last, &q->spare[0], qoff * STORE__CQ_UNIT, &err);
+    uint8_t *r = e ? slot(&q->ri, &q->ri_last, &q->spare[1], qoff * STORE__RI_UNIT, &err) : NULL;
     if (!e || !r)
         return err;
+    spare_ahead(s, q, 0, q->cq_last, qoff * STORE__CQ_UNIT);
+    spare_ahead(s, q, 1, q->ri_last, qoff * STORE__RI_UNIT);
     store__warm_ahead(s, q->cq_last, qoff * STORE__CQ_UNIT, &q->cq_warm, WARM_STEP);
     store__warm_ahead(s, q->ri_last, qoff * STORE__RI_UNIT, &q->ri_warm, WARM_STEP);
     mq_put_be64(r, (uint64_t)(q->render_end + render_len));

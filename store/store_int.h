@@ -126,12 +126,16 @@ struct store__queue {
     atomic_int_fast64_t min_off;
     atomic_int_fast64_t render_base; /* rendered START of min_off */
     atomic_int deleted;
+    /* the next cq ([0]) and ri ([1]) files, made by the warm thread (store__warm_spare) under
+     * the table's read lock while the queue is not deleted; taken by the dispatcher's roll */
+    _Atomic(struct store__mfile *) spare[2];
     /* dispatch thread only */
     struct store__mfile *cq_last, *ri_last;
     int64_t disp_max;         /* entries written, not yet published */
     int64_t render_end;       /* END of entry disp_max - 1 */
     int64_t max_phys_end;     /* phys + size of the last entry */
     int64_t cq_warm, ri_warm; /* prefaulted up to these byte offsets (consume_queue.c) */
+    int64_t spare_asked[2];   /* base of the last next file asked for: [0] cq, [1] ri */
     int touched;
     struct store__queue *touched_next;
     int64_t flushed_off; /* flush thread: entries msync'ed */
@@ -327,8 +331,11 @@ struct store {
     atomic_int_fast64_t spare_base; /* base of the last spare made or tried */
     /* pages of the dispatcher's files to prefault (store__warm_ahead), a ring under warm_lock */
     struct store__warm_req {
-        struct store__mfile *f; /* referenced while queued */
+        struct store__mfile *f; /* referenced while queued; NULL: make q's next file */
         size_t pos, len;
+        struct store__queue *q; /* the next file of q's list `list` at base */
+        int list;
+        int64_t base;
     } wq[STORE__WARM_QUEUE];
     unsigned wq_head, wq_n;
 
@@ -391,6 +398,10 @@ void store__warm_wake(struct store *s);
  * step under the writer is prefaulted here when the writer reached it (a start, a new file);
  * the next one is handed to the warm thread, so the writer's thread does not pay for the pages
  * (here, if the queue is full or the thread stopped). */
+/* Asks the warm thread to make file `base` of queue q's list (0: consume queue, 1: rendered
+ * index) ahead of the dispatcher's roll to it. 0, or -EAGAIN (the queue of requests is full:
+ * the roll makes the file). */
+int store__warm_spare(struct store *s, struct store__queue *q, int list, int64_t base);
 void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int64_t *end,
                        size_t step);
 /* Queues [pos, pos + len) of f to be prefaulted for writing by the warm thread. Returns 0, or

@@ -116,6 +116,23 @@ static void make_spare(struct store *s)
     store__mlist_spare_drop(atomic_exchange(&s->clog_spare, f)); /* an unused older one */
 }
 
+/* Makes file r->base of r->q's list for the dispatcher's roll, unless the queue went (its
+ * deletion takes the table's write lock, and drops what was made before). */
+static void make_queue_spare(struct store *s, const struct store__warm_req *r)
+{
+    pthread_rwlock_rdlock(&s->qtab.lock);
+    if (!atomic_load(&r->q->deleted)) {
+        struct store__mfile *f;
+        int rc = store__mlist_spare(r->list ? &r->q->ri : &r->q->cq, r->base, &f);
+        if (rc == 0)
+            store__mlist_spare_drop(atomic_exchange(&r->q->spare[r->list], f));
+        else
+            mq_debug("queue %s/%d: next file ahead of time: %s", r->q->topic, r->q->queue_id,
+                     mq_strerror(rc));
+    }
+    pthread_rwlock_unlock(&s->qtab.lock);
+}
+
 static void *warm_main(void *arg)
 {
     struct store *s = arg;
@@ -128,8 +145,11 @@ static void *warm_main(void *arg)
         pthread_mutex_lock(&s->warm_lock);
         int req = pop_request(s, &r);
         pthread_mutex_unlock(&s->warm_lock);
-        if (req) { /* the dispatcher's pages first: it is about to write them */
-            (void)store__mfile_populate(r.f, r.pos, r.len, 1);
+        if (req) { /* the dispatcher's first: it is about to write them */
+            if (r.f)
+                (void)store__mfile_populate(r.f, r.pos, r.len, 1);
+            else
+                make_queue_spare(s, &r);
             store__mfile_unref(r.f);
             continue;
         }
@@ -183,19 +203,30 @@ void store__warm_wake(struct store *s)
     pthread_mutex_unlock(&s->warm_lock);
 }
 
-int store__warm_request(struct store *s, struct store__mfile *f, size_t pos, size_t len)
+static int push_request(struct store *s, struct store__warm_req r)
 {
     int rc = -EAGAIN;
     pthread_mutex_lock(&s->warm_lock);
     if (s->warm_started && !s->warm_stop && s->wq_n < STORE__WARM_QUEUE) {
-        store__mfile_ref(f);
-        s->wq[(s->wq_head + s->wq_n++) % STORE__WARM_QUEUE] = (struct store__warm_req){f, pos, len};
+        if (r.f)
+            store__mfile_ref(r.f);
+        s->wq[(s->wq_head + s->wq_n++) % STORE__WARM_QUEUE] = r;
         if (atomic_load(&s->warm_sleeping))
             pthread_cond_signal(&s->warm_cond);
         rc = 0;
     }
     pthread_mutex_unlock(&s->warm_lock);
     return rc;
+}
+
+int store__warm_request(struct store *s, struct store__mfile *f, size_t pos, size_t len)
+{
+    return push_request(s, (struct store__warm_req){.f = f, .pos = pos, .len = len});
+}
+
+int store__warm_spare(struct store *s, struct store__queue *q, int list, int64_t base)
+{
+    return push_request(s, (struct store__warm_req){.q = q, .list = list, .base = base});
 }
 
 void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int64_t *end,

@@ -1,7 +1,8 @@
-/* test_store_roll.c — unit tests for the commitlog's next file made ahead of its turn (warm.c,
- * store__mlist_spare): made once the writer is half way through a file, taken by the roll
- * (the same inode, renamed into place, records readable across it), never listed before, and
- * gone after a close or, left by a crash, at the next open. */
+/* test_store_roll.c — unit tests for the next files made ahead of their turn (warm.c,
+ * store__mlist_spare): the commitlog's, made once the writer is half way through a file, taken
+ * by the roll (the same inode, renamed into place, records readable across it), never listed
+ * before, and gone after a close or, left by a crash, at the next open; the consume queue's
+ * and rendered index's, taken by the dispatcher's roll and deleted with their topic. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -115,4 +116,58 @@ TEST(test_spare_left_by_a_crash)
     tu_close(s, dir);
 }
 
-TEST_MAIN(test_roll_takes_the_file_made_ahead, test_spare_left_by_a_crash)
+/* The consume queue's and rendered index's next files: made ahead half way through, taken by
+ * the dispatcher's roll, and deleted with their topic. tu_config: 1,000 entries per file. */
+TEST(test_queue_files_made_ahead)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir, cq_spare[700], cq_placed[700], ri_spare[700], topic_dir[700];
+    ASSERT_OK(tu_open(1 << 20, NULL, &c, &s, &dir));
+    snprintf(cq_spare, sizeof(cq_spare), "%s/consumequeue/Q/0/%020d.next", dir, 1000 * 20);
+    snprintf(cq_placed, sizeof(cq_placed), "%s/consumequeue/Q/0/%020d", dir, 1000 * 20);
+    snprintf(ri_spare, sizeof(ri_spare), "%s/renderindex/Q/0/%020d.next", dir, 1000 * 8);
+    int n = 0;
+    struct store_put_result r;
+    for (; n < 600; n++) {
+        struct mq_msg m = tu_msg("Q", 0, "q", 1, NULL);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    ino_t ino = wait_inode(cq_spare);
+    ASSERT(ino != 0);
+    ASSERT(wait_inode(ri_spare) != 0);
+    for (; n < 1200; n++) {
+        struct mq_msg m = tu_msg("Q", 0, "q", 1, NULL);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    struct stat st;
+    ASSERT_EQ(stat(cq_placed, &st), 0);
+    ASSERT_EQ(st.st_ino, ino);
+    ASSERT(!exists(cq_spare) && !exists(ri_spare));
+    ASSERT_EQ(store_max_offset(s, "Q", 1, 0), 1200);
+    struct store_get_result *g;
+    ASSERT_OK(store_get_messages(s, "Q", 1, 0, 1100, 1, 1 << 20, NULL, 0, &g));
+    ASSERT_EQ(g->status, STORE_FOUND);
+    ASSERT_EQ(g->count, 1);
+    store_release(s, g);
+    /* past half of the second files: their successors are made; deleting the topic takes
+     * them with its directories */
+    for (; n < 1600; n++) {
+        struct mq_msg m = tu_msg("Q", 0, "q", 1, NULL);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    snprintf(cq_spare, sizeof(cq_spare), "%s/consumequeue/Q/0/%020d.next", dir, 2000 * 20);
+    ASSERT(wait_inode(cq_spare) != 0);
+    ASSERT_OK(store_delete_topic(s, "Q", 1));
+    snprintf(topic_dir, sizeof(topic_dir), "%s/consumequeue/Q", dir);
+    ASSERT(!exists(topic_dir));
+    snprintf(topic_dir, sizeof(topic_dir), "%s/renderindex/Q", dir);
+    ASSERT(!exists(topic_dir));
+    tu_close(s, dir);
+}
+
+TEST_MAIN(test_roll_takes_the_file_made_ahead, test_spare_left_by_a_crash,
+          test_queue_files_made_ahead)
