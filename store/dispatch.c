@@ -19,7 +19,8 @@
 /* store_dispatch_now leaves more than this to the dispatch thread: batches of 1,000 100-byte
  * messages (~250 KiB) pipelined on two threads went 1.38-1.54 -> 1.64-1.83 M msgs/s, the I/O
  * thread's CPU per message 0.43-0.57 -> 0.28-0.37 us; single sends and batches of 100 stay
- * inline (docs/BENCHMARKS.md, "Batched sends: large batches dispatched on their own thread"). */
+ * inline (docs/BENCHMARKS.md, "Batched sends: stalls behind the replies, and dispatch on its own
+ * thread"). */
 #define DISPATCH_INLINE_MAX (64 << 10)
 
 static int scan_cb(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
