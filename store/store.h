@@ -3,7 +3,8 @@
  * with no networking. Formats: docs/FORMATS.md Part 1.
  *
  * Threads: a store runs four threads of its own (dispatch, flush, warm, clean; with SYNC_FLUSH
- * the flush thread's group commits run on a fifth, the commit thread). Every function
+ * the flush thread's group commits run on a fifth, the commit thread). The warm thread keeps
+ * pages and the next files ahead of the writers (store/warm.c). Every function
  * below is safe to call from any thread unless it says otherwise; callbacks run on the store's
  * threads and must not block or call store_close.
  */
