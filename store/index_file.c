@@ -46,6 +46,13 @@ static int push(struct store__idx *x, struct store__mfile *f)
     return 0;
 }
 
+/* index/index.next: the next file while it is made ahead (never listed: not a time name). */
+static int spare_path(const struct store__idx *x, char *path)
+{
+    int n = snprintf(path, STORE__PATH_MAX, "%s/index.next", x->dir);
+    return n < 0 || n >= STORE__PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
 static int cmp_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -80,6 +87,9 @@ int store__idx_load(struct store *s)
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
+    char spare[STORE__PATH_MAX];
+    if (spare_path(x, spare) == 0)
+        unlink(spare); /* made ahead and never taken (the process died) */
     if (n)
         qsort(names, n, sizeof(*names), cmp_name);
     for (size_t i = 0; i < n; i++) {
@@ -102,6 +112,7 @@ int store__idx_load(struct store *s)
 
 void store__idx_free(struct store *s)
 {
+    store__mlist_spare_drop(atomic_exchange(&s->idx.spare, NULL));
     for (size_t i = 0; i < s->idx.n; i++)
         store__mfile_unref(s->idx.files[i]);
     free(s->idx.files);
@@ -123,12 +134,21 @@ static int idx_create(struct store *s, struct store__mfile **out)
                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000));
         if (access(path, F_OK) == 0)
             continue;
-        struct store__mfile *f;
-        int rc = store__mfile_open(path, 0, idx_file_size(x), 1,
+        struct store__mfile *f = atomic_exchange(&x->spare, NULL);
+        int rc = 0;
+        if (f && rename(f->path, path) == 0) { /* made ahead, its slot table prefaulted */
+            snprintf(f->path, sizeof(f->path), "%s", path);
+            x->spare_asked = 0;
+            x->warm_file = f;
+            x->warm_end = 0;
+        } else {
+            store__mlist_spare_drop(f);
+            rc = store__mfile_open(path, 0, idx_file_size(x), 1,
                                    STORE__MF_PREALLOC | STORE__MF_RANDOM, &f);
-        if (rc)
-            return rc;
-        x->warm_file = NULL;
+            if (rc)
+                return rc;
+            x->warm_file = NULL;
+        }
         mq_put_be32(f->map + H_COUNT, 1); /* entry 0 is never used */
         rc = push(x, f);
         if (rc) {
@@ -195,19 +215,43 @@ static void put_key(struct store *s, struct store__mfile *f, int32_t h, int64_t 
     mq_put_be64(map + H_END_TS, (uint64_t)ts);
 }
 
-/* The file to add a key to (rolling when full), or NULL. Write lock held. */
+/* The file to add a key to (rolling when full), or NULL. Write lock held. Half way through
+ * a file, the next one is asked of the warm thread: the roll then renames it into place
+ * instead of creating a file of some 400 MB and faulting in its slot table on this thread. */
 static struct store__mfile *writable(struct store *s)
 {
     struct store__idx *x = &s->idx;
     struct store__mfile *f = x->n ? x->files[x->n - 1] : NULL;
-    if (!f || mq_get_be32(f->map + H_COUNT) >= x->max_entries) {
+    uint32_t count = f ? mq_get_be32(f->map + H_COUNT) : 0;
+    if (!f || count >= x->max_entries) {
         int rc = idx_create(s, &f);
         if (rc) {
             mq_error("index: cannot create a file: %s", strerror(-rc));
             return NULL;
         }
+    } else if (count >= x->max_entries / 2 && !x->spare_asked && !s->conf.roll_in_place) {
+        x->spare_asked = store__warm_index_spare(s) == 0;
     }
     return f;
+}
+
+void store__idx_make_spare(struct store *s)
+{
+    struct store__idx *x = &s->idx;
+    char path[STORE__PATH_MAX];
+    struct store__mfile *f;
+    int rc = spare_path(x, path);
+    if (!rc) {
+        unlink(path); /* one the roll did not take in time is made again */
+        rc = store__mfile_open(path, 0, idx_file_size(x), 1, STORE__MF_PREALLOC | STORE__MF_RANDOM,
+                               &f);
+    }
+    if (rc) {
+        mq_debug("index: next file ahead of time: %s", strerror(-rc));
+        return;
+    }
+    (void)store__mfile_populate(f, 0, SLOTS_END(x), 1); /* keys land anywhere in it */
+    store__mlist_spare_drop(atomic_exchange(&x->spare, f));
 }
 
 /* Writes the oldest queued key. */

@@ -232,6 +232,9 @@ void store_get_stats(struct store *s, struct store_stats *st);
 /* For tests and tools: blocks until everything appended before the call is dispatched (at most
  * 5 s). Returns 0 or -ETIMEDOUT. */
 int store_dispatch_wait(struct store *s);
+/* Files the warm thread is due to make ahead of their turn (the next commitlog, consume-queue,
+ * rendered-index or index file) and has not made yet; 0 once they wait for their roll. */
+int store_files_ahead_pending(struct store *s);
 /* Inline dispatch, for a thread that answers appends once they are dispatched: after
  * store_dispatch_defer, appends made on the calling thread do not wake the dispatch thread, and
  * the caller must call store_dispatch_now before it waits for anything; that dispatches what was

@@ -213,10 +213,16 @@ struct store__idx {
     struct store__idx_pend pend[STORE__IDX_AHEAD];
     const struct store__mfile *warm_file;
     int64_t warm_end;
+    int spare_asked; /* dispatcher: the next file was asked of the warm thread, not taken yet */
+    /* the next file, made by the warm thread (store__idx_make_spare); taken by the roll */
+    _Atomic(struct store__mfile *) spare;
 };
 
 int store__idx_load(struct store *s);
 void store__idx_free(struct store *s);
+/* Warm thread: makes the next index file (index/index.next, slot table prefaulted) for the
+ * dispatcher's roll, which renames it to its time. */
+void store__idx_make_spare(struct store *s);
 /* The properties dispatch needs, found in one pass (slices of the record; NULL if absent). */
 struct store__props {
     const char *tags, *keys, *uniq;
@@ -329,11 +335,13 @@ struct store {
      * current one; taken by the roll (commitlog.c) */
     _Atomic(struct store__mfile *) clog_spare;
     atomic_int_fast64_t spare_base; /* base of the last spare made or tried */
+    atomic_int making;              /* the warm thread is making a file ahead */
     /* pages of the dispatcher's files to prefault (store__warm_ahead), a ring under warm_lock */
     struct store__warm_req {
-        struct store__mfile *f; /* referenced while queued; NULL: make q's next file */
+        enum { STORE__WARM_PAGES, STORE__WARM_QUEUE_FILE, STORE__WARM_INDEX_FILE } kind;
+        struct store__mfile *f; /* PAGES: [pos, pos + len) of f, referenced while queued */
         size_t pos, len;
-        struct store__queue *q; /* the next file of q's list `list` at base */
+        struct store__queue *q; /* QUEUE_FILE: the file of q's list `list` at base */
         int list;
         int64_t base;
     } wq[STORE__WARM_QUEUE];
@@ -402,6 +410,8 @@ void store__warm_wake(struct store *s);
  * index) ahead of the dispatcher's roll to it. 0, or -EAGAIN (the queue of requests is full:
  * the roll makes the file). */
 int store__warm_spare(struct store *s, struct store__queue *q, int list, int64_t base);
+/* Asks the warm thread for the next index file (store__idx_make_spare). 0 or -EAGAIN. */
+int store__warm_index_spare(struct store *s);
 void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int64_t *end,
                        size_t step);
 /* Queues [pos, pos + len) of f to be prefaulted for writing by the warm thread. Returns 0, or

@@ -144,17 +144,24 @@ static void *warm_main(void *arg)
         struct store__warm_req r;
         pthread_mutex_lock(&s->warm_lock);
         int req = pop_request(s, &r);
+        if (req && r.kind != STORE__WARM_PAGES)
+            atomic_store(&s->making, 1); /* under the lock: pending never reads 0 between */
         pthread_mutex_unlock(&s->warm_lock);
         if (req) { /* the dispatcher's first: it is about to write them */
-            if (r.f)
+            if (r.kind == STORE__WARM_PAGES)
                 (void)store__mfile_populate(r.f, r.pos, r.len, 1);
-            else
+            else if (r.kind == STORE__WARM_QUEUE_FILE)
                 make_queue_spare(s, &r);
+            else
+                store__idx_make_spare(s);
+            atomic_store(&s->making, 0);
             store__mfile_unref(r.f);
             continue;
         }
         if (spare_due(s)) {
+            atomic_store(&s->making, 1);
             make_spare(s);
+            atomic_store(&s->making, 0);
             continue;
         }
         if (!next_chunk(s, &from, &to, &f)) {
@@ -221,12 +228,29 @@ static int push_request(struct store *s, struct store__warm_req r)
 
 int store__warm_request(struct store *s, struct store__mfile *f, size_t pos, size_t len)
 {
-    return push_request(s, (struct store__warm_req){.f = f, .pos = pos, .len = len});
+    return push_request(
+        s, (struct store__warm_req){.kind = STORE__WARM_PAGES, .f = f, .pos = pos, .len = len});
 }
 
 int store__warm_spare(struct store *s, struct store__queue *q, int list, int64_t base)
 {
-    return push_request(s, (struct store__warm_req){.q = q, .list = list, .base = base});
+    return push_request(s, (struct store__warm_req){
+                               .kind = STORE__WARM_QUEUE_FILE, .q = q, .list = list, .base = base});
+}
+
+int store_files_ahead_pending(struct store *s)
+{
+    pthread_mutex_lock(&s->warm_lock);
+    int n = atomic_load(&s->making) + (s->warm_started && spare_due(s));
+    for (unsigned i = 0; i < s->wq_n; i++)
+        n += s->wq[(s->wq_head + i) % STORE__WARM_QUEUE].kind != STORE__WARM_PAGES;
+    pthread_mutex_unlock(&s->warm_lock);
+    return n;
+}
+
+int store__warm_index_spare(struct store *s)
+{
+    return push_request(s, (struct store__warm_req){.kind = STORE__WARM_INDEX_FILE});
 }
 
 void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int64_t *end,

@@ -2,7 +2,8 @@
  * store__mlist_spare): the commitlog's, made once the writer is half way through a file, taken
  * by the roll (the same inode, renamed into place, records readable across it), never listed
  * before, and gone after a close or, left by a crash, at the next open; the consume queue's
- * and rendered index's, taken by the dispatcher's roll and deleted with their topic. */
+ * and rendered index's, taken by the dispatcher's roll and deleted with their topic; the index
+ * file's, renamed to its time. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -19,7 +20,7 @@ static void clog_file(char *buf, size_t n, const char *dir, int64_t base, const 
     snprintf(buf, n, "%s/commitlog/%020lld%s", dir, (long long)base, suffix);
 }
 
-/* The inode of path once it exists (waits up to 5 s: the warm thread makes it), or 0. */
+/* The inode of path once it exists (waits up to 5 s), or 0. */
 static ino_t wait_inode(const char *path)
 {
     struct stat st;
@@ -29,6 +30,17 @@ static ino_t wait_inode(const char *path)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     }
     return 0;
+}
+
+/* Waits (up to 5 s) until the store has made the files due ahead of their turn. */
+static int wait_made(struct store *s)
+{
+    for (int i = 0; i < 500; i++) {
+        if (store_files_ahead_pending(s) == 0)
+            return 0;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    return -1;
 }
 
 static int exists(const char *path)
@@ -65,6 +77,7 @@ TEST(test_roll_takes_the_file_made_ahead)
     ASSERT_OK(put_until(s, CLOG_SIZE / 4, &n));
     ASSERT(!exists(spare)); /* not before half way */
     ASSERT_OK(put_until(s, CLOG_SIZE / 2 + 1, &n));
+    ASSERT_OK(wait_made(s));
     ino_t ino = wait_inode(spare);
     ASSERT(ino != 0);
     ASSERT(!exists(placed));                    /* not listed under its name before the roll */
@@ -84,6 +97,7 @@ TEST(test_roll_takes_the_file_made_ahead)
     /* the next one is made ahead in turn, and a close deletes it unused */
     clog_file(spare, sizeof(spare), dir, 2 * CLOG_SIZE, ".next");
     ASSERT_OK(put_until(s, CLOG_SIZE + CLOG_SIZE / 2 + 1, &n));
+    ASSERT_OK(wait_made(s));
     ASSERT(wait_inode(spare) != 0);
     store_close(s);
     ASSERT(!exists(spare));
@@ -134,6 +148,7 @@ TEST(test_queue_files_made_ahead)
         ASSERT_OK(store_put(s, &m, &r));
     }
     ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_OK(wait_made(s));
     ino_t ino = wait_inode(cq_spare);
     ASSERT(ino != 0);
     ASSERT(wait_inode(ri_spare) != 0);
@@ -160,6 +175,7 @@ TEST(test_queue_files_made_ahead)
     }
     ASSERT_OK(store_dispatch_wait(s));
     snprintf(cq_spare, sizeof(cq_spare), "%s/consumequeue/Q/0/%020d.next", dir, 2000 * 20);
+    ASSERT_OK(wait_made(s));
     ASSERT(wait_inode(cq_spare) != 0);
     ASSERT_OK(store_delete_topic(s, "Q", 1));
     snprintf(topic_dir, sizeof(topic_dir), "%s/consumequeue/Q", dir);
@@ -169,5 +185,47 @@ TEST(test_queue_files_made_ahead)
     tu_close(s, dir);
 }
 
+/* Index files hold tu_config's 4,000 keys: the next one is made ahead half way through, and
+ * the roll renames it to its time; keys in it are found. */
+TEST(test_index_file_made_ahead)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir, spare[700], props[64];
+    ASSERT_OK(tu_open(1 << 20, NULL, &c, &s, &dir));
+    snprintf(spare, sizeof(spare), "%s/index/index.next", dir);
+    struct store_put_result r;
+    int n = 0;
+    for (; n < 2100; n++) {
+        snprintf(props, sizeof(props), "KEYS\x01k%d\x02", n);
+        struct mq_msg m = tu_msg("I", 0, "i", 1, props);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_OK(wait_made(s));
+    ino_t ino = wait_inode(spare);
+    ASSERT(ino != 0);
+    for (; n < 4200; n++) {
+        snprintf(props, sizeof(props), "KEYS\x01k%d\x02", n);
+        struct mq_msg m = tu_msg("I", 0, "i", 1, props);
+        ASSERT_OK(store_put(s, &m, &r));
+    }
+    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT(!exists(spare));
+    char sub[700], cmd[800];
+    snprintf(sub, sizeof(sub), "%s/index", dir);
+    snprintf(cmd, sizeof(cmd), "ls -i '%s' | grep -c '^ *%lu '", sub, (unsigned long)ino);
+    FILE *p = popen(cmd, "r");
+    int found = 0;
+    ASSERT(p != NULL);
+    ASSERT_EQ(fscanf(p, "%d", &found), 1);
+    pclose(p);
+    ASSERT_EQ(found, 1); /* the spare, under its time name */
+    int64_t phys[2];
+    ASSERT_EQ(store_query_by_key(s, "I", 1, "k4199", 5, 0, INT64_MAX, phys, 2), 1);
+    ASSERT_EQ(store_query_by_key(s, "I", 1, "k7", 2, 0, INT64_MAX, phys, 2), 1);
+    tu_close(s, dir);
+}
+
 TEST_MAIN(test_roll_takes_the_file_made_ahead, test_spare_left_by_a_crash,
-          test_queue_files_made_ahead)
+          test_queue_files_made_ahead, test_index_file_made_ahead)
