@@ -369,11 +369,18 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         }
     }
 
-    struct mq_msg one, *msgs = &one;
+    /* what every message of the request shares; each starts as a copy (no memset per message) */
+    struct mq_msg tmpl, one, *msgs = &one;
     size_t n = 1;
-    struct mq_host born;
-    brk__parse_host(rpc_conn_peer(conn), &born);
-    memset(&one, 0, sizeof(one));
+    memset(&tmpl, 0, sizeof(tmpl));
+    brk__parse_host(rpc_conn_peer(conn), &tmpl.born_host);
+    tmpl.topic = topic;
+    tmpl.topic_len = (uint16_t)strlen(topic);
+    tmpl.queue_id = h.queue_id;
+    tmpl.sysflag = h.batch ? 0 : (h.sysflag & ~(MQ_SYSFLAG_BORNHOST_V6 | MQ_SYSFLAG_STOREHOST_V6));
+    tmpl.born_ts = h.born_ts;
+    tmpl.reconsume_times = h.reconsume_times;
+    one = tmpl;
     if (h.batch) {
         size_t pos = 0, cap = 64;
         struct mq_batch_entry e;
@@ -394,7 +401,7 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
                 msgs = p;
             }
             struct mq_msg *m = &msgs[n++];
-            memset(m, 0, sizeof(*m));
+            *m = tmpl;
             m->flag = e.flag;
             m->body = e.body;
             m->body_len = (uint32_t)e.body_len;
@@ -412,18 +419,6 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         one.props = h.props;
         one.props_len = (uint16_t)props_len;
         one.flag = h.flag;
-    }
-    uint16_t topic_len = (uint16_t)strlen(topic);
-    int32_t sysflag =
-        h.batch ? 0 : (h.sysflag & ~(MQ_SYSFLAG_BORNHOST_V6 | MQ_SYSFLAG_STOREHOST_V6));
-    for (size_t i = 0; i < n; i++) {
-        msgs[i].topic = topic;
-        msgs[i].topic_len = topic_len;
-        msgs[i].queue_id = h.queue_id;
-        msgs[i].sysflag = sysflag;
-        msgs[i].born_ts = h.born_ts;
-        msgs[i].born_host = born;
-        msgs[i].reconsume_times = h.reconsume_times;
     }
     struct store_put_result *res = calloc(n, sizeof(*res));
     int64_t end = 0;

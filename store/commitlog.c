@@ -291,12 +291,13 @@ static int clog_reserved(struct store *s)
 int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                     struct store_put_result *res, int64_t *end_offset)
 {
+    static const struct store_put_result zero_res; /* copied: no `rep stos` per message */
     size_t ok = 0, i, staged_from = 0;
     int first_err = 0;
     int full = atomic_load(&s->disk_full) || atomic_load(&s->disp_nospace) ||
                (n > 0 && clog_reserved(s) != 0);
     for (i = 0; i < n; i++) {
-        memset(&res[i], 0, sizeof(res[i]));
+        res[i] = zero_res;
         int same_topic = i > 0 && msgs[i].topic_len == msgs[i - 1].topic_len &&
                          (msgs[i].topic == msgs[i - 1].topic ||
                           !memcmp(msgs[i].topic, msgs[i - 1].topic, msgs[i].topic_len));
