@@ -13,6 +13,7 @@
 
 #include "common/mq_err.h"
 #include "common/mq_log.h"
+#include "common/mq_util.h"
 
 _Static_assert(STORE__CQ_UNIT == 8 + 4 + 8, "consume-queue entry, FORMATS.md 1.2");
 
@@ -237,13 +238,15 @@ int store__qtab_delete_topic(struct store *s, const char *topic, size_t tlen)
     return found ? 0 : MQ_ENOTFOUND;
 }
 
-#define WARM_STEP (128 << 10) /* entry pages prefaulted ahead of the writer */
+#define WARM_STEP     (128 << 10)      /* entry pages prefaulted ahead of the writer */
+#define SPARE_BUSY_MS (10 * 60 * 1000) /* spare_ahead */
 
 /* Returns the file for byte offset pos of list l, taking the one made ahead (*spare) or
- * creating it (fallocated whole); cached in *cache (dispatch). NULL with *err set (-ENOSPC on
- * a full disk). */
+ * creating it (fallocated whole); cached in *cache (dispatch), when it started in *since_ms.
+ * NULL with *err set (-ENOSPC on a full disk). */
 static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache,
-                     _Atomic(struct store__mfile *) *spare, int64_t pos, int *err)
+                     _Atomic(struct store__mfile *) *spare, int64_t *since_ms, int64_t pos,
+                     int *err)
 {
     struct store__mfile *c = *cache;
     if (c && pos >= c->base && pos - c->base < (int64_t)l->file_size)
@@ -266,12 +269,15 @@ static uint8_t *slot(struct store__mlist *l, struct store__mfile **cache,
         }
         store__mfile_unref(*cache);
         *cache = f;
+        *since_ms = mq_mono_us() / 1000;
     }
     return (*cache)->map + (pos - base);
 }
 
 /* Half way through file f of q's list `list`: asks for the next one to be made ahead (a new
- * file's fallocate waited up to 75 ms here for block bitmaps read behind the writeback). */
+ * file's fallocate waited up to 75 ms here for block bitmaps read behind the writeback) — for
+ * a queue that got there within SPARE_BUSY_MS: a broker with thousands of slow queues does not
+ * hold a second file for each (6 MB of consume queue, 2.4 MB of rendered index). */
 static void spare_ahead(struct store *s, struct store__queue *q, int list, struct store__mfile *f,
                         int64_t pos)
 {
@@ -279,7 +285,8 @@ static void spare_ahead(struct store *s, struct store__queue *q, int list, struc
     if (pos - f->base < (int64_t)f->size / 2 || q->spare_asked[list] >= next)
         return;
     q->spare_asked[list] = next;
-    (void)store__warm_spare(s, q, list, next);
+    if (mq_mono_us() / 1000 - q->file_since_ms[list] <= SPARE_BUSY_MS)
+        (void)store__warm_spare(s, q, list, next);
 }
 
 int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int64_t phys,
@@ -290,8 +297,11 @@ int store__cq_append(struct store *s, struct store__queue *q, int64_t qoff, int6
     if (qoff > q->disp_max)
         mq_warn("queue %s/%d: gap %" PRId64 "..%" PRId64, q->topic, q->queue_id, q->disp_max, qoff);
     int err = -EIO;
-    uint8_t *e = slot(&q->cq, &q->cq_last, &q->spare[0], qoff * STORE__CQ_UNIT, &err);
-    uint8_t *r = e ? slot(&q->ri, &q->ri_last, &q->spare[1], qoff * STORE__RI_UNIT, &err) : NULL;
+    uint8_t *e =
+        slot(&q->cq, &q->cq_last, &q->spare[0], &q->file_since_ms[0], qoff * STORE__CQ_UNIT, &err);
+    uint8_t *r = e ? slot(&q->ri, &q->ri_last, &q->spare[1], &q->file_since_ms[1],
+                          qoff * STORE__RI_UNIT, &err)
+                   : NULL;
     if (!e || !r)
         return err;
     spare_ahead(s, q, 0, q->cq_last, qoff * STORE__CQ_UNIT);

@@ -136,6 +136,7 @@ struct store__queue {
     int64_t max_phys_end;     /* phys + size of the last entry */
     int64_t cq_warm, ri_warm; /* prefaulted up to these byte offsets (consume_queue.c) */
     int64_t spare_asked[2];   /* base of the last next file asked for: [0] cq, [1] ri */
+    int64_t file_since_ms[2]; /* when the dispatcher started writing its current files */
     int touched;
     struct store__queue *touched_next;
     int64_t flushed_off; /* flush thread: entries msync'ed */
