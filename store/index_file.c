@@ -142,7 +142,10 @@ static int idx_create(struct store *s, struct store__mfile **out)
             x->warm_file = f;
             x->warm_end = 0;
         } else {
-            store__mlist_spare_drop(f);
+            if (f) { /* made but not renamed: asked again for the next roll */
+                store__mlist_spare_drop(f);
+                x->spare_asked = 0;
+            }
             rc = store__mfile_open(path, 0, idx_file_size(x), 1,
                                    STORE__MF_PREALLOC | STORE__MF_RANDOM, &f);
             if (rc)
@@ -242,7 +245,7 @@ void store__idx_make_spare(struct store *s)
     struct store__mfile *f;
     int rc = spare_path(x, path);
     if (!rc) {
-        unlink(path); /* one the roll did not take in time is made again */
+        unlink(path); /* never a spare in use: one is asked for only after the last was taken */
         rc = store__mfile_open(path, 0, idx_file_size(x), 1, STORE__MF_PREALLOC | STORE__MF_RANDOM,
                                &f);
     }
