@@ -407,17 +407,17 @@ void store__warm_wake(struct store *s);
  * step under the writer is prefaulted here when the writer reached it (a start, a new file);
  * the next one is handed to the warm thread, so the writer's thread does not pay for the pages
  * (here, if the queue is full or the thread stopped). */
+void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int64_t *end,
+                       size_t step);
+/* Queues [pos, pos + len) of f to be prefaulted for writing by the warm thread. Returns 0, or
+ * -EAGAIN when the queue is full or the thread is not running. */
+int store__warm_request(struct store *s, struct store__mfile *f, size_t pos, size_t len);
 /* Asks the warm thread to make file `base` of queue q's list (0: consume queue, 1: rendered
  * index) ahead of the dispatcher's roll to it. 0, or -EAGAIN (the queue of requests is full:
  * the roll makes the file). */
 int store__warm_spare(struct store *s, struct store__queue *q, int list, int64_t base);
 /* Asks the warm thread for the next index file (store__idx_make_spare). 0 or -EAGAIN. */
 int store__warm_index_spare(struct store *s);
-void store__warm_ahead(struct store *s, struct store__mfile *f, int64_t pos, int64_t *end,
-                       size_t step);
-/* Queues [pos, pos + len) of f to be prefaulted for writing by the warm thread. Returns 0, or
- * -EAGAIN when the queue is full or the thread is not running. */
-int store__warm_request(struct store *s, struct store__mfile *f, size_t pos, size_t len);
 
 /* retention.c */
 int store__clean_start(struct store *s);

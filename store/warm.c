@@ -15,9 +15,11 @@
  * queued to this thread (one MADV_POPULATE_WRITE per step instead of a fault per page, and not
  * on the dispatching thread).
  *
- * The next commitlog file: made here (created, fallocated, mapped) once the writer is half way
- * through the current one, so that the roll on the writer's thread only renames it into place
- * (RocketMQ's AllocateMappedFileService; FORMATS.md 1.1).
+ * The next files: made here (created, fallocated, mapped) once their writer is half way
+ * through the current one — the commitlog's, and on the dispatcher's request those of busy
+ * consume queues and rendered indexes and the next index file — so that the roll on the
+ * writer's thread only renames one into place (RocketMQ's AllocateMappedFileService;
+ * FORMATS.md 1.1).
  *
  * Content is never changed: populating maps the same page cache pages the writers fill, and a
  * record or entry overwrites zeros (FORMATS.md Part 1, "Pages ahead of the writer"). */
@@ -91,21 +93,20 @@ static int pop_request(struct store *s, struct store__warm_req *r)
     return 1;
 }
 
-/* Whether the next commitlog file is due to be made: the writer is half way through the
- * current one and its successor was not made (or tried) yet. */
-static int spare_due(struct store *s)
+/* The base of the next commitlog file when it is due to be made (the writer is half way
+ * through the current one and its successor was not made or tried yet), else 0. */
+static int64_t spare_due(struct store *s)
 {
     int64_t fsize = (int64_t)s->clog.file_size, wrote = atomic_load(&s->wrote);
     int64_t next = (wrote / fsize + 1) * fsize;
-    return !s->conf.roll_in_place && wrote - (next - fsize) >= fsize / 2 &&
-           atomic_load(&s->spare_base) < next;
+    int due = !s->conf.roll_in_place && wrote - (next - fsize) >= fsize / 2 &&
+              atomic_load(&s->spare_base) < next;
+    return due ? next : 0;
 }
 
-/* Makes the next commitlog file, for the roll to take (commitlog.c). */
-static void make_spare(struct store *s)
+/* Makes commitlog file `next`, for the roll to take (commitlog.c). */
+static void make_spare(struct store *s, int64_t next)
 {
-    int64_t fsize = (int64_t)s->clog.file_size;
-    int64_t next = (atomic_load(&s->wrote) / fsize + 1) * fsize;
     atomic_store(&s->spare_base, next);
     struct store__mfile *f;
     int rc = store__mlist_spare(&s->clog, next, &f);
@@ -158,9 +159,10 @@ static void *warm_main(void *arg)
             store__mfile_unref(r.f);
             continue;
         }
-        if (spare_due(s)) {
+        int64_t next = spare_due(s);
+        if (next) {
             atomic_store(&s->making, 1);
-            make_spare(s);
+            make_spare(s, next);
             atomic_store(&s->making, 0);
             continue;
         }
@@ -241,7 +243,7 @@ int store__warm_spare(struct store *s, struct store__queue *q, int list, int64_t
 int store_files_ahead_pending(struct store *s)
 {
     pthread_mutex_lock(&s->warm_lock);
-    int n = atomic_load(&s->making) + (s->warm_started && spare_due(s));
+    int n = atomic_load(&s->making) + (s->warm_started && spare_due(s) != 0);
     for (unsigned i = 0; i < s->wq_n; i++)
         n += s->wq[(s->wq_head + i) % STORE__WARM_QUEUE].kind != STORE__WARM_PAGES;
     pthread_mutex_unlock(&s->warm_lock);
