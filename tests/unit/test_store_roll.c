@@ -65,6 +65,22 @@ static int put_until(struct store *s, int64_t until, int *n)
     return 0;
 }
 
+/* Appends messages from..to-1 to queue 0 of topic (keyed: KEYS k<i>), then waits for their
+ * dispatch. */
+static int put_range(struct store *s, const char *topic, int keyed, int from, int to)
+{
+    char props[64];
+    for (int i = from; i < to; i++) {
+        snprintf(props, sizeof(props), "KEYS\x01k%d\x02", i);
+        struct mq_msg m = tu_msg(topic, 0, "x", 1, keyed ? props : NULL);
+        struct store_put_result r;
+        int rc = store_put(s, &m, &r);
+        if (rc)
+            return rc;
+    }
+    return store_dispatch_wait(s);
+}
+
 TEST(test_roll_takes_the_file_made_ahead)
 {
     struct store_config c;
@@ -141,22 +157,12 @@ TEST(test_queue_files_made_ahead)
     snprintf(cq_spare, sizeof(cq_spare), "%s/consumequeue/Q/0/%020d.next", dir, 1000 * 20);
     snprintf(cq_placed, sizeof(cq_placed), "%s/consumequeue/Q/0/%020d", dir, 1000 * 20);
     snprintf(ri_spare, sizeof(ri_spare), "%s/renderindex/Q/0/%020d.next", dir, 1000 * 8);
-    int n = 0;
-    struct store_put_result r;
-    for (; n < 600; n++) {
-        struct mq_msg m = tu_msg("Q", 0, "q", 1, NULL);
-        ASSERT_OK(store_put(s, &m, &r));
-    }
-    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_OK(put_range(s, "Q", 0, 0, 600));
     ASSERT_OK(wait_made(s));
     ino_t ino = wait_inode(cq_spare);
     ASSERT(ino != 0);
     ASSERT(wait_inode(ri_spare) != 0);
-    for (; n < 1200; n++) {
-        struct mq_msg m = tu_msg("Q", 0, "q", 1, NULL);
-        ASSERT_OK(store_put(s, &m, &r));
-    }
-    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_OK(put_range(s, "Q", 0, 600, 1200));
     struct stat st;
     ASSERT_EQ(stat(cq_placed, &st), 0);
     ASSERT_EQ(st.st_ino, ino);
@@ -169,11 +175,7 @@ TEST(test_queue_files_made_ahead)
     store_release(s, g);
     /* past half of the second files: their successors are made; deleting the topic takes
      * them with its directories */
-    for (; n < 1600; n++) {
-        struct mq_msg m = tu_msg("Q", 0, "q", 1, NULL);
-        ASSERT_OK(store_put(s, &m, &r));
-    }
-    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_OK(put_range(s, "Q", 0, 1200, 1600));
     snprintf(cq_spare, sizeof(cq_spare), "%s/consumequeue/Q/0/%020d.next", dir, 2000 * 20);
     ASSERT_OK(wait_made(s));
     ASSERT(wait_inode(cq_spare) != 0);
@@ -191,26 +193,14 @@ TEST(test_index_file_made_ahead)
 {
     struct store_config c;
     struct store *s;
-    char *dir, spare[700], props[64];
+    char *dir, spare[700];
     ASSERT_OK(tu_open(1 << 20, NULL, &c, &s, &dir));
     snprintf(spare, sizeof(spare), "%s/index/index.next", dir);
-    struct store_put_result r;
-    int n = 0;
-    for (; n < 2100; n++) {
-        snprintf(props, sizeof(props), "KEYS\x01k%d\x02", n);
-        struct mq_msg m = tu_msg("I", 0, "i", 1, props);
-        ASSERT_OK(store_put(s, &m, &r));
-    }
-    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_OK(put_range(s, "I", 1, 0, 2100));
     ASSERT_OK(wait_made(s));
     ino_t ino = wait_inode(spare);
     ASSERT(ino != 0);
-    for (; n < 4200; n++) {
-        snprintf(props, sizeof(props), "KEYS\x01k%d\x02", n);
-        struct mq_msg m = tu_msg("I", 0, "i", 1, props);
-        ASSERT_OK(store_put(s, &m, &r));
-    }
-    ASSERT_OK(store_dispatch_wait(s));
+    ASSERT_OK(put_range(s, "I", 1, 2100, 4200));
     ASSERT(!exists(spare));
     char sub[700], cmd[800];
     snprintf(sub, sizeof(sub), "%s/index", dir);
