@@ -428,7 +428,10 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     if (stored < 0 || (size_t)stored < n) {
         /* Nothing partial is acknowledged: a batch is one message to its sender. */
         int err = stored < 0 ? stored : res[stored].status;
-        *resp = brk__resp_errno(req, err, "put message");
+        *resp = err == -EBADMSG ? brk__resp(req, RPC_MESSAGE_ILLEGAL,
+                                            "malformed message properties: each must be NAME "
+                                            "0x01 VALUE 0x02, with a name and no NUL byte")
+                                : brk__resp_errno(req, err, "put message");
     } else {
         uint64_t bytes = 0;
         for (size_t i = 0; i < n; i++)

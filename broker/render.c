@@ -1,13 +1,10 @@
 /* render.c — MQFS_READ (FORMATS.md Part 3): the bytes of a queue's rendered view, each message
  * as its uncompressed body + "\n", from a file offset, so mqfs serves queue files with one round
  * trip per read. What counts as a message's rendering must agree byte for byte with the store's
- * rendered-bytes index (store/render_index.c: store__render_len): compressed bodies are shown
- * uncompressed when the store could size them, else as stored. */
+ * rendered-bytes index, so the rendering is the store's (store_render_body). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include "broker/broker_int.h"
 #include "common/mq_bytes.h"
@@ -16,55 +13,6 @@
 
 #define READ_MAX_BYTES (8 << 20)
 #define READ_BATCH     1024
-
-/* Appends the uncompressed body, or the stored one when it cannot be uncompressed (as the
- * store sized it). */
-static int append_body(struct mq_buf *out, const struct mq_msg *m)
-{
-    if (!(m->sysflag & MQ_SYSFLAG_COMPRESSED))
-        return mq_buf_append(out, m->body, m->body_len);
-    int type = m->sysflag & MQ_SYSFLAG_COMPRESS_MASK;
-    if (type == MQ_SYSFLAG_COMPRESS_ZSTD) {
-        unsigned long long n = ZSTD_getFrameContentSize(m->body, m->body_len);
-        if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > (1u << 30))
-            return mq_buf_append(out, m->body, m->body_len);
-        int rc = mq_buf_reserve(out, n);
-        if (rc)
-            return rc;
-        size_t got = ZSTD_decompress(out->data + out->len, n, m->body, m->body_len);
-        if (ZSTD_isError(got) || got != n)
-            memset(out->data + out->len, 0, n); /* sized but undecodable: keep the size */
-        out->len += n;
-        return 0;
-    }
-    if (type != 0 && type != MQ_SYSFLAG_COMPRESS_ZLIB)
-        return mq_buf_append(out, m->body, m->body_len); /* LZ4: as stored */
-    size_t start = out->len;
-    z_stream z = {0};
-    if (inflateInit(&z) != Z_OK)
-        return -ENOMEM;
-    z.next_in = (Bytef *)m->body;
-    z.avail_in = m->body_len;
-    int zr = Z_OK, rc = 0;
-    while (zr == Z_OK) {
-        if ((rc = mq_buf_reserve(out, 65536)) != 0)
-            break;
-        z.next_out = out->data + out->len;
-        z.avail_out = 65536;
-        zr = inflate(&z, Z_NO_FLUSH);
-        out->len += 65536 - z.avail_out;
-        if (zr == Z_OK && z.avail_in == 0 && z.avail_out != 0)
-            zr = Z_DATA_ERROR; /* truncated stream */
-    }
-    inflateEnd(&z);
-    if (rc)
-        return rc;
-    if (zr != Z_STREAM_END) { /* not a zlib stream after all: the store shows it as stored */
-        out->len = start;
-        return mq_buf_append(out, m->body, m->body_len);
-    }
-    return 0;
-}
 
 /* Appends one record's rendering to out, from byte `within` of it and at most up to max_bytes
  * in all; `one` is scratch space. Returns 0, MQ_ECORRUPT or -ENOMEM. */
@@ -92,7 +40,7 @@ static int append_rendering(struct mq_buf *out, struct mq_buf *one, const struct
         return 0;
     }
     one->len = 0;
-    int rc = append_body(one, &m);
+    int rc = store_render_body(&m, one);
     if (rc == 0)
         rc = mq_buf_append(one, "\n", 1);
     if (rc)

@@ -90,10 +90,20 @@ static const uint8_t *get_host(const uint8_t *p, int v6, struct mq_host *h)
     return p + alen + 4;
 }
 
-static int props_noop(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
+int mq_props_check(const char *props, size_t len)
 {
-    (void)name, (void)val, (void)vlen, (void)arg;
-    return nlen == 0 ? MQ_ECORRUPT : 0;
+    if (len && memchr(props, 0, len))
+        return -EBADMSG;
+    size_t i = 0;
+    while (i < len) { /* as mq_props_foreach reads them: NAME 0x01 VALUE [0x02] */
+        const char *sep = memchr(props + i, 1, len - i);
+        if (!sep || sep == props + i)
+            return -EBADMSG; /* no separator, or an empty name */
+        size_t v = (size_t)(sep - props) + 1;
+        const char *end = memchr(props + v, 2, len - v);
+        i = end ? (size_t)(end - props) + 1 : len;
+    }
+    return 0;
 }
 
 int64_t mq_msg_decode(const uint8_t *p, size_t n, uint32_t max_body, int flags, struct mq_msg *out)
@@ -169,8 +179,7 @@ int64_t mq_msg_decode(const uint8_t *p, size_t n, uint32_t max_body, int flags, 
         return MQ_CORRUPT_BKPT;
     if ((flags & MQ_MSG_CHECK_STRICT) &&
         ((magic == MQ_MSG_MAGIC_V1 && mq_check_topic(out->topic, tlen) != 0) ||
-         (plen > 0 && (memchr(out->props, 0, plen) != NULL ||
-                       mq_props_foreach(out->props, plen, props_noop, NULL) < 0))))
+         mq_props_check(out->props, plen) != 0))
         return MQ_CORRUPT_BKPT;
     return total;
 }

@@ -124,6 +124,10 @@ static inline size_t mq_msg_store_ts_off(int32_t sysflag)
  * *val and *vlen to a slice of props and returns 0; -ENOENT when absent; MQ_ECORRUPT when the
  * bytes are not well-formed. Thread-safe. */
 int mq_props_get(const char *props, size_t len, const char *name, const char **val, size_t *vlen);
+/* 0 when props are well-formed as a record's PROPERTIES must be (what mq_msg_decode's
+ * MQ_MSG_CHECK_STRICT and so crash recovery accept): no NUL byte, and every NAME 0x01 VALUE
+ * pair with a nonempty name (the last 0x02 may be missing); else -EBADMSG. */
+int mq_props_check(const char *props, size_t len);
 /* Calls fn for each pair in order; stops and returns fn's non-zero result. MQ_ECORRUPT for
  * malformed bytes. */
 int mq_props_foreach(const char *props, size_t len,

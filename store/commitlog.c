@@ -236,6 +236,10 @@ static int check_msg(struct store *s, const struct mq_msg *in, int topic_ok,
         return (int)size;
     if (!topic_ok && mq_check_topic(in->topic, in->topic_len)) /* topics name directories */
         return -EINVAL;
+    /* What crash recovery would reject is never acknowledged (it would cut the commitlog
+     * there, and every later record with it) */
+    if (mq_props_check(in->props, in->props_len))
+        return -EBADMSG;
     if (in->body_len > (uint32_t)s->conf.max_message_size ||
         size + MQ_MSG_BLANK_MIN > (int64_t)s->clog.file_size)
         return -EMSGSIZE;
@@ -307,7 +311,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
             break;
         }
     }
-    size_t valid = i;
+    size_t valid = first_err ? 0 : i; /* one refused message refuses the batch: none stored */
 
     pthread_mutex_lock(&s->put_lock);
     /* Store times never decrease in commitlog order, even when the clock steps back: the

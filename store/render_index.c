@@ -4,6 +4,7 @@
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <string.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -11,51 +12,96 @@
 
 _Static_assert(STORE__RI_UNIT == 8, "rendered-index entry, FORMATS.md 1.3");
 
-/* Inflates a zlib stream only to count its bytes; -1 when it is not one. */
-static int64_t zlib_len(const uint8_t *p, size_t n)
+/* Inflates a zlib stream, into out when given, else only to count its bytes: its length, or
+ * -1 when it is not a zlib stream or inflates to more than STORE_RENDER_MAX bytes (then
+ * out is left as it was); -ENOMEM. */
+static int64_t zlib_body(const struct mq_msg *m, struct mq_buf *out)
 {
-    uint8_t out[16384];
+    uint8_t scratch[16384];
+    size_t start = out ? out->len : 0;
     z_stream z = {0};
     int64_t total = -1;
     if (inflateInit(&z) != Z_OK)
-        return -1;
-    z.next_in = (Bytef *)p;
-    z.avail_in = (uInt)n;
+        return -ENOMEM;
+    z.next_in = (Bytef *)m->body;
+    z.avail_in = m->body_len;
     for (;;) {
-        z.next_out = out;
-        z.avail_out = sizeof(out);
+        size_t room = sizeof(scratch);
+        if (out && mq_buf_reserve(out, room) != 0) {
+            total = -ENOMEM;
+            break;
+        }
+        z.next_out = out ? out->data + out->len : scratch;
+        z.avail_out = (uInt)room;
         int rc = inflate(&z, Z_NO_FLUSH);
+        if (out)
+            out->len += room - z.avail_out;
+        if (z.total_out > STORE_RENDER_MAX) /* a bomb, or just too big: shown as stored */
+            break;
         if (rc == Z_STREAM_END) {
-            total = (int64_t)z.total_out;
+            total = (int64_t)z.total_out; /* bytes after the stream are ignored */
             break;
         }
         if (rc != Z_OK || (z.avail_in == 0 && z.avail_out != 0))
             break;
     }
     inflateEnd(&z);
+    if (total < 0 && out)
+        out->len = start;
     return total;
+}
+
+/* A zstd frame states its uncompressed size: counted at that size when it is at most
+ * STORE_RENDER_MAX (nothing is decompressed to count); read, a frame that does not decode to
+ * exactly that shows that many zero bytes, so the size the index counted holds. */
+static int64_t zstd_body(const struct mq_msg *m, struct mq_buf *out)
+{
+    unsigned long long n = ZSTD_getFrameContentSize(m->body, m->body_len);
+    if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > STORE_RENDER_MAX)
+        return -1;
+    if (!out)
+        return (int64_t)n;
+    int rc = mq_buf_reserve(out, (size_t)n);
+    if (rc)
+        return rc;
+    size_t got = ZSTD_decompress(out->data + out->len, (size_t)n, m->body, m->body_len);
+    if (ZSTD_isError(got) || got != n)
+        memset(out->data + out->len, 0, (size_t)n);
+    out->len += (size_t)n;
+    return (int64_t)n;
+}
+
+/* The one rule for both (FORMATS.md 1.3): the uncompressed length, or -1 for "as stored". */
+static int64_t body_render(const struct mq_msg *m, struct mq_buf *out)
+{
+    switch (m->sysflag & MQ_SYSFLAG_COMPRESS_MASK) {
+    case MQ_SYSFLAG_COMPRESS_ZSTD:
+        return zstd_body(m, out);
+    case 0:
+    case MQ_SYSFLAG_COMPRESS_ZLIB:
+        return zlib_body(m, out);
+    default: /* LZ4: shown as stored */
+        return -1;
+    }
 }
 
 int64_t store__render_len(const struct mq_msg *m)
 {
     if (!(m->sysflag & MQ_SYSFLAG_COMPRESSED))
         return (int64_t)m->body_len + 1;
-    int64_t n = -1;
-    switch (m->sysflag & MQ_SYSFLAG_COMPRESS_MASK) {
-    case MQ_SYSFLAG_COMPRESS_ZSTD: {
-        unsigned long long v = ZSTD_getFrameContentSize(m->body, m->body_len);
-        if (v != ZSTD_CONTENTSIZE_ERROR && v != ZSTD_CONTENTSIZE_UNKNOWN)
-            n = (int64_t)v;
-        break;
-    }
-    case 0:
-    case MQ_SYSFLAG_COMPRESS_ZLIB:
-        n = zlib_len(m->body, m->body_len);
-        break;
-    default: /* LZ4: shown as stored */
-        break;
-    }
+    int64_t n = body_render(m, NULL);
+    /* -ENOMEM (a 16 KiB inflate state) counts as stored: the only way the two could differ */
     return (n < 0 ? (int64_t)m->body_len : n) + 1;
+}
+
+int store_render_body(const struct mq_msg *m, struct mq_buf *out)
+{
+    if (!(m->sysflag & MQ_SYSFLAG_COMPRESSED))
+        return mq_buf_append(out, m->body, m->body_len);
+    int64_t n = body_render(m, out);
+    if (n == -ENOMEM)
+        return -ENOMEM;
+    return n < 0 ? mq_buf_append(out, m->body, m->body_len) : 0;
 }
 
 int64_t store__ri_end(struct store__queue *q, int64_t i)

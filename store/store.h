@@ -87,7 +87,7 @@ void store_close(struct store *s);
 /* Result of one put. msg_id is the offset message id (32 hex chars, 56 for an IPv6 store
  * host). */
 struct store_put_result {
-    int status;           /* 0, or -EINVAL/-EMSGSIZE (bad message), -ENOSPC, -EIO */
+    int status; /* 0, or -EINVAL (topic) / -EBADMSG (properties) / -EMSGSIZE, -ENOSPC, -EIO */
     int32_t wrote_bytes;  /* record length */
     int64_t phys_offset;  /* commitlog offset of the record */
     int64_t queue_offset; /* logical offset in its consume queue */
@@ -97,8 +97,10 @@ struct store_put_result {
 /* Appends n messages (msgs[i].topic, queue_id, flag, sysflag, born_ts, born_host,
  * reconsume_times, prepared_tx_offset, body, props are used; queue offset, physical offset,
  * store timestamp and store host are assigned) under one lock. msgs and their bytes are the
- * caller's and only read during the call. Fills res[0..n). Messages before a failure are
- * stored; the failing one and the rest get status < 0 and are not visible. *end_offset (may be
+ * caller's and only read during the call. Fills res[0..n). A message refused (topic,
+ * properties, size, full disk) refuses the call: none is stored. On a write failure the
+ * messages before it are stored. res[k], k the number stored, has the error as its status,
+ * every later one -ECANCELED; none of them is visible. *end_offset (may be
  * NULL) gets the commitlog offset just past the last stored record, to pass to
  * store_wait_flushed / store_when_flushed. Returns the number stored, or a negative errno when
  * none was. Never waits for the disk, not even with SYNC_FLUSH: the caller decides (RocketMQ's
@@ -194,6 +196,14 @@ int64_t store_clog_max_offset(struct store *s);
  * retained byte, *size the total (exclusive end). Returns 0 (both 0 for unknown queues). */
 int store_rendered_size(struct store *s, const char *topic, size_t topic_len, int queue_id,
                         int64_t *base, int64_t *size);
+/* Compressed bodies render uncompressed only up to this size (FORMATS.md 1.3): a body that
+ * claims or inflates to more is shown as stored, so neither counting nor reading it costs
+ * more than this. Four times the default maxMessageSize, whatever the configured one (the
+ * counts are stored: the rule may not change with the configuration). */
+#define STORE_RENDER_MAX (16u << 20)
+/* Appends a message body's rendering (without the "\n") to out: uncompressed (zlib, zstd) when
+ * the rendered-bytes index counted it so, else as stored. 0 or -ENOMEM. */
+int store_render_body(const struct mq_msg *m, struct mq_buf *out);
 /* Maps a byte offset of the rendered view to (queue offset, byte within that message's
  * rendering). Returns 0, MQ_EOFFSET_MOVED below the base, -ENXIO at or past the end. */
 int store_render_find(struct store *s, const char *topic, size_t topic_len, int queue_id,
