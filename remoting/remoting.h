@@ -85,6 +85,7 @@ enum {
 
 #define RPC_VERSION_DEFAULT   399 /* sender MQVersion ordinal; informational only */
 #define RPC_MAX_FRAME_DEFAULT (16u << 20)
+#define RPC_FRAMES_IN_DEFAULT (256u << 20)
 #define RPC_FRAME_PREFIX      8 /* int32 length + int32 (type << 24 | headerLen) */
 
 /* ---- the command ---- */
@@ -302,6 +303,9 @@ struct rpc_server_opts {
     size_t max_frame;       /* default RPC_MAX_FRAME_DEFAULT */
     size_t max_pending_out; /* bytes queued to a peer before it is dropped, default 64 MiB */
     int idle_timeout_ms;    /* close a connection silent this long (0 = never) */
+    /* bytes of frames being received, all connections together: a connection whose next
+     * frame would go past it is closed. Default RPC_FRAMES_IN_DEFAULT, at least 4 max_frame */
+    size_t max_frames_in;
 };
 
 struct rpc_server;

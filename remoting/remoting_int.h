@@ -105,6 +105,8 @@ struct rpc__owner {
     void (*after_read)(struct rpc__owner *o, struct rpc_conn *c);
     size_t max_frame;
     size_t max_pending_out;
+    size_t max_frames_in;    /* 0 = no limit (clients) */
+    atomic_size_t frames_in; /* bytes of the frames being received (rpc_conn.c) */
 };
 
 /* ---- connections (rpc_conn.c) ---- */

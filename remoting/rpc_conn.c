@@ -77,6 +77,8 @@ static void free_bev(struct rpc_conn *c)
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
+        if (c->rd_frame && c->owner->max_frames_in)
+            atomic_fetch_sub(&c->owner->frames_in, c->rd_len);
         free(c->rd_frame);
         c->rd_frame = NULL;
         rpc_conn_unref(c); /* the connection's reference to itself */
@@ -662,7 +664,20 @@ static int next_frame(struct rpc_conn *c, struct evbuffer *in, uint8_t **frame, 
         size_t want = rc ? (size_t)mq_get_be32(head) + 4 : *flen;
         if (rc && want - avail < DIRECT_READ_MIN)
             return 0;
+        /* A frame read over several calls holds its whole size meanwhile: many peers that
+         * each begin one and stall would hold gigabytes without this bound. */
+        size_t o = c->owner->max_frames_in;
+        if (rc && o && atomic_fetch_add(&c->owner->frames_in, want) + want > o) {
+            atomic_fetch_sub(&c->owner->frames_in, want);
+            mq_warn("%s: a %zu-byte frame would put the frames being received past %zu MiB: "
+                    "closing",
+                    c->peer, want, o >> 20);
+            rpc__conn_close_now(c, "frames being received over the limit");
+            return -1;
+        }
         if (!(*frame = malloc(want))) {
+            if (rc && o)
+                atomic_fetch_sub(&c->owner->frames_in, want);
             mq_error("%s: out of memory for a %zu-byte frame: closing", c->peer, want);
             rpc__conn_close_now(c, "out of memory");
             return -1;
@@ -681,6 +696,8 @@ static int next_frame(struct rpc_conn *c, struct evbuffer *in, uint8_t **frame, 
     *frame = c->rd_frame;
     *flen = c->rd_len;
     c->rd_frame = NULL;
+    if (c->owner->max_frames_in)
+        atomic_fetch_sub(&c->owner->frames_in, c->rd_len);
     return 1;
 }
 

@@ -263,6 +263,11 @@ int rpc_server_new(const struct rpc_server_opts *opts, struct rpc_server **out)
     s->owner.on_close = srv_on_close;
     s->owner.max_frame = s->opts.max_frame;
     s->owner.max_pending_out = s->opts.max_pending_out;
+    if (!s->opts.max_frames_in)
+        s->opts.max_frames_in = RPC_FRAMES_IN_DEFAULT;
+    if (s->opts.max_frames_in < 4 * s->opts.max_frame)
+        s->opts.max_frames_in = 4 * s->opts.max_frame;
+    s->owner.max_frames_in = s->opts.max_frames_in;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->wcond, NULL);
     *out = s;

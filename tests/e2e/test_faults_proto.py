@@ -15,6 +15,7 @@ import time
 import pytest
 
 import mqproto as mp
+import mqrecord as mr
 from brokers import GET_MAX_OFFSET, broker_factory, create_topic, pull, send  # noqa: F401
 
 REQUEST_CODE_NOT_SUPPORTED = 3
@@ -252,3 +253,50 @@ def test_client_never_reads(namesrv, broker_factory):  # noqa: F811
     # 64 MiB of queued output plus buffers; a broker that queued all 4000 responses would need
     # 500 MiB.
     assert peak - base < 200 * 1024, "RSS grew from %d to %d KiB" % (base, peak)
+
+
+def test_stalled_large_frames_bounded(namesrv, broker_factory):  # noqa: F811
+    """Clients that each begin a 16 MiB frame, send 15 MiB of it and stall: the frames being
+    received are bounded (256 MiB for all connections together), connections past that are
+    closed, the broker's RSS stays bounded and it serves others; once the stalled ones go, a
+    large batch goes through."""
+    b = broker_factory(namesrv=namesrv)
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "Stall", 1)
+    base = rss_kb(b.proc.pid)
+    declared = (16 << 20) - 4
+    head = struct.pack(">i", declared) + struct.pack(">I", len(ROUTE)) + ROUTE
+    chunk = head + b"x" * ((15 << 20) - len(head))
+    socks, refused = [], 0
+    try:
+        for _ in range(40):  # 600 MiB if every one were held
+            s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+            socks.append(s)
+            try:
+                s.sendall(chunk)
+            except OSError:
+                refused += 1
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and b.stderr().count("frames being received past") < 20:
+            time.sleep(0.05)
+        refused = b.stderr().count("frames being received past")
+        assert 20 <= refused <= 30, refused  # 256 MiB hold 16 of 16 MiB; 24 were turned away
+        peak = rss_kb(b.proc.pid)
+        assert peak - base < 400 * 1024, "RSS grew by %d MiB" % ((peak - base) // 1024)
+        with mp.Client(b.port, timeout=5) as cli:  # served meanwhile
+            assert cli.call(GET_MAX_OFFSET, {"topic": "Stall", "queueId": "0"}).code == mp.SUCCESS
+    finally:
+        for s in socks:
+            s.close()
+    # the stalled frames are released with their connections: a 4 MiB batch goes through
+    entries = [(b"m%05d" % i + b"y" * 2000, "K\x01v\x02") for i in range(2000)]
+    ext = {"a": "PG", "b": "Stall", "c": "TBW102", "d": "4", "e": "0", "f": "0", "g": "0",
+           "h": "0", "i": "WAIT\x01true\x02", "j": "0", "k": "false", "m": "true"}
+    deadline, r = time.monotonic() + 10, None
+    while (r is None or r.code != mp.SUCCESS) and time.monotonic() < deadline:
+        try:
+            with mp.Client(b.port, timeout=10) as cli:
+                r = cli.call(320, ext, mr.batch_body(entries))
+        except (OSError, mp.ProtocolError):  # closed: not all stalled ones were released yet
+            time.sleep(0.1)
+    assert r is not None and r.code == mp.SUCCESS, r
