@@ -1,6 +1,7 @@
-/* broker.c — mqbroker's lifecycle: open metadata (and the store), start the remoting server
- * with the handler table, register with the NameServers, and run the housekeeping timer
- * (consumer offsets persisted every 5 s, silent clients dropped, periodic registration). */
+/* broker.c — mqbroker's lifecycle: open the store (taking its lock) and the metadata, start
+ * the remoting server with the handler table, register with the NameServers, and run the
+ * housekeeping timer (consumer offsets persisted every 5 s, silent clients dropped, periodic
+ * registration). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,9 +171,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     b->start_ms = mq_now_ms();
     pthread_mutex_init(&b->timer_lock, NULL);
     pthread_cond_init(&b->timer_cond, NULL);
-    int rc = open_meta(b);
-    if (rc)
-        goto fail;
+    int rc;
     if ((rc = brk_hold_new(brk__hold_fire, b, 0, &b->holds)) != 0 ||
         (rc = brk_hold_new(brk__send_visible, b, 1, &b->send_waits)) != 0)
         goto fail;
@@ -181,12 +180,18 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     snprintf(host, sizeof(host), "%s:%d", b->conf.broker_ip, b->conf.listen_port);
     brk__parse_host(host, &b->conf.store.store_host);
     b->sync_flush = strcmp(b->conf.store.flush_disk_type, "SYNC_FLUSH") == 0;
+    /* The store first: its lock (storePathRootDir/lock) also guards config/, so a broker
+     * started on a store another process has leaves the metadata alone too. */
     if ((rc = store_open(&b->conf.store, on_arrival, b, &b->store)) != 0) {
-        mq_error("cannot open the store in %s: %s", b->conf.store.store_path_root_dir,
-                 mq_strerror(rc));
+        if (rc == -EBUSY)
+            mq_error("the store in %s is in use (is another broker running on it?)",
+                     b->conf.store.store_path_root_dir);
+        else
+            mq_error("cannot open the store in %s: %s", b->conf.store.store_path_root_dir,
+                     mq_strerror(rc));
         goto fail;
     }
-    if ((rc = create_system_topics(b)) != 0)
+    if ((rc = open_meta(b)) != 0 || (rc = create_system_topics(b)) != 0)
         goto fail;
     struct rpc_server_opts so = {
         .addr = b->conf.listen_addr,
@@ -256,6 +261,9 @@ void brk_stop(struct broker *b)
     (void)brk__register_all(b, 1);
     rpc_server_free(b->srv); /* stops accepting, closes connections, joins its threads */
     rpc_client_free(b->ns_client);
+    /* Persisted while the store lock (which guards config/ too) is still held; the close
+     * below writes again only what a pull answered during store_close committed. */
+    (void)brk_offsets_persist(b->offsets);
     store_close(b->store);        /* flushes, writes the checkpoint, removes the abort file */
     brk_hold_free(b->send_waits); /* replies to closed connections are dropped */
     brk_hold_free(b->holds);      /* parked pulls are dropped: their connections are closed */

@@ -4,13 +4,17 @@
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "common/mq_err.h"
 #include "common/mq_log.h"
+#include "store/store_io.h"
 
 static const char *const status_names[] = {
     [STORE_FOUND] = "FOUND",
@@ -31,6 +35,32 @@ const char *store_get_status_name(enum store_get_status st)
     return status_names[st];
 }
 
+/* Takes the store lock (RocketMQ's storePathRootDir/lock; FORMATS.md 1.8): an exclusive
+ * flock on <root>/lock, held until store_close. Another process (or another store_open of the
+ * same root in this process: flock locks belong to the open file) holding it makes this fail
+ * with -EBUSY before anything in the store is read, recovered or written. */
+static int lock_root(struct store *s)
+{
+    char path[STORE__PATH_MAX];
+    snprintf(path, sizeof(path), "%s/lock", s->root);
+    int fd = store_io.open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) {
+        mq_error("store %s: cannot open %s: %s", s->root, path, mq_strerror(fd));
+        return fd;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        if (rc == -EBUSY)
+            mq_error("store %s is in use by another process (lock held)", s->root);
+        else
+            mq_error("store %s: cannot lock %s: %s", s->root, path, mq_strerror(rc));
+        close(fd);
+        return rc;
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
 int store_open(const struct store_config *c, store_arrival_fn listener, void *listener_arg,
                struct store **out)
 {
@@ -39,6 +69,7 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     int rc;
     if (!s)
         return -ENOMEM;
+    s->lock_fd = -1;
     s->conf = *c;
     s->listener = listener;
     s->listener_arg = listener_arg;
@@ -76,6 +107,8 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     store__mlist_init(&s->clog, dir, (size_t)c->mapped_file_size_commit_log,
                       STORE__MF_PREALLOC | STORE__MF_SEQUENTIAL | STORE__MF_HEAD);
     rc = store__mkdirs(s->root);
+    if (!rc)
+        rc = lock_root(s); /* first: nothing below may touch a store another process has */
     if (!rc)
         rc = store__mlist_load(&s->clog);
     if (!rc)
@@ -136,6 +169,8 @@ void store_close(struct store *s)
     pthread_mutex_destroy(&s->warm_lock);
     pthread_cond_destroy(&s->warm_cond);
     pthread_mutex_destroy(&s->retention_lock);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* last: releases the store lock */
     free(s);
 }
 

@@ -73,11 +73,13 @@ typedef void (*store_arrival_fn)(void *arg, const char *topic, size_t topic_len,
 
 /* Opens (creating if needed) the store under c->store_path_root_dir, recovers it (FORMATS.md
  * 1.7), dispatches what the consume queues miss, and starts its threads. listener may be NULL.
- * The config is copied. Returns 0 and *out, or -errno / MQ_ECORRUPT. */
+ * The config is copied. First it takes the store lock (<root>/lock, FORMATS.md 1.8), held
+ * until store_close: -EBUSY when another process (or another open store in this one) has the
+ * root, with nothing in it read or changed. Returns 0 and *out, or -errno / MQ_ECORRUPT. */
 int store_open(const struct store_config *c, store_arrival_fn listener, void *listener_arg,
                struct store **out);
-/* Stops the threads, flushes everything, writes the checkpoint, deletes the abort file and
- * frees s. Pending durability callbacks are called with -ECANCELED unless flushed. Every get
+/* Stops the threads, flushes everything, writes the checkpoint, deletes the abort file,
+ * releases the store lock (last) and frees s. Pending durability callbacks are called with -ECANCELED unless flushed. Every get
  * result must have been released. store_close(NULL) is a no-op. Not concurrent with other
  * calls on s. */
 void store_close(struct store *s);

@@ -256,6 +256,7 @@ struct store {
     struct store_config conf;
     int sync_flush;
     char root[512];
+    int lock_fd; /* <root>/lock, flock'ed from open to close; -1: not taken */
     store_arrival_fn listener;
     void *listener_arg;
 

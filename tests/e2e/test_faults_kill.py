@@ -10,7 +10,10 @@
 - an ASYNC_FLUSH broker dies under concurrent senders, three times: every acknowledged message
   survives a process kill (the page cache keeps what was stored through the mapping; only a
   machine crash loses the unflushed tail, bounded in RELIABILITY.md), queues have no holes, and
-  every record served decodes with a valid CRC (recovery cut any torn tail)."""
+  every record served decodes with a valid CRC (recovery cut any torn tail);
+- a second mqbroker started on a running broker's config and store is refused by the store
+  lock before it touches the store: the first broker keeps serving every acknowledged message,
+  and a SIGKILL after that is still recovered as a crash."""
 
 import contextlib
 import errno
@@ -354,3 +357,58 @@ def test_sync_flush_broker_sigkill_under_mqfs(namesrv, broker_factory, daemons, 
           "%d stored twice, reader %d reads of %d lines" % (
               outage, len(acked), len(fails), max(d for _, d in fails), len(twice), len(reads),
               len(set(reads))))
+
+
+def test_second_broker_on_a_live_store_is_refused(namesrv, broker_factory, daemons):  # noqa: F811
+    b = broker_factory(namesrv=namesrv, flushDiskType="ASYNC_FLUSH",
+                       flushIntervalCommitLog=FLUSH_MS, flushCommitLogLeastPages=0)
+    topic, queues = "LockedStore", 2
+    with mp.Client(b.port) as cli:
+        create_topic(cli, topic, queues)
+    acked, stop = [], threading.Event()
+
+    def sender():
+        with mp.Client(b.port, timeout=5) as cli:
+            i = 0
+            while not stop.is_set() or i < 200:
+                body = b"lock-%d" % i
+                r = send(cli, topic, body, queue_id=i % queues)
+                assert r.code == mp.SUCCESS, r
+                acked.append(body)
+                i += 1
+
+    t = threading.Thread(target=sender)
+    t.start()
+    try:
+        time.sleep(0.3)
+        # the same config: same store, same port (the old failure came from listen, after the
+        # store had been recovered under the running broker)
+        t0 = time.monotonic()
+        second = subprocess.run([binary("mqbroker"), "-c", b.conf_path], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join(30)
+    out = second.stdout.decode(errors="replace")
+    assert second.returncode != 0, out
+    assert took < 5, "the second broker took %.1f s to give up" % took
+    assert "in use by another process (lock held)" in out, out
+    assert "cannot listen" not in out, out  # refused by the lock, before the port
+    assert "recovery" not in out and "dispatching again" not in out, out
+    assert os.path.exists(os.path.join(b.store, "abort")), "the running broker's abort file went"
+    assert len(acked) >= 200
+
+    def check(port):
+        bodies = set()
+        for q, rs in all_records(port, topic, queues).items():
+            assert [r.queue_offset for r in rs] == list(range(len(rs))), "a hole in queue %d" % q
+            bodies.update(r.body for r in rs)
+        lost = [k for k in acked if k not in bodies]
+        assert lost == [], "acknowledged messages not served: %r" % lost[:5]
+
+    check(b.port)  # the running broker still serves everything it acknowledged
+    b.kill()  # SIGKILL
+    b = restart(daemons, b)
+    assert "abnormal start" in b.stderr(), "a crash after the refused start recovered as clean"
+    check(b.port)

@@ -6,6 +6,8 @@
  *   mqdump index FILE          header, then every entry (1.4)
  *   mqdump checkpoint FILE     the three timestamps (1.5)
  * Files are read whole into memory; bytes are untrusted (bad data is reported, not trusted).
+ * mqdump takes no store lock (FORMATS.md 1.8): it only reads, so it may look at the files of a
+ * running broker's store (the newest record may then show as torn or still being written).
  */
 #include <errno.h>
 #include <inttypes.h>
