@@ -63,6 +63,9 @@ static int on_delete_topic(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
         return RPC_REPLY;
     int rc = brk_topics_delete(b->topics, topic);
     brk_offsets_delete_topic(b->offsets, topic);
+    /* Its queues go too (RocketMQ: cleanUnusedTopic); the records stay in the commitlog until
+     * retention, and a topic made again by that name starts empty at offset 0. */
+    (void)store_delete_topic(b->store, topic, strlen(topic));
     /* Deleting a topic that is not there succeeds, as in RocketMQ. */
     if (rc && rc != -ENOENT) {
         *resp = brk__resp_errno(req, rc, "delete topic");

@@ -130,7 +130,8 @@ int mqfs__delete_topic(struct mqfs *fs, const char *topic)
     mq_info("topic %s deleted from its brokers and the NameServers", topic);
     pthread_mutex_lock(&fs->lock);
     mq_map_del(&fs->created, topic);
-    fs->topics_st.at_us = 0; /* the cached list is stale now */
+    mq_map_del(&fs->topic_set, topic); /* written again, the name makes a new topic */
+    fs->topics_st.at_us = 0;           /* the cached list is stale now */
     pthread_mutex_unlock(&fs->lock);
     mqfs__route_forget(fs, topic); /* the next read finds no topic */
     return 0;

@@ -262,3 +262,20 @@ def test_tail_follows_across_a_broker_restart(cluster, daemons):
     finally:
         tail.kill()
         tail.wait()
+
+
+def test_rm_then_recreate_starts_empty(cluster):
+    """rm deletes a topic; writing the name again makes a new, empty topic at once: not one the
+    mount still believes exists, nor one showing the deleted messages."""
+    m = cluster
+    path = m.p("topic", "Again")
+    assert sh("printf 'old1\\nold2\\n' > '%s'" % path).returncode == 0
+    assert sh("cat '%s'" % path).stdout == b"old1\nold2\n"
+    assert "Again" in os.listdir(m.p("topic"))  # the mount's topic list has it now
+    assert sh("rm '%s'" % path).returncode == 0
+    r = sh("touch '%s' && echo new1 >> '%s' && cat '%s'" % (path, path, path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"new1\n"
+    assert "Again" in os.listdir(m.p("topic"))
+    os.mkdir(m.p("group", "GAgain"))
+    assert sh("cat '%s'" % m.p("group", "GAgain", "Again.now")).stdout == b"new1\n"
