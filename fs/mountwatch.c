@@ -7,8 +7,10 @@
  * serving until the last such namespace ends — "mqfs did not exit after unmount". The unmount
  * in mqfs's own namespace is what the user asked for: this thread watches /proc/self/mountinfo
  * (the kernel flags every change of the mount table to poll()) and, once the mount it recorded
- * is gone, ends the loop like SIGTERM would. The shutdown then closes the FUSE device, so the
- * copies left elsewhere fail with ENOTCONN instead of talking to a daemon that has gone.
+ * is gone and no file is open through it any more, ends the loop like SIGTERM would (files
+ * open at the unmount — `fusermount3 -u -z` — go on working until their last close). The
+ * shutdown then closes the FUSE device, so the copies left elsewhere fail with ENOTCONN instead
+ * of talking to a daemon that has gone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +24,8 @@
 #include "common/mq_log.h"
 #include "fs/mqfs_int.h"
 
-#define WATCH_POLL_MS 1000 /* also re-read on a timer, in case a change is not flagged */
+#define WATCH_POLL_MS      1000 /* also re-read on a timer, in case a change is not flagged */
+#define WATCH_OPEN_POLL_MS 100  /* unmounted, files still open: how often to look again */
 
 /* Reads the whole of /proc/self/mountinfo from fd into a malloc'd string (NULL on error). */
 static char *read_all(int fd)
@@ -107,20 +110,46 @@ static long mount_id(int fd, const char *mountpoint)
     return id;
 }
 
+/* Files open through the mount (not directories). */
+static size_t open_files(struct mqfs *fs)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&fs->lock);
+    for (struct mqfs_handle *h = fs->handles; h; h = h->next)
+        n++;
+    pthread_mutex_unlock(&fs->lock);
+    return n;
+}
+
 static void *watch_main(void *arg)
 {
     struct mqfs *fs = arg;
     struct pollfd p[2] = {{.fd = fs->watch_fd, .events = POLLPRI},
                           {.fd = fs->watch_pipe[0], .events = POLLIN}};
+    int gone = 0;
     for (;;) {
-        int n = poll(p, 2, WATCH_POLL_MS);
+        int n = poll(p, 2, gone ? WATCH_OPEN_POLL_MS : WATCH_POLL_MS);
         if (n < 0 && errno != EINTR)
             break;
         if (p[1].revents)
             break; /* stop */
-        long id = mount_id(fs->watch_fd, fs->watch_path);
-        if (id == fs->watch_id || id == -2)
+        if (!gone) {
+            long id = mount_id(fs->watch_fd, fs->watch_path);
+            if (id == fs->watch_id || id == -2)
+                continue;
+            gone = 1;
+            p[0].fd = -1; /* the table no longer matters */
+        }
+        /* Files still open (`fusermount3 -u -z`, or through a copy in another namespace) go
+         * on working: it ends once the last of them is closed. */
+        size_t files = open_files(fs);
+        if (files > 0) {
+            if (gone == 1)
+                mq_info("%s is no longer mounted here: ending once its %zu open file%s closed",
+                        fs->watch_path, files, files == 1 ? " is" : "s are");
+            gone = 2;
             continue;
+        }
         mq_info("%s is no longer mounted here (a copy may live on in another mount namespace): "
                 "ending",
                 fs->watch_path);

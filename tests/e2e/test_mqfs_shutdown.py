@@ -26,7 +26,7 @@ import time
 import pytest
 
 import mqproto as mp
-from brokers import broker_factory, create_topic, wait_route  # noqa: F401
+from brokers import GET_MAX_OFFSET, broker_factory, create_topic, wait_route  # noqa: F401
 from mqfs_mount import Mount, write_lines
 
 TOPIC, QUEUES = "Down", 4
@@ -144,3 +144,34 @@ def test_mqfs_exits_under_load(mode, namesrv, broker_factory, tmp_path):  # noqa
             m._kill()
             m._err.close()
             m.proc = None
+
+
+def test_lazy_unmount_serves_open_files_until_closed(namesrv, broker_factory, tmp_path):  # noqa: F811
+    """`fusermount3 -u -z` with files open: they go on working (a write is sent, a read
+    answers) until the last is closed, and only then does mqfs exit 0."""
+    b = broker_factory(namesrv=namesrv)
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "Lazy", 1)
+    wait_route(namesrv.port, "Lazy", 10)
+    m = Mount(tmp_path, "127.0.0.1:%d" % namesrv.port).start()
+    try:
+        w = os.open(m.p("topic", "Lazy"), os.O_WRONLY)
+        r = os.open(m.p("topic", "Lazy"), os.O_RDONLY)
+        assert os.write(w, b"before\n") == 7
+        u = subprocess.run(["fusermount3", "-u", "-z", m.path], capture_output=True)
+        assert u.returncode == 0, u.stderr
+        assert not os.path.ismount(m.path)
+        time.sleep(1.5)  # past the mount watcher's look at the mount table
+        assert m.proc.poll() is None, "mqfs ended with files open:\n" + m.stderr()
+        assert os.write(w, b"after\n") == 6
+        assert os.pread(r, 100, 0) == b"before\nafter\n"
+        os.close(w)
+        assert m.proc.poll() is None
+        os.close(r)
+        assert m.wait_exit(EXIT_S) == 0
+        m.check_stderr()
+    finally:
+        m.stop()
+    with mp.Client(b.port) as cli:  # what was written after the unmount reached the broker
+        r = cli.call(GET_MAX_OFFSET, {"topic": "Lazy", "queueId": "0"})
+        assert int(r.ext["offset"]) == 2
