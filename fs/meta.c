@@ -266,8 +266,9 @@ int mqfs__node_exists(struct mqfs *fs, const struct mqfs_node *n)
     switch (n->kind) {
     case MQFS_TOPIC:
     case MQFS_QUEUE_DIR:
-    case MQFS_QUEUE: /* the queue itself: checked against the route by the read path */
         return topic_exists(fs, n->topic) ? 0 : -ENOENT;
+    case MQFS_QUEUE: /* and its broker and queue id in the topic's route */
+        return topic_exists(fs, n->topic) ? mqfs__queue_exists(fs, n) : -ENOENT;
     case MQFS_GROUP_DIR:
     case MQFS_GROUP:
         if (!mqfs__group_exists(fs, n->group)) /* made here, or known to a broker */

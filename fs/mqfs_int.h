@@ -253,6 +253,9 @@ int mqfs__log_view(const struct mqfs_node *n);
 int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size);
 void mqfs__routes_destroy(struct mqfs *fs);
 void mqfs__route_forget(struct mqfs *fs, const char *topic);
+/* -ENOENT when queue file n's broker is in its topic's route with fewer read queues than its
+ * id, else 0 (a broker the route lacks is left to the read path: EIO). */
+int mqfs__queue_exists(struct mqfs *fs, const struct mqfs_node *n);
 /* A topic on several brokers (view_merge.c): the brokers' topic views merged by store time.
  * refs: the route's readable brokers (any order). The read keeps its cursor in h->view (freed
  * by mqfs__merge_release). Same contracts as mqfs__read_log / mqfs__log_size. */

@@ -122,6 +122,24 @@ static int node_segs(struct mqfs *fs, const struct mqfs_node *n, struct seg *seg
     return rc;
 }
 
+int mqfs__queue_exists(struct mqfs *fs, const struct mqfs_node *n)
+{
+    struct seg seg;
+    int rc = route_segs(fs, n->topic, n->broker, n->queue_id, &seg, 1, 0);
+    if (rc != 0)
+        return 0; /* there, or the NameServers cannot tell now: the read will say */
+    /* The broker is known and its read queues end below the id: no such queue. A broker the
+     * route lacks (down, dropped by the NameServers) is not decided here: its queue files
+     * fail with EIO, the messages still exist (FS.md). */
+    int known = 0;
+    pthread_mutex_lock(&fs->route_lock);
+    struct route_entry *e = mq_map_get(&fs->routes, n->topic);
+    for (size_t i = 0; e && i < e->r.nqueues; i++)
+        known |= strcmp(e->r.queues[i].broker, n->broker) == 0;
+    pthread_mutex_unlock(&fs->route_lock);
+    return known ? -ENOENT : 0;
+}
+
 /* Fetches every segment's bounds. */
 static int seg_infos(struct mqfs *fs, const struct mqfs_node *n, struct seg *segs, int nsegs)
 {

@@ -5,6 +5,7 @@ readers sharing queues, blocking reads that Ctrl-C ends, O_NONBLOCK, poll, .now,
 sharing, blocking and jq cases also for .bulk files, whose own tests are in
 test_mqfs_groups.py)."""
 
+import errno
 import json
 import os
 import select
@@ -66,6 +67,11 @@ def test_log_view_with_shell_tools(cluster):
             f.seek(len(data) // 2)
             assert f.read() == data[len(data) // 2:]
     assert total == 500
+    # A queue id past its broker's queue count cannot exist.
+    for q in ("broker-a-4", "broker-a-99"):
+        with pytest.raises(OSError) as e:
+            os.stat(m.p("queue", "Logs", q))
+        assert e.value.errno == errno.ENOENT, q
 
 
 def test_tail_follows_new_messages(cluster):
