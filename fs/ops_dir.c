@@ -333,8 +333,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     struct mqfs *fs = fs_of(req);
     struct mqfs_node n;
     int rc = child_of(fs, parent, name, 0, &n);
-    if (rc == 0 && n.kind != MQFS_GROUP_DIR)
-        rc = -EPERM; /* only consumer groups are made with mkdir */
+    if (rc == 0 && (n.kind != MQFS_GROUP_DIR || mqfs__group_hidden(n.group)))
+        rc = -EPERM; /* only consumer groups are made with mkdir, not the brokers' own */
     if (rc == 0) {
         pthread_mutex_lock(&fs->lock);
         if (mq_map_get(&fs->groups, n.group))

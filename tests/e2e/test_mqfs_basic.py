@@ -95,6 +95,8 @@ def test_mkdir_group(mqfs):
     assert oserror(lambda: os.mkdir(mqfs.p("group", "G1"))) == errno.EEXIST
     assert oserror(lambda: os.mkdir(mqfs.p("group", "bad name"))) == errno.EINVAL
     assert oserror(lambda: os.mkdir(mqfs.p("topic", "T"))) == errno.EPERM
+    for system in ("DEFAULT_CONSUMER", "TOOLS_CONSUMER", "CID_RMQ_SYS_X"):  # the brokers' own
+        assert oserror(lambda: os.mkdir(mqfs.p("group", system))) == errno.EPERM, system
     assert oserror(lambda: os.stat(mqfs.p("group", "G2"))) == errno.ENOENT
     os.mkdir(mqfs.p("group", "G2"))
     os.rmdir(mqfs.p("group", "G2"))
