@@ -12,6 +12,8 @@
 #include "common/mq_bytes.h"
 #include "common/mq_util.h"
 
+_Static_assert(BRK_MAX_QUEUES == 1024, "the remarks below quote the queue limit");
+
 static int on_create_topic(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
                            void *arg)
 {
@@ -31,8 +33,8 @@ static int on_create_topic(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     int32_t r = 0, w = 0, perm = BRK_PERM_READ | BRK_PERM_WRITE, sysflag = 0;
     int order = 0;
     if (rpc_cmd_ext_get_int32(req, "readQueueNums", &r) ||
-        rpc_cmd_ext_get_int32(req, "writeQueueNums", &w) || r < 0 || w < 0 || r > 1024 ||
-        w > 1024) {
+        rpc_cmd_ext_get_int32(req, "writeQueueNums", &w) || r < 0 || w < 0 || r > BRK_MAX_QUEUES ||
+        w > BRK_MAX_QUEUES) {
         *resp = brk__resp(req, RPC_SYSTEM_ERROR,
                           "readQueueNums and writeQueueNums must be "
                           "integers in 0..1024");
@@ -145,11 +147,23 @@ static int on_create_group(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
         g.consume_enable = json_is_true(v);
     if ((v = json_object_get(root, "consumeBroadcastEnable")) && json_is_boolean(v))
         g.consume_broadcast_enable = json_is_true(v);
+    /* RocketMQ takes any count here and makes a %RETRY% topic of that many queues at the
+     * group's first heartbeat; this broker answers like UPDATE_AND_CREATE_TOPIC does for a
+     * count outside 0..BRK_MAX_QUEUES (docs/INTEROP.md), before anything is stored. */
+    json_int_t nq = g.retry_queue_nums, max_times = g.retry_max_times;
     if ((v = json_object_get(root, "retryQueueNums")) && json_is_integer(v))
-        g.retry_queue_nums = (int)json_integer_value(v);
+        nq = json_integer_value(v);
     if ((v = json_object_get(root, "retryMaxTimes")) && json_is_integer(v))
-        g.retry_max_times = (int)json_integer_value(v);
+        max_times = json_integer_value(v);
     json_decref(root);
+    if (nq < 0 || nq > BRK_MAX_QUEUES || max_times < 0 || max_times > INT32_MAX) {
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR,
+                          "retryQueueNums must be an integer in 0..1024 and "
+                          "retryMaxTimes a non-negative 32-bit integer");
+        return RPC_REPLY;
+    }
+    g.retry_queue_nums = (int)nq;
+    g.retry_max_times = (int)max_times;
     int rc = brk_groups_put(b->groups, &g);
     *resp = rc ? brk__resp_errno(req, rc, "update group") : brk__resp(req, RPC_SUCCESS, NULL);
     return RPC_REPLY;

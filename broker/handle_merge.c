@@ -64,6 +64,10 @@ static int on_render_at_time(struct rpc_conn *conn, struct rpc_cmd *req, struct 
         *resp = brk__resp_errno(req, -ENOENT, "topic");
         return RPC_REPLY;
     }
+    if (t.read_queues > BRK_MAX_QUEUES) { /* the topic table holds no more (meta.h) */
+        *resp = brk__resp_errno(req, -EINVAL, "topic view by time");
+        return RPC_REPLY;
+    }
     size_t tl = strlen(topic);
     /* The watermark first: the lookups below then see every message stored before it. */
     int64_t w = store_watermark(b->store);

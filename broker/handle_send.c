@@ -203,6 +203,24 @@ static int check_topic(struct broker *b, const struct rpc_cmd *req, struct send_
     return 0;
 }
 
+/* Refuses a transactional half message (TRANSACTION_PREPARED) or a rollback, single or batch:
+ * this broker has no END_TRANSACTION or check-back, and the dispatcher never indexes such
+ * records, so storing one would acknowledge a message nobody can consume. The answer is
+ * RocketMQ's for a broker with rejectTransactionMessage=true (docs/INTEROP.md). A COMMIT is an
+ * ordinary message and passes. Returns 0, or -EPERM with *resp set. */
+static int reject_transaction(struct broker *b, const struct rpc_cmd *req, const struct send_hdr *h,
+                              struct rpc_cmd **resp)
+{
+    int tx = h->sysflag & MQ_SYSFLAG_TX_MASK;
+    if (tx != MQ_SYSFLAG_TX_PREPARED && tx != MQ_SYSFLAG_TX_ROLLBACK)
+        return 0;
+    char remark[128];
+    snprintf(remark, sizeof(remark), "the broker[%s] sending transaction message is forbidden",
+             b->conf.broker_ip);
+    *resp = brk__resp(req, RPC_NO_PERMISSION, remark);
+    return -EPERM;
+}
+
 /* ---- replies ----
  * A send is answered once its records are visible to readers (dispatched into the consume
  * queue: whoever reads after the reply sees the message) and, with SYNC_FLUSH, durable. Either
@@ -341,6 +359,8 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         *resp = brk__resp(req, RPC_SYSTEM_ERROR, "the send request header lacks the topic");
         return RPC_REPLY;
     }
+    if (reject_transaction(b, req, &h, resp))
+        return RPC_REPLY;
     struct brk_topic t;
     if (check_topic(b, req, &h, &t, resp))
         return RPC_REPLY;
@@ -540,6 +560,9 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
     int64_t end = 0;
     if (rc == 0) {
         struct mq_msg m = old;
+        int tx = m.sysflag & MQ_SYSFLAG_TX_MASK;
+        if (tx == MQ_SYSFLAG_TX_PREPARED || tx == MQ_SYSFLAG_TX_ROLLBACK)
+            m.sysflag &= ~MQ_SYSFLAG_TX_MASK; /* the copy must be deliverable */
         m.topic = topic;
         m.topic_len = (uint16_t)strlen(topic);
         m.queue_id = 0;

@@ -17,6 +17,14 @@ struct mq_buf;
 
 #define BRK_NAME_MAX 128
 
+/* The most queues a topic may have, and so the most retry queues a group may ask for: every
+ * request that sets a queue count (UPDATE_AND_CREATE_TOPIC, a subscription group's
+ * retryQueueNums, auto-creation in sends and heartbeats) is held to it, brk_topics_put and
+ * brk_groups_put refuse anything above it, and loading clamps larger values from older files to
+ * it, so handlers that loop over a topic's queues do at most this many steps. RocketMQ itself
+ * has no such limit; defaultTopicQueueNums and mqfs' -o queues share this one. */
+#define BRK_MAX_QUEUES 1024
+
 /* RocketMQ PermName bits. */
 enum { BRK_PERM_INHERIT = 1, BRK_PERM_WRITE = 2, BRK_PERM_READ = 4 };
 
@@ -30,8 +38,8 @@ struct brk_data_version {
 /* ---- topics (TopicConfig) ---- */
 struct brk_topic {
     char name[BRK_NAME_MAX];
-    int read_queues;
-    int write_queues;
+    int read_queues;  /* 0..BRK_MAX_QUEUES */
+    int write_queues; /* 0..BRK_MAX_QUEUES */
     int perm;
     int sysflag;
     int order;
@@ -44,7 +52,8 @@ int brk_topics_open(const char *path, struct brk_topics **out);
 void brk_topics_close(struct brk_topics *t);
 /* Copies the topic's config to out. Returns 0 or -ENOENT. */
 int brk_topics_get(struct brk_topics *t, const char *name, struct brk_topic *out);
-/* Creates or replaces a topic, bumps the version, persists. Returns 0 or -errno. */
+/* Creates or replaces a topic, bumps the version, persists. Returns 0, -EINVAL (a queue count
+ * outside 0..BRK_MAX_QUEUES: nothing is written that loading would not take back) or -errno. */
 int brk_topics_put(struct brk_topics *t, const struct brk_topic *cfg);
 /* Removes a topic, bumps the version, persists. Returns 0 or -ENOENT. */
 int brk_topics_delete(struct brk_topics *t, const char *name);
@@ -61,7 +70,7 @@ struct brk_group {
     int consume_enable;
     int consume_from_min_enable;
     int consume_broadcast_enable;
-    int retry_queue_nums;
+    int retry_queue_nums; /* 0..BRK_MAX_QUEUES; 0 gets a retry topic of 1 queue */
     int retry_max_times;
     int64_t broker_id;
     int64_t which_broker_when_consume_slowly;
@@ -72,6 +81,8 @@ struct brk_groups;
 int brk_groups_open(const char *path, struct brk_groups **out);
 void brk_groups_close(struct brk_groups *g);
 int brk_groups_get(struct brk_groups *g, const char *name, struct brk_group *out);
+/* Creates or replaces a group and persists. Returns 0, -EINVAL (retry_queue_nums outside
+ * 0..BRK_MAX_QUEUES, or retry_max_times < 0) or -errno. */
 int brk_groups_put(struct brk_groups *g, const struct brk_group *cfg);
 int brk_groups_delete(struct brk_groups *g, const char *name);
 int brk_groups_list(struct brk_groups *g, struct brk_group **out, size_t *n);

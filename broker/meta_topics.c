@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker/meta_int.h"
+#include "common/mq_log.h"
 
 _Static_assert(offsetof(struct brk_topic, name) == 0, "records sort by their leading name");
 _Static_assert(offsetof(struct brk_group, name) == 0, "records sort by their leading name");
@@ -16,6 +17,27 @@ static void copy_name(char *dst, const char *src)
         n = BRK_NAME_MAX - 1;
     memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+static int count_ok(int n)
+{
+    return n >= 0 && n <= BRK_MAX_QUEUES;
+}
+
+/* A queue count from a file: -1 when missing or negative (a bad entry); above BRK_MAX_QUEUES
+ * (older versions let a group's retryQueueNums through unchecked) it is clamped, with a
+ * warning, so the entry survives and its first BRK_MAX_QUEUES queues stay readable. */
+static int load_count(const char *name, json_t *obj, const char *key, int64_t def)
+{
+    int64_t n = meta_json_int(obj, key, def);
+    if (n < 0)
+        return -1;
+    if (n > BRK_MAX_QUEUES) {
+        mq_warn("'%s': %s %lld is over %d; using %d", name, key, (long long)n, BRK_MAX_QUEUES,
+                BRK_MAX_QUEUES);
+        return BRK_MAX_QUEUES;
+    }
+    return (int)n;
 }
 
 /* TopicConfig JSON: topicName, readQueueNums, writeQueueNums, perm, topicFilterType,
@@ -33,13 +55,12 @@ static int topic_decode(const char *name, json_t *obj, void *rec)
 {
     struct brk_topic *t = rec;
     copy_name(t->name, name);
-    t->read_queues = (int)meta_json_int(obj, "readQueueNums", -1);
-    t->write_queues = (int)meta_json_int(obj, "writeQueueNums", -1);
+    t->read_queues = load_count(name, obj, "readQueueNums", -1);
+    t->write_queues = load_count(name, obj, "writeQueueNums", -1);
     t->perm = (int)meta_json_int(obj, "perm", BRK_PERM_READ | BRK_PERM_WRITE);
     t->sysflag = (int)meta_json_int(obj, "topicSysFlag", 0);
     t->order = meta_json_bool(obj, "order", 0);
-    if (t->read_queues < 0 || t->read_queues > 65535 || t->write_queues < 0 ||
-        t->write_queues > 65535)
+    if (t->read_queues < 0 || t->write_queues < 0)
         return -EBADMSG;
     return 0;
 }
@@ -61,6 +82,8 @@ int brk_topics_get(struct brk_topics *t, const char *name, struct brk_topic *out
 }
 int brk_topics_put(struct brk_topics *t, const struct brk_topic *cfg)
 {
+    if (!count_ok(cfg->read_queues) || !count_ok(cfg->write_queues))
+        return -EINVAL;
     return meta_table_put((struct meta_table *)t, cfg->name, cfg);
 }
 int brk_topics_delete(struct brk_topics *t, const char *name)
@@ -115,13 +138,14 @@ static int group_decode(const char *name, json_t *obj, void *rec)
     g->consume_enable = meta_json_bool(obj, "consumeEnable", 1);
     g->consume_from_min_enable = meta_json_bool(obj, "consumeFromMinEnable", 1);
     g->consume_broadcast_enable = meta_json_bool(obj, "consumeBroadcastEnable", 1);
-    g->retry_queue_nums = (int)meta_json_int(obj, "retryQueueNums", 1);
-    g->retry_max_times = (int)meta_json_int(obj, "retryMaxTimes", 16);
+    g->retry_queue_nums = load_count(name, obj, "retryQueueNums", 1);
+    int64_t max_times = meta_json_int(obj, "retryMaxTimes", 16);
+    g->retry_max_times = max_times > INT32_MAX ? INT32_MAX : (int)max_times;
     g->broker_id = meta_json_int(obj, "brokerId", 0);
     g->which_broker_when_consume_slowly = meta_json_int(obj, "whichBrokerWhenConsumeSlowly", 1);
     g->notify_consumer_ids_changed_enable =
         meta_json_bool(obj, "notifyConsumerIdsChangedEnable", 1);
-    if (g->retry_queue_nums < 0 || g->retry_max_times < 0)
+    if (g->retry_queue_nums < 0 || max_times < 0)
         return -EBADMSG;
     return 0;
 }
@@ -143,6 +167,8 @@ int brk_groups_get(struct brk_groups *g, const char *name, struct brk_group *out
 }
 int brk_groups_put(struct brk_groups *g, const struct brk_group *cfg)
 {
+    if (!count_ok(cfg->retry_queue_nums) || cfg->retry_max_times < 0)
+        return -EINVAL;
     return meta_table_put((struct meta_table *)g, cfg->name, cfg);
 }
 int brk_groups_delete(struct brk_groups *g, const char *name)

@@ -126,6 +126,8 @@ int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t 
                            int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size)
 {
     size_t tl = strlen(topic);
+    if (nq < 0 || nq > BRK_MAX_QUEUES) /* the topic table holds no more (meta.h) */
+        return -EINVAL;
     int64_t lo = store_clog_min_offset(b->store), hi = store_dispatched_offset(b->store);
     *base = topic_g(b, topic, tl, nq, lo);
     *size = topic_g(b, topic, tl, nq, hi);

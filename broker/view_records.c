@@ -199,6 +199,8 @@ int brk__records_read(struct broker *b, const char *topic, int queue_id, int nq,
     if (queue_id >= 0)
         rc = queue_read(b, topic, tl, queue_id, pos, &tags, max_msgs, max_bytes, out, next, min,
                         max);
+    else if (nq < 0 || nq > BRK_MAX_QUEUES) /* the topic table holds no more (meta.h) */
+        rc = -EINVAL;
     else
         rc = topic_read(b, topic, tl, nq, pos, &tags, max_msgs, max_bytes, out, next, min, max);
     mq_tags_destroy(&tags);

@@ -109,6 +109,50 @@ TEST(test_topics_bad_file)
     unlink(path);
 }
 
+TEST(test_queue_count_limit)
+{
+    /* Nothing over BRK_MAX_QUEUES is written; counts over it in older files are clamped. */
+    const char *path = tmp_path("limit-topics.json");
+    const char *old = "{\"topicConfigTable\":{\"big\":{\"readQueueNums\":2147483647,"
+                      "\"writeQueueNums\":4294967296},\"max\":{\"readQueueNums\":1024,"
+                      "\"writeQueueNums\":0}}}";
+    ASSERT_OK(mq_file_write_atomic(path, old, strlen(old)));
+    struct brk_topics *t = NULL;
+    ASSERT_OK(brk_topics_open(path, &t));
+    struct brk_topic got;
+    ASSERT_OK(brk_topics_get(t, "big", &got));
+    ASSERT_EQ(got.read_queues, BRK_MAX_QUEUES);
+    ASSERT_EQ(got.write_queues, BRK_MAX_QUEUES);
+    ASSERT_OK(brk_topics_get(t, "max", &got));
+    ASSERT_EQ(got.read_queues, 1024);
+    ASSERT_EQ(got.write_queues, 0);
+    got.read_queues = BRK_MAX_QUEUES + 1;
+    ASSERT_EQ(brk_topics_put(t, &got), -EINVAL);
+    got.read_queues = 1;
+    got.write_queues = -1;
+    ASSERT_EQ(brk_topics_put(t, &got), -EINVAL);
+    brk_topics_close(t);
+    unlink(path);
+
+    path = tmp_path("limit-groups.json");
+    old = "{\"subscriptionGroupTable\":{\"big\":{\"retryQueueNums\":2147483647},"
+          "\"neg\":{\"retryQueueNums\":-1}}}";
+    ASSERT_OK(mq_file_write_atomic(path, old, strlen(old)));
+    struct brk_groups *g = NULL;
+    ASSERT_OK(brk_groups_open(path, &g));
+    struct brk_group cfg;
+    ASSERT_OK(brk_groups_get(g, "big", &cfg));
+    ASSERT_EQ(cfg.retry_queue_nums, BRK_MAX_QUEUES);
+    ASSERT_EQ(brk_groups_get(g, "neg", &cfg), -ENOENT);
+    brk_group_defaults(&cfg, "G2");
+    cfg.retry_queue_nums = BRK_MAX_QUEUES + 1;
+    ASSERT_EQ(brk_groups_put(g, &cfg), -EINVAL);
+    cfg.retry_queue_nums = BRK_MAX_QUEUES;
+    ASSERT_OK(brk_groups_put(g, &cfg));
+    brk_groups_close(g);
+    unlink(path);
+}
+
 TEST(test_groups)
 {
     const char *path = tmp_path("subscriptionGroup.json");
@@ -331,5 +375,6 @@ TEST(test_parse_host)
     }
 }
 
-TEST_MAIN(test_topics_persist, test_topics_bad_file, test_groups, test_offsets,
-          test_heartbeat_parse, test_consumer_registry, test_long_poll_holds, test_parse_host)
+TEST_MAIN(test_topics_persist, test_topics_bad_file, test_queue_count_limit, test_groups,
+          test_offsets, test_heartbeat_parse, test_consumer_registry, test_long_poll_holds,
+          test_parse_host)
