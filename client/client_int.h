@@ -130,6 +130,8 @@ struct rpc_cmd;
 #define MQC_DEFAULT_TOPIC_QNUM 4        /* defaultTopicQueueNums */
 #define MQC_ROUTE_REFRESH_MS   30000
 
+struct mqc_lease;
+
 struct mqc_instance {
     struct mqc_config cfg; /* strings below are owned copies */
     char *namesrv_str, *group, *instance_name;
@@ -149,11 +151,17 @@ struct mqc_instance {
     pthread_t timer;
     pthread_cond_t timer_cond;
     int stopping;
+
+    /* Which of this instance's consumers owns which queue (lease.c); its own lock. */
+    pthread_mutex_t lease_lock;
+    struct mqc_lease *leases;
 };
 
 int mqc__instance_new(const struct mqc_config *cfg, const char *default_group,
                       struct mqc_instance **out);
 void mqc__instance_free(struct mqc_instance *inst);
+/* Frees the queue leases (lease.c) and their lock; mqc__instance_free calls it. */
+void mqc__lease_destroy(struct mqc_instance *inst);
 
 /* A call to the NameServers: tries each, starting with the one that answered last. On 0 the
  * caller owns *resp. */

@@ -142,7 +142,8 @@ static void pq_trim(struct pq *q)
 
 static int pq_has_ready(const struct pq *q)
 {
-    return !q->dropped && !q->taken && q->head && q->head->next_msg < q->head->res.n;
+    return !q->dropped && !q->releasing && !q->taken && q->head &&
+           q->head->next_msg < q->head->res.n;
 }
 
 int mqc_consumer_ready(struct mqc_consumer *c)
@@ -167,7 +168,7 @@ static void pull_cb(int err, struct rpc_cmd *resp, void *arg);
 /* Starts the queue's next pull unless one is in flight, it is paused or dropped. Lock held. */
 void mqc__pq_pull(struct mqc_consumer *c, struct pq *q)
 {
-    if (q->pulling || q->dropped || c->stopping || q->next_pull < 0)
+    if (q->pulling || q->dropped || q->releasing || c->stopping || q->next_pull < 0)
         return;
     if (q->buffered >= (size_t)c->opts.queue_buffer)
         return; /* resumed by take() when the buffer drains */
@@ -397,6 +398,16 @@ static struct pq *find_taken(struct mqc_consumer *c, const struct mqc_msg *m)
     return NULL;
 }
 
+/* A queue waiting for its taken message before it goes to another consumer can go now: the
+ * service thread's rebalance drops it. Lock held. */
+static void released_taken(struct mqc_consumer *c, struct pq *q)
+{
+    if (!q->releasing)
+        return;
+    c->rebalance_now = 1;
+    pthread_cond_signal(&c->svc_cond);
+}
+
 void mqc_consumer_ack(struct mqc_consumer *c, struct mqc_msg *m)
 {
     pthread_mutex_lock(&c->lock);
@@ -408,6 +419,7 @@ void mqc_consumer_ack(struct mqc_consumer *c, struct mqc_msg *m)
         pq_trim(q);
         if (pq_has_ready(q))
             notify_ready_locked(c);
+        released_taken(c, q);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -421,6 +433,7 @@ void mqc_consumer_nack(struct mqc_consumer *c, struct mqc_msg *m)
         q->buffered++;
         q->taken = NULL;
         notify_ready_locked(c);
+        released_taken(c, q);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -428,9 +441,13 @@ void mqc_consumer_nack(struct mqc_consumer *c, struct mqc_msg *m)
 int mqc_consumer_caught_up(struct mqc_consumer *c)
 {
     pthread_mutex_lock(&c->lock);
-    int up = c->started && c->rebalanced;
+    /* A queue another consumer still holds is not caught up; one this consumer is letting go
+     * of is, once its taken message is done. */
+    int up = c->started && c->rebalanced && c->awaited == 0;
     for (struct pq *q = c->queues; q && up; q = q->next)
-        up = q->answered && !q->taken && q->buffered == 0 && q->next_pull >= q->known_max;
+        up = q->releasing
+                 ? !q->taken
+                 : q->answered && !q->taken && q->buffered == 0 && q->next_pull >= q->known_max;
     pthread_mutex_unlock(&c->lock);
     return up;
 }

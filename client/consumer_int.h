@@ -41,6 +41,8 @@ struct pq {
     struct chunk *head, *tail;
     size_t buffered;       /* pulled messages not yet taken */
     struct mqc_msg *taken; /* handed out, not yet acked or nacked */
+    int releasing;         /* rebalanced away while taken: handed out no more, dropped (and
+                            * its lease let go of) once the taken message is acked or nacked */
     int answered;          /* a pull of this queue was answered */
     int64_t known_max;     /* the queue's max offset in the last answer */
 };
@@ -57,6 +59,7 @@ struct mqc_consumer {
     size_t nsubs;
     int started;
     int rebalanced; /* the first rebalance ran */
+    size_t awaited; /* allocated queues another consumer of the instance still holds (lock) */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;     /* a message became ready, or wakeup */
@@ -70,6 +73,15 @@ struct mqc_consumer {
     void (*on_ready)(void *);
     void *on_ready_arg;
 };
+
+/* Queue leases among the consumers of one instance (lease.c). None of these is called with a
+ * consumer's lock held. acquire: 0 and *handed = the offset the previous owner here consumed up
+ * to (-1: none, start from the broker's), or -EBUSY when another consumer holds the queue (it
+ * is asked to rebalance now; c is woken when it lets go) or -ENOMEM. release: after the queue
+ * was dropped and its offset committed. forget: at free, after the last commit. */
+int mqc__lease_acquire(struct mqc_consumer *c, const struct mqc_mq *mq, int64_t *handed);
+void mqc__lease_release(struct mqc_consumer *c, const struct mqc_mq *mq, int64_t consumed);
+void mqc__lease_forget(struct mqc_consumer *c);
 
 void mqc__pq_pull(struct mqc_consumer *c, struct pq *q);
 void mqc__pq_drop(struct mqc_consumer *c, struct pq *q);

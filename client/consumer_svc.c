@@ -265,8 +265,16 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Returns 0, or -1 when no broker told the group's members (the owned queues stay as they
- * were). */
-static int rebalance_topic(struct mqc_consumer *c, const struct sub *s)
+ * were). Adds to *awaited the queues allocated to c that another consumer of its instance
+ * still holds.
+ *
+ * Hand-over (lease.c): a queue no longer ours is dropped — unless a message of it is taken and
+ * not yet acked (it may be half delivered): then it hands out nothing more and is dropped once
+ * that message is acked or nacked — its consumed offset committed, then its lease let go of,
+ * handing that offset to a consumer of this instance waiting for it. A newly allocated queue
+ * is taken only with its lease, and starts at the handed offset or the broker's, whichever is
+ * further. */
+static int rebalance_topic(struct mqc_consumer *c, const struct sub *s, size_t *awaited)
 {
     (void)mqc__route_refresh(c->inst, s->topic, 0);
     struct mqc_mq *qs = NULL;
@@ -298,7 +306,12 @@ static int rebalance_topic(struct mqc_consumer *c, const struct sub *s)
         int keep = 0;
         for (size_t i = 0; i < nmine && !keep; i++)
             keep = mqc_queue_cmp(&qs[mine[i]], &q->mq) == 0;
-        if (!keep) {
+        if (keep && q->releasing) { /* ours again before it could go */
+            q->releasing = 0;
+            mqc__pq_pull(c, q);
+        } else if (!keep && q->taken) {
+            q->releasing = 1;
+        } else if (!keep) {
             struct pending_commit pc = {q->mq, "", q->consumed};
             memcpy(pc.addr, q->addr, MQC_ADDR_MAX);
             int dirty = q->consumed >= 0 && q->consumed != q->committed;
@@ -306,6 +319,7 @@ static int rebalance_topic(struct mqc_consumer *c, const struct sub *s)
             pthread_mutex_unlock(&c->lock);
             if (dirty)
                 (void)commit_one(c, pc.addr, &pc.mq, pc.offset);
+            mqc__lease_release(c, &pc.mq, pc.offset);
             pthread_mutex_lock(&c->lock);
             next = c->queues; /* the list may have changed while unlocked */
         }
@@ -323,12 +337,20 @@ static int rebalance_topic(struct mqc_consumer *c, const struct sub *s)
         char baddr[MQC_ADDR_MAX];
         if (have || mqc__broker_addr(c->inst, mq->broker, baddr))
             continue;
-        int64_t off = start_offset(c, baddr, mq);
-        if (off < 0)
-            continue; /* retried at the next rebalance */
-        struct pq *q = calloc(1, sizeof(*q));
-        if (!q)
+        int64_t handed, off;
+        int rc = mqc__lease_acquire(c, mq, &handed);
+        if (rc == -EBUSY)
+            (*awaited)++; /* woken when its holder lets go */
+        if (rc)
             continue;
+        off = start_offset(c, baddr, mq);
+        if (handed > off)
+            off = handed; /* the broker may not have the last commit (or not answer) */
+        struct pq *q = off >= 0 ? calloc(1, sizeof(*q)) : NULL;
+        if (!q) {
+            mqc__lease_release(c, mq, handed);
+            continue; /* retried at the next rebalance */
+        }
         q->owner = c;
         q->mq = *mq;
         q->sub = s;
@@ -357,11 +379,13 @@ out:
 static void rebalance(struct mqc_consumer *c)
 {
     int failed = 0;
+    size_t awaited = 0;
     for (size_t i = 0; i < c->nsubs; i++)
-        failed |= rebalance_topic(c, &c->subs[i]);
+        failed |= rebalance_topic(c, &c->subs[i], &awaited);
     pthread_mutex_lock(&c->lock);
     if (!failed)
         c->rebalanced = 1;
+    c->awaited = awaited;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -477,6 +501,7 @@ void mqc_consumer_free(struct mqc_consumer *c)
                 rpc_cmd_free(resp);
         }
     }
+    mqc__lease_forget(c); /* after the last commit: hands the final offsets over */
     pthread_mutex_lock(&c->lock);
     c->stopping = 1;
     pthread_cond_broadcast(&c->cond);

@@ -100,6 +100,7 @@ int mqc__instance_new(const struct mqc_config *cfg, const char *default_group,
     snprintf(inst->client_id, sizeof(inst->client_id), "%u.%u.%u.%u@%s", ip[0], ip[1], ip[2], ip[3],
              inst->instance_name);
     pthread_mutex_init(&inst->lock, NULL);
+    pthread_mutex_init(&inst->lease_lock, NULL);
     pthread_cond_init(&inst->timer_cond, NULL);
     mq_map_init(&inst->routes);
     /* Binary (ROCKETMQ) headers: JSON's encode and parse cost more CPU per send than storing
@@ -118,6 +119,7 @@ fail_locks:
     mq_map_destroy(&inst->routes);
     pthread_cond_destroy(&inst->timer_cond);
     pthread_mutex_destroy(&inst->lock);
+    mqc__lease_destroy(inst);
 fail:
     free(inst->namesrvs);
     free(inst->namesrv_str);
@@ -144,6 +146,7 @@ void mqc__instance_free(struct mqc_instance *inst)
     mq_map_destroy(&inst->routes);
     pthread_cond_destroy(&inst->timer_cond);
     pthread_mutex_destroy(&inst->lock);
+    mqc__lease_destroy(inst);
     free(inst->namesrvs);
     free(inst->namesrv_str);
     free(inst->group);

@@ -3,7 +3,9 @@
 than the read buffer, what an early-stopping reader consumes; concurrent and blocked .bulk
 readers and .bulk.json with jq are cases of test_mqfs_read.py's group tests) and the `group/`
 directory (the brokers' groups listed, system groups hidden, rmdir deleting a group and its
-offsets on the brokers, a broker that does not answer)."""
+offsets on the brokers, a broker that does not answer), and concurrent readers of one group on one
+mount sharing its queues exactly: a queue moves to a new reader only after its previous reader let
+go of it, so no line reaches two readers and none is lost."""
 
 import errno
 import os
@@ -185,3 +187,108 @@ def test_ls_group_with_a_broker_that_does_not_answer(cluster):
             assert time.monotonic() - t0 < 0.5  # from the cache; refetched in the background
     finally:
         m.broker.proc.send_signal(signal.SIGCONT)
+
+
+def send_each(m, topic, lines):
+    """Sends each line as its own message (one write per line: one send, round robin over the
+    topic's queues)."""
+    fd = os.open(m.p("topic", topic), os.O_WRONLY | os.O_APPEND)
+    try:
+        for l in lines:
+            assert os.write(fd, (l + "\n").encode()) == len(l) + 1
+    finally:
+        os.close(fd)
+
+
+def start_reader(path, out, seconds):
+    """`timeout <seconds> cat path > out`, started now."""
+    return subprocess.Popen(["timeout", str(seconds), "cat", path], stdout=open(out, "wb"),
+                            stderr=subprocess.PIPE)
+
+
+def delivered(outs):
+    """The lines each reader got, and every line that reached more than one reader or one reader
+    twice."""
+    got = [open(o).read().split() for o in outs]
+    seen, dups = set(), []
+    for lines in got:
+        for l in lines:
+            if l in seen:
+                dups.append(l)
+            seen.add(l)
+    return got, dups
+
+
+def test_two_now_readers_of_a_new_group_share_the_queues_exactly(cluster, tmp_path):
+    """Two `.now` readers opened together on a new group: the second one's queues are handed over
+    by the first, which had already read from them — the new owner goes on from where the first
+    stopped, not from the group's (stale) committed offset."""
+    m = cluster
+    make_topic(m, "Dup", queues=4)
+    lines = ["m%d" % i for i in range(600)]
+    send_each(m, "Dup", lines)
+    for trial in range(4):
+        os.mkdir(m.p("group", "GDup%d" % trial))
+        g = m.p("group", "GDup%d" % trial, "Dup.now")
+        outs = [str(tmp_path / ("r%d-%d" % (trial, i))) for i in range(2)]
+        procs = [start_reader(g, o, 20) for o in outs]
+        for p in procs:
+            assert p.wait(timeout=30) == 0, p.stderr.read()
+        got, dups = delivered(outs)
+        assert dups == [], "trial %d: %d lines went twice (%d + %d read)" % (
+            trial, len(dups), len(got[0]), len(got[1]))
+        assert sorted(got[0] + got[1]) == sorted(lines), "trial %d" % trial
+        assert sh("cat '%s'" % g).stdout == b""  # and the group consumed it all
+
+
+def test_two_now_readers_of_an_existing_group_share_new_messages_exactly(cluster, tmp_path):
+    m = cluster
+    make_topic(m, "DupOld", queues=4)
+    os.mkdir(m.p("group", "GOld"))
+    g = m.p("group", "GOld", "DupOld.now")
+    send_each(m, "DupOld", ["old%d" % i for i in range(8)])
+    assert len(sh("cat '%s'" % g).stdout.split()) == 8
+    for trial in range(6):
+        lines = ["n%d-%d" % (trial, i) for i in range(40)]
+        send_each(m, "DupOld", lines)
+        outs = [str(tmp_path / ("r%d-%d" % (trial, i))) for i in range(2)]
+        procs = [start_reader(g, o, 20) for o in outs]
+        for p in procs:
+            assert p.wait(timeout=30) == 0, p.stderr.read()
+        got, dups = delivered(outs)
+        assert dups == [], "trial %d: %s went twice" % (trial, dups)
+        assert sorted(got[0] + got[1]) == sorted(lines), "trial %d" % trial
+
+
+def test_reader_joining_mid_burst_gets_no_line_the_other_reader_got(cluster, tmp_path):
+    """Reader A reads while 20 single-line sends go out over a second; reader B opens the same
+    group 0.2 s in. The queues B is given move from A to B without a line reaching both, and
+    together they read every line."""
+    m = cluster
+    for trial in range(4):
+        topic, grp = "Burst%d" % trial, "GBurst%d" % trial
+        make_topic(m, topic, queues=4)
+        os.mkdir(m.p("group", grp))
+        g = m.p("group", grp, topic)
+        send_each(m, topic, ["warm%d" % trial])  # the group starts at the earliest message
+        outs = [str(tmp_path / ("r%d-%d" % (trial, i))) for i in range(2)]
+        a = start_reader(g, outs[0], 60)
+        assert wait_for(lambda: os.path.getsize(outs[0]) > 0, timeout=10)  # A is reading
+        lines = ["b%d-%d" % (trial, i) for i in range(20)]
+        b, t0 = None, time.monotonic()
+        for i, l in enumerate(lines):
+            if b is None and time.monotonic() - t0 >= 0.2:
+                b = start_reader(g, outs[1], 60)
+            send_each(m, topic, [l])
+            time.sleep(max(0.0, t0 + (i + 1) * 0.05 - time.monotonic()))
+        want = set(lines)
+        assert wait_for(lambda: want <= set(sum(delivered(outs)[0], [])), timeout=10), \
+            delivered(outs)
+        time.sleep(1.5)  # a late duplicate would show now
+        for p in (a, b):
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+        got, dups = delivered(outs)
+        assert dups == [], "trial %d: %s went to both readers (A %d, B %d lines)" % (
+            trial, dups, len(got[0]), len(got[1]))
+        assert sorted(got[0] + got[1]) == sorted(lines + ["warm%d" % trial])
