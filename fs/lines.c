@@ -7,7 +7,8 @@
  * Atomicity: everything that can be checked is checked before the first send (empty lines,
  * oversized lines), so a write either sends all its lines, or none (error, carry unchanged),
  * or — only when a second or later batch of a very large write fails — a prefix of whole
- * lines, reported as a short write.
+ * lines, reported as a short write. A line that grows past the limit across writes is dropped
+ * whole (discard_line): the part already accepted is never sent.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,6 +39,10 @@ void mqfs_lines_destroy(struct mqfs_lines *l)
     free(l->carry);
     l->carry = NULL;
     l->carry_len = l->carry_cap = 0;
+    free(l->refused);
+    l->refused = NULL;
+    l->refused_len = 0;
+    l->discarding = 0;
 }
 
 static int carry_reserve(struct mqfs_lines *l, size_t need)
@@ -65,6 +70,60 @@ static void carry_clear(struct mqfs_lines *l)
         l->carry = NULL;
         l->carry_cap = 0;
     }
+}
+
+/* Oversized lines. A line that grows past max_line after part of it was accepted (the kernel
+ * hands mqfs a large write() in 1 MiB requests, and returns a short count when a later one
+ * fails) cannot be taken back: the accepted part is dropped, and every write is refused with
+ * -EMSGSIZE up to and including the one that holds the line's '\n' — this write first. The
+ * refused end of the line (from that write's start through the '\n') is kept: the caller
+ * writes those very bytes again after a short write (cat, stdio, Python's buffered writer at
+ * exit, even twice), and they must not become a line of their own. So a write that matches it
+ * from its start (as far as either goes) is refused too; the first write that does not, or a
+ * flush, forgets it. A line that starts in this write is refused as a whole like any bad
+ * write: nothing of it was accepted, so nothing changes. */
+static void forget_refused(struct mqfs_lines *l)
+{
+    free(l->refused);
+    l->refused = NULL;
+    l->refused_len = 0;
+}
+
+/* Refuses a write starting at p (its first '\n' at nl, or none) as part of an oversized line. */
+static long refuse_rest(struct mqfs_lines *l, const uint8_t *p, const uint8_t *nl)
+{
+    l->discarding = 1;
+    if (nl) {
+        size_t len = (size_t)(nl - p) + 1;
+        uint8_t *end = malloc(len);
+        if (end) { /* without memory the line stays open: the next write ends it, refused */
+            memcpy(end, p, len);
+            l->refused = end;
+            l->refused_len = len;
+            l->discarding = 0;
+        }
+    }
+    return -EMSGSIZE;
+}
+
+static long discard_line(struct mqfs_lines *l, const uint8_t *p, const uint8_t *nl)
+{
+    if (l->carry_len == 0)
+        return -EMSGSIZE;
+    carry_clear(l);
+    return refuse_rest(l, p, nl);
+}
+
+/* Whether p (n bytes) is the caller writing the refused end of an oversized line again. */
+static int is_refused_again(struct mqfs_lines *l, const uint8_t *p, size_t n)
+{
+    if (!l->refused)
+        return 0;
+    size_t k = n < l->refused_len ? n : l->refused_len;
+    if (memcmp(p, l->refused, k) == 0)
+        return 1;
+    forget_refused(l);
+    return 0;
 }
 
 /* Checks the lines of p[start..n) (the first one continuing `carried` bytes) and the tail after
@@ -123,11 +182,15 @@ long mqfs_lines_write(struct mqfs_lines *l, const void *buf, size_t n, mqfs_send
     const uint8_t *p = buf;
     if (n == 0)
         return 0;
-    size_t old_carry = l->carry_len;
+    if (is_refused_again(l, p, n))
+        return -EMSGSIZE;
     const uint8_t *first_nl = memchr(p, '\n', n);
+    if (l->discarding)
+        return refuse_rest(l, p, first_nl);
+    size_t old_carry = l->carry_len;
     if (!first_nl) { /* no complete line: everything joins the carry */
         if (old_carry + n > l->cfg.max_line)
-            return -EMSGSIZE;
+            return discard_line(l, p, NULL);
         int rc = carry_reserve(l, old_carry + n);
         if (rc)
             return rc;
@@ -139,7 +202,7 @@ long mqfs_lines_write(struct mqfs_lines *l, const void *buf, size_t n, mqfs_send
      * restored if nothing of this write is sent. */
     size_t head = (size_t)(first_nl - p);
     if (old_carry + head > l->cfg.max_line)
-        return -EMSGSIZE;
+        return discard_line(l, p, first_nl);
     size_t cap = n / 2 + 1; /* complete lines in p: at most one per two bytes, plus the first */
     cap = cap < l->cfg.batch_msgs ? cap : l->cfg.batch_msgs;
     struct mqc_body *vec = malloc(cap * sizeof(*vec));
@@ -196,6 +259,11 @@ out:
 
 int mqfs_lines_flush(struct mqfs_lines *l, mqfs_send_fn send, void *arg)
 {
+    forget_refused(l);
+    if (l->discarding) { /* the writer's close ends the oversized line: nothing of it goes */
+        l->discarding = 0;
+        return -EMSGSIZE;
+    }
     if (l->carry_len == 0)
         return 0;
     struct mqc_body ln = {l->carry, l->carry_len};

@@ -118,6 +118,9 @@ struct mqfs_lines {
     struct mqfs_lines_cfg cfg;
     uint8_t *carry; /* owned, or NULL when empty */
     size_t carry_len, carry_cap;
+    int discarding;     /* a line grew past max_line: its bytes are refused up to its '\n' */
+    uint8_t *refused;   /* owned: that line's refused end, through its '\n' (lines.c), or NULL */
+    size_t refused_len; /* ... refused again when the caller writes it again */
 };
 
 /* cfg may be NULL for the defaults; zero fields take defaults. Allocates nothing. */
@@ -128,14 +131,20 @@ void mqfs_lines_destroy(struct mqfs_lines *l);
  * are sent in as few batches as the limits allow (one for any write of up to 1 MiB of lines of
  * ordinary length), in order; what follows the last '\n' becomes the new carry.
  * Checked before anything is sent: an empty line -> -EINVAL; a line (or the new carry) longer
- * than max_line -> -EMSGSIZE. If the first batch fails its error is returned and nothing of p
- * is consumed (the carry is unchanged). If a later batch fails, the bytes of p covered by the
- * batches already accepted are returned (a short write; the carry is then empty), so the
- * caller's retry of the rest meets the error. Returns n on full success. */
+ * than max_line -> -EMSGSIZE. Then nothing of p is consumed; if that line began in an earlier
+ * write (its start is carried), the carry is dropped and writes are refused with -EMSGSIZE up
+ * to and including the one holding the line's '\n' (or until a flush), and so are writes that
+ * repeat that refused end: no byte of an oversized line is ever sent. If the first batch fails
+ * its error is returned and nothing of p is consumed (the carry is unchanged). If a later batch
+ * fails, the bytes of p covered by the batches already accepted are returned (a short write;
+ * the carry is then empty), so the caller's retry of the rest meets the error. Returns n on
+ * full success. */
 long mqfs_lines_write(struct mqfs_lines *l, const void *p, size_t n, mqfs_send_fn send, void *arg);
 
 /* Sends the carried partial line (if any) as one message; on success the carry is emptied, on
- * failure it is kept (a later flush retries) and the error returned. */
+ * failure it is kept (a later flush retries) and the error returned. While an oversized line
+ * is being refused, sends nothing, ends that line (the next byte starts a new one) and
+ * returns -EMSGSIZE. Forgets a refused line end (the next write is new bytes). */
 int mqfs_lines_flush(struct mqfs_lines *l, mqfs_send_fn send, void *arg);
 
 /* Bytes carried (a partial line not yet sent). */

@@ -116,8 +116,9 @@ struct mqfs_handle {
     pthread_mutex_t lock;
     uint64_t writer;         /* lock owner (files_struct) of the last write; 0: unknown */
     struct mqfs_lines lines; /* topic and key files: the carried partial line */
-    struct mq_buf blob;      /* blob files: everything written since the last flush */
-    int blob_err;            /* blob files: sticky error reported at flush (EFBIG) */
+    struct mq_buf blob;      /* blob files: the content, for as long as the file is open */
+    int blob_dirty;          /* blob files: changed since it was last sent */
+    int blob_err;            /* blob files: sticky error reported at every flush (EFBIG) */
     struct mq_buf text;      /* generated files (cluster): the content, made at open */
     void *view;              /* read paths: per-open state of the view (NULL until then) */
     int read_flags;          /* the open flags the last READ carried (O_NONBLOCK) */
@@ -228,7 +229,9 @@ long mqfs__write_lines(struct mqfs_handle *h, const void *p, size_t n);
 long mqfs__write_blob(struct mqfs_handle *h, const void *p, size_t n, off_t off);
 /* ftruncate() of an open blob file. 0 or -EFBIG. Handle lock held. */
 int mqfs__truncate_blob(struct mqfs_handle *h, off_t len);
-/* Sends what an open file still holds (the partial line, the blob). 0 or -errno. */
+/* Sends what an open file still holds: the partial line (-EMSGSIZE and nothing when it is an
+ * oversized line being refused), the whole blob if it changed since it was last sent (-EFBIG
+ * once it grew too big). 0 or -errno. */
 int mqfs__flush_handle(struct mqfs_handle *h);
 
 /* ---- read paths, one function per view (views.c) ----

@@ -1,8 +1,8 @@
 /* ops_file.c — the file ops: open/create (which files may be written, and how), read (dispatched
  * to the view of the kind, views.c), write (send.c), flush/fsync/release (the final partial
- * line, the blob). Every file is direct_io: no page cache, no readahead, writes arrive exactly
- * as the program made them. Writes to topic and key files ignore the offset (every write
- * appends); blob files are ordinary files until close (send.c).
+ * line, the blob's content). Every file is direct_io: no page cache, no readahead, writes
+ * arrive exactly as the program made them. Writes to topic and key files ignore the offset
+ * (every write appends); blob files are ordinary files while open (send.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -295,10 +295,14 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_write(req, (size_t)rc);
 }
 
-/* Every close() of a descriptor: sends the partial line / the blob, so close reports errors.
- * Only the close by the process that wrote last counts: a forked child closing its inherited
- * copy (at exec or exit) must not cut its parent's line in two. (The lock owner identifies the
- * descriptor table; the kernel passes it with direct-I/O writes and with every flush.) */
+/* Every close() of a descriptor: sends the partial line / the blob if it changed since it was
+ * last sent, so close reports errors, and a reader right after the close sees the message
+ * (RELEASE, the last close, is asynchronous: close() does not wait for it). Only the close by
+ * the process that wrote last counts: a forked child closing its inherited copy (at exec or
+ * exit) must not cut its parent's line in two. (The lock owner identifies the descriptor
+ * table; the kernel passes it with direct-I/O writes and with every flush.) A blob keeps its
+ * content after the send: several processes writing one open file (`{ cat a; cat b; } >
+ * blob/T/k`) each send the whole file so far, the last send is the complete file. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct mqfs_handle *h = handle_of(fi);
@@ -331,7 +335,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct mqfs_handle *h = handle_of(fi);
     /* Taking the lock also waits for a reply still being made from the handle's memory. */
     pthread_mutex_lock(&h->lock);
-    int rc = h->writable ? mqfs__flush_handle(h) : 0; /* normally flush sent everything */
+    int rc = h->writable ? mqfs__flush_handle(h) : 0; /* what changed since the last flush */
     pthread_mutex_unlock(&h->lock);
     if (rc)
         mq_error("release of %s: unsent data dropped: %s", h->inode->path, mq_strerror(rc));

@@ -1,6 +1,7 @@
 /* send.c — writes become sends (docs/FS.md "Sending"): lines of topic and key files through
  * the line assembler as batches (SEND_BATCH_MESSAGE; a single line as SEND_MESSAGE_V2), blob
- * files as one byte-exact message at flush; libmqclient's errors mapped to what a shell prints.
+ * files as one byte-exact message of their whole content at each flush after a change;
+ * libmqclient's errors mapped to what a shell prints.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -88,7 +89,9 @@ long mqfs__write_lines(struct mqfs_handle *h, const void *p, size_t n)
 static int blob_resize(struct mqfs_handle *h, size_t len)
 {
     if (len > MQFS_MAX_MSG) {
-        h->blob_err = -EFBIG; /* the whole file is lost: close reports it too */
+        /* The whole file is lost, for every descriptor of this open file: later writes and
+         * every close report EFBIG too, nothing more is sent. */
+        h->blob_err = -EFBIG;
         mq_buf_destroy(&h->blob);
         mq_buf_init(&h->blob);
         return -EFBIG;
@@ -98,12 +101,16 @@ static int blob_resize(struct mqfs_handle *h, size_t len)
             return -ENOMEM;
         memset(h->blob.data + h->blob.len, 0, len - h->blob.len);
     }
+    if (len != h->blob.len)
+        h->blob_dirty = 1;
     h->blob.len = len;
     return 0;
 }
 
-/* Blob files are ordinary files until close: writes land at their offsets (cp of a sparse file
- * seeks over holes, then ftruncate()s to the full size), so the message is byte-exact. */
+/* Blob files are ordinary files for as long as they are open: writes land at their offsets
+ * (cp of a sparse file seeks over holes, then ftruncate()s to the full size), so the message
+ * is byte-exact. The content lives as long as the open file, across sends: processes sharing
+ * it (`{ cat a; cat b; } > blob/T/k`) write at the shared offset into the same bytes. */
 long mqfs__write_blob(struct mqfs_handle *h, const void *p, size_t n, off_t off)
 {
     if (h->blob_err)
@@ -116,7 +123,10 @@ long mqfs__write_blob(struct mqfs_handle *h, const void *p, size_t n, off_t off)
         if (rc)
             return rc;
     }
-    memcpy(h->blob.data + off, p, n);
+    if (n > 0) {
+        memcpy(h->blob.data + off, p, n);
+        h->blob_dirty = 1;
+    }
     return (long)n;
 }
 
@@ -137,20 +147,19 @@ int mqfs__flush_handle(struct mqfs_handle *h)
         lines_setup(h);
         return mqfs_lines_flush(&h->lines, send_lines, h);
     case MQFS_BLOB: {
-        int rc = h->blob_err;
-        h->blob_err = 0;
-        if (rc == 0 && h->blob.len > 0) {
+        /* The whole content, if it changed since it was last sent (an empty blob is no
+         * message); it stays, so a later writer of the same open file goes on from it. */
+        if (h->blob_err || !h->blob_dirty)
+            return h->blob_err;
+        if (h->blob.len > 0) {
             struct mqc_message m;
             fill_msg(&m, h, h->blob.data, h->blob.len);
-            rc = mqc_send(h->fs->producer, &m, NULL);
+            int rc = mqc_send(h->fs->producer, &m, NULL);
             if (rc)
-                rc = log_send_error(h, 1, rc);
+                return log_send_error(h, 1, rc); /* still changed: the next flush retries */
         }
-        if (rc == 0 || rc == -EFBIG) { /* sent, or too big to ever send */
-            mq_buf_destroy(&h->blob);
-            mq_buf_init(&h->blob);
-        }
-        return rc;
+        h->blob_dirty = 0;
+        return 0;
     }
     default:
         return 0;

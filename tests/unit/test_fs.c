@@ -379,13 +379,52 @@ TEST(test_lines_checks_before_sending)
     ASSERT_EQ(mqfs_lines_write(&l, "a\n123456789", 11, sink_send, &s), -EMSGSIZE); /* tail */
     ASSERT_EQ(s.batches, 0);
     ASSERT_EQ(mqfs_lines_write(&l, "1234", 4, sink_send, &s), 4);
-    ASSERT_EQ(mqfs_lines_write(&l, "56789", 5, sink_send, &s), -EMSGSIZE); /* carry + more */
-    ASSERT_EQ(mqfs_lines_write(&l, "5678\n", 5, sink_send, &s), 5);        /* exactly 8 */
+    ASSERT_EQ(mqfs_lines_write(&l, "5678\n", 5, sink_send, &s), 5); /* exactly 8 */
     /* an empty line right after a carried partial one is not empty */
     ASSERT_EQ(mqfs_lines_write(&l, "x", 1, sink_send, &s), 1);
     ASSERT_EQ(mqfs_lines_write(&l, "\n", 1, sink_send, &s), 1);
     s.out[s.out_len] = '\0';
     ASSERT_STR_EQ(s.out, "12345678|x|");
+    mqfs_lines_destroy(&l);
+}
+
+TEST(test_lines_oversized_line_sends_nothing_of_it)
+{
+    /* A line that grows past the limit after part of it was accepted (the kernel's 1 MiB
+     * requests): the accepted part is dropped, the rest refused through its '\n', and so are
+     * the caller's rewrites of that refused end after a short write; the next line is fine. */
+    struct mqfs_lines l;
+    struct sink s = {0};
+    struct mqfs_lines_cfg cfg = {.max_line = 8};
+    mqfs_lines_init(&l, &cfg);
+    ASSERT_EQ(mqfs_lines_write(&l, "ok\n1234", 7, sink_send, &s), 7);
+    ASSERT_EQ(mqfs_lines_write(&l, "5678", 4, sink_send, &s), 4);
+    ASSERT_EQ(mqfs_lines_write(&l, "9ab\nc\n", 6, sink_send, &s), -EMSGSIZE); /* over 8 */
+    ASSERT_EQ(mqfs_lines_pending(&l), 0);
+    ASSERT_EQ(mqfs_lines_write(&l, "9ab\nc\n", 6, sink_send, &s), -EMSGSIZE); /* a retry */
+    ASSERT_EQ(mqfs_lines_write(&l, "9a", 2, sink_send, &s), -EMSGSIZE);       /* a shorter one */
+    ASSERT_EQ(mqfs_lines_write(&l, "c\n", 2, sink_send, &s), 2);              /* new bytes */
+    ASSERT_OK(mqfs_lines_flush(&l, sink_send, &s));
+    /* over the limit without a '\n': refused until a write holding one, which is refused too */
+    ASSERT_EQ(mqfs_lines_write(&l, "12345", 5, sink_send, &s), 5);
+    ASSERT_EQ(mqfs_lines_write(&l, "6789", 4, sink_send, &s), -EMSGSIZE);
+    ASSERT_EQ(mqfs_lines_write(&l, "x", 1, sink_send, &s), -EMSGSIZE);
+    ASSERT_EQ(mqfs_lines_write(&l, "yz\nd", 4, sink_send, &s), -EMSGSIZE);
+    ASSERT_EQ(mqfs_lines_write(&l, "yz\nd", 4, sink_send, &s), -EMSGSIZE); /* a retry */
+    ASSERT_EQ(mqfs_lines_write(&l, "d\ne", 3, sink_send, &s), 3);
+    /* a flush (the writer's close) ends an oversized line: nothing of it is sent */
+    ASSERT_EQ(mqfs_lines_write(&l, "123456", 6, sink_send, &s), 6); /* "e" + 6 */
+    ASSERT_EQ(mqfs_lines_write(&l, "78", 2, sink_send, &s), -EMSGSIZE);
+    ASSERT_EQ(mqfs_lines_flush(&l, sink_send, &s), -EMSGSIZE);
+    ASSERT_OK(mqfs_lines_flush(&l, sink_send, &s));
+    ASSERT_EQ(mqfs_lines_write(&l, "78\n", 3, sink_send, &s), 3); /* a new line */
+    /* a flush forgets a refused end: the same bytes are then a line of their own */
+    ASSERT_EQ(mqfs_lines_write(&l, "1234567", 7, sink_send, &s), 7);
+    ASSERT_EQ(mqfs_lines_write(&l, "89\n", 3, sink_send, &s), -EMSGSIZE);
+    ASSERT_OK(mqfs_lines_flush(&l, sink_send, &s));
+    ASSERT_EQ(mqfs_lines_write(&l, "89\n", 3, sink_send, &s), 3);
+    s.out[s.out_len] = '\0';
+    ASSERT_STR_EQ(s.out, "ok|c|d|78|89|");
     mqfs_lines_destroy(&l);
 }
 
@@ -605,6 +644,6 @@ TEST(test_admin_cluster_parse)
 TEST_MAIN(test_path_top, test_path_topic, test_path_group, test_group_hidden, test_path_queue,
           test_path_key_blob_msg, test_path_child_and_name, test_lines_every_split,
           test_lines_byte_by_byte, test_lines_one_batch_per_write, test_lines_failure_keeps_state,
-          test_lines_checks_before_sending, test_lines_batch_limits,
-          test_lines_checks_beyond_first_batch, test_lines_big, test_admin_topic_list_parse,
-          test_admin_cluster_parse, test_inode_table)
+          test_lines_checks_before_sending, test_lines_oversized_line_sends_nothing_of_it,
+          test_lines_batch_limits, test_lines_checks_beyond_first_batch, test_lines_big,
+          test_admin_topic_list_parse, test_admin_cluster_parse, test_inode_table)
