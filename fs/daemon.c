@@ -202,11 +202,16 @@ int mqfs_main(int argc, char **argv)
         struct fuse_loop_config lc = {.clone_fd = cmd.clone_fd, .max_idle_threads = 10};
         rc = fuse_session_loop_mt(se, &lc);
     }
-    /* 0 when unmounted, the signal number when a signal ended it: both are clean. */
-    ret = rc < 0 ? 1 : 0;
+    /* 0 when unmounted, the signal number when a signal ended it: both are clean. So is an
+     * error once the mount had gone (after `fusermount3 -u -z` the kernel drops the
+     * connection at the last close, and libfuse's workers may report that as an error). */
     mqfs__mountwatch_stop(&fs);
-    if (rc < 0)
+    ret = rc < 0 && !fs.watch_gone ? 1 : 0;
+    if (ret)
         mq_error("FUSE loop: %s", mq_strerror(rc));
+    else if (rc < 0)
+        mq_info("FUSE loop: %s, the mount having gone: unmounting %s", mq_strerror(rc),
+                cmd.mountpoint);
     else
         mq_info("unmounting %s%s", cmd.mountpoint,
                 fs.watch_gone ? " (unmounted)"

@@ -138,7 +138,9 @@ static void *watch_main(void *arg)
             if (id == fs->watch_id || id == -2)
                 continue;
             gone = 1;
-            p[0].fd = -1; /* the table no longer matters */
+            fs->watch_gone = 1; /* the loop may also end by itself now: the last close lets
+                                 * the kernel drop the connection */
+            p[0].fd = -1;       /* the table no longer matters */
         }
         /* Files still open (`fusermount3 -u -z`, or through a copy in another namespace) go
          * on working: it ends once the last of them is closed. */
@@ -153,7 +155,6 @@ static void *watch_main(void *arg)
         mq_info("%s is no longer mounted here (a copy may live on in another mount namespace): "
                 "ending",
                 fs->watch_path);
-        fs->watch_gone = 1;
         pthread_kill(fs->main_thread, SIGTERM); /* ends the FUSE loop like a SIGTERM */
         break;
     }

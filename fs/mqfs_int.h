@@ -102,7 +102,7 @@ struct mqfs {
     /* The mount watcher (mountwatch.c): ends the loop once the mount left this namespace. */
     pthread_t watcher, main_thread;
     int watch_fd, watch_pipe[2], watch_started;
-    int watch_gone; /* set by the watcher before it signals; read after joining it */
+    int watch_gone; /* set by the watcher when the mount left; read after joining it */
     long watch_id;  /* the mount's id in /proc/self/mountinfo */
     char watch_path[PATH_MAX];
 };
