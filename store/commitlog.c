@@ -432,6 +432,26 @@ int store_put(struct store *s, const struct mq_msg *msg, struct store_put_result
 
 /* ---- read ---- */
 
+int store__clog_is_record(struct store *s, int64_t phys)
+{
+    int64_t wrote = atomic_load(&s->wrote);
+    if (phys < 0 || phys + MQ_MSG_HDR_V4 > wrote)
+        return 0;
+    struct store__mfile *f = store__mlist_find(&s->clog, phys);
+    if (!f)
+        return 0;
+    size_t pos = (size_t)(phys - f->base);
+    int ok = pos + MQ_MSG_HDR_V4 <= f->size;
+    if (ok) {
+        const uint8_t *p = f->map + pos;
+        uint32_t magic = mq_get_be32(p + 4);
+        ok = (magic == MQ_MSG_MAGIC_V1 || magic == MQ_MSG_MAGIC_V2) &&
+             (int64_t)mq_get_be64(p + 28) == phys; /* PHYSICALOFFSET names its own place */
+    }
+    store__mfile_unref(f);
+    return ok;
+}
+
 int store__clog_read(struct store *s, int64_t phys, struct store__mfile **fp, struct mq_msg *m)
 {
     int64_t wrote = atomic_load(&s->wrote);

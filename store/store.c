@@ -345,7 +345,9 @@ int store_get_by_phys(struct store *s, int64_t phys, struct store_get_result **o
 {
     struct store__mfile *f;
     struct mq_msg m;
-    int rc = store__clog_read(s, phys, &f, &m);
+    /* The offset comes from a message id anyone can write: one that is not a record's start
+     * is not found, quietly (decoding there would log corrupt data) */
+    int rc = store__clog_is_record(s, phys) ? store__clog_read(s, phys, &f, &m) : MQ_ENOTFOUND;
     if (rc)
         return rc;
     struct store_get_result *r = result_new(1);

@@ -365,6 +365,9 @@ int store__clog_recover(struct store *s, int64_t ckpt_min_ts, int64_t *reput_fro
 int store__tq_set(struct store *s, const char *topic, size_t tlen, int qid, int64_t next);
 void store__tq_delete_topic(struct store *s, const char *topic, size_t tlen);
 void store__tq_free(struct store *s);
+/* Whether a record (not a blank) starts at phys: its magic, and its PHYSICALOFFSET field is
+ * phys. Quiet: for offsets from untrusted message ids. */
+int store__clog_is_record(struct store *s, int64_t phys);
 /* The record at phys, referenced (caller unrefs *f); decoded without CRC check. */
 int store__clog_read(struct store *s, int64_t phys, struct store__mfile **f, struct mq_msg *m);
 /* Writes and publishes the records puts left staged (SYNC_FLUSH); 0 or the write's -errno
