@@ -127,6 +127,8 @@ void mqfs__inode_close(struct mqfs *fs, struct mqfs_inode *in)
 {
     if (in->nopen > 0)
         in->nopen--;
+    if (in->nopen == 0 && in->node.kind == MQFS_BLOB)
+        in->size = 0; /* written and closed: a blob file reports 0 like every lookup file */
     maybe_free(fs, in);
 }
 

@@ -173,6 +173,9 @@ def test_blob_shared_by_several_processes(cluster):
     assert rc == 0, err
     assert open(out, "rb").read() == data
     assert bodies(m.broker.port, "Cp") == [data]
+    # Closed, a blob file reports size 0 again (FS.md: lookup files are 0), not the length
+    # its last writer left: a size-bound copy would cut the next, longer message short.
+    assert os.stat(m.p("blob", "Cp", "k")).st_size == 0
 
 
 def test_line_over_4mib_sends_nothing_of_it(cluster):
