@@ -60,6 +60,7 @@ void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *
     st->st_gid = getgid();
     st->st_blksize = MQFS_BLKSIZE;
     st->st_size = (off_t)in->size; /* 0 until the read paths report exact sizes */
+    st->st_blocks = (blkcnt_t)((in->size + 511) / 512); /* du shows what a read would give */
     st->st_atime = st->st_mtime = st->st_ctime = fs->started_s;
 }
 

@@ -62,6 +62,7 @@ def test_log_view_with_shell_tools(cluster):
         qp = m.p("queue", "Logs", q)
         data = open(qp, "rb").read()
         assert os.stat(qp).st_size == len(data)
+        assert os.stat(qp).st_blocks == (len(data) + 511) // 512  # du agrees with wc -c
         total += data.count(b"\n")
         with open(qp, "rb") as f:
             f.seek(len(data) // 2)
