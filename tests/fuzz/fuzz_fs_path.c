@@ -3,8 +3,9 @@
  * Paths: any bytes parse or fail cleanly; a parsed node formats to a canonical path that parses
  * back to the same node, and whose file name parses as the same child of its parent.
  * Lines: the same bytes, written in chunks with batches failing as the input says, keep the
- * model "every accepted byte is sent (as body + '\n') or carried, in order" after every call;
- * refused writes consume nothing, short writes end at a line boundary. */
+ * model "every accepted byte is sent (as body + '\n') or carried, in order" after every call,
+ * except a partial line dropped when it grows past max_line; refused writes consume nothing,
+ * short writes end at a line boundary. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,9 +76,12 @@ static void check_lines(const uint8_t *data, size_t size)
     size_t n = size - 2, pos = 0;
     while (pos < n) {
         size_t k = n - pos < chunk ? n - pos : chunk;
+        size_t carried_before = l.carry_len;
         long r = mqfs_lines_write(&l, p + pos, k, sink_send, &s);
         if (r > (long)k)
             abort();
+        if (r == -90 && carried_before && l.carry_len == 0) /* -EMSGSIZE */
+            acc_len -= carried_before; /* a line grown past max_line: its accepted part goes */
         if (r > 0) {
             memcpy(acc + acc_len, p + pos, (size_t)r);
             acc_len += (size_t)r;
