@@ -194,8 +194,15 @@ int mqc_admin_parse_route(const char *body, size_t len, struct mqc_topic_route *
             goto out;
         struct mqc_route_queues *q = &out->queues[out->nqueues++];
         snprintf(q->broker, sizeof(q->broker), "%s", name);
-        q->read_queues = (int)json_integer_value(json_object_get(qd, "readQueueNums"));
-        q->write_queues = (int)json_integer_value(json_object_get(qd, "writeQueueNums"));
+        json_int_t nr = json_integer_value(json_object_get(qd, "readQueueNums"));
+        json_int_t nw = json_integer_value(json_object_get(qd, "writeQueueNums"));
+        if (nr < 0 || nw < 0 || nr > 65535 ||
+            nw > 65535) { /* as route.c: listings loop over them */
+            rc = -EBADMSG;
+            goto out;
+        }
+        q->read_queues = (int)nr;
+        q->write_queues = (int)nw;
         q->perm = (int)json_integer_value(json_object_get(qd, "perm"));
         q->sysflag = (int)json_integer_value(json_object_get(qd, "topicSysFlag"));
     }

@@ -65,6 +65,11 @@ TEST(test_admin_parse_route)
     ASSERT_EQ(mqc_admin_parse_route("{\"queueDatas\":[]}", 17, &r), -EBADMSG);
     ASSERT_EQ(mqc_admin_parse_route("{\"queueDatas\":[{}],\"brokerDatas\":[]}", 36, &r), -EBADMSG);
     ASSERT(r.brokers == NULL && r.queues == NULL);
+    /* queue counts a NameServer could be told by anyone: mqfs lists that many queue files */
+    const char *huge = "{\"brokerDatas\":[],\"queueDatas\":[{\"brokerName\":\"b\","
+                       "\"readQueueNums\":2147483647,\"writeQueueNums\":4,\"perm\":6}]}";
+    ASSERT_EQ(mqc_admin_parse_route(huge, strlen(huge), &r), -EBADMSG);
+    ASSERT(r.brokers == NULL && r.queues == NULL);
 }
 
 TEST(test_fault_durations)
