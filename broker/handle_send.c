@@ -211,8 +211,7 @@ static int check_topic(struct broker *b, const struct rpc_cmd *req, struct send_
 static int reject_transaction(struct broker *b, const struct rpc_cmd *req, const struct send_hdr *h,
                               struct rpc_cmd **resp)
 {
-    int tx = h->sysflag & MQ_SYSFLAG_TX_MASK;
-    if (tx != MQ_SYSFLAG_TX_PREPARED && tx != MQ_SYSFLAG_TX_ROLLBACK)
+    if (!mq_sysflag_tx_hidden(h->sysflag))
         return 0;
     char remark[128];
     snprintf(remark, sizeof(remark), "the broker[%s] sending transaction message is forbidden",
@@ -560,8 +559,7 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
     int64_t end = 0;
     if (rc == 0) {
         struct mq_msg m = old;
-        int tx = m.sysflag & MQ_SYSFLAG_TX_MASK;
-        if (tx == MQ_SYSFLAG_TX_PREPARED || tx == MQ_SYSFLAG_TX_ROLLBACK)
+        if (mq_sysflag_tx_hidden(m.sysflag))
             m.sysflag &= ~MQ_SYSFLAG_TX_MASK; /* the copy must be deliverable */
         m.topic = topic;
         m.topic_len = (uint16_t)strlen(topic);

@@ -36,6 +36,14 @@
 #define MQ_SYSFLAG_COMPRESS_ZSTD 0x200
 #define MQ_SYSFLAG_COMPRESS_ZLIB 0x300
 
+/* A prepared or rolled-back transactional record: stored, but without a consume-queue entry or
+ * queue offset (RocketMQ's CommitLog and ReputMessageService), so never delivered. */
+static inline int mq_sysflag_tx_hidden(int32_t sysflag)
+{
+    int tx = sysflag & MQ_SYSFLAG_TX_MASK;
+    return tx == MQ_SYSFLAG_TX_PREPARED || tx == MQ_SYSFLAG_TX_ROLLBACK;
+}
+
 /* Field offsets that do not depend on the host variants (§1.1). */
 #define MQ_MSG_OFF_TOTALSIZE  0
 #define MQ_MSG_OFF_MAGIC      4

@@ -253,8 +253,7 @@ static void unassign(struct store *s, const struct mq_msg *msgs, struct store_pu
                      size_t from, size_t to)
 {
     for (size_t i = to; i-- > from;) {
-        int tx = msgs[i].sysflag & MQ_SYSFLAG_TX_MASK;
-        if (tx == MQ_SYSFLAG_TX_PREPARED || tx == MQ_SYSFLAG_TX_ROLLBACK)
+        if (mq_sysflag_tx_hidden(msgs[i].sysflag))
             continue;
         struct store__tqoff *e = tq_get(s, msgs[i].topic, msgs[i].topic_len, msgs[i].queue_id);
         if (e)
@@ -356,8 +355,7 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
                 break;
             }
         }
-        int tx = m.sysflag & MQ_SYSFLAG_TX_MASK;
-        int no_cq = tx == MQ_SYSFLAG_TX_PREPARED || tx == MQ_SYSFLAG_TX_ROLLBACK;
+        int no_cq = mq_sysflag_tx_hidden(m.sysflag);
         m.queue_offset = no_cq ? 0 : tq->next;
         m.phys_offset = s->write_pos;
         m.store_ts = now;

@@ -51,10 +51,9 @@ void store__props_scan(const struct mq_msg *m, struct store__props *p)
 static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys,
                            struct store__queue **touched)
 {
-    int tx = m->sysflag & MQ_SYSFLAG_TX_MASK;
     struct store__props p;
     store__props_scan(m, &p);
-    if (tx != MQ_SYSFLAG_TX_PREPARED && tx != MQ_SYSFLAG_TX_ROLLBACK) {
+    if (!mq_sysflag_tx_hidden(m->sysflag)) {
         struct store__queue *q = s->disp_lastq;
         int rc = 0;
         if (!q || q->queue_id != m->queue_id || q->topic_len != m->topic_len ||

@@ -129,10 +129,9 @@ static int put_offsets_from_records(struct store *s, int64_t from, int64_t end)
             rc = MQ_CORRUPT_BKPT;
             break;
         }
-        int tx = m.sysflag & MQ_SYSFLAG_TX_MASK;
         if (m.magic == MQ_MSG_MAGIC_BLANK)
             n = fend - from;
-        else if (tx != MQ_SYSFLAG_TX_PREPARED && tx != MQ_SYSFLAG_TX_ROLLBACK)
+        else if (!mq_sysflag_tx_hidden(m.sysflag))
             rc = store__tq_set(s, m.topic, m.topic_len, m.queue_id, m.queue_offset + 1);
         from += n;
     }

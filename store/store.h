@@ -79,9 +79,9 @@ typedef void (*store_arrival_fn)(void *arg, const char *topic, size_t topic_len,
 int store_open(const struct store_config *c, store_arrival_fn listener, void *listener_arg,
                struct store **out);
 /* Stops the threads, flushes everything, writes the checkpoint, deletes the abort file,
- * releases the store lock (last) and frees s. Pending durability callbacks are called with -ECANCELED unless flushed. Every get
- * result must have been released. store_close(NULL) is a no-op. Not concurrent with other
- * calls on s. */
+ * releases the store lock (last) and frees s. Pending durability callbacks are called with
+ * -ECANCELED unless flushed. Every get result must have been released. store_close(NULL) is a
+ * no-op. Not concurrent with other calls on s. */
 void store_close(struct store *s);
 
 /* ---- writing ---- */
