@@ -29,6 +29,8 @@ static void on_arrival(void *arg, const char *topic, size_t topic_len, int queue
     name[topic_len] = '\0';
     brk_hold_notify(b->send_waits, name, queue_id, max_offset);
     brk_hold_notify(b->holds, name, queue_id, max_offset);
+    if (strcmp(name, MQ_SCHEDULE_TOPIC) == 0)
+        brk__sched_notify(b->sched);
 }
 
 static void *conn_ref(void *conn)
@@ -129,6 +131,11 @@ static int open_meta(struct broker *b)
     snprintf(path, sizeof(path), "%s/consumerOffset.json", dir);
     if ((rc = brk_offsets_open(path, &b->offsets)) != 0)
         goto fail;
+    snprintf(path, sizeof(path), "%s/delayOffset.json", dir);
+    struct brk_sched *sc;
+    if ((rc = brk__sched_open(b, path, &sc)) != 0)
+        goto fail;
+    atomic_store(&b->sched, sc);
     return brk_consumers_new(b->conf.client_expiry_ms, on_group_change, b, conn_ref, conn_unref,
                              &b->consumers);
 fail:
@@ -137,8 +144,9 @@ fail:
 }
 
 /* RocketMQ's system topics: TBW102 (the auto-creation template, only with
- * autoCreateTopicEnable), SELF_TEST_TOPIC, and topics named after the cluster and the broker
- * (clients use them to reach a specific broker). */
+ * autoCreateTopicEnable), SELF_TEST_TOPIC, SCHEDULE_TOPIC_XXXX (a queue per delay level), and
+ * topics named after the cluster and the broker (clients use them to reach a specific
+ * broker). */
 static int create_system_topics(struct broker *b)
 {
     struct brk_topic t;
@@ -153,6 +161,15 @@ static int create_system_topics(struct broker *b)
         }
     } else if (brk_topics_get(b->topics, BRK_DEFAULT_TOPIC, &t) == 0) {
         rc = brk_topics_delete(b->topics, BRK_DEFAULT_TOPIC);
+    }
+    int levels = brk__sched_levels(b->sched);
+    if (rc == 0 && (brk_topics_get(b->topics, MQ_SCHEDULE_TOPIC, &t) != 0 ||
+                    t.read_queues != levels || t.write_queues != levels)) {
+        memset(&t, 0, sizeof(t));
+        snprintf(t.name, sizeof(t.name), "%s", MQ_SCHEDULE_TOPIC);
+        t.read_queues = t.write_queues = levels;
+        t.perm = BRK_PERM_READ | BRK_PERM_WRITE;
+        rc = brk_topics_put(b->topics, &t);
     }
     const char *names[] = {"SELF_TEST_TOPIC", b->conf.cluster_name, b->conf.broker_name};
     for (size_t i = 0; rc == 0 && i < 3; i++) {
@@ -191,7 +208,8 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
                      mq_strerror(rc));
         goto fail;
     }
-    if ((rc = open_meta(b)) != 0 || (rc = create_system_topics(b)) != 0)
+    if ((rc = open_meta(b)) != 0 || (rc = create_system_topics(b)) != 0 ||
+        (rc = brk__sched_start(b->sched)) != 0)
         goto fail;
     struct rpc_server_opts so = {
         .addr = b->conf.listen_addr,
@@ -231,6 +249,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
 fail:
     rpc_server_free(b->srv);
     rpc_client_free(b->ns_client);
+    brk__sched_close(atomic_exchange(&b->sched, NULL));
     store_close(b->store);
     brk_hold_free(b->send_waits);
     brk_hold_free(b->holds);
@@ -264,6 +283,8 @@ void brk_stop(struct broker *b)
     /* Persisted while the store lock (which guards config/ too) is still held; the close
      * below writes again only what a pull answered during store_close committed. */
     (void)brk_offsets_persist(b->offsets);
+    /* its copies stored and their offsets persisted; no arrival notice reaches it after */
+    brk__sched_close(atomic_exchange(&b->sched, NULL));
     store_close(b->store);        /* flushes, writes the checkpoint, removes the abort file */
     brk_hold_free(b->send_waits); /* replies to closed connections are dropped */
     brk_hold_free(b->holds);      /* parked pulls are dropped: their connections are closed */

@@ -68,6 +68,8 @@ struct broker {
     struct brk_groups *groups;
     struct brk_offsets *offsets;
     struct brk_consumers *consumers;
+    /* delayed messages (schedule.c); atomic: the dispatcher's arrival callback reads it */
+    struct brk_sched *_Atomic sched;
 
     pthread_t timer;
     pthread_mutex_t timer_lock;
@@ -113,6 +115,30 @@ int brk__records_read(struct broker *b, const char *topic, int queue_id, int nq,
 /* "ip:port" -> IPv4 host for records (unparsable: 0.0.0.0:0). */
 struct mq_host;
 void brk__parse_host(const char *ipport, struct mq_host *h);
+
+/* ---- delayed messages (schedule.c) ---- */
+struct brk_sched;
+struct mq_buf;
+/* Loads path (config/delayOffset.json) if it exists. 0, -EBADMSG (unparsable: nothing is
+ * written over it), -EINVAL (messageDelayLevel) or -errno. */
+int brk__sched_open(struct broker *b, const char *path, struct brk_sched **out);
+/* Starts the delivery thread (once the store and topics are open). */
+int brk__sched_start(struct brk_sched *sc);
+/* A delayed message was dispatched: look at the queues again. Any thread; NULL is a no-op. */
+void brk__sched_notify(struct brk_sched *sc);
+/* Stops the thread, persists the offsets (the store must still be open) and frees. */
+void brk__sched_close(struct brk_sched *sc);
+/* Number of levels (messageDelayLevel), and a level's next offset to deliver (-1: none). */
+int brk__sched_levels(const struct brk_sched *sc);
+int64_t brk__sched_offset(struct brk_sched *sc, int level);
+/* The DELAY level of a message with these properties: 0 for none (absent, 0, not a number),
+ * else at most the last level. */
+int brk__delay_level(const struct broker *b, const char *props, size_t len);
+/* Appends to out the properties of a message delayed at level: props less DELAY, REAL_TOPIC,
+ * REAL_QID and empty names, then DELAY=level, REAL_TOPIC=topic, REAL_QID=queue_id. 0,
+ * -EMSGSIZE (over 32767 bytes), MQ_ECORRUPT or -ENOMEM. */
+int brk__delay_props(const char *props, size_t len, const char *topic, int queue_id, int level,
+                     struct mq_buf *out);
 
 /* ---- helpers ---- */
 /* A response with a code and remark (remark may be NULL). NULL only on out-of-memory. */

@@ -216,6 +216,18 @@ static int on_runtime_info(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     PUT("putTps", "%.1f", up_ms > 0 ? (double)puts * 1000.0 / (double)up_ms : 0.0);
     PUT("getTransferedTps", "%.1f", up_ms > 0 ? (double)gets * 1000.0 / (double)up_ms : 0.0);
     PUT("heldPullRequests", "%" PRIu64, brk_hold_count(b->holds));
+    /* RocketMQ's scheduleMessageOffset_<level>: "<next to deliver>,<max offset>" per level with
+     * messages (the difference is how many wait) */
+    for (int level = 1; level <= brk__sched_levels(b->sched); level++) {
+        int64_t max =
+            store_max_offset(b->store, MQ_SCHEDULE_TOPIC, strlen(MQ_SCHEDULE_TOPIC), level - 1);
+        if (max == 0)
+            continue;
+        char k[48];
+        snprintf(k, sizeof(k), "scheduleMessageOffset_%d", level);
+        snprintf(v, sizeof(v), "%" PRId64 ",%" PRId64, brk__sched_offset(b->sched, level), max);
+        json_object_set_new(table, k, json_string(v));
+    }
 #undef PUT
     json_object_set_new(root, "table", table);
     *resp = brk__resp(req, RPC_SUCCESS, NULL);

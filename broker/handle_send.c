@@ -165,6 +165,11 @@ static int check_topic(struct broker *b, const struct rpc_cmd *req, struct send_
         *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, remark);
         return -EINVAL;
     }
+    if (strcmp(h->topic, MQ_SCHEDULE_TOPIC) == 0) { /* TopicValidator.isNotAllowedSendTopic */
+        snprintf(remark, sizeof(remark), "Sending message to topic[%s] is forbidden.", h->topic);
+        *resp = brk__resp(req, RPC_NO_PERMISSION, remark);
+        return -EACCES;
+    }
     int rc = brk_topics_get(b->topics, h->topic, t);
     if (rc == -ENOENT) {
         /* RocketMQ's createTopicInSendMessageMethod: only through a default topic that exists
@@ -372,6 +377,11 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, "the message properties are over 32767 bytes");
         return RPC_REPLY;
     }
+    int level = brk__delay_level(b, h.props, props_len);
+    if (level > 0 && h.batch) { /* RocketMQ's CommitLog.asyncPutMessages refuses them too */
+        *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, "a batch cannot be delayed (DELAY)");
+        return RPC_REPLY;
+    }
     /* A retry message past its group's limit goes to the dead-letter topic. */
     const char *topic = h.topic;
     char dlq[BRK_NAME_MAX];
@@ -384,7 +394,37 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
             if (brk__ensure_topic(b, dlq, 1, 1, &dt) == 0) {
                 topic = dlq;
                 h.queue_id = 0;
+                level = 0; /* the dead letter is not delayed */
             }
+        }
+    }
+    /* A delayed message waits in SCHEDULE_TOPIC_XXXX, queue level - 1 (schedule.c); the
+     * answer still names the queue asked for and the offset in the schedule queue, as
+     * RocketMQ's does. Properties with an empty name (ali-ons resends them) are dropped, as
+     * RocketMQ's parser ignores them. */
+    const char *store_topic = topic;
+    int store_qid = h.queue_id;
+    struct mq_buf nprops;
+    mq_buf_init(&nprops);
+    if (level > 0 || (h.props && mq_props_check(h.props, props_len) != 0)) {
+        int prc = level > 0
+                      ? brk__delay_props(h.props, props_len, topic, h.queue_id, level, &nprops)
+                      : mq_props_copy_except(h.props, props_len, NULL, 0, &nprops);
+        if (prc == 0 && mq_buf_append(&nprops, "", 1) == 0) { /* NUL-terminated, not counted */
+            nprops.len--;
+            h.props = (const char *)nprops.data;
+            props_len = nprops.len;
+        }
+        if (level > 0 && prc != 0) {
+            mq_buf_destroy(&nprops);
+            *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL,
+                              prc == -EMSGSIZE ? "the message properties are over 32767 bytes"
+                                               : "malformed message properties");
+            return RPC_REPLY;
+        }
+        if (level > 0) {
+            store_topic = MQ_SCHEDULE_TOPIC;
+            store_qid = level - 1;
         }
     }
 
@@ -393,9 +433,9 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     size_t n = 1;
     memset(&tmpl, 0, sizeof(tmpl));
     brk__parse_host(rpc_conn_peer(conn), &tmpl.born_host);
-    tmpl.topic = topic;
-    tmpl.topic_len = (uint16_t)strlen(topic);
-    tmpl.queue_id = h.queue_id;
+    tmpl.topic = store_topic;
+    tmpl.topic_len = (uint16_t)strlen(store_topic);
+    tmpl.queue_id = store_qid;
     tmpl.sysflag = h.batch ? 0 : (h.sysflag & ~(MQ_SYSFLAG_BORNHOST_V6 | MQ_SYSFLAG_STOREHOST_V6));
     tmpl.born_ts = h.born_ts;
     tmpl.reconsume_times = h.reconsume_times;
@@ -429,6 +469,7 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         }
         if (!msgs || r != 0 || n == 0) {
             free(msgs == &one ? NULL : msgs);
+            mq_buf_destroy(&nprops);
             *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, "malformed batch body");
             return RPC_REPLY;
         }
@@ -471,36 +512,19 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         *resp = ids ? success(req, ids, h.queue_id, res[0].queue_offset) : NULL;
         free(ids);
         if (*resp)
-            rc = reply_when_visible(b, conn, topic, h.queue_id, res[n - 1].queue_offset, end, 1,
-                                    resp);
+            rc = reply_when_visible(b, conn, store_topic, store_qid, res[n - 1].queue_offset, end,
+                                    1, resp);
         else
             rc = -ENOMEM;
     }
     free(res);
     if (msgs != &one)
         free(msgs);
+    mq_buf_destroy(&nprops);
     return rc;
 }
 
 /* ---- CONSUMER_SEND_MSG_BACK ---- */
-
-struct prop_copy {
-    struct mq_buf *out;
-    int has_retry_topic, has_origin_id;
-};
-
-static int copy_prop(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
-{
-    struct prop_copy *pc = arg;
-    if (nlen == 11 && memcmp(name, "RETRY_TOPIC", 11) == 0)
-        pc->has_retry_topic = 1;
-    if (nlen == 17 && memcmp(name, "ORIGIN_MESSAGE_ID", 17) == 0)
-        pc->has_origin_id = 1;
-    if (mq_buf_append(pc->out, name, nlen) || mq_buf_append(pc->out, "\001", 1) ||
-        mq_buf_append(pc->out, val, vlen) || mq_buf_append(pc->out, "\002", 1))
-        return -ENOMEM;
-    return 0;
-}
 
 static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
                         void *arg)
@@ -536,23 +560,45 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         return RPC_REPLY;
     }
     /* The new message: same body and properties, RETRY_TOPIC and ORIGIN_MESSAGE_ID added,
-     * RECONSUMETIMES + 1, to %RETRY%<group> — or %DLQ%<group> past the limit. */
+     * RECONSUMETIMES + 1, to %RETRY%<group> after the delay of level delayLevel (0: 3 +
+     * RECONSUMETIMES, RocketMQ's back-off: 10 s, 30 s, 1 min, ...) — or at once to
+     * %DLQ%<group> past the limit or for a negative level. */
     char topic[BRK_NAME_MAX];
     int dead = old.reconsume_times >= max || delay < 0;
     snprintf(topic, sizeof(topic), "%s%s", dead ? BRK_DLQ_PREFIX : BRK_RETRY_PREFIX, group);
-    struct brk_topic t;
-    struct mq_buf props;
-    mq_buf_init(&props);
-    struct prop_copy pc = {&props, 0, 0};
-    rc = brk__ensure_topic(b, topic, 1, 1, &t);
-    if (rc == 0)
-        rc = mq_props_foreach(old.props, old.props_len, copy_prop, &pc);
+    int levels = brk__sched_levels(b->sched);
+    int level = dead ? 0 : delay > 0 ? delay : 3 + old.reconsume_times;
+    if (level > levels)
+        level = levels;
     char old_topic[BRK_NAME_MAX];
     snprintf(old_topic, sizeof(old_topic), "%.*s", (int)old.topic_len, old.topic);
-    if (rc == 0 && !pc.has_retry_topic)
-        rc = mq_props_add(&props, "RETRY_TOPIC", old_topic);
-    if (rc == 0 && !pc.has_origin_id && origin_id)
-        rc = mq_props_add(&props, "ORIGIN_MESSAGE_ID", origin_id);
+    const char *v;
+    size_t vlen;
+    struct brk_topic t;
+    struct mq_buf extra, props;
+    mq_buf_init(&extra);
+    mq_buf_init(&props);
+    rc = brk__ensure_topic(b, topic, 1, 1, &t);
+    if (rc == 0 && mq_props_get(old.props, old.props_len, "RETRY_TOPIC", &v, &vlen) != 0)
+        rc = mq_props_add(&extra, "RETRY_TOPIC", old_topic);
+    if (rc == 0 && origin_id &&
+        mq_props_get(old.props, old.props_len, "ORIGIN_MESSAGE_ID", &v, &vlen) != 0)
+        rc = mq_props_add(&extra, "ORIGIN_MESSAGE_ID", origin_id);
+    if (rc == 0) { /* the old properties, then the added ones */
+        struct mq_buf all;
+        mq_buf_init(&all);
+        rc = mq_buf_append(&all, old.props, old.props_len);
+        if (rc == 0 && old.props_len && old.props[old.props_len - 1] != '\002')
+            rc = mq_buf_append(&all, "\002", 1); /* the last pair may lack its 0x02 */
+        if (rc == 0)
+            rc = mq_buf_append(&all, extra.data, extra.len);
+        if (rc == 0 && level > 0)
+            rc = brk__delay_props((const char *)all.data, all.len, topic, 0, level, &props);
+        else if (rc == 0)
+            rc = mq_props_copy_except((const char *)all.data, all.len, NULL, 0, &props);
+        mq_buf_destroy(&all);
+    }
+    mq_buf_destroy(&extra);
     if (rc == 0 && props.len > 32767)
         rc = -EMSGSIZE;
     struct store_put_result res;
@@ -561,9 +607,9 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         struct mq_msg m = old;
         if (mq_sysflag_tx_hidden(m.sysflag))
             m.sysflag &= ~MQ_SYSFLAG_TX_MASK; /* the copy must be deliverable */
-        m.topic = topic;
-        m.topic_len = (uint16_t)strlen(topic);
-        m.queue_id = 0;
+        m.topic = level > 0 ? MQ_SCHEDULE_TOPIC : topic;
+        m.topic_len = (uint16_t)strlen(m.topic);
+        m.queue_id = level > 0 ? level - 1 : 0;
         m.props = (const char *)props.data;
         m.props_len = (uint16_t)props.len;
         m.reconsume_times = old.reconsume_times + 1;
@@ -578,7 +624,9 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         return RPC_REPLY;
     }
     *resp = brk__resp(req, RPC_SUCCESS, NULL);
-    return *resp ? reply_when_visible(b, conn, topic, 0, res.queue_offset, end, 0, resp) : -ENOMEM;
+    return *resp ? reply_when_visible(b, conn, level > 0 ? MQ_SCHEDULE_TOPIC : topic,
+                                      level > 0 ? level - 1 : 0, res.queue_offset, end, 0, resp)
+                 : -ENOMEM;
 }
 
 /* After the requests of one read: dispatch the sends among them here, so that their replies

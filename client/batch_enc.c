@@ -117,6 +117,8 @@ int mqc__batch_encode(const struct mqc_message *m, size_t n, size_t max, struct 
         const struct mqc_message *x = &m[i];
         if (x->topic != topic && (!x->topic || strcmp(x->topic, topic) != 0))
             return -EINVAL; /* one topic per batch */
+        if (x->delay_level)
+            return -EINVAL; /* RocketMQ: "TimeDelayLevel is not supported for batching" */
         if (!x->body || x->body_len == 0)
             return -EINVAL;
         if (x->body_len > max)
@@ -155,7 +157,7 @@ int mqc__batch_encode(const struct mqc_message *m, size_t n, size_t max, struct 
 int mqc__batch_encode_bodies(const struct mqc_message *t, const struct mqc_body *b, size_t n,
                              size_t max, struct mq_buf *out, char uniq[33])
 {
-    if (n == 0 || !t->topic || mq_check_topic(t->topic, strlen(t->topic)))
+    if (n == 0 || !t->topic || mq_check_topic(t->topic, strlen(t->topic)) || t->delay_level)
         return -EINVAL;
     size_t kl = t->keys ? strlen(t->keys) : 0, tl = t->tags ? strlen(t->tags) : 0;
     size_t pl = mqc__props_len(t->props_len, kl, tl);

@@ -51,6 +51,10 @@ struct mqc_message {
     const char *props; /* optional user properties, "name\x01value\x02..." */
     size_t props_len;
     int32_t flag;
+    /* RocketMQ's delayTimeLevel: 0 = deliver at once; n > 0 = the broker holds the message for
+     * the n-th delay of its messageDelayLevel (default 1s 5s 10s 30s 1m ... 2h; past the last
+     * level, the last). Single sends only: a batch with a level is -EINVAL. */
+    int delay_level;
 };
 
 enum mqc_send_status {

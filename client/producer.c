@@ -124,6 +124,8 @@ static int validate(struct mqc_producer *p, const struct mqc_message *m)
         return -EINVAL;
     if (m->body_len > p->inst->cfg.max_message_size)
         return -EMSGSIZE;
+    if (m->delay_level < 0)
+        return -EINVAL;
     return 0;
 }
 
@@ -241,7 +243,11 @@ static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, stru
     r->born_ms = mq_now_ms();
     mqc_uniq_id_at(r->uniq, r->born_ms);
     size_t kl = m->keys ? strlen(m->keys) : 0, tl = m->tags ? strlen(m->tags) : 0;
-    size_t need = mqc__props_len(m->props_len, kl, tl);
+    char delay[32]; /* "DELAY\1<level>\2" */
+    size_t dl = m->delay_level ? (size_t)snprintf(delay, sizeof(delay), "%s\001%d\002",
+                                                  MQ_PROP_DELAY, m->delay_level)
+                               : 0;
+    size_t need = mqc__props_len(m->props_len, kl, tl) + dl;
     char *w = r->props_small;
     if (need >= sizeof(r->props_small)) {
         if ((rc = mq_buf_reserve(&r->props, need + 1)) != 0)
@@ -250,6 +256,8 @@ static int prepare_one(struct mqc_producer *p, const struct mqc_message *m, stru
     }
     r->props_str = w;
     r->props_len = (size_t)((char *)mqc__props_put((uint8_t *)w, m, kl, tl, r->uniq) - w);
+    memcpy(w + r->props_len, delay, dl);
+    r->props_len += dl;
     w[r->props_len] = 0;
     r->props.len = w == r->props_small ? 0 : r->props_len;
     if (r->props_len > 32767)

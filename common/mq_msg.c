@@ -252,6 +252,54 @@ int mq_props_add(struct mq_buf *b, const char *name, const char *value)
     return rc;
 }
 
+int mq_props_copy_except(const char *props, size_t len, const char *const *drop, size_t ndrop,
+                         struct mq_buf *b)
+{
+    size_t i = 0;
+    while (i < len) { /* as mq_props_foreach reads them, quietly: the bytes may be a client's */
+        const char *name = props + i, *sep = memchr(name, 1, len - i);
+        if (!sep)
+            return -EBADMSG;
+        size_t nlen = (size_t)(sep - name), v = i + nlen + 1;
+        const char *end = memchr(props + v, 2, len - v);
+        size_t vlen = end ? (size_t)(end - props) - v : len - v;
+        i = v + vlen + (end ? 1 : 0);
+        int keep = nlen > 0;
+        for (size_t k = 0; keep && k < ndrop; k++)
+            keep = !(strlen(drop[k]) == nlen && memcmp(drop[k], name, nlen) == 0);
+        if (keep && (mq_buf_append(b, name, nlen) || mq_buf_append(b, "\x01", 1) ||
+                     mq_buf_append(b, props + v, vlen) || mq_buf_append(b, "\x02", 1)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int mq_delay_levels_parse(const char *text, int64_t *ms, int max)
+{
+    int n = 0;
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        int64_t v = 0;
+        const char *d = p;
+        while (*p >= '0' && *p <= '9' && v < ((int64_t)1 << 30))
+            v = v * 10 + (*p++ - '0');
+        int64_t unit = *p == 's'   ? 1000
+                       : *p == 'm' ? 60000
+                       : *p == 'h' ? 3600000
+                       : *p == 'd' ? 86400000
+                                   : 0;
+        if (p == d || !unit || (p[1] != ' ' && p[1] != '\0') || n == max)
+            return -EINVAL;
+        ms[n++] = v * unit;
+        p++;
+    }
+    return n ? n : -EINVAL;
+}
+
 int mq_msgid_encode(const struct mq_host *store_host, int64_t phys_offset, char *out)
 {
     uint8_t raw[28];

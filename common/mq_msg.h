@@ -58,11 +58,19 @@ static inline int mq_sysflag_tx_hidden(int32_t sysflag)
 #define MQ_MSG_OFF_STORETS_V4 56
 
 /* Well-known property names (MessageConst.java). */
-#define MQ_PROP_KEYS     "KEYS"
-#define MQ_PROP_TAGS     "TAGS"
-#define MQ_PROP_WAIT     "WAIT"
-#define MQ_PROP_UNIQ_KEY "UNIQ_KEY"
-#define MQ_PROP_DELAY    "DELAY"
+#define MQ_PROP_KEYS       "KEYS"
+#define MQ_PROP_TAGS       "TAGS"
+#define MQ_PROP_WAIT       "WAIT"
+#define MQ_PROP_UNIQ_KEY   "UNIQ_KEY"
+#define MQ_PROP_DELAY      "DELAY"
+#define MQ_PROP_REAL_TOPIC "REAL_TOPIC" /* a delayed message's topic and queue, kept while it */
+#define MQ_PROP_REAL_QID   "REAL_QID"   /* waits in SCHEDULE_TOPIC_XXXX (and after) */
+
+/* Delayed messages wait in this topic, queue = delay level - 1 (RocketMQ TopicValidator). */
+#define MQ_SCHEDULE_TOPIC "SCHEDULE_TOPIC_XXXX"
+/* RocketMQ's default messageDelayLevel: the delay of level i+1 is the i-th word. */
+#define MQ_DELAY_LEVELS_DEFAULT "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
+#define MQ_DELAY_LEVELS_MAX     64
 
 /* A socket address as RocketMQ stores it: IPv4 (4 bytes) or IPv6 (16), plus port. */
 struct mq_host {
@@ -144,6 +152,17 @@ int mq_props_foreach(const char *props, size_t len,
                      void *arg);
 /* Appends `name\x01value\x02` to b. -EINVAL if name or value contains 0x01/0x02. */
 int mq_props_add(struct mq_buf *b, const char *name, const char *value);
+/* Appends to b every pair of props (len bytes, read as mq_props_foreach does) except those
+ * with an empty name and those named in drop[0..ndrop): what a record may store, less the
+ * properties the caller sets anew. 0, -EBADMSG (a name without 0x01; nothing is logged) or
+ * -ENOMEM. */
+int mq_props_copy_except(const char *props, size_t len, const char *const *drop, size_t ndrop,
+                         struct mq_buf *b);
+
+/* Parses RocketMQ's messageDelayLevel ("1s 5s 10s ...": a number and one of s, m, h, d per
+ * level, separated by spaces) into ms[0..max): ms[i] is the delay of level i+1. Returns the
+ * number of levels (1..max) or -EINVAL. */
+int mq_delay_levels_parse(const char *text, int64_t *ms, int max);
 
 /* Offset message id: uppercase hex of store host address + port + physical offset
  * (MessageDecoder.createMessageId). out needs 33 bytes (IPv4) or 57 (IPv6); NUL-terminated.

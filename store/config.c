@@ -56,6 +56,9 @@ const struct mq_conf_key store_conf_keys[] = {
     I("commitLogWarmAhead", commit_log_warm_ahead, "-1", -1, 1 << 30,
       "commitlog bytes a background thread keeps in memory ahead of the writer (0: off; -1: 16 "
       "MiB with SYNC_FLUSH, off with ASYNC_FLUSH)"),
+    {"messageDelayLevel", MQ_CONF_STR, F(message_delay_level), S(message_delay_level),
+     MQ_DELAY_LEVELS_DEFAULT, 0, 0,
+     "delay of each level of delayed messages: number + s|m|h|d, space-separated"},
 };
 const size_t store_conf_nkeys = sizeof(store_conf_keys) / sizeof(store_conf_keys[0]);
 

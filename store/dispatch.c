@@ -48,6 +48,21 @@ void store__props_scan(const struct mq_msg *m, struct store__props *p)
         memset(p, 0, sizeof(*p)); /* malformed: no tags, no keys */
 }
 
+/* When a message in SCHEDULE_TOPIC_XXXX is due: its store time + the delay of its DELAY level
+ * (past the last level: the last; no level: its store time). */
+static int64_t deliver_time(const struct store *s, const struct mq_msg *m)
+{
+    const char *v;
+    size_t vlen;
+    int level = 0;
+    if (mq_props_get(m->props, m->props_len, MQ_PROP_DELAY, &v, &vlen) == 0)
+        for (size_t i = 0; i < vlen && v[i] >= '0' && v[i] <= '9' && level < 1000; i++)
+            level = level * 10 + (v[i] - '0');
+    if (level > s->delay_levels)
+        level = s->delay_levels;
+    return m->store_ts + (level > 0 ? s->delay_ms[level - 1] : 0);
+}
+
 static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys,
                            struct store__queue **touched)
 {
@@ -66,8 +81,12 @@ static int dispatch_record(struct store *s, const struct mq_msg *m, int64_t phys
         if (rc)
             return rc;
         s->disp_lastq = q;
-        /* tagsCode: Java hashCode of TAGS, 0 without (tagsString2tagsCode) */
+        /* tagsCode: Java hashCode of TAGS, 0 without (tagsString2tagsCode); for a delayed
+         * message, its delivery time (CommitLog.checkMessageAndReturnSize) */
         int64_t tags = p.tags_len ? mq_java_hash(p.tags, p.tags_len) : 0;
+        if (m->topic_len == sizeof(MQ_SCHEDULE_TOPIC) - 1 &&
+            !memcmp(m->topic, MQ_SCHEDULE_TOPIC, m->topic_len))
+            tags = deliver_time(s, m);
         rc = store__cq_append(s, q, m->queue_offset, phys, (int32_t)m->total_size, tags,
                               store__render_len(m));
         if (rc)

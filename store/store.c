@@ -81,6 +81,14 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     }
     if (s->conf.commit_log_warm_ahead < 0) /* default: warm where a sync follows the writer */
         s->conf.commit_log_warm_ahead = s->sync_flush ? STORE__WARM_AHEAD_SYNC : 0;
+    s->delay_levels =
+        mq_delay_levels_parse(c->message_delay_level, s->delay_ms, MQ_DELAY_LEVELS_MAX);
+    if (s->delay_levels < 0) {
+        mq_error("messageDelayLevel \"%s\": expected numbers with s, m, h or d, e.g. \"1s 5s 2m\"",
+                 c->message_delay_level);
+        free(s);
+        return -EINVAL;
+    }
     if (c->mapped_file_size_consume_queue < STORE__CQ_UNIT || c->max_hash_slot_num < 1 ||
         c->max_index_num < 2 || strlen(c->store_path_root_dir) + 200 >= sizeof(s->root)) {
         free(s);

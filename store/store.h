@@ -45,7 +45,8 @@ struct store_config {
     int message_index_enable;
     int max_transfer_bytes_on_message_in_memory;
     int max_transfer_count_on_message_in_memory;
-    int commit_log_warm_ahead; /* bytes kept in memory ahead of the writer, 0: off, -1: auto */
+    int commit_log_warm_ahead;     /* bytes kept in memory ahead of the writer, 0: off, -1: auto */
+    char message_delay_level[512]; /* delay of each level, "1s 5s ... 2h" */
     /* Not a config key: the STOREHOST written into records (the broker sets its address). */
     struct mq_host store_host;
     /* Not a config key (tests of a failing roll): the roll makes the next commitlog file

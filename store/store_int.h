@@ -259,6 +259,8 @@ struct store {
     int lock_fd; /* <root>/lock, flock'ed from open to close; -1: not taken */
     store_arrival_fn listener;
     void *listener_arg;
+    int64_t delay_ms[MQ_DELAY_LEVELS_MAX]; /* messageDelayLevel: level i+1 waits delay_ms[i] */
+    int delay_levels;
 
     /* commitlog (commitlog.c) */
     struct store__mlist clog;

@@ -102,22 +102,27 @@ def wait_route(port, topic, timeout=10, brokers=()):
         time.sleep(0.05)
 
 
-def send(cli, topic, body, queue_id=0, tags=None, keys=None, v2=True, group="PG", serialize=None):
+def send(cli, topic, body, queue_id=0, tags=None, keys=None, v2=True, group="PG", serialize=None,
+         props=None, raw_props=None):
+    """SEND_MESSAGE_V2 (or SEND_MESSAGE); props: more properties; raw_props: the properties
+    string exactly (instead of every other)."""
     p = {}
     if tags:
         p["TAGS"] = tags
     if keys:
         p["KEYS"] = keys
     p["WAIT"] = "true"
+    p.update(props or {})
+    pstr = raw_props if raw_props is not None else mr.props(**p)
     if v2:
         ext = {"a": group, "b": topic, "c": "TBW102", "d": "4", "e": str(queue_id), "f": "0",
-               "g": str(int(time.time() * 1000)), "h": "0", "i": mr.props(**p), "j": "0",
+               "g": str(int(time.time() * 1000)), "h": "0", "i": pstr, "j": "0",
                "k": "false", "m": "false"}
         return cli.call(SEND_MESSAGE_V2, ext, body, serialize=serialize)
     ext = {"producerGroup": group, "topic": topic, "defaultTopic": "TBW102",
            "defaultTopicQueueNums": "4", "queueId": str(queue_id), "sysFlag": "0",
            "bornTimestamp": str(int(time.time() * 1000)), "flag": "0",
-           "properties": mr.props(**p), "reconsumeTimes": "0", "unitMode": "false"}
+           "properties": pstr, "reconsumeTimes": "0", "unitMode": "false"}
     return cli.call(SEND_MESSAGE, ext, body, serialize=serialize)
 
 

@@ -1,7 +1,7 @@
 """test_broker.py — mqbroker end to end through the independent Python encoder: send and pull
 (JSON and binary headers, V1 and V2 send headers), batches, tag filtering, long polling,
-consumer offsets across restarts, key and id lookups, the retry/DLQ path, NameServer
-registration, bad input, and SIGKILL in the middle of sync-flush sends."""
+consumer offsets across restarts, key and id lookups, NameServer registration, bad input, and
+SIGKILL in the middle of sync-flush sends. The retry/DLQ path: test_broker_delay.py."""
 
 import os
 import signal
@@ -190,26 +190,6 @@ def test_key_and_id_lookups(broker_factory):
         for off in (phys + 1, phys + 40, phys + 200):  # mid-record: not found, and no alarm
             assert cli.call(VIEW_MESSAGE_BY_ID, {"offset": str(off)}).code != mp.SUCCESS
     assert "corrupt" not in b.stderr()
-
-
-def test_retry_and_dead_letter(broker_factory):
-    b = broker_factory(maxReconsumeTimes=2)
-    with mp.Client(b.port) as cli:
-        create_topic(cli, "TR", queues=1)
-        r = send(cli, "TR", b"payload", tags="T")
-        phys = int(r.ext["msgId"][16:], 16)
-        for attempt in range(3):
-            r = cli.call(CONSUMER_SEND_MSG_BACK, {"offset": str(phys), "group": "GR",
-                                                  "delayLevel": "0", "originMsgId": "ORIG",
-                                                  "originTopic": "TR", "maxReconsumeTimes": "2"})
-            assert r.code == mp.SUCCESS, r
-            topic = "%RETRY%GR" if attempt < 2 else "%DLQ%GR"
-            p = pull(cli, topic, 0, 0 if attempt < 2 else 0, max_nums=10)
-            rec = p.records[-1]
-            assert rec.body == b"payload" and rec.reconsume_times == attempt + 1
-            assert rec.props["RETRY_TOPIC"] == "TR" and rec.props["ORIGIN_MESSAGE_ID"] == "ORIG"
-            phys = rec.phys_offset
-        assert len(pull(cli, "%RETRY%GR", 0, 0).records) == 2
 
 
 def test_registration_with_namesrv(namesrv, broker_factory):

@@ -1,7 +1,7 @@
 """test_interop.py — a RocketMQ client nobody here wrote: the ali-ons npm package (pinned in
 tests/interop/package-lock.json) sends messages with tags and keys through our NameServer and
 broker and consumes them with its push consumer (rebalance, offset commit, retry through
-CONSUMER_SEND_MSG_BACK). Facts behind it: docs/INTEROP.md."""
+CONSUMER_SEND_MSG_BACK, delayed messages). Facts behind it: docs/INTEROP.md."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import pytest
 
 import mqproto as mp
 from brokers import *  # noqa: F401,F403
-from brokers import broker_factory, wait_route  # noqa: F401
+from brokers import broker_factory, pull, wait_route  # noqa: F401
 from conftest import REPO
 
 INTEROP = os.path.join(REPO, "tests", "interop")
@@ -32,7 +32,8 @@ def node(script, *args, timeout=60):
 
 
 def test_ali_ons_produce_and_consume(node_ready, namesrv, broker_factory):
-    b = broker_factory(namesrv=namesrv)
+    # Short delay levels: the retry path below backs off by level 3 (10 s by default)
+    b = broker_factory(namesrv=namesrv, messageDelayLevel="2s 1s 1s 1s 1s")
     ns = "127.0.0.1:%d" % namesrv.port
     with mp.Client(b.port) as cli:
         create_topic(cli, "InteropT", queues=4)
@@ -74,3 +75,18 @@ def test_ali_ons_produce_and_consume(node_ready, namesrv, broker_factory):
     for m in oks:
         assert m["reconsumeTimes"] >= 1 and m["retryTopic"] == "InteropT", m
         assert m["originMsgId"] == by_key[m["keys"]]["msgId"], m
+
+    # A delayed message (ali-ons's delayTimeLevel): not in its topic when the send is answered
+    # (level 1 is 2 s here), then consumed as usual.
+    rc, delayed, err = node("produce.js", "--namesrv", ns, "--topic", "InteropT", "--count", "1",
+                            "--keys", "late", "--delay-level", "1")
+    assert rc == 0 and delayed[0]["status"] == "SEND_OK", err
+    with mp.Client(b.port) as cli:
+        q = delayed[0]["queueId"]
+        p = pull(cli, "InteropT", q, 0, max_nums=32)
+        assert "late-0" not in [r.props.get("KEYS") for r in p.records]
+    rc, got, err = node("consume.js", "--namesrv", ns, "--group", "IG3", "--topic", "InteropT",
+                        "--count", "9", "--timeout-ms", "30000", timeout=60)
+    assert rc == 0, err
+    late = [m for m in got if m["keys"] == "late-0"]
+    assert late and late[0]["action"] == "ok", late

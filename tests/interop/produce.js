@@ -13,6 +13,7 @@ const USAGE = `usage: node produce.js --topic T [options]
   --keys K             message i gets KEYS "K-i" (default: no keys)
   --body TEXT          body of message i is "TEXT-i" (default "msg")
   --body-bytes N       pad each body with '.' to N bytes (>= 4096 makes ali-ons zlib-compress it)
+  --delay-level N      delayTimeLevel of every message (default 0: delivered at once)
   --group G            producer group (default mqfs_interop_producer)
   --timeout-ms MS      bound on the whole run (default 30000)
   --verbose            ali-ons info logs on stderr
@@ -22,7 +23,7 @@ Output, one line per message: {"i","status","msgId","topic","brokerName","queueI
 
 const args = parseArgs(process.argv.slice(2), {
   namesrv: '127.0.0.1:9876', topic: '', count: 1, tags: '', keys: '', body: 'msg',
-  'body-bytes': 0, group: 'mqfs_interop_producer', 'timeout-ms': 30000, verbose: false,
+  'body-bytes': 0, 'delay-level': 0, group: 'mqfs_interop_producer', 'timeout-ms': 30000, verbose: false,
 }, USAGE);
 if (!args.topic) {
   process.stderr.write(USAGE);
@@ -48,6 +49,7 @@ async function main() {
       // sends the literal text "null" as the tag; send no TAGS property instead, as Java does.
       if (tag === null) delete msg.properties.TAGS;
       if (args.keys) msg.keys = [ `${args.keys}-${i}` ];
+      if (Number(args['delay-level']) > 0) msg.delayTimeLevel = Number(args['delay-level']);
       const r = await producer.send(msg);
       emit({
         i, status: r.sendStatus, msgId: r.msgId, topic: r.messageQueue.topic,

@@ -261,6 +261,12 @@ TEST(test_batch_bodies)
     ASSERT_EQ(mqc__batch_encode_bodies(&t, empty, 2, 1 << 20, &y, uy), -EINVAL);
     ASSERT_EQ(mqc__batch_encode_bodies(&t, b, 3, 100, &y, uy), -EMSGSIZE);
     ASSERT_EQ(mqc__batch_encode_bodies(&t, b, 0, 1 << 20, &y, uy), -EINVAL);
+    /* a delay level is for single sends (RocketMQ refuses it in batches) */
+    struct mqc_message td = t;
+    td.delay_level = 2;
+    ASSERT_EQ(mqc__batch_encode_bodies(&td, b, 3, 1 << 20, &y, uy), -EINVAL);
+    m[1].delay_level = 1;
+    ASSERT_EQ(mqc__batch_encode(m, 3, 1 << 20, &y, uy), -EINVAL);
     ASSERT_EQ(y.len, len);
     mq_buf_destroy(&x);
     mq_buf_destroy(&y);

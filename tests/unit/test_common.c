@@ -509,7 +509,34 @@ TEST(test_str_copy)
     ASSERT_STR_EQ(d, "");
 }
 
+TEST(test_delay_levels_and_props_copy)
+{
+    int64_t ms[MQ_DELAY_LEVELS_MAX];
+    ASSERT_EQ(mq_delay_levels_parse(MQ_DELAY_LEVELS_DEFAULT, ms, MQ_DELAY_LEVELS_MAX), 18);
+    ASSERT_EQ(ms[0], 1000);
+    ASSERT_EQ(ms[2], 10000);
+    ASSERT_EQ(ms[4], 60000);
+    ASSERT_EQ(ms[17], 7200000);
+    ASSERT_EQ(mq_delay_levels_parse(" 2d  3s ", ms, 4), 2);
+    ASSERT_EQ(ms[0], 2 * 86400000LL);
+    const char *bad[] = {"", "  ", "5", "s", "1x", "1s2s", "-1s", "1.5s", "99999999999999s"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ASSERT_EQ(mq_delay_levels_parse(bad[i], ms, 4), -EINVAL);
+    ASSERT_EQ(mq_delay_levels_parse("1s 1s 1s", ms, 2), -EINVAL); /* more levels than room */
+
+    struct mq_buf b;
+    mq_buf_init(&b);
+    static const char in[] = "A\001a\002\001x\002DELAY\0013\002B\001b";
+    const char *drop[] = {"DELAY"};
+    ASSERT_OK(mq_props_copy_except(in, sizeof(in) - 1, drop, 1, &b));
+    ASSERT_EQ(b.len, 8);
+    ASSERT_MEM_EQ(b.data, "A\001a\002B\001b\002", 8); /* empty name dropped, end closed */
+    ASSERT_EQ(mq_props_copy_except("noseparator", 11, NULL, 0, &b), -EBADMSG);
+    mq_buf_destroy(&b);
+}
+
 TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_crc32_equals_zlib,
           test_java_hash, test_topic_rules, test_conf_table, test_json_quote_int_keys, test_map,
           test_file_atomic, test_tags, test_batch_codec, test_strerror, test_msg_golden,
-          test_msg_ipv6_roundtrip, test_msg_decode_untrusted, test_props, test_str_copy)
+          test_msg_ipv6_roundtrip, test_msg_decode_untrusted, test_props, test_str_copy,
+          test_delay_levels_and_props_copy)

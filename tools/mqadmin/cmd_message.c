@@ -33,8 +33,11 @@ int adm_send_message(struct adm *a)
 {
     int ok = 1;
     struct fixed_queue f = {adm_opt(a, 'b'), (int)adm_int(a, 'i', -1, &ok)};
+    long long delay = adm_int(a, 'd', 0, &ok);
     if (!ok)
         return ADM_USAGE;
+    if (delay < 0 || delay > 1000)
+        return adm_usage_error(a, "-d needs a delay level in 0..1000");
     if (f.broker && f.queue_id < 0)
         return adm_usage_error(a, "-b needs -i queueId");
     const char *body = adm_opt(a, 'p');
@@ -42,7 +45,8 @@ int adm_send_message(struct adm *a)
                             .tags = adm_opt(a, 'c'),
                             .keys = adm_opt(a, 'k'),
                             .body = body,
-                            .body_len = strlen(body)};
+                            .body_len = strlen(body),
+                            .delay_level = (int)delay};
     struct mqc_config cfg = {.namesrv = a->namesrv, .group = TOOLS_PRODUCER};
     struct mqc_producer *p = NULL;
     int rc = mqc_producer_new(&cfg, &p);

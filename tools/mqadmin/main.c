@@ -57,14 +57,17 @@ static const struct adm_cmd cmds[] = {
      "  -g GROUP    consumer group\n"
      "  -t TOPIC    only this topic (default: every topic the group has offsets in)\n",
      adm_consumer_progress},
-    {"sendMessage", "tpkcbi", "tp", "-t topic -p body [-k keys] [-c tags] [-b broker -i queueId]",
+    {"sendMessage", "tpkcbid", "tp",
+     "-t topic -p body [-k keys] [-c tags] [-b broker -i queueId] [-d delayLevel]",
      "send one message",
      "  -t TOPIC    topic\n"
      "  -p BODY     message body\n"
      "  -k KEYS     keys, space-separated\n"
      "  -c TAGS     tag\n"
      "  -b BROKER   broker name (with -i: send to that queue)\n"
-     "  -i QID      queue id\n",
+     "  -i QID      queue id\n"
+     "  -d LEVEL    delay level: delivered after the broker's messageDelayLevel[LEVEL-1]\n"
+     "              (default levels 1s 5s 10s 30s 1m 2m ... 2h; 0: at once)\n",
      adm_send_message},
     {"consumeMessage", "tgcqobsw", "t",
      "-t topic [-g group] [-c count] [-q queueId [-b broker] -o offset] [-s tagExpr]",
