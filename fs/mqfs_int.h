@@ -223,6 +223,10 @@ int mqfs__render_cluster(struct mqfs *fs, struct mq_buf *out);
 
 /* The errno a shell user sees for a libmqclient error (docs/FS.md "Errors"). */
 int mqfs__send_errno(int rc);
+/* For the log views' broker calls: -ECONNREFUSED when the broker is down (its port refuses or
+ * the connection broke: a process restarting), else mqfs__send_errno(rc). mqfs__read_log waits
+ * for such a broker and answers EIO only when it stays down. */
+int mqfs__view_errno(int rc);
 /* Handles one write() on a topic or key file (offset ignored: every write appends) / a blob
  * file (written at its offset). Returns bytes consumed or -errno. Handle lock held. */
 long mqfs__write_lines(struct mqfs_handle *h, const void *p, size_t n);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/mq_err.h"
 #include "common/mq_log.h"
@@ -20,6 +21,8 @@
 
 #define MQFS_ROUTE_AGE_US (5 * 1000000)
 #define MAX_SEGS          32
+#define MQFS_DOWN_WAIT_US (6 * 1000000) /* as long as a broker that does not answer costs */
+#define MQFS_DOWN_POLL_US (200 * 1000)
 
 struct route_entry {
     struct mqc_topic_route r;
@@ -150,7 +153,7 @@ static int seg_infos(struct mqfs *fs, const struct mqfs_node *n, struct seg *seg
         if (rc == MQ_EOFFSET_MOVED)
             rc = 0; /* offset 0 is below a moved base: the info is still filled */
         if (rc)
-            return mqfs__send_errno(rc);
+            return mqfs__view_errno(rc);
     }
     return 0;
 }
@@ -195,11 +198,13 @@ int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size)
     if (nsegs < 0)
         return nsegs;
     struct mqfs_broker_ref refs[MAX_SEGS];
-    if (n->kind == MQFS_TOPIC && nsegs > 1)
-        return mqfs__merge_size(fs, n->topic, refs, refs_of(segs, nsegs, refs), size);
+    if (n->kind == MQFS_TOPIC && nsegs > 1) {
+        int rc = mqfs__merge_size(fs, n->topic, refs, refs_of(segs, nsegs, refs), size);
+        return rc == -ECONNREFUSED ? -EIO : rc;
+    }
     int rc = seg_infos(fs, n, segs, nsegs);
     if (rc)
-        return rc;
+        return rc == -ECONNREFUSED ? -EIO : rc;
     uint64_t total = 0;
     for (int i = 0; i < nsegs; i++)
         total += (uint64_t)(segs[i].info.size - segs[i].info.base);
@@ -207,11 +212,25 @@ int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size)
     return 0;
 }
 
-int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
+int mqfs__view_errno(int rc)
+{
+    switch (rc) {
+    case -ECONNREFUSED:
+    case -ECONNRESET:
+    case -ECONNABORTED:
+    case -EPIPE:
+    case -ENOTCONN:
+        return -ECONNREFUSED;
+    default:
+        return mqfs__send_errno(rc);
+    }
+}
+
+/* One attempt of mqfs__read_log: replies and returns 0, or returns a negative errno
+ * (-ECONNREFUSED: a broker of the view is down). */
+static int read_log_once(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
 {
     struct mqfs *fs = h->fs;
-    if (!mqfs__log_view(&h->node))
-        return mqfs__read_stream(req, h, size, off); /* tag-filtered and .json: view_stream.c */
     struct seg segs[MAX_SEGS];
     int nsegs = node_segs(fs, &h->node, segs, MAX_SEGS);
     if (h->node.kind == MQFS_QUEUE && (nsegs == -ENOENT || nsegs == 0)) {
@@ -256,7 +275,7 @@ int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off
         if (rc == MQ_EOFFSET_MOVED)
             continue; /* retention moved the base meanwhile: recompute */
         if (rc)
-            rc = mqfs__send_errno(rc);
+            rc = mqfs__view_errno(rc);
         break;
     }
     if (rc) {
@@ -266,4 +285,32 @@ int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off
     fuse_reply_buf(req, buf, got);
     free(buf);
     return 0;
+}
+
+int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
+{
+    if (!mqfs__log_view(&h->node))
+        return mqfs__read_stream(req, h, size, off); /* tag-filtered and .json: view_stream.c */
+    /* A broker that refuses connections is down, most often being restarted: the read waits
+     * for it, as long as a broker that does not answer costs (the client timeout), then fails
+     * with EIO. Failing at once would end `tail -f` (GNU tail exits on a read error) whenever
+     * a broker restarts. Each attempt takes the route from the cache: a broker back within
+     * its age serves the same bytes; one the NameServers dropped meanwhile (they do at once
+     * when its connection closes) leaves the route when the cached one expires, and the view
+     * is recomputed over the others (a route change, FS.md). */
+    int64_t deadline = mq_mono_us() + MQFS_DOWN_WAIT_US;
+    for (;;) {
+        int rc = read_log_once(req, h, size, off);
+        if (rc != -ECONNREFUSED)
+            return rc;
+        if (fuse_req_interrupted(req))
+            return -EINTR;
+        if (mq_mono_us() >= deadline) {
+            mq_warn("read %s%s%s: a broker of the view stayed down for %d s: EIO", h->node.topic,
+                    h->node.kind == MQFS_QUEUE ? "/" : "",
+                    h->node.kind == MQFS_QUEUE ? h->node.broker : "", MQFS_DOWN_WAIT_US / 1000000);
+            return -EIO;
+        }
+        usleep(MQFS_DOWN_POLL_US);
+    }
 }

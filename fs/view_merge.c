@@ -69,7 +69,7 @@ static int ask(struct mqfs *fs, const char *topic, const struct mqfs_broker_ref 
     int rc = mqc_view_at_time(fs->admin, b->addr, topic, t, n, from, out);
     if (rc)
         mq_warn("topic %s on %s: time lookup: %s", topic, b->name, mq_strerror(rc));
-    return rc ? mqfs__send_errno(rc) : 0;
+    return rc ? mqfs__view_errno(rc) : 0;
 }
 
 static void drop_cursor(struct merge_view *v)
@@ -241,7 +241,7 @@ static long fetch(struct mqfs *fs, const char *topic, struct mb *b, int64_t from
         if (rc == 0 && got == 0)
             rc = MQ_EOFFSET_MOVED; /* the bytes below its watermark are gone: retention */
         if (rc)
-            return rc == MQ_EOFFSET_MOVED ? rc : mqfs__send_errno(rc);
+            return rc == MQ_EOFFSET_MOVED ? rc : mqfs__view_errno(rc);
         b->boff = from;
         b->blen = got;
     }

@@ -320,3 +320,48 @@ def test_a_broker_joining_the_route_keeps_the_bytes(two):
     after = open(path, "rb").read()
     assert after.startswith(now)
     assert after.decode().splitlines() == expected(m, "Join")
+
+
+def test_tail_follows_across_a_broker_restart(two, daemons):
+    """broker-a is killed right after the file grew and restarted while `tail -f` runs: tail's
+    next read lands in bytes it has not seen and that need broker-a. The read waits for the
+    broker (within the client timeout) instead of failing at once with EIO, which GNU tail
+    answers by exiting: tail keeps running and prints what is sent after the restart."""
+    from brokers import restart
+    m = two
+    make_topic(m, "Survive")
+    send_alternately(m, "Survive", ["old%d" % i for i in range(4)])
+    path = m.p("topic", "Survive")
+    tail = subprocess.Popen(["tail", "-f", "-s", "0.5", "-n", "+1", path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got = b""
+
+    def read_until(pred, timeout=30):
+        nonlocal got
+        deadline = time.monotonic() + timeout
+        while not pred(got.decode()) and time.monotonic() < deadline and tail.poll() is None:
+            if select.select([tail.stdout], [], [], 0.2)[0]:
+                got += os.read(tail.stdout.fileno(), 65536)
+        return pred(got.decode())
+
+    try:
+        assert read_until(lambda s: s.count("\n") == 4)
+        send_alternately(m, "Survive", ["mid%d" % i for i in range(6)])
+        os.stat(path)  # the file's known size grows past what tail has read ...
+        a = m.brokers["broker-a"]
+        a.proc.kill()  # ... and broker-a goes before tail reads it
+        a.kill()
+        time.sleep(1.5)  # tail polls (every 0.5 s) while broker-a is down
+        assert tail.poll() is None, tail.stderr.read().decode()
+        m.brokers["broker-a"] = restart(daemons, a)
+        wait_route(m.namesrv_port, "Survive", brokers=m.brokers)
+        send_alternately(m, "Survive", ["after%d" % i for i in range(4)])
+        assert read_until(lambda s: all("after%d\n" % i in s for i in range(4))), (
+            got, tail.poll(), tail.stderr.read1() if tail.poll() is not None else b"")
+        assert tail.poll() is None
+        lines = got.decode().splitlines()
+        for body in expected(m, "Survive"):  # nothing is skipped
+            assert body in lines, body
+    finally:
+        tail.kill()
+        tail.wait()
