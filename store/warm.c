@@ -73,7 +73,10 @@ static int next_chunk(struct store *s, int64_t *from, int64_t *to, struct store_
  * mapped for writing and synced, which writes the zeros and converts the extent now. */
 static int warm(struct store *s, struct store__mfile *f, int64_t from, int64_t to)
 {
-    size_t pos = (size_t)(from - f->base), len = (size_t)(to - from);
+    /* from is inside a page after recovery (warmed starts at the write position): msync
+     * wants a page-aligned address (EINVAL otherwise). */
+    size_t pos = (size_t)(from - f->base) / STORE__PAGE * STORE__PAGE;
+    size_t len = (size_t)(to - f->base) - pos;
     if (!s->sync_flush)
         return store__mfile_populate(f, pos, len, 0);
     int rc = store__mfile_populate(f, pos, len, 1);
