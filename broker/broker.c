@@ -16,6 +16,7 @@
 
 #define OFFSET_PERSIST_MS 5000
 #define CLIENT_SCAN_MS    10000
+#define REGISTER_RETRY_MS 1000
 
 /* The store's dispatch thread reports new messages: wake the pulls parked on that queue. */
 static void on_arrival(void *arg, const char *topic, size_t topic_len, int queue_id,
@@ -67,6 +68,14 @@ static void on_conn_close(struct rpc_conn *conn, void *arg)
     brk_consumers_conn_closed(b->consumers, conn);
 }
 
+/* A connection to a NameServer closed (it went down, or restarted and lost every route):
+ * register at once, and every REGISTER_RETRY_MS while it does not answer. */
+static void on_ns_close(struct rpc_conn *conn, void *arg)
+{
+    (void)conn;
+    brk__register_soon(arg);
+}
+
 static void *timer_main(void *arg)
 {
     struct broker *b = arg;
@@ -91,9 +100,14 @@ static void *timer_main(void *arg)
         struct brk_reg_wait *waits = reg ? brk__reg_waits_take(b) : NULL;
         pthread_mutex_unlock(&b->timer_lock);
         if (reg) {
-            (void)brk__register_all(b, 0);
+            int ok = brk__register_all(b, 0);
             brk__reg_waits_answer(waits); /* sent, whether the NameServers took it or not */
-            next_register = mq_mono_us() / 1000 + b->conf.register_period_ms;
+            /* A NameServer that did not take it (down, restarting) is asked again within a
+             * second rather than a period: one that comes back knows no broker until then. */
+            int64_t period = b->conf.register_period_ms;
+            if (ok < brk__namesrv_count(b) && period > REGISTER_RETRY_MS)
+                period = REGISTER_RETRY_MS;
+            next_register = mq_mono_us() / 1000 + period;
         }
         if (now >= next_persist) {
             (void)brk_offsets_persist(b->offsets);
@@ -237,6 +251,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     snprintf(b->addr, sizeof(b->addr), "%s:%d", b->conf.broker_ip, rpc_server_port(b->srv));
     if ((rc = rpc_client_new(NULL, &b->ns_client)) != 0)
         goto fail;
+    rpc_client_on_close(b->ns_client, on_ns_close, b);
     b->register_now = 1; /* register at once */
     if (pthread_create(&b->timer, NULL, timer_main, b) != 0) {
         rc = -EAGAIN;

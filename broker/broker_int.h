@@ -169,5 +169,7 @@ struct brk_reg_wait *brk__reg_waits_take(struct broker *b);
 void brk__reg_waits_answer(struct brk_reg_wait *w);
 /* Registers with (or unregisters from) every NameServer; returns how many answered. */
 int brk__register_all(struct broker *b, int unregister);
+/* How many NameServers namesrvAddr names. */
+int brk__namesrv_count(const struct broker *b);
 
 #endif

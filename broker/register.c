@@ -2,7 +2,9 @@
  * REGISTER_BROKER with the topic configs and data version at start, every
  * registerNameServerPeriod, and at once when a topic changes (a topic create or delete is
  * answered after that registration, brk__reply_after_register); UNREGISTER_BROKER at shutdown.
- * A NameServer that is down is skipped; the broker keeps serving regardless. */
+ * A NameServer that is down is skipped; the broker keeps serving regardless, and registers again
+ * when its connection to a NameServer closes and every second while one does not answer, so
+ * a restarted NameServer learns the broker at once, not a period later. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +82,19 @@ int brk__register_all(struct broker *b, int unregister)
             s++;
     }
     return ok;
+}
+
+int brk__namesrv_count(const struct broker *b)
+{
+    int n = 0;
+    for (const char *s = b->conf.namesrv_addr; *s;) {
+        size_t len = strcspn(s, ";");
+        n += len > 0;
+        s += len;
+        if (*s == ';')
+            s++;
+    }
+    return n;
 }
 
 void brk__register_soon(struct broker *b)

@@ -1,7 +1,8 @@
 """test_faults_kill.py — SIGKILL in the middle of work (docs/RELIABILITY.md "Kills"):
 
 - the NameServer dies while a libmqclient producer sends: sends keep succeeding on cached
-  routes, and once the NameServer is back the broker re-registers within one period;
+  routes, and once the NameServer is back the broker re-registers within one period, and
+  within a second or two even with the default 30 s period;
 - mqfs dies while writes and a group read are in flight: the mount point recovers with
   fusermount3 -u, a new mqfs continues the group from its committed offsets, and every line
   whose write() returned success is in the topic;
@@ -102,6 +103,27 @@ def test_namesrv_sigkill_sends_continue(namesrv, broker_factory, daemons, tmp_pa
     assert text.count("\nOK ") + text.startswith("OK ") == count, text[-3000:]
     assert "FAIL" not in text
     assert sum(max_offsets(b.port, topic, queues)) == count
+
+
+def test_namesrv_restarted_learns_the_brokers_at_once(namesrv, broker_factory, daemons, tmp_path):  # noqa: F811
+    """With the default registration period (30 s) a NameServer that is killed and started
+    again used to know no broker for up to 30 s: every client (and mqfs's topic/ listing) saw
+    no route for that long. The broker notices the lost connection and registers again as soon
+    as the NameServer answers (retrying every second while one does not)."""
+    b = broker_factory(namesrv=namesrv)  # registerNameServerPeriod: the default 30000
+    topic = "NsBack"
+    with mp.Client(b.port) as cli:
+        create_topic(cli, topic, 4)
+    wait_route(namesrv.port, topic, 5)
+    namesrv.kill()  # SIGKILL
+    time.sleep(1.5)  # down for a while: the broker's attempts meanwhile fail
+    conf = str(tmp_path / "namesrv1.conf")
+    ns2 = daemons.start("namesrv1r", [binary("mqnamesrv"), "-c", conf], port=namesrv.port,
+                        ready_text="ready on")
+    t0 = time.monotonic()
+    while not route_ok(ns2.port, topic):
+        assert time.monotonic() - t0 < 3.0, "the broker did not register again within 3 s"
+        time.sleep(0.05)
 
 
 def test_mqfs_sigkill_writes_and_group_reads(namesrv, broker_factory, tmp_path):  # noqa: F811
