@@ -35,6 +35,12 @@ struct brk_data_version {
     int64_t counter;
 };
 
+/* Reads one of the config/ JSON files (RocketMQ's layouts; fastjson's bare integer keys are
+ * read too). Returns 0 with *root (NULL when the file does not exist), -EBADMSG when it does
+ * not parse (logged: the caller must not write over it), or -errno. */
+struct json_t;
+int brk_meta_load_json(const char *path, size_t max, struct json_t **root);
+
 /* ---- topics (TopicConfig) ---- */
 struct brk_topic {
     char name[BRK_NAME_MAX];

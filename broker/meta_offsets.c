@@ -57,25 +57,10 @@ static int set_offset(struct brk_offsets *o, const char *key, int qid, int64_t o
 
 static int load(struct brk_offsets *o)
 {
-    char *text = NULL;
-    size_t len = 0;
-    int rc = mq_file_read_all(o->path, OFFSETS_FILE_MAX, &text, &len);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc)
+    json_t *root;
+    int rc = brk_meta_load_json(o->path, OFFSETS_FILE_MAX, &root);
+    if (rc || !root)
         return rc;
-    struct mq_buf fixed; /* fastjson writes the queue ids as bare integer keys */
-    mq_buf_init(&fixed);
-    json_error_t jerr;
-    json_t *root = NULL;
-    if (mq_json_quote_int_keys(text, len, &fixed) == 0)
-        root = json_loadb((const char *)fixed.data, fixed.len, 0, &jerr);
-    mq_buf_destroy(&fixed);
-    free(text);
-    if (!root) {
-        mq_error("%s: unparsable; refusing to start over it", o->path);
-        return -EBADMSG;
-    }
     const char *key, *qkey;
     json_t *queues, *val;
     json_object_foreach(json_object_get(root, "offsetTable"), key, queues)

@@ -38,30 +38,40 @@ static void bump_version(struct meta_table *t)
     t->version.counter++;
 }
 
-static int load(struct meta_table *t)
+int brk_meta_load_json(const char *path, size_t max, json_t **root)
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = mq_file_read_all(t->path, META_FILE_MAX, &text, &len);
+    *root = NULL;
+    int rc = mq_file_read_all(path, max, &text, &len);
     if (rc == -ENOENT)
         return 0;
     if (rc)
         return rc;
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    if (!root) { /* written by fastjson with bare integer keys? */
+    *root = json_loadb(text, len, 0, &jerr);
+    if (!*root) { /* written by fastjson with bare integer keys? */
         struct mq_buf fixed;
         mq_buf_init(&fixed);
         if (mq_json_quote_int_keys(text, len, &fixed) == 0)
-            root = json_loadb((const char *)fixed.data, fixed.len, 0, &jerr);
+            *root = json_loadb((const char *)fixed.data, fixed.len, 0, &jerr);
         mq_buf_destroy(&fixed);
     }
     free(text);
-    if (!root) {
-        mq_error("%s: unparsable (%s at line %d); refusing to start over it", t->path, jerr.text,
+    if (!*root) {
+        mq_error("%s: unparsable (%s at line %d); refusing to start over it", path, jerr.text,
                  jerr.line);
         return -EBADMSG;
     }
+    return 0;
+}
+
+static int load(struct meta_table *t)
+{
+    json_t *root;
+    int rc = brk_meta_load_json(t->path, META_FILE_MAX, &root);
+    if (rc || !root)
+        return rc;
     json_t *table = json_object_get(root, t->kind->table_key);
     const char *name;
     json_t *obj;

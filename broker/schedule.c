@@ -96,25 +96,10 @@ int brk__delay_props(const char *props, size_t len, const char *topic, int queue
 
 static int load(struct brk_sched *sc)
 {
-    char *text = NULL;
-    size_t len = 0;
-    int rc = mq_file_read_all(sc->path, SCHED_FILE_MAX, &text, &len);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc)
+    json_t *root;
+    int rc = brk_meta_load_json(sc->path, SCHED_FILE_MAX, &root);
+    if (rc || !root)
         return rc;
-    struct mq_buf fixed;
-    mq_buf_init(&fixed);
-    json_error_t jerr;
-    json_t *root = NULL;
-    if (mq_json_quote_int_keys(text, len, &fixed) == 0)
-        root = json_loadb((const char *)fixed.data, fixed.len, 0, &jerr);
-    mq_buf_destroy(&fixed);
-    free(text);
-    if (!root) {
-        mq_error("%s: unparsable; refusing to start over it", sc->path);
-        return -EBADMSG;
-    }
     const char *key;
     json_t *val;
     json_object_foreach(json_object_get(root, "offsetTable"), key, val)
