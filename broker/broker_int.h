@@ -96,14 +96,16 @@ void brk__hold_fire(void *item, int timed_out, void *arg);
 /* The send-visibility waits' callback (handle_send.c). */
 void brk__send_visible(void *item, int timed_out, void *arg);
 /* Appends up to max_bytes of a queue's rendered view from file offset off (render.c). Sets
- * *base and *size. Returns 0 (nothing appended at or past the end), MQ_EOFFSET_MOVED below the
+ * *base, *size and *newest (the store time of the view's newest message, -1: none). Returns 0 (nothing appended at or past the end), MQ_EOFFSET_MOVED below the
  * base, or a negative errno. */
 struct mq_buf;
 int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t off,
-                     int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size);
+                     int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size,
+                     int64_t *newest);
 /* The same for the topic view: all nq queues merged in commitlog order (render.c). */
 int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t off,
-                           int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size);
+                           int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size,
+                           int64_t *newest);
 /* Raw records of a queue (queue_id >= 0, positions are queue offsets) or of the topic's nq
  * queues in commitlog order (queue_id -1, positions are commitlog offsets) from position pos,
  * those whose tag hash matches expr ("*", NULL: all), at most max_msgs records and max_bytes

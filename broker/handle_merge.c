@@ -1,7 +1,8 @@
 /* handle_merge.c — MQFS_RENDER_AT_TIME (FORMATS.md Part 3): what mqfs needs to merge a topic's
  * views from several brokers by store time. For each asked time t the answer gives the topic
  * view's byte offset of the first message stored at or after t and that message's store time,
- * plus the broker's store-time watermark and its retention horizon; optionally the list of the
+ * and the store time of the newest message stored before t (what mqfs shows as the merged
+ * file's mtime), plus the broker's store-time watermark and its retention horizon; optionally the list of the
  * distinct store times from a time on (below the watermark) with their offsets, so that mqfs
  * merges many messages per request. Store
  * times never decrease in commitlog order, so "stored before t" is a prefix of the view. */
@@ -49,7 +50,7 @@ static int on_render_at_time(struct rpc_conn *conn, struct rpc_cmd *req, struct 
     if (!topic)
         return RPC_REPLY;
     int32_t qid;
-    int64_t ts[AT_TIME_MAX], offs[AT_TIME_MAX], next[AT_TIME_MAX];
+    int64_t ts[AT_TIME_MAX], offs[AT_TIME_MAX], next[AT_TIME_MAX], prev[AT_TIME_MAX];
     const char *list = rpc_cmd_ext_get(req, "timestamps");
     int n = list ? parse_times(list, ts) : 0;
     if (!list && rpc_cmd_ext_get(req, "timestamp"))
@@ -74,7 +75,8 @@ static int on_render_at_time(struct rpc_conn *conn, struct rpc_cmd *req, struct 
     int64_t since = store_retained_since(b->store);
     int rc = since < 0 ? (int)since : 0;
     for (int i = 0; i < n && rc == 0; i++)
-        rc = store_topic_at_time(b->store, topic, tl, t.read_queues, ts[i], &offs[i], &next[i]);
+        rc = store_topic_at_time(b->store, topic, tl, t.read_queues, ts[i], &offs[i], &next[i],
+                                 &prev[i]);
     /* The listing: the distinct store times from fromTimestamp on, below the watermark. */
     int64_t from = -1, count = TIMES_MAX, times[TIMES_MAX], toffs[TIMES_MAX], tend = 0;
     int nt = 0;
@@ -101,6 +103,7 @@ static int on_render_at_time(struct rpc_conn *conn, struct rpc_cmd *req, struct 
     e = e ? e : rpc_cmd_ext_set_int64(*resp, "retainedSince", since);
     e = e ? e : set_list(*resp, "fileOffsets", offs, n);
     e = e ? e : set_list(*resp, "storeTimestamps", next, n);
+    e = e ? e : set_list(*resp, "prevStoreTimestamps", prev, n);
     if (!e && from >= 0) {
         e = set_list(*resp, "times", times, nt);
         e = e ? e : set_list(*resp, "timeOffsets", toffs, nt);

@@ -176,6 +176,9 @@ static int on_render(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd 
           : rpc_cmd_ext_set_int64(*resp, "minOffset", store_min_offset(b->store, topic, tl, qid));
     e = e ? e
           : rpc_cmd_ext_set_int64(*resp, "maxOffset", store_max_offset(b->store, topic, tl, qid));
+    e = e ? e
+          : rpc_cmd_ext_set_int64(*resp, "lastStoreTimestamp",
+                                  store_newest_time(b->store, topic, tl, qid, INT64_MAX));
     if (!e && key && (*resp)->code == RPC_SUCCESS) {
         e = rpc_cmd_ext_set_int64(*resp, key, v);
         if (!e && req->code == REQ_MQFS_RENDER_FIND)
@@ -227,13 +230,14 @@ static int on_read(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     (void)rpc_cmd_ext_get_int64(req, "maxBytes", &max);
     struct mq_buf body;
     mq_buf_init(&body);
-    int64_t base = 0, size = 0;
+    int64_t base = 0, size = 0, newest = -1;
     struct brk_topic t;
     int rc;
     if (qid >= 0)
-        rc = brk__render_read(b, topic, qid, off, max, &body, &base, &size);
+        rc = brk__render_read(b, topic, qid, off, max, &body, &base, &size, &newest);
     else if (brk_topics_get(b->topics, topic, &t) == 0)
-        rc = brk__render_topic_read(b, topic, t.read_queues, off, max, &body, &base, &size);
+        rc =
+            brk__render_topic_read(b, topic, t.read_queues, off, max, &body, &base, &size, &newest);
     else
         rc = -ENOENT;
     if (rc == MQ_EOFFSET_MOVED)
@@ -242,9 +246,9 @@ static int on_read(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         *resp = brk__resp_errno(req, rc, "read rendered view");
     else
         *resp = brk__resp(req, RPC_SUCCESS, NULL);
-    const char *keys[] = {"base", "size", "nextFileOffset"};
-    int64_t vals[] = {base, size, off + (int64_t)body.len};
-    return finish_read(resp, rc, &body, keys, vals, 3);
+    const char *keys[] = {"base", "size", "nextFileOffset", "lastStoreTimestamp"};
+    int64_t vals[] = {base, size, off + (int64_t)body.len, newest};
+    return finish_read(resp, rc, &body, keys, vals, 4);
 }
 
 /* MQFS_READ_RECORDS: raw records from a position, filtered by tag hash (view_records.c). */

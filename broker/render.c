@@ -1,6 +1,7 @@
 /* render.c — MQFS_READ (FORMATS.md Part 3): the bytes of a queue's rendered view, each message
  * as its uncompressed body + "\n", from a file offset, so mqfs serves queue files with one round
- * trip per read. What counts as a message's rendering must agree byte for byte with the store's
+ * trip per read; with the view's bounds and its newest message's store time (mqfs's mtime).
+ * What counts as a message's rendering must agree byte for byte with the store's
  * rendered-bytes index, so the rendering is the store's (store_render_body). */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,9 +54,12 @@ static int append_rendering(struct mq_buf *out, struct mq_buf *one, const struct
 }
 
 int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t off,
-                     int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size)
+                     int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size,
+                     int64_t *newest)
 {
     size_t tl = strlen(topic);
+    /* newest first: a message dispatched in between then shows in the size, not the time */
+    *newest = store_newest_time(b->store, topic, tl, queue_id, INT64_MAX);
     int rc = store_rendered_size(b->store, topic, tl, queue_id, base, size);
     if (rc)
         return rc;
@@ -123,7 +127,8 @@ static int64_t topic_g(struct broker *b, const char *topic, size_t tl, int nq, i
 }
 
 int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t off,
-                           int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size)
+                           int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size,
+                           int64_t *newest)
 {
     size_t tl = strlen(topic);
     if (nq < 0 || nq > BRK_MAX_QUEUES) /* the topic table holds no more (meta.h) */
@@ -131,6 +136,11 @@ int brk__render_topic_read(struct broker *b, const char *topic, int nq, int64_t 
     int64_t lo = store_clog_min_offset(b->store), hi = store_dispatched_offset(b->store);
     *base = topic_g(b, topic, tl, nq, lo);
     *size = topic_g(b, topic, tl, nq, hi);
+    *newest = -1; /* the newest message of the snapshot: each queue's last entry before hi */
+    for (int q = 0; q < nq; q++) {
+        int64_t t = store_newest_time(b->store, topic, tl, q, hi);
+        *newest = t > *newest ? t : *newest;
+    }
     if (off < *base)
         return MQ_EOFFSET_MOVED;
     if (off >= *size || max_bytes <= 0)

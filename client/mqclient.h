@@ -353,10 +353,12 @@ int mqc_consumer_owned(struct mqc_consumer *c, struct mqc_mq **out, size_t *n);
 /* ---- the file interface's view of a queue (render.c; docs/FORMATS.md Part 3) ---- */
 
 /* A queue's rendered view: every retained message as body + "\n". Bytes [base, size) exist;
- * bytes below base were deleted by retention. */
+ * bytes below base were deleted by retention. last_ts: the store time (ms) of the view's newest
+ * message; -1 when it is empty or the broker does not say (one older than this field). */
 struct mqc_view_info {
     int64_t base, size;
     int64_t min_offset, max_offset; /* queue offsets */
+    int64_t last_ts;
 };
 /* MQFS_RENDER_INFO (30001) on the broker at addr. Returns 0 or a negative errno. */
 int mqc_view_info(struct mqc_admin *a, const char *addr, const char *topic, int queue_id,
@@ -379,8 +381,10 @@ int mqc_view_records(struct mqc_admin *a, const char *addr, const char *topic, i
 /* A broker's topic view by store time (MQFS_RENDER_AT_TIME 30005): for each asked time t[i],
  * off[i] = the view's byte offset of the first message stored at or after t[i] and next[i] =
  * that message's store time (-1: none yet). watermark: every message stored before it is
- * readable and later ones are stored at or after it; retained_since: 0 while the broker's
- * commitlog lost nothing to retention, else the store time of its first retained record. With
+ * readable and later ones are stored at or after it; prev[i] = the store time of the newest
+ * message stored before t[i] (-1: none, or a broker that does not say); retained_since: 0 while
+ * the broker's commitlog lost nothing to retention, else the store time of its first retained
+ * record. With
  * a listing asked (from >= 0): times[0..ntimes) = the distinct store times from `from` on below
  * the watermark (at most MQC_TIMES_MAX), toffs[i] = the offset of the first message stored at
  * times[i], tend = the offset after the last listed message. */
@@ -388,7 +392,7 @@ int mqc_view_records(struct mqc_admin *a, const char *addr, const char *topic, i
 #define MQC_TIMES_MAX   64
 struct mqc_view_times {
     int64_t watermark, retained_since;
-    int64_t off[MQC_AT_TIME_MAX], next[MQC_AT_TIME_MAX];
+    int64_t off[MQC_AT_TIME_MAX], next[MQC_AT_TIME_MAX], prev[MQC_AT_TIME_MAX];
     int ntimes;
     int64_t times[MQC_TIMES_MAX], toffs[MQC_TIMES_MAX], tend;
 };

@@ -47,6 +47,8 @@ static int read_info(const struct rpc_cmd *resp, struct mqc_view_info *info)
         return -EBADMSG;
     (void)rpc_cmd_ext_get_int64(resp, "minOffset", &info->min_offset);
     (void)rpc_cmd_ext_get_int64(resp, "maxOffset", &info->max_offset);
+    if (rpc_cmd_ext_get_int64(resp, "lastStoreTimestamp", &info->last_ts))
+        info->last_ts = -1; /* a broker older than the field */
     return 0;
 }
 
@@ -157,6 +159,9 @@ static int read_times(const struct rpc_cmd *resp, int n, int listing, struct mqc
     if (n && (get_list(resp, "fileOffsets", out->off, MQC_AT_TIME_MAX, &got) || got != n ||
               get_list(resp, "storeTimestamps", out->next, MQC_AT_TIME_MAX, &got) || got != n))
         return -EBADMSG;
+    if (!n || get_list(resp, "prevStoreTimestamps", out->prev, MQC_AT_TIME_MAX, &got) || got != n)
+        for (int i = 0; i < MQC_AT_TIME_MAX; i++)
+            out->prev[i] = -1; /* none asked, or a broker older than the field */
     out->ntimes = 0;
     if (listing && (get_list(resp, "times", out->times, MQC_TIMES_MAX, &got) ||
                     get_list(resp, "timeOffsets", out->toffs, MQC_TIMES_MAX, &got2) ||

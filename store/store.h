@@ -270,11 +270,17 @@ int64_t store_dispatched_offset(struct store *s);
  * every record appended after the call gets a store time >= W, even if the clock steps back;
  * it never decreases. Store times never decrease in commitlog order. */
 int64_t store_watermark(struct store *s);
+/* The store time (ms) of the newest retained message of topic/queue_id: the queue's last
+ * dispatched entry, or with below != INT64_MAX its last entry whose record lies before commitlog
+ * offset below (a topic view's snapshot). -1 when there is none. */
+int64_t store_newest_time(struct store *s, const char *topic, size_t topic_len, int queue_id,
+                          int64_t below);
 /* The topic view (queues 0..nq-1) at store time ts: *file_offset = rendered bytes of the
  * retained messages stored before ts; *next_ts = store time of the first message stored at or
- * after ts (-1 when none is dispatched). Returns 0 or a negative errno. */
+ * after ts (-1 when none is dispatched); *prev_ts (when not NULL) = store time of the newest
+ * retained message stored before ts (-1 when none). Returns 0 or a negative errno. */
 int store_topic_at_time(struct store *s, const char *topic, size_t topic_len, int nq, int64_t ts,
-                        int64_t *file_offset, int64_t *next_ts);
+                        int64_t *file_offset, int64_t *next_ts, int64_t *prev_ts);
 /* The distinct store times of the topic's messages stored in [from, below), ascending, at most
  * max: times[i], and offs[i] = the topic view's byte offset of the first message stored at
  * times[i]; *end = the offset after the last listed message (off(from) when none). Every

@@ -59,10 +59,23 @@ int64_t store_watermark(struct store *s)
     return w;
 }
 
-int store_topic_at_time(struct store *s, const char *topic, size_t topic_len, int nq, int64_t ts,
-                        int64_t *file_offset, int64_t *next_ts)
+int64_t store_newest_time(struct store *s, const char *topic, size_t topic_len, int queue_id,
+                          int64_t below)
 {
-    int64_t sum = 0, next = -1;
+    struct store__queue *q = store__queue_get(s, topic, topic_len, queue_id);
+    if (!q)
+        return -1;
+    int64_t last = below == INT64_MAX ? atomic_load(&q->max_off)
+                                      : store_offset_by_phys(s, topic, topic_len, queue_id, below);
+    if (--last < atomic_load(&q->min_off))
+        return -1;
+    return store__cq_entry_time(s, q, last); /* -1 when retention took it meanwhile */
+}
+
+int store_topic_at_time(struct store *s, const char *topic, size_t topic_len, int nq, int64_t ts,
+                        int64_t *file_offset, int64_t *next_ts, int64_t *prev_ts)
+{
+    int64_t sum = 0, next = -1, prev = -1;
     for (int qid = 0; qid < nq; qid++) {
         struct store__queue *q = store__queue_get(s, topic, topic_len, qid);
         if (!q)
@@ -80,9 +93,15 @@ int store_topic_at_time(struct store *s, const char *topic, size_t topic_len, in
             if (t >= 0 && (next < 0 || t < next))
                 next = t;
         }
+        if (prev_ts && qoff > atomic_load(&q->min_off)) { /* the queue's last entry before ts */
+            int64_t t = store__cq_entry_time(s, q, qoff - 1);
+            prev = t > prev ? t : prev;
+        }
     }
     *file_offset = sum;
     *next_ts = next;
+    if (prev_ts)
+        *prev_ts = prev;
     return 0;
 }
 

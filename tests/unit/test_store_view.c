@@ -93,15 +93,17 @@ TEST(test_topic_at_time)
     char *dir;
     ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
     int64_t off, next;
-    ASSERT_OK(store_topic_at_time(s, "T", 1, 2, 0, &off, &next));
+    ASSERT_OK(store_topic_at_time(s, "T", 1, 2, 0, &off, &next, NULL));
     ASSERT_EQ(off, 0);
     ASSERT_EQ(next, -1);
-    int64_t ts[30], ends[30], total = 0;
+    ASSERT_EQ(store_newest_time(s, "T", 1, 0, INT64_MAX), -1);
+    int64_t ts[30], ends[30], phys[30], total = 0;
     for (int i = 0; i < 30; i++) {
         struct mq_msg m = tu_msg("T", i % 2, "0123456789", (uint32_t)(i % 10), NULL);
         struct store_put_result r;
         ASSERT_OK(store_put(s, &m, &r));
         ts[i] = stored_at(s, r.phys_offset);
+        phys[i] = r.phys_offset;
         total += i % 10 + 1;
         ends[i] = total;
         if (i % 5 == 4)
@@ -114,10 +116,20 @@ TEST(test_topic_at_time)
         for (int j = 0; j < 30; j++)
             if (ts[j] < ts[i])
                 want = ends[j];
-        ASSERT_OK(store_topic_at_time(s, "T", 1, 2, ts[i], &off, &next));
+        int64_t prev, want_prev = -1;
+        for (int j = 0; j < 30; j++)
+            if (ts[j] < ts[i] && ts[j] > want_prev)
+                want_prev = ts[j];
+        ASSERT_OK(store_topic_at_time(s, "T", 1, 2, ts[i], &off, &next, &prev));
         ASSERT_EQ(off, want);
         ASSERT_EQ(next, ts[i]);
+        ASSERT_EQ(prev, want_prev); /* the newest message stored before ts[i] */
+        /* The newest of queue i % 2 before record i: record i - 2 (the queues alternate). */
+        ASSERT_EQ(store_newest_time(s, "T", 1, i % 2, phys[i]), i >= 2 ? ts[i - 2] : -1);
     }
+    ASSERT_EQ(store_newest_time(s, "T", 1, 0, INT64_MAX), ts[28]);
+    ASSERT_EQ(store_newest_time(s, "T", 1, 1, INT64_MAX), ts[29]);
+    ASSERT_EQ(store_newest_time(s, "T", 1, 2, INT64_MAX), -1); /* no such queue */
     /* The listing: each distinct time once, with the offset of its first message. */
     int64_t times[64], offs[64], end;
     int n = store_topic_times(s, "T", 1, 2, 0, ts[29] + 1, 64, times, offs, &end);
@@ -127,7 +139,7 @@ TEST(test_topic_at_time)
     ASSERT_EQ(times[n - 1], ts[29]);
     ASSERT_EQ(end, total);
     for (int k = 0; k < n; k++) {
-        ASSERT_OK(store_topic_at_time(s, "T", 1, 2, times[k], &off, &next));
+        ASSERT_OK(store_topic_at_time(s, "T", 1, 2, times[k], &off, &next, NULL));
         ASSERT_EQ(offs[k], off);
         ASSERT_EQ(next, times[k]);
         if (k)
@@ -135,14 +147,14 @@ TEST(test_topic_at_time)
     }
     /* from the middle, at most 2, below a bound */
     ASSERT_EQ(store_topic_times(s, "T", 1, 2, times[1], INT64_MAX, 2, times, offs, &end), 2);
-    ASSERT_OK(store_topic_at_time(s, "T", 1, 2, times[1] + 1, &off, &next));
+    ASSERT_OK(store_topic_at_time(s, "T", 1, 2, times[1] + 1, &off, &next, NULL));
     ASSERT_EQ(end, off);
     ASSERT_EQ(store_topic_times(s, "T", 1, 2, 0, ts[0], 64, times, offs, &end), 0);
     ASSERT_EQ(end, 0);
-    ASSERT_OK(store_topic_at_time(s, "T", 1, 2, ts[29] + 1, &off, &next));
+    ASSERT_OK(store_topic_at_time(s, "T", 1, 2, ts[29] + 1, &off, &next, NULL));
     ASSERT_EQ(off, total);
     ASSERT_EQ(next, -1);
-    ASSERT_OK(store_topic_at_time(s, "T", 1, 1, ts[29] + 1, &off, &next)); /* queue 0 only */
+    ASSERT_OK(store_topic_at_time(s, "T", 1, 1, ts[29] + 1, &off, &next, NULL)); /* queue 0 only */
     ASSERT_LT(off, total);
     ASSERT_EQ(store_retained_since(s), 0);
     tu_close(s, dir);
@@ -174,7 +186,7 @@ TEST(test_retained_since)
     ASSERT_LE(since, last_ts);
     int64_t base, size, off, next;
     ASSERT_OK(store_rendered_size(s, "H", 1, 0, &base, &size));
-    ASSERT_OK(store_topic_at_time(s, "H", 1, 1, since, &off, &next));
+    ASSERT_OK(store_topic_at_time(s, "H", 1, 1, since, &off, &next, NULL));
     ASSERT_GE(off, base); /* the retained part only */
     tu_close(s, dir);
 }
