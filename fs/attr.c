@@ -6,8 +6,15 @@
  * its next poll. (Invalidating on arrival would let the kernel cache sizes longer; planned.) Names of topics and
  * groups can appear and vanish through other clients: names are cached 1 s. The top-level
  * entries never change.
+ *
+ * Times (docs/FS.md "Attributes"): a message view's st_mtime (and st_ctime, st_atime) is the
+ * store time of the newest message it shows, learned from the same broker answer as the size
+ * (MQFS_READ's lastStoreTimestamp; for a topic on several brokers MQFS_RENDER_AT_TIME's
+ * prevStoreTimestamps); an empty one shows when this mount created the topic, else the mount
+ * time, as do directories and the lookup files.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,8 +47,8 @@ static const struct mqfs_kind_info kinds[MQFS_KIND_COUNT] = {
     [MQFS_MSG] = {RO_MODE, 60, 1},
 };
 
-/* .json views are read-only whatever their kind. */
-static const struct mqfs_kind_info json_file = {RO_MODE, 3600, 1};
+/* .json views are read-only whatever their kind; their times follow the messages (1 s). */
+static const struct mqfs_kind_info json_file = {RO_MODE, 1, 1};
 
 const struct mqfs_kind_info *mqfs__kind_info(const struct mqfs_node *n)
 {
@@ -61,7 +68,32 @@ void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *
     st->st_blksize = MQFS_BLKSIZE;
     st->st_size = (off_t)in->size; /* 0 until the read paths report exact sizes */
     st->st_blocks = (blkcnt_t)((in->size + 511) / 512); /* du shows what a read would give */
-    st->st_atime = st->st_mtime = st->st_ctime = fs->started_s;
+    int64_t ms = in->mtime_ms;
+    if (ms <= 0 && !S_ISDIR(st->st_mode) && in->node.topic[0]) {
+        void *made = mq_map_get(&fs->created, in->node.topic); /* empty: made here, when */
+        ms = made ? (int64_t)(uintptr_t)made : 0;
+    }
+    if (ms <= 0)
+        ms = fs->started_ms;
+    st->st_mtim.tv_sec = (time_t)(ms / 1000);
+    st->st_mtim.tv_nsec = (long)(ms % 1000) * 1000000;
+    st->st_atim = st->st_ctim =
+        st->st_mtim; /* reads leave no trace; nothing but messages changes */
+}
+
+int mqfs__times_source(const struct mqfs_node *n, struct mqfs_node *src)
+{
+    if (n->kind != MQFS_TOPIC && n->kind != MQFS_QUEUE && n->kind != MQFS_GROUP)
+        return 0;
+    /* The log view of the same messages: a group file, a tag filter and a .json view take the
+     * time of the topic's (or queue's) newest message. */
+    memset(src, 0, sizeof(*src));
+    src->kind = n->kind == MQFS_QUEUE ? MQFS_QUEUE : MQFS_TOPIC;
+    src->queue_id = n->kind == MQFS_QUEUE ? n->queue_id : -1;
+    memcpy(src->topic, n->topic, sizeof(src->topic));
+    if (n->kind == MQFS_QUEUE)
+        memcpy(src->broker, n->broker, sizeof(src->broker));
+    return 1;
 }
 
 int mqfs__set_size(struct mqfs *fs, uint64_t ino, uint64_t size)

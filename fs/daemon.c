@@ -21,6 +21,7 @@
 
 #include "common/mq_err.h"
 #include "common/mq_log.h"
+#include "common/mq_util.h"
 #include "fs/mqfs_int.h"
 
 #define DEFAULT_NAMESRV "127.0.0.1:9876"
@@ -96,7 +97,7 @@ static int fs_init(struct mqfs *fs, const char *namesrv)
 {
     memset(fs, 0, sizeof(*fs));
     fs->namesrv = namesrv;
-    fs->started_s = time(NULL);
+    fs->started_ms = mq_now_ms();
     pthread_mutex_init(&fs->lock, NULL);
     pthread_mutex_init(&fs->fetch_lock, NULL);
     mq_map_init(&fs->groups);

@@ -41,6 +41,9 @@ struct mqfs_inode {
      * kernel when it grows); an open blob writer keeps its buffer's length, so O_APPEND offsets
      * stay right. Under fs->lock. */
     uint64_t size;
+    /* st_mtime of a message view: the store time (ms) of the newest message it shows, as the
+     * last stat learned it; 0: none (empty, or never asked). Under fs->lock. */
+    int64_t mtime_ms;
     struct mqfs_node node;
     char *path; /* canonical path, owned */
 };
@@ -65,7 +68,7 @@ struct mqfs {
     struct mqc_admin *admin;
     const char *namesrv; /* borrowed from argv */
     int topic_queues;    /* read and write queues of a topic created by create() (-o queues) */
-    int64_t started_s;   /* mount time: times of directories and virtual files */
+    int64_t started_ms;  /* mount time: times of directories, lookups and empty views */
 
     pthread_mutex_t lock;
     struct mq_map by_path; /* canonical path -> struct mqfs_inode * */
@@ -90,7 +93,7 @@ struct mqfs {
     pthread_mutex_t groups_fetch_lock;
     struct mq_map group_set; /* union over the masters, system groups included */
     struct mqfs_fetch_state groups_st;
-    struct mq_map created; /* topics made by create() (values unused) */
+    struct mq_map created; /* topics made by create(): name -> creation time (ms, as a pointer) */
 
     /* Topic routes for the read paths (view_log.c): topic -> cached route. */
     pthread_mutex_t route_lock;
@@ -152,8 +155,12 @@ struct mqfs_kind_info {
     double entry_timeout; /* seconds the kernel may cache the name */
 };
 const struct mqfs_kind_info *mqfs__kind_info(const struct mqfs_node *n);
-/* Fills st for the inode (sizes: see attr.c). Lock held. */
+/* Fills st for the inode (sizes and times: see attr.c). Lock held. */
 void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *st);
+/* Whether node n shows messages whose newest store time is its st_mtime (topic, queue and
+ * group files, with tags or .json or not); then *src gets the log view of those messages
+ * (topic/<T> or queue/<T>/<q>), whose stat answer carries that time. Pure. */
+int mqfs__times_source(const struct mqfs_node *n, struct mqfs_node *src);
 /* Sets the size of inode ino and, when it changed, tells the kernel to drop its cached
  * attributes (fuse_lowlevel_notify_inval_inode(se, ino, -1, 0)), so `tail -f` sees growth at its
  * next fstat. For the read paths, on message arrival. Any thread, fs->lock NOT held (it takes
@@ -254,10 +261,11 @@ int mqfs__read_blob(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t of
 int mqfs__read_msg(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 int mqfs__read_text(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off);
 /* Log views (view_log.c): whether a node is one (topic/queue files without tags or .json), its
- * exact size (network calls: never under fs->lock; 0 for a topic with no route yet), and the
- * route cache's teardown. */
+ * exact size and the store time (ms) of its newest message, -1 when it is empty or the brokers
+ * do not say (network calls: never under fs->lock; 0 and -1 for a topic with no route yet), and
+ * the route cache's teardown. */
 int mqfs__log_view(const struct mqfs_node *n);
-int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size);
+int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size, int64_t *newest);
 void mqfs__routes_destroy(struct mqfs *fs);
 void mqfs__route_forget(struct mqfs *fs, const char *topic);
 /* -ENOENT when queue file n's broker is in its topic's route with fewer read queues than its
@@ -273,7 +281,7 @@ struct mqfs_broker_ref {
 int mqfs__merge_read(fuse_req_t req, struct mqfs_handle *h, const struct mqfs_broker_ref *refs,
                      int nrefs, size_t size, off_t off);
 int mqfs__merge_size(struct mqfs *fs, const char *topic, const struct mqfs_broker_ref *refs,
-                     int nrefs, uint64_t *size);
+                     int nrefs, uint64_t *size, int64_t *newest);
 void mqfs__merge_release(struct mqfs_handle *h);
 /* Group views (view_group.c): one consumer per open file. */
 int mqfs__group_open(struct mqfs_handle *h);

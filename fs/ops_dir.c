@@ -31,12 +31,34 @@ static int node_of(struct mqfs *fs, fuse_ino_t ino, struct mqfs_node *out)
     return in ? 0 : -ENOENT;
 }
 
-void mqfs__reply_entry(fuse_req_t req, struct mqfs *fs, const struct mqfs_node *n)
+/* A message view's newest store time (and a log view's size), asked from the brokers: 1 when
+ * the answer came, 0 when n is no message view, or the error (the last known values stand). */
+static int view_times(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size, int64_t *newest)
+{
+    struct mqfs_node src;
+    if (!mqfs__times_source(n, &src))
+        return 0;
+    int rc = mqfs__log_size(fs, &src, size, newest);
+    return rc ? rc : 1;
+}
+
+/* Stores what view_times learned in the inode (lock held). */
+static void set_times(struct mqfs_inode *in, uint64_t size, int64_t newest)
+{
+    if (mqfs__log_view(&in->node))
+        in->size = size;
+    in->mtime_ms = newest > 0 ? newest : 0;
+}
+
+static void reply_entry(fuse_req_t req, struct mqfs *fs, const struct mqfs_node *n, int timed,
+                        uint64_t size, int64_t newest)
 {
     struct fuse_entry_param e;
     memset(&e, 0, sizeof(e));
     pthread_mutex_lock(&fs->lock);
     struct mqfs_inode *in = mqfs__inode_ref(fs, n, 1);
+    if (in && timed == 1)
+        set_times(in, size, newest);
     if (in) {
         const struct mqfs_kind_info *ki = mqfs__kind_info(n);
         e.ino = in->ino;
@@ -54,6 +76,11 @@ void mqfs__reply_entry(fuse_req_t req, struct mqfs *fs, const struct mqfs_node *
         mqfs__inode_forget(fs, in, 1);
         pthread_mutex_unlock(&fs->lock);
     }
+}
+
+void mqfs__reply_entry(fuse_req_t req, struct mqfs *fs, const struct mqfs_node *n)
+{
+    reply_entry(req, fs, n, 0, 0, 0);
 }
 
 /* The child named `name` of directory `parent`, parsed and (if exist) checked to exist. */
@@ -74,10 +101,16 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct mqfs *fs = fs_of(req);
     struct mqfs_node n;
     int rc = child_of(fs, parent, name, 1, &n);
-    if (rc)
+    if (rc) {
         fuse_reply_err(req, -rc);
-    else
-        mqfs__reply_entry(req, fs, &n);
+        return;
+    }
+    /* Views whose attributes the kernel keeps (group files, .json views: 1 s) carry their time
+     * in the entry, or `ls -l` would show the stale one; the others are asked at each stat. */
+    uint64_t size = 0;
+    int64_t newest = -1;
+    int timed = mqfs__kind_info(&n)->attr_timeout > 0 ? view_times(fs, &n, &size, &newest) : 0;
+    reply_entry(req, fs, &n, timed, size, newest);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -109,22 +142,21 @@ void mqfs__op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct mqfs *fs = fs_of(req);
     struct stat st;
     double timeout = 0;
-    /* Log views: ask the broker for the exact size first (not under the lock). */
+    /* Message views: ask the broker for the exact size of a log view and the newest message's
+     * store time first, in one answer (not under the lock). */
     struct mqfs_node node;
-    int log = 0;
     uint64_t size = 0;
+    int64_t newest = -1;
     pthread_mutex_lock(&fs->lock);
     struct mqfs_inode *in = mqfs__inode_get(fs, ino);
-    if (in && mqfs__log_view(&in->node)) {
+    if (in)
         node = in->node;
-        log = 1;
-    }
     pthread_mutex_unlock(&fs->lock);
-    int size_rc = log ? mqfs__log_size(fs, &node, &size) : 0;
+    int timed = in ? view_times(fs, &node, &size, &newest) : 0;
     pthread_mutex_lock(&fs->lock);
     in = mqfs__inode_get(fs, ino);
-    if (in && log && size_rc == 0)
-        in->size = size; /* on failure the last known size stands */
+    if (in && timed == 1)
+        set_times(in, size, newest); /* on failure the last known values stand */
     if (in) {
         mqfs__fill_attr(fs, in, &st);
         timeout = mqfs__kind_info(&in->node)->attr_timeout;

@@ -11,6 +11,7 @@
 
 #include "common/mq_err.h"
 #include "common/mq_log.h"
+#include "common/mq_util.h"
 #include "fs/mqfs_int.h"
 
 static struct mqfs *fs_of(fuse_req_t req)
@@ -183,7 +184,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     if (rc == 0) {
         pthread_mutex_lock(&fs->lock);
         if (n.kind == MQFS_TOPIC && !mqfs__topic_known(fs, n.topic) &&
-            mq_map_put(&fs->created, n.topic, fs, NULL))
+            mq_map_put(&fs->created, n.topic, (void *)(uintptr_t)mq_now_ms(), NULL))
             rc = -ENOMEM;
         in = rc ? NULL : mqfs__inode_ref(fs, &n, 1);
         if (rc == 0 && !in)

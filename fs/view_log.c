@@ -187,10 +187,11 @@ int mqfs__log_view(const struct mqfs_node *n)
            n->ntags == 0;
 }
 
-int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size)
+int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size, int64_t *newest)
 {
     struct seg segs[MAX_SEGS];
     int nsegs = node_segs(fs, n, segs, MAX_SEGS);
+    *newest = -1;
     if (nsegs == -ENOENT) { /* a topic with no route yet: empty */
         *size = 0;
         return 0;
@@ -199,15 +200,18 @@ int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size)
         return nsegs;
     struct mqfs_broker_ref refs[MAX_SEGS];
     if (n->kind == MQFS_TOPIC && nsegs > 1) {
-        int rc = mqfs__merge_size(fs, n->topic, refs, refs_of(segs, nsegs, refs), size);
+        int rc = mqfs__merge_size(fs, n->topic, refs, refs_of(segs, nsegs, refs), size, newest);
         return rc == -ECONNREFUSED ? -EIO : rc;
     }
     int rc = seg_infos(fs, n, segs, nsegs);
     if (rc)
         return rc == -ECONNREFUSED ? -EIO : rc;
     uint64_t total = 0;
-    for (int i = 0; i < nsegs; i++)
+    for (int i = 0; i < nsegs; i++) {
         total += (uint64_t)(segs[i].info.size - segs[i].info.base);
+        if (segs[i].info.size > segs[i].info.base && segs[i].info.last_ts > *newest)
+            *newest = segs[i].info.last_ts; /* the same answer as the size: no extra request */
+    }
     *size = total;
     return 0;
 }

@@ -335,7 +335,7 @@ int mqfs__merge_read(fuse_req_t req, struct mqfs_handle *h, const struct mqfs_br
 }
 
 int mqfs__merge_size(struct mqfs *fs, const char *topic, const struct mqfs_broker_ref *refs,
-                     int nrefs, uint64_t *size)
+                     int nrefs, uint64_t *size, int64_t *newest)
 {
     /* Two rounds: the watermarks and horizons, then off(T0) and off(W) in one request each. */
     struct mqc_view_times r;
@@ -348,9 +348,15 @@ int mqfs__merge_size(struct mqfs *fs, const char *topic, const struct mqfs_broke
         w = r.watermark < w ? r.watermark : w;
     }
     int64_t t[2] = {t0 < w ? t0 : w, w};
-    for (int i = 0; i < nrefs && rc == 0; i++)
-        if ((rc = ask(fs, topic, &refs[i], t, 2, -1, &r)) == 0)
-            total += r.off[1] - r.off[0];
+    *newest = -1;
+    for (int i = 0; i < nrefs && rc == 0; i++) {
+        if ((rc = ask(fs, topic, &refs[i], t, 2, -1, &r)) != 0)
+            break;
+        total += r.off[1] - r.off[0];
+        /* The file's newest message: the newest stored before W, if not before T0. */
+        if (r.prev[1] >= t[0] && r.prev[1] > *newest)
+            *newest = r.prev[1];
+    }
     *size = rc ? 0 : (uint64_t)total;
     return rc;
 }

@@ -190,12 +190,34 @@ def test_render_at_time_on_the_wire(two):
         before = [sum(n for t, _, n in recs if t < a) for a in asked]
         assert offs == before
         assert nexts == [ts[0], ts[1], -1]
+        prevs = [int(x) for x in r.ext["prevStoreTimestamps"].split(",")]
+        assert prevs == [max([t for t in ts if t < a], default=-1) for a in asked]
         assert int(r.ext["watermark"]) > ts[-1]
         assert r.ext["retainedSince"] == "0"
         r = cli.call(MQFS_RENDER_AT_TIME, {"topic": "Wire", "queueId": "0", "timestamp": "0"})
         assert r.code == mp.SYSTEM_ERROR
         r = cli.call(MQFS_RENDER_AT_TIME, {"topic": "NoSuch", "queueId": "-1", "timestamps": ""})
         assert r.code == TOPIC_NOT_EXIST
+
+
+def test_mtime_is_the_newest_over_both_brokers(two):
+    """st_mtime of the merged file: the store time of its newest message, whichever broker
+    stored it (MQFS_RENDER_AT_TIME's prevStoreTimestamps at the watermark)."""
+    m = two
+    make_topic(m, "Mt")
+    path = m.p("topic", "Mt")
+    assert os.stat(path).st_mtime_ns == os.stat(m.p("topic")).st_mtime_ns  # empty: mount time
+
+    def newest():
+        return max(r.store_ts for d in m.brokers.values()
+                   for q in queue_records(d.port, "Mt", QUEUES).values() for r in q)
+
+    send_to(m, "Mt", "broker-b", ["b0", "b1"])
+    assert os.stat(path).st_mtime_ns == newest() * 1000000
+    time.sleep(0.01)
+    send_to(m, "Mt", "broker-a", ["a0"])  # the first broker by name, stored last
+    assert os.stat(path).st_mtime_ns == newest() * 1000000
+    assert os.stat(path).st_size == len(text(expected(m, "Mt")))
 
 
 def at_time(port, topic):
