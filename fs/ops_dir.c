@@ -1,5 +1,5 @@
 /* ops_dir.c — the namespace ops: lookup/forget, getattr/setattr, directory listings, mkdir and
- * rmdir of consumer groups, unlink, statfs and extended attributes.
+ * rmdir of consumer groups, unlink, rename and links (refused), statfs and extended attributes.
  *
  * Listings are snapshots taken at opendir (one NameServer round trip at most, from meta.c's
  * cache) and served by offset, so a listing is consistent however the kernel splits it.
@@ -413,6 +413,26 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     fuse_reply_err(req, -rc);
 }
 
+/* mv, ln, ln -s: RocketMQ has no topic rename, and mqfs makes no links. EPERM, not EXDEV: EXDEV
+ * makes mv copy and delete — send every message again under the new name, then delete the old
+ * topic with its consumer offsets — which is never what `mv topic/A topic/B` means. Also the
+ * editors' and sed -i's rename of a work file over the original ends here (docs/FS.md). */
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EPERM);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct statvfs sv;
@@ -495,6 +515,9 @@ void mqfs__ops_dir(struct fuse_lowlevel_ops *ops)
     ops->mkdir = op_mkdir;
     ops->rmdir = op_rmdir;
     ops->unlink = op_unlink;
+    ops->rename = op_rename;
+    ops->link = op_link;
+    ops->symlink = op_symlink;
     ops->statfs = op_statfs;
     ops->getxattr = op_getxattr;
     ops->listxattr = op_listxattr;
