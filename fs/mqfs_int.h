@@ -122,6 +122,7 @@ struct mqfs_handle {
     struct mq_buf blob;      /* blob files: the content, for as long as the file is open */
     int blob_dirty;          /* blob files: changed since it was last sent */
     int blob_err;            /* blob files: sticky error reported at every flush (EFBIG) */
+    int rewrite;             /* topic and key files: ftruncate'd, so every write gets EPERM */
     struct mq_buf text;      /* generated files (cluster): the content, made at open */
     void *view;              /* read paths: per-open state of the view (NULL until then) */
     int read_flags;          /* the open flags the last READ carried (O_NONBLOCK) */

@@ -173,6 +173,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         rc = mqfs_kind_is_dir(n.kind) ? -EISDIR : -EACCES;
     if (rc == 0 && (fi->flags & O_ACCMODE) != O_RDONLY)
         rc = check_writable(&n);
+    /* O_RDWR|O_CREAT|O_EXCL is how mkstemp makes a temporary file (sed -i, perl -i, rsync,
+     * editors): here it would be a new topic with a random name, its lines sent before the
+     * rename that cannot work anyway. Refused before anything is made (docs/FS.md). (key/ and
+     * blob/ names always exist: O_EXCL meets EEXIST in the kernel.) */
+    if (rc == 0 && n.kind == MQFS_TOPIC && (fi->flags & O_EXCL) &&
+        (fi->flags & O_ACCMODE) == O_RDWR) {
+        mq_info("create %s: a temporary file (O_RDWR|O_EXCL) cannot be a topic", name);
+        rc = -EPERM;
+    }
     if (rc == 0 && n.kind == MQFS_TOPIC && mqfs__node_exists(fs, &n) == -ENOENT) {
         int crc = mqfs__topic_create(fs, n.topic);
         if (crc)
@@ -254,8 +263,11 @@ static void blob_size(struct mqfs_handle *h)
     pthread_mutex_unlock(&h->fs->lock);
 }
 
-/* ftruncate() of an open blob resizes it; any other truncate, chmod or utimes is accepted and
- * ignored (O_TRUNC and `: > topic/T` delete nothing). */
+/* ftruncate() of an open blob resizes it. Any other truncate, chmod or utimes is accepted and
+ * ignored (O_TRUNC, `truncate` and `: > topic/T` delete nothing) — but a topic or key file open
+ * for writing that was ftruncate'd refuses every later write with EPERM: truncating what it
+ * opened and then writing is how an editor that writes in place (vim) replaces a file's content,
+ * and a log cannot be replaced: the rewrite would send every line again (docs/FS.md). */
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -266,6 +278,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         rc = mqfs__truncate_blob(h, attr->st_size);
         blob_size(h);
         pthread_mutex_unlock(&h->lock);
+    } else if (h && h->writable && (to_set & FUSE_SET_ATTR_SIZE)) {
+        pthread_mutex_lock(&h->lock);
+        h->rewrite = 1;
+        pthread_mutex_unlock(&h->lock);
+        mq_info("ftruncate of %s: a log cannot be rewritten; this open file sends nothing more",
+                h->inode->path);
     }
     if (rc)
         fuse_reply_err(req, -rc);
@@ -281,6 +299,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     pthread_mutex_lock(&h->lock);
     if (!h->writable)
         rc = -EBADF;
+    else if (h->rewrite)
+        rc = -EPERM; /* truncated, to be rewritten: op_setattr */
     else if (h->node.kind == MQFS_BLOB)
         rc = mqfs__write_blob(h, buf, size, (fi->flags & O_APPEND) ? (off_t)h->blob.len : off);
     else

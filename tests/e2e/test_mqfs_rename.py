@@ -1,11 +1,15 @@
-"""test_mqfs_rename.py — what renaming does on the mount (docs/FS.md "Errors" and "Renaming and
-editing in place"): `mv` between names, `ln` and `ln -s` fail with EPERM ("Operation not
-permitted") and change nothing. Afterwards the topic holds exactly what it held, the broker
-stored nothing more and no other topic exists. Real NameServer, broker and mount."""
+"""test_mqfs_rename.py — what renaming and editing in place do on the mount (docs/FS.md "Errors"
+and "Editing in place"): `mv` between names, `ln` and `ln -s` fail with EPERM ("Operation not
+permitted") and change nothing; `sed -i` and `perl -pi` fail at their temporary file (O_RDWR |
+O_CREAT | O_EXCL is refused) before anything is made or sent; `vim` (which rewrites a file in
+place: ftruncate, then write) fails to write. Afterwards the topic holds exactly what it held,
+the broker stored nothing more and no other topic exists. Real NameServer, broker and mount."""
 
 import errno
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -72,3 +76,45 @@ def test_mv_and_links_are_eperm(cluster):
         assert r.returncode != 0 and b"Operation not permitted" in r.stderr, (cmd, r.stderr)
     unchanged(m, path, end, known)
     assert not os.path.exists(m.p("topic", "Moved"))
+
+
+def test_sed_i_and_perl_i_fail_before_making_anything(cluster):
+    m = cluster
+    path = setup_topic(m, "Ed")
+    end, known = clog_end(m), topics(m)
+    r = sh("sed -i s/beta/BETA/ '%s'" % path)
+    assert r.returncode != 0
+    assert b"couldn't open temporary file" in r.stderr, r.stderr
+    assert b"Operation not permitted" in r.stderr, r.stderr
+    unchanged(m, path, end, known)
+    r = sh("perl -pi -e s/beta/BETA/ '%s'" % path)  # perl warns, skips the file, exits 0
+    assert b"Cannot make temp name: Operation not permitted" in r.stderr, r.stderr
+    unchanged(m, path, end, known)
+    # A temporary file in topic/ is refused whatever its name; in key/ and blob/, query spaces,
+    # every name exists already.
+    for where, err in ((("topic", "Tmp1"), errno.EPERM), (("blob", "Ed", "Tmp3"), errno.EEXIST),
+                       (("key", "Ed", "Tmp2"), errno.EEXIST)):
+        with pytest.raises(OSError) as e:
+            os.open(m.p(*where), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        assert e.value.errno == err, where
+    unchanged(m, path, end, known)
+
+
+@pytest.mark.skipif(not shutil.which("vim"), reason="vim is not installed")
+def test_vim_write_fails_and_sends_nothing(cluster, tmp_path):
+    m = cluster
+    path = setup_topic(m, "Vi")
+    end, known = clog_end(m), topics(m)
+    env = dict(os.environ, HOME=str(tmp_path))  # its swap and backup files go there
+    r = subprocess.run(["vim", "-N", "-u", "NONE", "-i", "NONE", "-n", "-es",
+                        "-c", "%s/beta/BETA/", "-c", "w", "-c", "qa!", path],
+                       capture_output=True, timeout=60, env=env)
+    assert r.returncode != 0, (r.stdout, r.stderr)
+    unchanged(m, path, end, known)
+    # A plain `truncate` and `: >` still delete nothing and fail nothing; appends still work.
+    assert sh("truncate -s 0 '%s' && : > '%s'" % (path, path)).returncode == 0
+    with open(path) as f:
+        assert f.read() == LINES
+    assert sh("echo delta >> '%s'" % path).returncode == 0
+    with open(path) as f:
+        assert f.read() == LINES + "delta\n"
