@@ -267,6 +267,12 @@ int mqfs__read_text(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t of
  * the route cache's teardown. */
 int mqfs__log_view(const struct mqfs_node *n);
 int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size, int64_t *newest);
+/* The newest store time of log view n for the views that show it without a size (group files,
+ * tag filters, .json): for a topic, what a stat of it learned less than a second ago, else
+ * asked as mqfs__log_size; after a failed ask the last time known (and the error) for
+ * MQFS_NS_RETRY_US without asking again, so a broker that does not answer is not waited for
+ * at every stat. 0 or a negative errno (*newest then unchanged). */
+int mqfs__topic_newest(struct mqfs *fs, const struct mqfs_node *n, int64_t *newest);
 void mqfs__routes_destroy(struct mqfs *fs);
 void mqfs__route_forget(struct mqfs *fs, const char *topic);
 /* -ENOENT when queue file n's broker is in its topic's route with fewer read queues than its

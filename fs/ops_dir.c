@@ -38,7 +38,8 @@ static int view_times(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size
     struct mqfs_node src;
     if (!mqfs__times_source(n, &src))
         return 0;
-    int rc = mqfs__log_size(fs, &src, size, newest);
+    int rc = mqfs__log_view(n) ? mqfs__log_size(fs, &src, size, newest)
+                               : mqfs__topic_newest(fs, &src, newest);
     return rc ? rc : 1;
 }
 

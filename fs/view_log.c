@@ -19,14 +19,19 @@
 #include "common/mq_util.h"
 #include "fs/mqfs_int.h"
 
-#define MQFS_ROUTE_AGE_US (5 * 1000000)
-#define MAX_SEGS          32
-#define MQFS_DOWN_WAIT_US (6 * 1000000) /* as long as a broker that does not answer costs */
-#define MQFS_DOWN_POLL_US (200 * 1000)
+#define MQFS_ROUTE_AGE_US  (5 * 1000000)
+#define MQFS_NEWEST_AGE_US (1000000) /* group and filtered views reuse a topic's time this long */
+#define MAX_SEGS           32
+#define MQFS_DOWN_WAIT_US  (6 * 1000000) /* as long as a broker that does not answer costs */
+#define MQFS_DOWN_POLL_US  (200 * 1000)
 
 struct route_entry {
     struct mqc_topic_route r;
     int64_t at_us;
+    /* The topic view's newest store time as the last stat of it learned (mqfs__log_size), for
+     * the views that show its time without its size (mqfs__topic_newest). */
+    int64_t newest, newest_at_us, newest_failed_us;
+    int newest_err;
 };
 
 /* One broker's part of a view. */
@@ -187,7 +192,58 @@ int mqfs__log_view(const struct mqfs_node *n)
            n->ntags == 0;
 }
 
+/* Records what a stat of topic/<T> asked at asked_us learned of its newest message, or its
+ * failure; an answer to an older question than the one recorded is dropped. */
+static int note_newest(struct mqfs *fs, const struct mqfs_node *n, int64_t asked_us, int rc,
+                       int64_t newest)
+{
+    if (n->kind != MQFS_TOPIC)
+        return rc;
+    pthread_mutex_lock(&fs->route_lock);
+    struct route_entry *e = mq_map_get(&fs->routes, n->topic);
+    if (e && rc == 0 && asked_us >= e->newest_at_us) {
+        e->newest = newest;
+        e->newest_at_us = asked_us;
+    } else if (e && rc) {
+        e->newest_failed_us = mq_mono_us();
+        e->newest_err = rc;
+    }
+    pthread_mutex_unlock(&fs->route_lock);
+    return rc;
+}
+
+static int log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size, int64_t *newest);
+
 int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size, int64_t *newest)
+{
+    int64_t asked = mq_mono_us();
+    int rc = log_size(fs, n, size, newest);
+    return note_newest(fs, n, asked, rc, *newest);
+}
+
+int mqfs__topic_newest(struct mqfs *fs, const struct mqfs_node *n, int64_t *newest)
+{
+    uint64_t size;
+    if (n->kind == MQFS_TOPIC) {
+        pthread_mutex_lock(&fs->route_lock);
+        struct route_entry *e = mq_map_get(&fs->routes, n->topic);
+        int64_t now = mq_mono_us();
+        int rc = 1;
+        if (e && e->newest_at_us && now - e->newest_at_us < MQFS_NEWEST_AGE_US)
+            rc = 0; /* fresh: a stat of the topic or of another of its views just asked */
+        else if (e && e->newest_failed_us > e->newest_at_us &&
+                 now - e->newest_failed_us < MQFS_NS_RETRY_US)
+            rc = e->newest_err; /* failing: the last time known stands, nothing waits again */
+        if (rc <= 0)
+            *newest = e->newest;
+        pthread_mutex_unlock(&fs->route_lock);
+        if (rc <= 0)
+            return rc;
+    }
+    return mqfs__log_size(fs, n, &size, newest);
+}
+
+static int log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size, int64_t *newest)
 {
     struct seg segs[MAX_SEGS];
     int nsegs = node_segs(fs, n, segs, MAX_SEGS);
