@@ -77,8 +77,8 @@ void mqfs__fill_attr(struct mqfs *fs, const struct mqfs_inode *in, struct stat *
         ms = fs->started_ms;
     st->st_mtim.tv_sec = (time_t)(ms / 1000);
     st->st_mtim.tv_nsec = (long)(ms % 1000) * 1000000;
-    st->st_atim = st->st_ctim =
-        st->st_mtim; /* reads leave no trace; nothing but messages changes */
+    /* Reading leaves no trace, and nothing but a message changes a view. */
+    st->st_atim = st->st_ctim = st->st_mtim;
 }
 
 int mqfs__times_source(const struct mqfs_node *n, struct mqfs_node *src)

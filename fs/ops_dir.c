@@ -416,8 +416,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* mv, ln, ln -s: RocketMQ has no topic rename, and mqfs makes no links. EPERM, not EXDEV: EXDEV
  * makes mv copy and delete — send every message again under the new name, then delete the old
- * topic with its consumer offsets — which is never what `mv topic/A topic/B` means. Also the
- * editors' and sed -i's rename of a work file over the original ends here (docs/FS.md). */
+ * topic with its consumer offsets — which is never what `mv topic/A topic/B` means (docs/FS.md;
+ * sed -i and perl -pi stop before, at their temporary file: ops_file.c). */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
