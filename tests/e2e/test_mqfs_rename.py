@@ -16,6 +16,7 @@ import pytest
 import mqproto as mp
 from brokers import broker_factory  # noqa: F401
 from brokers import mqfs_cluster as cluster  # noqa: F401
+from mqfs_mount import mqfs_binary
 from test_mqfs_read import make_topic, sh
 
 GET_BROKER_RUNTIME_INFO = 28
@@ -31,9 +32,9 @@ def clog_end(m):
 
 
 def topics(m):
-    """The topics the broker keeps (its topics.json view through the NameServer route list)."""
-    r = sh("'%s' topicList -n 127.0.0.1:%d" % (os.path.join(os.environ.get(
-        "MQ_BIN_DIR", ""), "mqadmin"), m.namesrv_port))
+    """The topics the NameServer lists (mqadmin topicList)."""
+    mqadmin = os.path.join(os.path.dirname(mqfs_binary()), "mqadmin")
+    r = sh("'%s' topicList -n 127.0.0.1:%d" % (mqadmin, m.namesrv_port))
     assert r.returncode == 0, r.stderr
     return set(r.stdout.decode().split())
 
