@@ -118,6 +118,7 @@ static void *timer_main(void *arg)
             if (n)
                 mq_info("dropped %zu consumer client(s) silent for %d ms", n,
                         b->conf.client_expiry_ms);
+            (void)brk_locks_expire(b->locks, mq_now_ms());
             next_scan = now + CLIENT_SCAN_MS;
         }
         pthread_mutex_lock(&b->timer_lock);
@@ -203,7 +204,8 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     pthread_mutex_init(&b->timer_lock, NULL);
     pthread_cond_init(&b->timer_cond, NULL);
     int rc;
-    if ((rc = brk_hold_new(brk__hold_fire, b, 0, &b->holds)) != 0 ||
+    if ((rc = brk_locks_new(b->conf.rebalance_lock_ms, &b->locks)) != 0 ||
+        (rc = brk_hold_new(brk__hold_fire, b, 0, &b->holds)) != 0 ||
         (rc = brk_hold_new(brk__send_visible, b, 1, &b->send_waits)) != 0)
         goto fail;
     /* Records carry the advertised address as STOREHOST (offset message ids encode it). */
@@ -243,6 +245,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     brk__register_pull_handlers(b);
     brk__register_query_handlers(b);
     brk__register_merge_handlers(b);
+    brk__register_lock_handlers(b);
     if ((rc = rpc_server_start(b->srv)) != 0) {
         mq_error("cannot listen on %s:%d: %s", b->conf.listen_addr, b->conf.listen_port,
                  mq_strerror(rc));
@@ -269,6 +272,7 @@ fail:
     brk_hold_free(b->send_waits);
     brk_hold_free(b->holds);
     brk_consumers_free(b->consumers);
+    brk_locks_free(b->locks);
     brk_offsets_close(b->offsets);
     brk_groups_close(b->groups);
     brk_topics_close(b->topics);
@@ -304,6 +308,7 @@ void brk_stop(struct broker *b)
     brk_hold_free(b->send_waits); /* replies to closed connections are dropped */
     brk_hold_free(b->holds);      /* parked pulls are dropped: their connections are closed */
     brk_consumers_free(b->consumers);
+    brk_locks_free(b->locks);
     brk_offsets_close(b->offsets); /* persists */
     brk_groups_close(b->groups);
     brk_topics_close(b->topics);

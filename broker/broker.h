@@ -30,6 +30,7 @@ struct brk_conf {
     int io_threads;            /* serverSelectorThreads */
     int worker_threads;        /* serverWorkerThreads */
     int max_reconsume_times;   /* maxReconsumeTimes: then the DLQ */
+    int rebalance_lock_ms;     /* rebalanceLockMaxLiveTime: an orderly queue lock's life */
     struct store_config store; /* the store's keys (storePathRootDir, flushDiskType, ...) */
 };
 

@@ -1,5 +1,5 @@
 /* broker_int.h — the broker's state shared by its request handlers (one file per request
- * family: handle_client.c, handle_offset.c, handle_admin.c, handle_send.c, handle_pull.c,
+ * family: handle_client.c, locks.c, handle_offset.c, handle_admin.c, handle_send.c, handle_pull.c,
  * handle_query.c), its NameServer registration (register.c) and lifecycle (broker.c). */
 #ifndef MQ_BROKER_INT_H
 #define MQ_BROKER_INT_H
@@ -32,6 +32,9 @@ enum {
     REQ_UNREGISTER_CLIENT = 35,
     REQ_CONSUMER_SEND_MSG_BACK = 36,
     REQ_GET_CONSUMER_LIST_BY_GROUP = 38,
+    REQ_LOCK_BATCH_MQ = 41,
+    REQ_UNLOCK_BATCH_MQ = 42,
+    REQ_CHECK_CLIENT_CONFIG = 46,
     REQ_NOTIFY_CONSUMER_IDS_CHANGED = 40,
     REQ_REGISTER_BROKER = 103,
     REQ_UNREGISTER_BROKER = 104,
@@ -68,6 +71,7 @@ struct broker {
     struct brk_groups *groups;
     struct brk_offsets *offsets;
     struct brk_consumers *consumers;
+    struct brk_locks *locks; /* orderly consumers' queue locks (locks.c) */
     /* delayed messages (schedule.c); atomic: the dispatcher's arrival callback reads it */
     struct brk_sched *_Atomic sched;
 
@@ -90,6 +94,15 @@ void brk__register_send_handlers(struct broker *b);
 void brk__register_pull_handlers(struct broker *b);
 void brk__register_query_handlers(struct broker *b);
 void brk__register_merge_handlers(struct broker *b);
+void brk__register_lock_handlers(struct broker *b);
+
+/* ---- queue locks of orderly consumers (locks.c) ---- */
+struct brk_locks;
+/* A lock not renewed for live_ms is free for another client. */
+int brk_locks_new(int64_t live_ms, struct brk_locks **out);
+void brk_locks_free(struct brk_locks *l);
+/* Forgets locks not renewed for live_ms; returns how many. */
+size_t brk_locks_expire(struct brk_locks *l, int64_t now_ms);
 
 /* The long-poll hold service's callback (handle_pull.c). */
 void brk__hold_fire(void *item, int timed_out, void *arg);

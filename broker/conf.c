@@ -45,6 +45,9 @@ static const struct mq_conf_key brk_conf_keys[] = {
      "threads for slow requests (queries)"},
     {"maxReconsumeTimes", MQ_CONF_INT, F(max_reconsume_times), 0, "16", 0, 1000,
      "redeliveries before a message goes to %DLQ%<group>"},
+    {"rebalanceLockMaxLiveTime", MQ_CONF_INT, F(rebalance_lock_ms), 0, "60000", 1000, 3600000,
+     "ms an orderly consumer's queue lock lasts without renewal (RocketMQ's "
+     "rocketmq.broker.rebalance.lockMaxLiveTime)"},
 };
 
 #define NBROKER_KEYS (sizeof(brk_conf_keys) / sizeof(brk_conf_keys[0]))

@@ -87,8 +87,15 @@ static int parse_consumer(json_t *cd, struct brk_hb_consumer *out)
         copy_str(s->expr, sizeof(s->expr), expr ? expr : "*");
         json_t *v = json_object_get(sd, "subVersion");
         s->version = json_is_integer(v) ? json_integer_value(v) : 0;
+        const char *type = json_string_value(json_object_get(sd, "expressionType"));
+        copy_str(s->expr_type, sizeof(s->expr_type), type ? type : "TAG");
     }
     return 0;
+}
+
+int brk_expr_is_tag(const char *type)
+{
+    return !type || !*type || strcmp(type, "TAG") == 0;
 }
 
 int brk_heartbeat_parse(const char *json, size_t len, struct brk_heartbeat *out)

@@ -19,7 +19,12 @@ struct brk_sub {
     char topic[128];
     char expr[BRK_SUB_EXPR_MAX]; /* subString: "*" or "TagA || TagB" */
     int64_t version;             /* subVersion */
+    char expr_type[16];          /* expressionType: "TAG" (or empty), "SQL92", ... */
 };
+
+/* Whether an expressionType is RocketMQ's TAG type (ExpressionType.isTagType: NULL, "" or
+ * "TAG"); the broker filters by nothing else (enablePropertyFilter=false). */
+int brk_expr_is_tag(const char *type);
 
 /* A consumer group entry of a heartbeat (ConsumerData). */
 struct brk_hb_consumer {

@@ -1,6 +1,7 @@
 /* handle_client.c — client bookkeeping requests: HEART_BEAT (consumer groups and their
- * subscriptions; creates the group and its %RETRY% topic), UNREGISTER_CLIENT and
- * GET_CONSUMER_LIST_BY_GROUP (what a consumer needs to rebalance). */
+ * subscriptions; creates the group and its %RETRY% topic), UNREGISTER_CLIENT,
+ * GET_CONSUMER_LIST_BY_GROUP (what a consumer needs to rebalance) and CHECK_CLIENT_CONFIG
+ * (tag subscriptions only). */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -94,8 +95,31 @@ static int on_consumer_list(struct rpc_conn *conn, struct rpc_cmd *req, struct r
     return *resp ? RPC_REPLY : -ENOMEM;
 }
 
+/* CHECK_CLIENT_CONFIG: a stock client asks it before it subscribes with an expression that is
+ * not a tag expression (SQL92); this broker filters by tags only, and says so as RocketMQ's
+ * ClientManageProcessor does with enablePropertyFilter=false. */
+static int on_check_client(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                           void *arg)
+{
+    json_error_t jerr;
+    json_t *body = req->body ? json_loadb((const char *)req->body, req->body_len, 0, &jerr) : NULL;
+    json_t *sd = json_object_get(body, "subscriptionData");
+    const char *type = json_string_value(json_object_get(sd, "expressionType"));
+    if (sd && !brk_expr_is_tag(type)) {
+        char remark[96];
+        snprintf(remark, sizeof(remark),
+                 "The broker does not support consumer to filter message by %.32s", type);
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
+    } else {
+        *resp = brk__resp(req, RPC_SUCCESS, NULL);
+    }
+    json_decref(body);
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
 void brk__register_client_handlers(struct broker *b)
 {
+    rpc_server_handle(b->srv, REQ_CHECK_CLIENT_CONFIG, on_check_client, b, 0);
     rpc_server_handle(b->srv, REQ_HEART_BEAT, on_heartbeat, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_UNREGISTER_CLIENT, on_unregister_client, b, 0);
     rpc_server_handle(b->srv, REQ_GET_CONSUMER_LIST_BY_GROUP, on_consumer_list, b, 0);

@@ -22,7 +22,7 @@
 #define HOLD_MAX_MS           60000
 
 struct pull_hdr {
-    const char *group, *topic, *expr;
+    const char *group, *topic, *expr, *expr_type;
     int32_t queue_id, max_msgs, sysflag;
     int64_t offset, commit_offset, suspend_ms;
 };
@@ -45,6 +45,7 @@ static int parse_pull(const struct rpc_cmd *req, struct pull_hdr *h, struct rpc_
     (void)rpc_cmd_ext_get_int64(req, "commitOffset", &h->commit_offset);
     (void)rpc_cmd_ext_get_int64(req, "suspendTimeoutMillis", &h->suspend_ms);
     h->expr = rpc_cmd_ext_get(req, "subscription");
+    h->expr_type = rpc_cmd_ext_get(req, "expressionType");
     if (h->max_msgs <= 0)
         h->max_msgs = 1;
     if (h->max_msgs > PULL_MAX_MSGS)
@@ -142,11 +143,20 @@ static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pul
     /* The subscription: from the request, else from the group's heartbeat, else everything. */
     struct mq_tags tags;
     struct brk_sub sub;
-    const char *expr = "*";
-    if ((h->sysflag & PULL_SYS_SUBSCRIPTION) && h->expr)
+    const char *expr = "*", *type = NULL;
+    if ((h->sysflag & PULL_SYS_SUBSCRIPTION) && h->expr) {
         expr = h->expr;
-    else if (brk_consumers_find_sub(b->consumers, h->group, h->topic, &sub) == 0)
+        type = h->expr_type;
+    } else if (brk_consumers_find_sub(b->consumers, h->group, h->topic, &sub) == 0) {
         expr = sub.expr;
+        type = sub.expr_type;
+    }
+    if (!brk_expr_is_tag(type)) { /* PullMessageProcessor with enablePropertyFilter=false */
+        snprintf(remark, sizeof(remark),
+                 "The broker does not support consumer to filter message by %.32s", type);
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
+        return RPC_REPLY;
+    }
     if (mq_tags_parse(expr, &tags)) {
         *resp = brk__resp(req, RPC_SUBSCRIPTION_PARSE_FAILED,
                           "parse the consumer's "

@@ -465,6 +465,7 @@ static const struct {
     {40, "NOTIFY_CONSUMER_IDS_CHANGED"},
     {41, "LOCK_BATCH_MQ"},
     {42, "UNLOCK_BATCH_MQ"},
+    {46, "CHECK_CLIENT_CONFIG"},
     {100, "PUT_KV_CONFIG"},
     {101, "GET_KV_CONFIG"},
     {102, "DELETE_KV_CONFIG"},
