@@ -246,6 +246,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     brk__register_query_handlers(b);
     brk__register_merge_handlers(b);
     brk__register_lock_handlers(b);
+    brk__register_stats_handlers(b);
     if ((rc = rpc_server_start(b->srv)) != 0) {
         mq_error("cannot listen on %s:%d: %s", b->conf.listen_addr, b->conf.listen_port,
                  mq_strerror(rc));

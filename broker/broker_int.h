@@ -1,5 +1,5 @@
 /* broker_int.h — the broker's state shared by its request handlers (one file per request
- * family: handle_client.c, locks.c, handle_offset.c, handle_admin.c, handle_send.c, handle_pull.c,
+ * family: handle_client.c, locks.c, handle_stats.c, handle_offset.c, handle_admin.c, handle_send.c, handle_pull.c,
  * handle_query.c), its NameServer registration (register.c) and lifecycle (broker.c). */
 #ifndef MQ_BROKER_INT_H
 #define MQ_BROKER_INT_H
@@ -40,7 +40,9 @@ enum {
     REQ_UNREGISTER_BROKER = 104,
     REQ_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200,
     REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
+    REQ_GET_TOPIC_STATS_INFO = 202,
     REQ_DELETE_SUBSCRIPTIONGROUP = 207,
+    REQ_GET_CONSUME_STATS = 208,
     REQ_DELETE_TOPIC_IN_BROKER = 215,
     REQ_SEND_MESSAGE_V2 = 310,
     REQ_SEND_BATCH_MESSAGE = 320,
@@ -95,6 +97,7 @@ void brk__register_pull_handlers(struct broker *b);
 void brk__register_query_handlers(struct broker *b);
 void brk__register_merge_handlers(struct broker *b);
 void brk__register_lock_handlers(struct broker *b);
+void brk__register_stats_handlers(struct broker *b);
 
 /* ---- queue locks of orderly consumers (locks.c) ---- */
 struct brk_locks;

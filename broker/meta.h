@@ -108,6 +108,10 @@ int brk_offsets_commit(struct brk_offsets *o, const char *group, const char *top
 /* The committed offset, or -1 when the group never committed one for that queue. */
 int64_t brk_offsets_query(struct brk_offsets *o, const char *group, const char *topic,
                           int queue_id);
+/* The topics the group has committed offsets for (ConsumerOffsetManager.whichTopicByConsumer):
+ * *out is malloc'd (caller frees), *n names. Returns 0 or -ENOMEM. */
+int brk_offsets_topics(struct brk_offsets *o, const char *group, char (**out)[BRK_NAME_MAX],
+                       size_t *n);
 /* Drops every group's offsets for a topic (topic deletion). */
 void brk_offsets_delete_topic(struct brk_offsets *o, const char *topic);
 /* Drops every offset of a consumer group (DELETE_SUBSCRIPTIONGROUP with cleanOffset). */

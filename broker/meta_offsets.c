@@ -148,6 +148,40 @@ int64_t brk_offsets_query(struct brk_offsets *o, const char *group, const char *
     return v;
 }
 
+int brk_offsets_topics(struct brk_offsets *o, const char *group, char (**out)[BRK_NAME_MAX],
+                       size_t *n)
+{
+    size_t gl = strlen(group), cap = 0, it = 0;
+    const char *key;
+    int rc = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&o->lock);
+    while (rc == 0 && mq_map_next(&o->map, &it, &key, NULL)) {
+        const char *at = strchr(key, '@'); /* names have no '@': "topic@group" splits once */
+        if (!at || strlen(at + 1) != gl || memcmp(at + 1, group, gl) != 0 ||
+            (size_t)(at - key) >= BRK_NAME_MAX)
+            continue;
+        if (*n == cap) {
+            char(*p)[BRK_NAME_MAX] = realloc(*out, (cap = cap ? cap * 2 : 8) * sizeof(*p));
+            if (!p) {
+                rc = -ENOMEM;
+                break;
+            }
+            *out = p;
+        }
+        memcpy((*out)[*n], key, (size_t)(at - key));
+        (*out)[(*n)++][at - key] = '\0';
+    }
+    pthread_mutex_unlock(&o->lock);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 void brk_offsets_delete_topic(struct brk_offsets *o, const char *topic)
 {
     size_t tl = strlen(topic);

@@ -1,0 +1,65 @@
+"""test_broker_stats.py — the statistics RocketMQ's own admin tools ask a broker for:
+GET_TOPIC_STATS_INFO (202, `mqadmin topicStatus`) and GET_CONSUME_STATS (208, `mqadmin
+consumerProgress`), in fastjson's encoding of MessageQueue-keyed maps (object keys), which a
+stock client decodes."""
+
+import json
+import re
+
+import mqproto as mp
+from brokers import *  # noqa: F401,F403 (fixtures and helpers)
+from brokers import broker_factory  # noqa: F401
+
+GET_TOPIC_STATS_INFO = 202
+GET_CONSUME_STATS = 208
+MQ_KEY = re.compile(r'\{"brokerName":("(?:[^"\\]|\\.)*"),"queueId":(\d+),"topic":"([^"]*)"\}:')
+
+
+def mq_map(body):
+    """fastjson's {"offsetTable":{{MessageQueue}:{...}}} -> {(broker, topic, queueId): {...}},
+    checking that every key is a MessageQueue object with its fields in fastjson's order."""
+    text = body.decode()
+    keyed = MQ_KEY.sub(lambda m: '"%s|%s|%s":' % (json.loads(m.group(1)), m.group(3),
+                                                   m.group(2)), text)
+    table = json.loads(keyed)["offsetTable"]
+    assert len(table) == len(MQ_KEY.findall(text))
+    return {tuple(k.split("|")[:2]) + (int(k.split("|")[2]),): v for k, v in table.items()}
+
+
+def test_topic_and_consume_stats(broker_factory):
+    b = broker_factory(name="broker-s")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TSt", queues=2)
+        create_topic(cli, "TOther", queues=1)
+        for i in range(3):
+            assert send(cli, "TSt", b"m%d" % i, queue_id=0).code == mp.SUCCESS
+        assert send(cli, "TSt", b"q1", queue_id=1).code == mp.SUCCESS
+        recs = pull(cli, "TSt", 0, 0).records
+
+        r = cli.call(GET_TOPIC_STATS_INFO, {"topic": "TSt"})
+        assert r.code == mp.SUCCESS, r
+        stats = mq_map(r.body)
+        assert stats[("broker-s", "TSt", 0)] == {"lastUpdateTimestamp": recs[2].store_ts,
+                                                 "maxOffset": 3, "minOffset": 0}
+        assert stats[("broker-s", "TSt", 1)]["maxOffset"] == 1 and len(stats) == 2
+        r = cli.call(GET_TOPIC_STATS_INFO, {"topic": "Nope"})
+        assert r.code == mp.TOPIC_NOT_EXIST and "not exist" in r.remark
+
+        r = cli.call(UPDATE_CONSUMER_OFFSET, {"consumerGroup": "GSt", "topic": "TSt",
+                                              "queueId": "0", "commitOffset": "2"})
+        assert r.code == mp.SUCCESS
+        for ext in ({"consumerGroup": "GSt", "topic": "TSt"}, {"consumerGroup": "GSt"}):
+            r = cli.call(GET_CONSUME_STATS, ext)
+            assert r.code == mp.SUCCESS, r
+            cs = mq_map(r.body)
+            assert cs == {("broker-s", "TSt", 0): {"brokerOffset": 3, "consumerOffset": 2,
+                                                   "lastTimestamp": recs[1].store_ts},
+                          ("broker-s", "TSt", 1): {"brokerOffset": 1, "consumerOffset": 0,
+                                                   "lastTimestamp": 0}}, cs
+            assert r.body.decode().startswith('{"consumeTps":0.0,')
+        # A group without offsets: its named topic with zeros, and nothing without a topic.
+        r = cli.call(GET_CONSUME_STATS, {"consumerGroup": "GNone", "topic": "TOther"})
+        assert mq_map(r.body) == {("broker-s", "TOther", 0): {
+            "brokerOffset": 0, "consumerOffset": 0, "lastTimestamp": 0}}
+        assert mq_map(cli.call(GET_CONSUME_STATS, {"consumerGroup": "GNone"}).body) == {}
+    b.check_clean()
