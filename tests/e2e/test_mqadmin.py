@@ -275,3 +275,14 @@ def test_two_namesrvs(namesrv_factory, broker_factory):
     rc, _, err = run("mqadmin", "deleteTopic", "-n", both, "-c", "DefaultCluster", "-t", "T2")
     assert rc == 0, err
     assert not route_brokers(n1, "T2") and not route_brokers(n2, "T2")
+
+
+def test_send_to_unknown_topic_says_so(namesrv, broker_factory):
+    """Without auto-creation, a send to a topic nobody created names the cause, not ENOENT's
+    'No such file or directory'."""
+    broker_factory(namesrv=namesrv, autoCreateTopicEnable="false")
+    rc, _, err = admin(namesrv, "sendMessage", "-t", "NoSuchTopic", "-p", "x")
+    assert rc == 1 and "no route" in err and "No such file" not in err, err
+    rc, _, err = run("mqbench", "produce", "-n", addr(namesrv), "-t", "NoSuchTopic", "-N", "1",
+                     timeout=30)
+    assert rc != 0 and "no route" in err and "No such file" not in err, err

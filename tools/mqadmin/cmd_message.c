@@ -55,6 +55,11 @@ int adm_send_message(struct adm *a)
     struct mqc_send_result res;
     rc = f.queue_id >= 0 ? mqc_send_select(p, &m, select_fixed, &f, &res) : mqc_send(p, &m, &res);
     mqc_producer_free(p);
+    if (rc == -ENOENT)
+        return adm_fail(a, 0,
+                        "send to %s failed: the NameServers have no route for it (no such "
+                        "topic; create it with updateTopic)",
+                        m.topic);
     if (rc)
         return adm_fail(a, rc, "send to %s failed", m.topic);
     static const char *const status[] = {"SEND_OK", "FLUSH_DISK_TIMEOUT", "FLUSH_SLAVE_TIMEOUT",

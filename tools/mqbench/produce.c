@@ -146,7 +146,8 @@ static void *caller_main(void *arg)
         if (rc) {
             bench_inc(&c->slot->errors, n);
             if (rc != last_err)
-                fprintf(stderr, "mqbench produce: send failed: %s\n", mq_strerror(rc));
+                fprintf(stderr, "mqbench produce: send failed: %s\n",
+                        rc == -ENOENT ? "no route for the topic" : mq_strerror(rc));
             last_err = rc;
             continue;
         }
@@ -202,7 +203,10 @@ static int warm_up(struct mqc_producer **ps, int np, const struct mb_opts *o)
         int rc = mqc_send(ps[i], &m, NULL);
         if (rc) {
             fprintf(stderr, "mqbench produce: first send to %s via %s failed: %s\n", o->topic,
-                    o->namesrv, mq_strerror(rc));
+                    o->namesrv,
+                    rc == -ENOENT ? "the NameServers have no route for it (no such topic; "
+                                    "create it with mqadmin updateTopic)"
+                                  : mq_strerror(rc));
             return rc;
         }
     }
