@@ -12,6 +12,7 @@
 
 struct client {
     char id[256];
+    int language, version;
     void *conn;
     int64_t last_ms;
     struct brk_sub *subs;
@@ -21,6 +22,7 @@ struct client {
 struct group {
     struct client *clients;
     size_t n, cap;
+    struct brk_hb_consumer info; /* of the latest heartbeat: its subs are not kept here */
 };
 
 struct brk_consumers {
@@ -68,6 +70,8 @@ static int parse_consumer(json_t *cd, struct brk_hb_consumer *out)
     copy_str(out->group, sizeof(out->group), group);
     copy_str(out->consume_from_where, sizeof(out->consume_from_where),
              json_string_value(json_object_get(cd, "consumeFromWhere")));
+    copy_str(out->consume_type, sizeof(out->consume_type),
+             json_string_value(json_object_get(cd, "consumeType")));
     const char *model = json_string_value(json_object_get(cd, "messageModel"));
     out->broadcasting = model && strcmp(model, "BROADCASTING") == 0;
     json_t *subs = json_object_get(cd, "subscriptionDataSet");
@@ -187,9 +191,10 @@ static void remove_client(struct brk_consumers *c, struct group *g, size_t i)
 }
 
 /* Registers one group of a heartbeat; sets *changed when a client joined. Lock held. */
-static int register_one(struct brk_consumers *c, const char *cid, const struct brk_hb_consumer *hc,
-                        void *conn, int64_t now_ms, int *changed)
+static int register_one(struct brk_consumers *c, const struct brk_heartbeat *hb,
+                        const struct brk_hb_consumer *hc, void *conn, int64_t now_ms, int *changed)
 {
+    const char *cid = hb->client_id;
     struct group *g = mq_map_get(&c->groups, hc->group);
     if (!g) {
         g = calloc(1, sizeof(*g));
@@ -226,6 +231,11 @@ static int register_one(struct brk_consumers *c, const char *cid, const struct b
     free(cl->subs);
     cl->subs = subs;
     cl->nsubs = hc->nsubs;
+    cl->language = hb->language;
+    cl->version = hb->version;
+    g->info = *hc;
+    g->info.subs = NULL;
+    g->info.nsubs = 0;
     if (cl->conn != conn) {
         conn_unref(c, cl->conn);
         cl->conn = conn_ref(c, conn);
@@ -242,7 +252,7 @@ int brk_consumers_heartbeat(struct brk_consumers *c, const struct brk_heartbeat 
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < hb->nconsumers && rc == 0; i++) {
         int ch = 0;
-        rc = register_one(c, hb->client_id, &hb->consumers[i], conn, now_ms, &ch);
+        rc = register_one(c, hb, &hb->consumers[i], conn, now_ms, &ch);
         if (i < 64)
             changed[i] = ch;
     }
@@ -364,4 +374,53 @@ int brk_consumers_find_sub(struct brk_consumers *c, const char *group, const cha
             }
     pthread_mutex_unlock(&c->lock);
     return rc;
+}
+
+int brk_consumers_connection(struct brk_consumers *c, const char *group,
+                             const char *(*peer)(void *conn), const char *(*lang)(int language),
+                             json_t **out)
+{
+    json_t *root = json_object(), *conns = json_array(), *table = json_object();
+    int rc = root && conns && table ? 0 : -ENOMEM;
+    pthread_mutex_lock(&c->lock);
+    struct group *g = mq_map_get(&c->groups, group);
+    if (rc == 0 && (!g || g->n == 0))
+        rc = -ENOENT;
+    for (size_t i = 0; rc == 0 && i < g->n; i++) {
+        const struct client *cl = &g->clients[i];
+        const char *addr = cl->conn && peer ? peer(cl->conn) : NULL;
+        json_array_append_new(conns, json_pack("{s:s, s:s, s:s, s:i}", "clientAddr",
+                                               addr ? addr : "", "clientId", cl->id, "language",
+                                               lang(cl->language), "version", cl->version));
+        for (size_t j = 0; j < cl->nsubs; j++) { /* SubscriptionData, as a stock client sends it */
+            const struct brk_sub *sb = &cl->subs[j];
+            json_object_set_new(
+                table, sb->topic,
+                json_pack("{s:b, s:s, s:s, s:[], s:[], s:I, s:s}", "classFilterMode", 0, "topic",
+                          sb->topic, "subString", sb->expr, "tagsSet", "codeSet", "subVersion",
+                          (json_int_t)sb->version, "expressionType", sb->expr_type));
+        }
+    }
+    if (rc == 0) {
+        json_object_set(root, "connectionSet", conns);
+        json_object_set_new(
+            root, "consumeType",
+            json_string(g->info.consume_type[0] ? g->info.consume_type : "CONSUME_PASSIVELY"));
+        json_object_set_new(root, "messageModel",
+                            json_string(g->info.broadcasting ? "BROADCASTING" : "CLUSTERING"));
+        json_object_set_new(root, "consumeFromWhere",
+                            json_string(g->info.consume_from_where[0]
+                                            ? g->info.consume_from_where
+                                            : "CONSUME_FROM_LAST_OFFSET"));
+        json_object_set(root, "subscriptionTable", table);
+    }
+    pthread_mutex_unlock(&c->lock);
+    json_decref(conns);
+    json_decref(table);
+    if (rc) {
+        json_decref(root);
+        return rc;
+    }
+    *out = root;
+    return 0;
 }

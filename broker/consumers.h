@@ -30,6 +30,7 @@ int brk_expr_is_tag(const char *type);
 struct brk_hb_consumer {
     char group[128];
     char consume_from_where[48]; /* e.g. CONSUME_FROM_LAST_OFFSET */
+    char consume_type[24];       /* CONSUME_PASSIVELY (push) or CONSUME_ACTIVELY (pull) */
     int broadcasting;            /* messageModel BROADCASTING */
     struct brk_sub *subs;
     size_t nsubs;
@@ -38,6 +39,7 @@ struct brk_hb_consumer {
 /* A decoded HeartbeatData body. Owned by the caller: brk_heartbeat_destroy(). */
 struct brk_heartbeat {
     char client_id[256];
+    int language, version; /* of the HEART_BEAT request (the caller sets them) */
     struct brk_hb_consumer *consumers;
     size_t nconsumers;
     char (*producer_groups)[128];
@@ -63,6 +65,15 @@ void brk_consumers_free(struct brk_consumers *c);
 /* Registers or refreshes every consumer group of a heartbeat for `conn`. */
 int brk_consumers_heartbeat(struct brk_consumers *c, const struct brk_heartbeat *hb, void *conn,
                             int64_t now_ms);
+/* RocketMQ's ConsumerConnection of a group, as JSON (GET_CONSUMER_CONNECTION_LIST):
+ * {"connectionSet":[{"clientAddr","clientId","language","version"}],"consumeType",
+ * "messageModel","consumeFromWhere","subscriptionTable":{topic: SubscriptionData}}, from the
+ * clients' latest heartbeats; peer(conn) names a client's address. -ENOENT when the group has
+ * no live client, -ENOMEM. */
+struct json_t;
+int brk_consumers_connection(struct brk_consumers *c, const char *group,
+                             const char *(*peer)(void *conn), const char *(*lang)(int language),
+                             struct json_t **out);
 /* Removes one client from a group. Returns 0 or -ENOENT. */
 int brk_consumers_unregister(struct brk_consumers *c, const char *group, const char *client_id);
 /* Removes every client registered through conn (the connection closed). */

@@ -1,7 +1,7 @@
 /* handle_client.c — client bookkeeping requests: HEART_BEAT (consumer groups and their
  * subscriptions; creates the group and its %RETRY% topic), UNREGISTER_CLIENT,
- * GET_CONSUMER_LIST_BY_GROUP (what a consumer needs to rebalance) and CHECK_CLIENT_CONFIG
- * (tag subscriptions only). */
+ * GET_CONSUMER_LIST_BY_GROUP (what a consumer needs to rebalance), CHECK_CLIENT_CONFIG
+ * (tag subscriptions only) and GET_CONSUMER_CONNECTION_LIST (who is in a group). */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -19,6 +19,8 @@ static int on_heartbeat(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
     struct brk_heartbeat hb;
     int rc =
         req->body ? brk_heartbeat_parse((const char *)req->body, req->body_len, &hb) : -EBADMSG;
+    hb.language = req->language;
+    hb.version = req->version;
     if (rc) {
         *resp = brk__resp(req, RPC_SYSTEM_ERROR, "malformed HeartbeatData body");
         return RPC_REPLY;
@@ -117,8 +119,41 @@ static int on_check_client(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     return *resp ? RPC_REPLY : -ENOMEM;
 }
 
+static const char *conn_peer(void *conn)
+{
+    return rpc_conn_peer(conn);
+}
+
+/* GET_CONSUMER_CONNECTION_LIST (RocketMQ's mqadmin consumerConnection, the dashboard): the
+ * group's live clients, their subscriptions and consume settings; CONSUMER_NOT_ONLINE (206)
+ * when it has none (AdminBrokerProcessor.getConsumerConnectionList). */
+static int on_consumer_connection(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                                  void *arg)
+{
+    struct broker *b = arg;
+    const char *group = brk__need(req, "consumerGroup", resp);
+    if (!group)
+        return RPC_REPLY;
+    json_t *body = NULL;
+    int rc = brk_consumers_connection(b->consumers, group, conn_peer, rpc_lang_name, &body);
+    if (rc == -ENOENT) {
+        char remark[200];
+        snprintf(remark, sizeof(remark), "the consumer group[%.130s] not online", group);
+        *resp = brk__resp(req, 206 /* CONSUMER_NOT_ONLINE */, remark);
+        return RPC_REPLY;
+    }
+    *resp = rc ? brk__resp_errno(req, rc, "consumer connection") : brk__resp(req, 0, NULL);
+    if (rc == 0 && *resp && rpc_cmd_set_body_json(*resp, body)) {
+        rpc_cmd_free(*resp);
+        *resp = NULL;
+    }
+    json_decref(body);
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
 void brk__register_client_handlers(struct broker *b)
 {
+    rpc_server_handle(b->srv, REQ_GET_CONSUMER_CONNECTION_LIST, on_consumer_connection, b, 0);
     rpc_server_handle(b->srv, REQ_CHECK_CLIENT_CONFIG, on_check_client, b, 0);
     rpc_server_handle(b->srv, REQ_HEART_BEAT, on_heartbeat, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_UNREGISTER_CLIENT, on_unregister_client, b, 0);

@@ -1,10 +1,11 @@
-"""test_broker_stats.py — the statistics RocketMQ's own admin tools ask a broker for:
+"""test_broker_stats.py — what RocketMQ's own admin tools ask a broker for:
 GET_TOPIC_STATS_INFO (202, `mqadmin topicStatus`) and GET_CONSUME_STATS (208, `mqadmin
 consumerProgress`), in fastjson's encoding of MessageQueue-keyed maps (object keys), which a
-stock client decodes."""
+stock client decodes, and GET_CONSUMER_CONNECTION_LIST (203, `mqadmin consumerConnection`)."""
 
 import json
 import re
+import time
 
 import mqproto as mp
 from brokers import *  # noqa: F401,F403 (fixtures and helpers)
@@ -12,6 +13,8 @@ from brokers import broker_factory  # noqa: F401
 
 GET_TOPIC_STATS_INFO = 202
 GET_CONSUME_STATS = 208
+GET_CONSUMER_CONNECTION_LIST = 203
+CONSUMER_NOT_ONLINE = 206
 MQ_KEY = re.compile(r'\{"brokerName":("(?:[^"\\]|\\.)*"),"queueId":(\d+),"topic":"([^"]*)"\}:')
 
 
@@ -62,4 +65,41 @@ def test_topic_and_consume_stats(broker_factory):
         assert mq_map(r.body) == {("broker-s", "TOther", 0): {
             "brokerOffset": 0, "consumerOffset": 0, "lastTimestamp": 0}}
         assert mq_map(cli.call(GET_CONSUME_STATS, {"consumerGroup": "GNone"}).body) == {}
+    b.check_clean()
+
+
+def test_consumer_connection_list(broker_factory):
+    """GET_CONSUMER_CONNECTION_LIST (203, `mqadmin consumerConnection`): the group's live
+    clients with their address, language and version, its subscriptions and settings."""
+    b = broker_factory()
+    with mp.Client(b.port) as cli:
+        r = cli.call(GET_CONSUMER_CONNECTION_LIST, {"consumerGroup": "GC"})
+        assert r.code == CONSUMER_NOT_ONLINE and "not online" in r.remark, r
+        sub = {"topic": "TC", "subString": "TagA || TagB", "expressionType": "TAG",
+               "tagsSet": ["TagA", "TagB"], "codeSet": [], "subVersion": 7}
+        hb = {"clientID": "10.0.0.1@77", "producerDataSet": [],
+              "consumerDataSet": [{"groupName": "GC", "consumeType": "CONSUME_ACTIVELY",
+                                   "messageModel": "BROADCASTING",
+                                   "consumeFromWhere": "CONSUME_FROM_FIRST_OFFSET",
+                                   "unitMode": False, "subscriptionDataSet": [sub]}]}
+        assert cli.call(HEART_BEAT, {}, json.dumps(hb).encode()).code == mp.SUCCESS
+        local = "127.0.0.1:%d" % cli.sock.getsockname()[1]
+        r = cli.call(GET_CONSUMER_CONNECTION_LIST, {"consumerGroup": "GC"})
+        assert r.code == mp.SUCCESS, r
+        cc = r.json_body()
+        assert cc["connectionSet"] == [{"clientAddr": local, "clientId": "10.0.0.1@77",
+                                        "language": "JAVA", "version": 399}]
+        assert (cc["consumeType"], cc["messageModel"], cc["consumeFromWhere"]) == \
+            ("CONSUME_ACTIVELY", "BROADCASTING", "CONSUME_FROM_FIRST_OFFSET")
+        got = cc["subscriptionTable"]["TC"]
+        assert (got["subString"], got["expressionType"], got["subVersion"]) == \
+            ("TagA || TagB", "TAG", 7)
+    # The client's connection closed: the group is not online any more (once the broker has
+    # seen the close, which may come after the next connection's request).
+    deadline = time.monotonic() + 5
+    with mp.Client(b.port) as cli:
+        while cli.call(GET_CONSUMER_CONNECTION_LIST, {"consumerGroup": "GC"}).code != \
+                CONSUMER_NOT_ONLINE:
+            assert time.monotonic() < deadline, "the closed client stayed in the group"
+            time.sleep(0.02)
     b.check_clean()
