@@ -28,6 +28,7 @@ enum {
     REQ_GET_ROUTEINFO_BY_TOPIC = 105,
     REQ_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200,
     REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
+    REQ_GET_CONSUMER_CONNECTION_LIST = 203,
     REQ_DELETE_SUBSCRIPTIONGROUP = 207,
     REQ_DELETE_TOPIC_IN_BROKER = 215,
     REQ_DELETE_TOPIC_IN_NAMESRV = 216,
@@ -282,6 +283,31 @@ int mqc_admin_consumer_offset(struct mqc_admin *a, const char *addr, const char 
 static int kv_cmp(const void *x, const void *y)
 {
     return strcmp(((const struct mqc_kv *)x)->name, ((const struct mqc_kv *)y)->name);
+}
+
+int mqc_admin_consumer_connection(struct mqc_admin *a, const char *addr, const char *group,
+                                  char **json, size_t *len)
+{
+    const char *kv[] = {"consumerGroup", group};
+    struct rpc_cmd *resp = NULL;
+    int rc = call(a, addr, request(REQ_GET_CONSUMER_CONNECTION_LIST, kv, 2), &resp);
+    if (rc)
+        return rc;
+    if (resp->code == 206) /* CONSUMER_NOT_ONLINE */
+        rc = -ENOENT;
+    else if (resp->code != RPC_SUCCESS)
+        rc = mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
+    else if (!resp->body)
+        rc = -EBADMSG;
+    else if (!(*json = malloc(resp->body_len + 1)))
+        rc = -ENOMEM;
+    if (rc == 0) {
+        memcpy(*json, resp->body, resp->body_len);
+        (*json)[resp->body_len] = '\0';
+        *len = resp->body_len;
+    }
+    rpc_cmd_free(resp);
+    return rc;
 }
 
 int mqc_admin_runtime_info(struct mqc_admin *a, const char *addr, struct mqc_kv **kv, size_t *n)

@@ -322,6 +322,12 @@ struct mqc_kv {
 };
 int mqc_admin_runtime_info(struct mqc_admin *a, const char *addr, struct mqc_kv **kv, size_t *n);
 
+/* GET_CONSUMER_CONNECTION_LIST (203): the ConsumerConnection JSON of a group on the broker at
+ * addr (docs/FORMATS.md), NUL-terminated in *json (malloc'd; caller frees). -ENOENT when the
+ * group has no live client there (CONSUMER_NOT_ONLINE). */
+int mqc_admin_consumer_connection(struct mqc_admin *a, const char *addr, const char *group,
+                                  char **json, size_t *len);
+
 /* QUERY_MESSAGE (12) on one broker: the messages of topic whose KEYS or UNIQ_KEY equal key (at
  * most 64). On 0 *out holds them (status FOUND; mq.broker is `broker`); release it with
  * mqc_pull_result_destroy. No match is 0 with out->n == 0. */

@@ -2,6 +2,8 @@
 tables and --json), plus help, usage errors and exit codes (0 ok, 1 failure, 2 usage)."""
 
 
+import json
+
 import pytest
 
 import brokers
@@ -16,7 +18,7 @@ GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201
 
 SUBCOMMANDS = ["updateTopic", "deleteTopic", "topicList", "topicRoute", "topicStatus",
                "clusterList", "brokerStatus", "updateSubGroup", "deleteSubGroup",
-               "consumerProgress",
+               "consumerProgress", "consumerConnection",
                "sendMessage", "consumeMessage", "queryMsgByKey", "queryMsgById"]
 
 
@@ -286,3 +288,29 @@ def test_send_to_unknown_topic_says_so(namesrv, broker_factory):
     rc, _, err = run("mqbench", "produce", "-n", addr(namesrv), "-t", "NoSuchTopic", "-N", "1",
                      timeout=30)
     assert rc != 0 and "no route" in err and "No such file" not in err, err
+
+
+def test_consumer_connection(namesrv, broker_factory):
+    """consumerConnection: the group's live clients, from GET_CONSUMER_CONNECTION_LIST on the
+    brokers of its %RETRY% topic."""
+    b = broker_factory(namesrv=namesrv)
+    rc, _, err = admin(namesrv, "consumerConnection", "-g", "GCC")
+    assert rc == 1 and "not online" in err
+    hb = {"clientID": "10.1.2.3@cc", "producerDataSet": [],
+          "consumerDataSet": [{"groupName": "GCC", "consumeType": "CONSUME_PASSIVELY",
+                               "messageModel": "CLUSTERING",
+                               "consumeFromWhere": "CONSUME_FROM_LAST_OFFSET", "unitMode": False,
+                               "subscriptionDataSet": [{"topic": "TCC", "subString": "*",
+                                                        "expressionType": "TAG", "tagsSet": [],
+                                                        "codeSet": [], "subVersion": 1}]}]}
+    with mp.Client(b.port) as cli:  # the client stays connected while mqadmin looks
+        assert cli.call(brokers.HEART_BEAT, {}, json.dumps(hb).encode()).code == mp.SUCCESS
+        rc, out, err = admin(namesrv, "consumerConnection", "-g", "GCC", as_json=True)
+        assert rc == 0, err
+        assert [c["clientId"] for c in out["connections"]] == ["10.1.2.3@cc"]
+        assert out["connections"][0]["language"] == "JAVA"
+        assert out["messageModel"] == "CLUSTERING"
+        assert out["subscriptions"] == [{"topic": "TCC", "subString": "*",
+                                         "expressionType": "TAG"}]
+        rc, lines, err = admin(namesrv, "consumerConnection", "-g", "GCC")
+        assert rc == 0 and any("10.1.2.3@cc" in l for l in lines), (lines, err)

@@ -180,3 +180,65 @@ int adm_consumer_progress(struct adm *a)
                               "queues", rows),
                     ADM_OK);
 }
+
+/* The group's live clients on every broker of its %RETRY% topic (each consumer heartbeats to
+ * all of them), merged by client id, with its subscriptions and settings (RocketMQ's
+ * consumerConnection). */
+int adm_consumer_connection(struct adm *a)
+{
+    const char *group = adm_opt(a, 'g');
+    char retry[160];
+    snprintf(retry, sizeof(retry), "%%RETRY%%%s", group);
+    struct mqc_topic_route r;
+    int rc = mqc_admin_topic_route(a->admin, retry, &r);
+    if (rc)
+        return adm_fail(a, rc == -ENOENT ? 0 : rc, "the consumer group[%s] not online%s", group,
+                        rc == -ENOENT ? " (no broker has seen it)" : "");
+    json_t *out = NULL, *conns = json_array(), *subs = json_array();
+    for (size_t i = 0; i < r.nbrokers; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        if (!r.brokers[i].addr[0] ||
+            mqc_admin_consumer_connection(a->admin, r.brokers[i].addr, group, &text, &len) != 0)
+            continue;
+        json_t *cc = json_loadb(text, len, 0, NULL);
+        free(text);
+        size_t k;
+        json_t *c;
+        json_array_foreach(json_object_get(cc, "connectionSet"), k, c)
+        {
+            const char *id = json_string_value(json_object_get(c, "clientId"));
+            int seen = 0;
+            size_t j;
+            json_t *have;
+            json_array_foreach(conns, j, have) seen |=
+                id && json_equal(json_object_get(have, "clientId"), json_object_get(c, "clientId"));
+            if (id && !seen)
+                json_array_append(conns, c);
+        }
+        if (!out && cc) { /* settings and subscriptions: the first broker that answers */
+            out = json_pack("{s:s, s:O?, s:O?, s:O?}", "group", group, "consumeType",
+                            json_object_get(cc, "consumeType"), "messageModel",
+                            json_object_get(cc, "messageModel"), "consumeFromWhere",
+                            json_object_get(cc, "consumeFromWhere"));
+            const char *topic;
+            json_t *sd;
+            json_object_foreach(json_object_get(cc, "subscriptionTable"), topic, sd)
+                json_array_append_new(subs,
+                                      json_pack("{s:s, s:O?, s:O?}", "topic", topic, "subString",
+                                                json_object_get(sd, "subString"), "expressionType",
+                                                json_object_get(sd, "expressionType")));
+        }
+        json_decref(cc);
+    }
+    mqc_topic_route_destroy(&r);
+    if (!out || json_array_size(conns) == 0) {
+        json_decref(out);
+        json_decref(conns);
+        json_decref(subs);
+        return adm_fail(a, 0, "the consumer group[%s] not online", group);
+    }
+    json_object_set_new(out, "connections", conns);
+    json_object_set_new(out, "subscriptions", subs);
+    return adm_emit(a, out, ADM_OK);
+}

@@ -57,6 +57,9 @@ static const struct adm_cmd cmds[] = {
      "  -g GROUP    consumer group\n"
      "  -t TOPIC    only this topic (default: every topic the group has offsets in)\n",
      adm_consumer_progress},
+    {"consumerConnection", "g", "g", "-g group",
+     "the group's live clients (id, address, language, version), subscriptions and settings",
+     "  -g GROUP    consumer group\n", adm_consumer_connection},
     {"sendMessage", "tpkcbid", "tp",
      "-t topic -p body [-k keys] [-c tags] [-b broker -i queueId] [-d delayLevel]",
      "send one message",

@@ -78,6 +78,7 @@ int adm_broker_status(struct adm *a);
 int adm_update_sub_group(struct adm *a);
 int adm_delete_sub_group(struct adm *a);
 int adm_consumer_progress(struct adm *a);
+int adm_consumer_connection(struct adm *a);
 int adm_send_message(struct adm *a);
 int adm_consume_message(struct adm *a);
 int adm_query_msg_by_key(struct adm *a);
