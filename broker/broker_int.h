@@ -45,6 +45,7 @@ enum {
     REQ_DELETE_SUBSCRIPTIONGROUP = 207,
     REQ_GET_CONSUME_STATS = 208,
     REQ_DELETE_TOPIC_IN_BROKER = 215,
+    REQ_QUERY_TOPIC_CONSUME_BY_WHO = 300,
     REQ_SEND_MESSAGE_V2 = 310,
     REQ_SEND_BATCH_MESSAGE = 320,
     /* Ours, for the file interface (FORMATS.md Part 3); RocketMQ leaves 30000+ unused. */

@@ -424,3 +424,40 @@ int brk_consumers_connection(struct brk_consumers *c, const char *group,
     *out = root;
     return 0;
 }
+
+int brk_consumers_groups_of(struct brk_consumers *c, const char *topic, char (**out)[128],
+                            size_t *n)
+{
+    size_t it = 0, cap = 0;
+    const char *name;
+    void *v;
+    int rc = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&c->lock);
+    while (rc == 0 && mq_map_next(&c->groups, &it, &name, &v)) {
+        struct group *g = v;
+        int found = 0;
+        for (size_t i = 0; i < g->n && !found; i++)
+            for (size_t j = 0; j < g->clients[i].nsubs && !found; j++)
+                found = strcmp(g->clients[i].subs[j].topic, topic) == 0;
+        if (!found)
+            continue;
+        if (*n == cap) {
+            char(*p)[128] = realloc(*out, (cap = cap ? cap * 2 : 8) * sizeof(*p));
+            if (!p) {
+                rc = -ENOMEM;
+                break;
+            }
+            *out = p;
+        }
+        copy_str((*out)[(*n)++], 128, name);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}

@@ -74,6 +74,10 @@ struct json_t;
 int brk_consumers_connection(struct brk_consumers *c, const char *group,
                              const char *(*peer)(void *conn), const char *(*lang)(int language),
                              struct json_t **out);
+/* The groups with a live client subscribed to topic (queryTopicConsumeByWho): *out malloc'd
+ * (caller frees), *n names. 0 or -ENOMEM. */
+int brk_consumers_groups_of(struct brk_consumers *c, const char *topic, char (**out)[128],
+                            size_t *n);
 /* Removes one client from a group. Returns 0 or -ENOENT. */
 int brk_consumers_unregister(struct brk_consumers *c, const char *group, const char *client_id);
 /* Removes every client registered through conn (the connection closed). */

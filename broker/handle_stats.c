@@ -1,8 +1,10 @@
-/* handle_stats.c — the statistics RocketMQ's own admin tools ask a broker for (AdminBrokerProcessor):
- * GET_TOPIC_STATS_INFO (202; `mqadmin topicStatus`, the dashboard's topic page) and
- * GET_CONSUME_STATS (208; `mqadmin consumerProgress`). Both answer fastjson's encoding of a
- * map keyed by MessageQueue, whose keys are JSON objects — not standard JSON, but what a stock
- * client decodes (docs/FORMATS.md, "Broker behaviour stock clients rely on"). */
+/* handle_stats.c — statistics RocketMQ's own admin tools ask a broker for
+ * (AdminBrokerProcessor): GET_TOPIC_STATS_INFO (202; `mqadmin topicStatus`, the dashboard's
+ * topic page), GET_CONSUME_STATS (208; `mqadmin consumerProgress`) and
+ * QUERY_TOPIC_CONSUME_BY_WHO (300; the groups consuming a topic). The first two answer
+ * fastjson's encoding of a map keyed by MessageQueue, whose keys are JSON objects — not
+ * standard JSON, but what a stock client decodes (docs/FORMATS.md, "Broker behaviour stock
+ * clients rely on"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -163,8 +165,47 @@ static int on_consume_stats(struct rpc_conn *conn, struct rpc_cmd *req, struct r
     return reply_body(req, &out, rc, resp);
 }
 
+/* GroupList {"groupList":[...]}: the groups consuming a topic — with a live client subscribed
+ * to it, or with committed offsets for it (queryTopicConsumeByWho + whichGroupByTopic). */
+static int on_consume_by_who(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
+                             void *arg)
+{
+    struct broker *b = arg;
+    const char *topic = brk__need(req, "topic", resp);
+    if (!topic)
+        return RPC_REPLY;
+    char(*live)[128] = NULL, (*committed)[BRK_NAME_MAX] = NULL;
+    size_t nl = 0, nc = 0;
+    json_t *list = json_array(), *root = NULL;
+    int rc = brk_consumers_groups_of(b->consumers, topic, &live, &nl);
+    if (rc == 0)
+        rc = brk_offsets_groups(b->offsets, topic, &committed, &nc);
+    for (size_t i = 0; rc == 0 && i < nl; i++)
+        json_array_append_new(list, json_string(live[i]));
+    for (size_t i = 0; rc == 0 && i < nc; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < nl && !dup; j++)
+            dup = strcmp(committed[i], live[j]) == 0;
+        if (!dup)
+            json_array_append_new(list, json_string(committed[i]));
+    }
+    free(live);
+    free(committed);
+    if (rc == 0 && !(root = json_pack("{s:O}", "groupList", list)))
+        rc = -ENOMEM;
+    *resp = rc ? brk__resp_errno(req, rc, "consume by who") : brk__resp(req, RPC_SUCCESS, NULL);
+    if (rc == 0 && *resp && rpc_cmd_set_body_json(*resp, root)) {
+        rpc_cmd_free(*resp);
+        *resp = NULL;
+    }
+    json_decref(root);
+    json_decref(list);
+    return *resp ? RPC_REPLY : -ENOMEM;
+}
+
 void brk__register_stats_handlers(struct broker *b)
 {
+    rpc_server_handle(b->srv, REQ_QUERY_TOPIC_CONSUME_BY_WHO, on_consume_by_who, b, 0);
     rpc_server_handle(b->srv, REQ_GET_TOPIC_STATS_INFO, on_topic_stats, b, RPC_HANDLER_WORKER);
     rpc_server_handle(b->srv, REQ_GET_CONSUME_STATS, on_consume_stats, b, RPC_HANDLER_WORKER);
 }

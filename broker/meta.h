@@ -112,6 +112,10 @@ int64_t brk_offsets_query(struct brk_offsets *o, const char *group, const char *
  * *out is malloc'd (caller frees), *n names. Returns 0 or -ENOMEM. */
 int brk_offsets_topics(struct brk_offsets *o, const char *group, char (**out)[BRK_NAME_MAX],
                        size_t *n);
+/* The groups that have committed offsets for the topic (whichGroupByTopic); as
+ * brk_offsets_topics. */
+int brk_offsets_groups(struct brk_offsets *o, const char *topic, char (**out)[BRK_NAME_MAX],
+                       size_t *n);
 /* Drops every group's offsets for a topic (topic deletion). */
 void brk_offsets_delete_topic(struct brk_offsets *o, const char *topic);
 /* Drops every offset of a consumer group (DELETE_SUBSCRIPTIONGROUP with cleanOffset). */

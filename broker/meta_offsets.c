@@ -148,10 +148,12 @@ int64_t brk_offsets_query(struct brk_offsets *o, const char *group, const char *
     return v;
 }
 
-int brk_offsets_topics(struct brk_offsets *o, const char *group, char (**out)[BRK_NAME_MAX],
-                       size_t *n)
+/* The names on one side of "topic@group" keys whose other side is `name` (want_topics: the
+ * topics of group `name`, else the groups of topic `name`). */
+static int names_of(struct brk_offsets *o, const char *name, int want_topics,
+                    char (**out)[BRK_NAME_MAX], size_t *n)
 {
-    size_t gl = strlen(group), cap = 0, it = 0;
+    size_t nl = strlen(name), cap = 0, it = 0;
     const char *key;
     int rc = 0;
     *out = NULL;
@@ -159,8 +161,12 @@ int brk_offsets_topics(struct brk_offsets *o, const char *group, char (**out)[BR
     pthread_mutex_lock(&o->lock);
     while (rc == 0 && mq_map_next(&o->map, &it, &key, NULL)) {
         const char *at = strchr(key, '@'); /* names have no '@': "topic@group" splits once */
-        if (!at || strlen(at + 1) != gl || memcmp(at + 1, group, gl) != 0 ||
-            (size_t)(at - key) >= BRK_NAME_MAX)
+        if (!at)
+            continue;
+        const char *match = want_topics ? at + 1 : key, *other = want_topics ? key : at + 1;
+        size_t ml = want_topics ? strlen(at + 1) : (size_t)(at - key);
+        size_t ol = want_topics ? (size_t)(at - key) : strlen(at + 1);
+        if (ml != nl || memcmp(match, name, nl) != 0 || ol >= BRK_NAME_MAX)
             continue;
         if (*n == cap) {
             char(*p)[BRK_NAME_MAX] = realloc(*out, (cap = cap ? cap * 2 : 8) * sizeof(*p));
@@ -170,8 +176,8 @@ int brk_offsets_topics(struct brk_offsets *o, const char *group, char (**out)[BR
             }
             *out = p;
         }
-        memcpy((*out)[*n], key, (size_t)(at - key));
-        (*out)[(*n)++][at - key] = '\0';
+        memcpy((*out)[*n], other, ol);
+        (*out)[(*n)++][ol] = '\0';
     }
     pthread_mutex_unlock(&o->lock);
     if (rc) {
@@ -180,6 +186,18 @@ int brk_offsets_topics(struct brk_offsets *o, const char *group, char (**out)[BR
         *n = 0;
     }
     return rc;
+}
+
+int brk_offsets_topics(struct brk_offsets *o, const char *group, char (**out)[BRK_NAME_MAX],
+                       size_t *n)
+{
+    return names_of(o, group, 1, out, n);
+}
+
+int brk_offsets_groups(struct brk_offsets *o, const char *topic, char (**out)[BRK_NAME_MAX],
+                       size_t *n)
+{
+    return names_of(o, topic, 0, out, n);
 }
 
 void brk_offsets_delete_topic(struct brk_offsets *o, const char *topic)

@@ -1,7 +1,8 @@
 """test_broker_stats.py — what RocketMQ's own admin tools ask a broker for:
 GET_TOPIC_STATS_INFO (202, `mqadmin topicStatus`) and GET_CONSUME_STATS (208, `mqadmin
 consumerProgress`), in fastjson's encoding of MessageQueue-keyed maps (object keys), which a
-stock client decodes, and GET_CONSUMER_CONNECTION_LIST (203, `mqadmin consumerConnection`)."""
+stock client decodes, GET_CONSUMER_CONNECTION_LIST (203, `mqadmin consumerConnection`) and
+QUERY_TOPIC_CONSUME_BY_WHO (300)."""
 
 import json
 import re
@@ -14,6 +15,7 @@ from brokers import broker_factory  # noqa: F401
 GET_TOPIC_STATS_INFO = 202
 GET_CONSUME_STATS = 208
 GET_CONSUMER_CONNECTION_LIST = 203
+QUERY_TOPIC_CONSUME_BY_WHO = 300
 CONSUMER_NOT_ONLINE = 206
 MQ_KEY = re.compile(r'\{"brokerName":("(?:[^"\\]|\\.)*"),"queueId":(\d+),"topic":"([^"]*)"\}:')
 
@@ -65,6 +67,18 @@ def test_topic_and_consume_stats(broker_factory):
         assert mq_map(r.body) == {("broker-s", "TOther", 0): {
             "brokerOffset": 0, "consumerOffset": 0, "lastTimestamp": 0}}
         assert mq_map(cli.call(GET_CONSUME_STATS, {"consumerGroup": "GNone"}).body) == {}
+        # Who consumes TSt: GSt by its offsets, GLive by a live subscription.
+        hb = {"clientID": "c@live", "producerDataSet": [],
+              "consumerDataSet": [{"groupName": "GLive", "consumeType": "CONSUME_PASSIVELY",
+                                   "messageModel": "CLUSTERING", "unitMode": False,
+                                   "consumeFromWhere": "CONSUME_FROM_LAST_OFFSET",
+                                   "subscriptionDataSet": [{"topic": "TSt", "subString": "*",
+                                                            "expressionType": "TAG"}]}]}
+        assert cli.call(HEART_BEAT, {}, json.dumps(hb).encode()).code == mp.SUCCESS
+        r = cli.call(QUERY_TOPIC_CONSUME_BY_WHO, {"topic": "TSt"})
+        assert r.code == mp.SUCCESS and sorted(r.json_body()["groupList"]) == ["GLive", "GSt"]
+        r = cli.call(QUERY_TOPIC_CONSUME_BY_WHO, {"topic": "TOther"})
+        assert r.json_body()["groupList"] == []
     b.check_clean()
 
 
