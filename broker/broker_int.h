@@ -163,6 +163,9 @@ int brk__delay_props(const char *props, size_t len, const char *topic, int queue
 /* ---- helpers ---- */
 /* A response with a code and remark (remark may be NULL). NULL only on out-of-memory. */
 struct rpc_cmd *brk__resp(const struct rpc_cmd *req, int code, const char *remark);
+/* SUCCESS with body as the JSON body (body stays the caller's). NULL on out-of-memory or a
+ * NULL body. */
+struct rpc_cmd *brk__resp_json(const struct rpc_cmd *req, const json_t *body);
 /* Maps a negative errno from the store or metadata to a response (one place). */
 struct rpc_cmd *brk__resp_errno(const struct rpc_cmd *req, int err, const char *what);
 /* Reads a required header field; on absence writes an error response to *resp. */

@@ -230,15 +230,9 @@ static int on_runtime_info(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     }
 #undef PUT
     json_object_set_new(root, "table", table);
-    *resp = brk__resp(req, RPC_SUCCESS, NULL);
-    int rc = *resp ? rpc_cmd_set_body_json(*resp, root) : -ENOMEM;
+    *resp = brk__resp_json(req, root);
     json_decref(root);
-    if (rc) {
-        rpc_cmd_free(*resp);
-        *resp = NULL;
-        return rc;
-    }
-    return RPC_REPLY;
+    return *resp ? RPC_REPLY : -ENOMEM;
 }
 
 void brk__register_admin_handlers(struct broker *b)

@@ -88,11 +88,7 @@ static int on_consumer_list(struct rpc_conn *conn, struct rpc_cmd *req, struct r
         json_array_append_new(list, json_string(ids[i]));
     json_object_set_new(root, "consumerIdList", list);
     free(ids);
-    *resp = brk__resp(req, RPC_SUCCESS, NULL);
-    if (*resp && rpc_cmd_set_body_json(*resp, root)) {
-        rpc_cmd_free(*resp);
-        *resp = NULL;
-    }
+    *resp = brk__resp_json(req, root);
     json_decref(root);
     return *resp ? RPC_REPLY : -ENOMEM;
 }
@@ -142,11 +138,7 @@ static int on_consumer_connection(struct rpc_conn *conn, struct rpc_cmd *req, st
         *resp = brk__resp(req, 206 /* CONSUMER_NOT_ONLINE */, remark);
         return RPC_REPLY;
     }
-    *resp = rc ? brk__resp_errno(req, rc, "consumer connection") : brk__resp(req, 0, NULL);
-    if (rc == 0 && *resp && rpc_cmd_set_body_json(*resp, body)) {
-        rpc_cmd_free(*resp);
-        *resp = NULL;
-    }
+    *resp = rc ? brk__resp_errno(req, rc, "consumer connection") : brk__resp_json(req, body);
     json_decref(body);
     return *resp ? RPC_REPLY : -ENOMEM;
 }

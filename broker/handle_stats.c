@@ -193,11 +193,7 @@ static int on_consume_by_who(struct rpc_conn *conn, struct rpc_cmd *req, struct 
     free(committed);
     if (rc == 0 && !(root = json_pack("{s:O}", "groupList", list)))
         rc = -ENOMEM;
-    *resp = rc ? brk__resp_errno(req, rc, "consume by who") : brk__resp(req, RPC_SUCCESS, NULL);
-    if (rc == 0 && *resp && rpc_cmd_set_body_json(*resp, root)) {
-        rpc_cmd_free(*resp);
-        *resp = NULL;
-    }
+    *resp = rc ? brk__resp_errno(req, rc, "consume by who") : brk__resp_json(req, root);
     json_decref(root);
     json_decref(list);
     return *resp ? RPC_REPLY : -ENOMEM;

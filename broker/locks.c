@@ -159,18 +159,14 @@ static int on_lock(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     }
     pthread_mutex_unlock(&b->locks->mu);
     json_decref(body);
-    *resp = brk__resp(req, RPC_SUCCESS, NULL);
-    int rc = 0;
-    if (*resp && lock) { /* LockBatchResponseBody */
+    if (lock) { /* LockBatchResponseBody */
         json_t *root = json_pack("{s:O}", "lockOKMQSet", ok);
-        rc = root ? rpc_cmd_set_body_json(*resp, root) : -ENOMEM;
+        *resp = brk__resp_json(req, root);
         json_decref(root);
+    } else {
+        *resp = brk__resp(req, RPC_SUCCESS, NULL);
     }
     json_decref(ok);
-    if (rc) {
-        rpc_cmd_free(*resp);
-        *resp = NULL;
-    }
     return *resp ? RPC_REPLY : -ENOMEM;
 }
 

@@ -12,6 +12,16 @@ struct rpc_cmd *brk__resp(const struct rpc_cmd *req, int code, const char *remar
     return rpc_cmd_new_response(req, code, remark);
 }
 
+struct rpc_cmd *brk__resp_json(const struct rpc_cmd *req, const json_t *body)
+{
+    struct rpc_cmd *resp = body ? brk__resp(req, RPC_SUCCESS, NULL) : NULL;
+    if (resp && rpc_cmd_set_body_json(resp, body)) {
+        rpc_cmd_free(resp);
+        resp = NULL;
+    }
+    return resp;
+}
+
 struct rpc_cmd *brk__resp_errno(const struct rpc_cmd *req, int err, const char *what)
 {
     int code;
