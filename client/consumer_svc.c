@@ -22,6 +22,7 @@ enum {
     REQ_GET_MAX_OFFSET = 30,
     REQ_HEART_BEAT = 34,
     REQ_UNREGISTER_CLIENT = 35,
+    REQ_CONSUMER_SEND_MSG_BACK = 36,
     REQ_GET_CONSUMER_LIST_BY_GROUP = 38,
     REQ_NOTIFY_CONSUMER_IDS_CHANGED = 40,
 };
@@ -465,19 +466,63 @@ int mqc_consumer_start(struct mqc_consumer *c)
         return -EBUSY;
     if (c->nsubs == 0)
         return -EINVAL;
+    char retry[MQC_NAME_MAX + 8];
+    snprintf(retry, sizeof(retry), "%%RETRY%%%s", c->group);
+    int rc;
+    if (c->opts.retry && (rc = mqc_consumer_subscribe(c, retry, "*")) != 0)
+        return rc;
     for (size_t i = 0; i < c->nsubs; i++)
         (void)mqc__route_refresh(c->inst, c->subs[i].topic, 0);
     send_heartbeats(c);
+    if (c->opts.retry) /* the first heartbeat of a group creates its retry topic */
+        (void)mqc__route_refresh(c->inst, retry, 0);
     rebalance(c);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 128 << 10); /* one per consumer: mqfs opens many */
-    int rc = pthread_create(&c->svc, &attr, svc_main, c);
+    rc = pthread_create(&c->svc, &attr, svc_main, c);
     pthread_attr_destroy(&attr);
     if (rc != 0)
         return -EAGAIN;
     c->started = 1;
     return 0;
+}
+
+int mqc_consumer_retry_later(struct mqc_consumer *c, struct mqc_msg *m, int delay_level)
+{
+    char addr[MQC_ADDR_MAX], phys[24], level[16];
+    const char *id = m->msg_id, *v;
+    size_t vlen;
+    char uniq[64];
+    if (mqc_msg_prop(m, "UNIQ_KEY", &v, &vlen) == 0 && vlen < sizeof(uniq)) {
+        memcpy(uniq, v, vlen); /* the id a stock client reports (MessageClientExt.getMsgId) */
+        uniq[vlen] = '\0';
+        id = uniq;
+    }
+    snprintf(phys, sizeof(phys), "%lld", (long long)m->phys_offset);
+    snprintf(level, sizeof(level), "%d", delay_level);
+    struct rpc_cmd *resp = NULL;
+    int rc = delay_level < 0 ? -EINVAL : mqc__broker_addr(c->inst, m->mq.broker, addr);
+    if (rc == 0) {
+        struct rpc_cmd *req = rpc_cmd_new(REQ_CONSUMER_SEND_MSG_BACK);
+        if (!req || rpc_cmd_ext_set(req, "group", c->group) ||
+            rpc_cmd_ext_set(req, "offset", phys) || rpc_cmd_ext_set(req, "delayLevel", level) ||
+            rpc_cmd_ext_set(req, "originMsgId", id) ||
+            rpc_cmd_ext_set(req, "originTopic", m->mq.topic) ||
+            rpc_cmd_ext_set(req, "maxReconsumeTimes", "16"))
+            rc = -ENOMEM;
+        else
+            rc = rpc_client_call(c->inst->rpc, addr, req, CALL_TIMEOUT_MS, &resp);
+        rpc_cmd_free(req);
+    }
+    if (rc == 0 && resp->code != RPC_SUCCESS)
+        rc = mqc__errno_of_response(resp->code, rpc_cmd_remark(resp));
+    rpc_cmd_free(resp);
+    if (rc == 0)
+        mqc_consumer_ack(c, m);
+    else
+        mqc_consumer_nack(c, m);
+    return rc;
 }
 
 void mqc_consumer_free(struct mqc_consumer *c)

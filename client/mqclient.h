@@ -212,6 +212,9 @@ struct mqc_consumer_opts {
     int suspend_ms;             /* broker long-poll hold, default 20000 */
     int pull_batch;             /* messages per pull, default 32 */
     int queue_buffer;           /* pulled, unconsumed messages kept per queue, default 1000 */
+    int retry;                  /* 1: also consume %RETRY%<group>, where the messages passed to
+                                 * mqc_consumer_retry_later come back (RocketMQ's push consumer
+                                 * does so in clustering mode) */
     struct mqc_admin *shared;   /* optional: use this handle's NameServers, routes and broker
                                  * connections (many consumers, one set of threads); it must
                                  * outlive the consumer */
@@ -238,6 +241,14 @@ int mqc_consumer_take(struct mqc_consumer *c, int timeout_ms, struct mqc_msg **o
 void mqc_consumer_ack(struct mqc_consumer *c, struct mqc_msg *m);
 /* Returns a taken message unconsumed: the next take of its queue returns it again. */
 void mqc_consumer_nack(struct mqc_consumer *c, struct mqc_msg *m);
+/* RocketMQ's RECONSUME_LATER: hands a taken message back to its broker (CONSUMER_SEND_MSG_BACK),
+ * which stores it for %RETRY%<group> after the delay of delay_level (0: the broker's back-off,
+ * level 3 + reconsume times: 10 s, 30 s, 1 min, ... by default), or in %DLQ%<group> once it was
+ * retried 16 times; then acks it, so the queue moves on. It comes back (with opts.retry) from
+ * %RETRY%<group>, its reconsume_times one higher and the property RETRY_TOPIC naming its
+ * topic. When the broker does not take it, the message is nacked (taken again next) and the
+ * error returned. Blocks for one round trip. */
+int mqc_consumer_retry_later(struct mqc_consumer *c, struct mqc_msg *m, int delay_level);
 /* Sends every changed offset to the brokers now. Returns 0 or the first error. */
 int mqc_consumer_commit(struct mqc_consumer *c);
 /* Makes a blocked mqc_consumer_take return -EINTR (thread-safe). */

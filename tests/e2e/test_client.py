@@ -267,3 +267,27 @@ def test_examples_report_failures():
         assert not [l for l in out if l.startswith(("OK", "SENT"))], (prog, out)
     rc, out, err = run("example_producer_sync", "-n", dead, "-z", "lz4")
     assert rc == 2 and "usage" in err
+
+
+def test_retry_later_comes_back_through_the_retry_topic(namesrv, broker_factory):
+    """mqc_consumer_retry_later (RocketMQ's RECONSUME_LATER): the first delivery of each message
+    goes back to the broker, the queue moves on, and the message returns from %RETRY%<group>
+    after the level's delay with reconsume_times 1 and RETRY_TOPIC naming its topic."""
+    b = broker_factory(namesrv=namesrv, messageDelayLevel="1s 2s")
+    assert wait_for(lambda: route_brokers(namesrv, "TBW102")), "broker not registered"
+    create_topic(namesrv, "TRetry", 2)
+    rc, _, err = run("example_producer_sync", "-t", "TRetry", "-c", 4, ns=namesrv)
+    assert rc == 0, err
+    rc, out, err = run("example_consumer_pull", "-t", "TRetry", "-g", "GRetry", "-c", 4,
+                       "-w", 8000, "-L", 2, ns=namesrv, timeout=40)
+    assert rc == 0, err
+    retried = sorted(l.split(" ", 3)[3] for l in out if l.startswith("RETRY TRetry "))
+    back = [l for l in out if l.startswith("MSG ")]
+    bodies = sorted(expected_body("sync", i).decode() for i in range(4))
+    assert retried == bodies, out
+    assert sorted(l.split(" ", 5)[5].split(" reconsumed=")[0] for l in back) == bodies, out
+    assert all(l.endswith(" reconsumed=1 from=TRetry") for l in back), out
+    # The group's offsets moved past the retried messages: nothing comes again from TRetry.
+    rc, out, err = run("example_consumer_pull", "-t", "TRetry", "-g", "GRetry", "-c", 1,
+                       "-w", 2500, ns=namesrv, timeout=20)
+    assert rc == 0 and [l for l in out if l.startswith("MSG ")] == [], out

@@ -3,7 +3,10 @@
  * go), and each message is taken, processed (printed) and acked; acked offsets are committed
  * to the broker. One line per message:
  *   MSG <broker> <queueId> <queueOffset> <tags> <body>
- * with -v also "OWNED <broker>:<queueId> ..." whenever the owned queues change. Stops after
+ * with -v also "OWNED <broker>:<queueId> ..." whenever the owned queues change. With -L level,
+ * each message's first delivery is not processed but retried later at that delay level
+ * (RECONSUME_LATER: "RETRY <topic> <queueOffset> <body>"); its redelivery, from
+ * %RETRY%<group>, prints "MSG ... <body> reconsumed=<n> from=<RETRY_TOPIC>". Stops after
  * -c messages (0: never), after -w ms without one, or on SIGTERM/SIGINT; exits 0.
  *   example_consumer_pull -n 127.0.0.1:9876 -t TopicTest -g example_group -e 'TagA || TagB' */
 #include <errno.h>
@@ -47,7 +50,8 @@ int main(int argc, char **argv)
     struct mqc_config cfg = {.namesrv = a.namesrv, .group = a.group ? a.group : "example_consumer"};
     struct mqc_consumer_opts opts = {.from = MQC_FROM_FIRST,
                                      .rebalance_ms = (int)a.rebalance_ms, /* 0: 20 s */
-                                     .persist_ms = 200};
+                                     .persist_ms = 200,
+                                     .retry = a.retry_level >= 0};
     struct mqc_consumer *c = NULL;
     int rc = mqc_consumer_new(&cfg, &opts, &c);
     if (rc == 0 && (rc = mqc_consumer_subscribe(c, a.topic, a.expr)) == 0)
@@ -73,12 +77,22 @@ int main(int argc, char **argv)
         if (rc)
             break;
         idle = 0;
-        const char *tags = "-";
-        size_t tlen = 1;
+        if (a.retry_level >= 0 && m->reconsume_times == 0) {
+            printf("RETRY %s %lld %.*s\n", m->mq.topic, (long long)m->queue_offset,
+                   (int)m->body_len, (const char *)m->body);
+            if ((rc = mqc_consumer_retry_later(c, m, (int)a.retry_level)) != 0)
+                fprintf(stderr, "retry later: %s\n", mq_strerror(rc));
+            continue;
+        }
+        const char *tags = "-", *from = "";
+        size_t tlen = 1, flen = 0;
         (void)mqc_msg_prop(m, "TAGS", &tags, &tlen);
-        printf("MSG %s %d %lld %.*s %.*s\n", m->mq.broker, m->mq.queue_id,
-               (long long)m->queue_offset, (int)tlen, tags, (int)m->body_len,
-               (const char *)m->body);
+        (void)mqc_msg_prop(m, "RETRY_TOPIC", &from, &flen);
+        printf("MSG %s %d %lld %.*s %.*s", m->mq.broker, m->mq.queue_id, (long long)m->queue_offset,
+               (int)tlen, tags, (int)m->body_len, (const char *)m->body);
+        if (m->reconsume_times)
+            printf(" reconsumed=%d from=%.*s", (int)m->reconsume_times, (int)flen, from);
+        printf("\n");
         mqc_consumer_ack(c, m);
         got++;
     }

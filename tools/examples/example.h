@@ -26,6 +26,7 @@
 struct example_args {
     const char *namesrv, *topic, *group, *tag, *expr;
     long count, size, interval_ms, batch, orders, rebalance_ms, idle_ms;
+    long retry_level; /* -L: consumers retry each first delivery later at this level (-1: no) */
     int compress_type;
     size_t compress_over;
     int verbose;
@@ -36,7 +37,7 @@ static inline void example_usage(const char *prog)
     fprintf(stderr,
             "usage: %s [-n namesrv] [-t topic] [-c count] [-g group] [-T tag] [-e expr]\n"
             "          [-s bodyBytes] [-z zstd|zlib|none] [-i intervalMs] [-b batch] [-k orders]\n"
-            "          [-r rebalanceMs] [-w idleMs] [-v]\n",
+            "          [-r rebalanceMs] [-w idleMs] [-L retryLevel] [-v]\n",
             prog);
 }
 
@@ -51,8 +52,9 @@ static inline void example_args(int argc, char **argv, struct example_args *a)
     a->batch = 10;
     a->orders = 4;
     a->compress_over = MQC_COMPRESS_OVER_DEFAULT; /* -z none: 0, never */
+    a->retry_level = -1;
     int opt;
-    while ((opt = getopt(argc, argv, "n:t:c:g:T:e:s:z:i:b:k:r:w:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "n:t:c:g:T:e:s:z:i:b:k:r:w:L:vh")) != -1) {
         switch (opt) {
         case 'n':
             a->namesrv = optarg;
@@ -92,6 +94,9 @@ static inline void example_args(int argc, char **argv, struct example_args *a)
             break;
         case 'v':
             a->verbose = 1;
+            break;
+        case 'L':
+            a->retry_level = atol(optarg);
             break;
         case 'z':
             if (strcmp(optarg, "zlib") == 0)
