@@ -66,6 +66,7 @@ static void on_conn_close(struct rpc_conn *conn, void *arg)
 {
     struct broker *b = arg;
     brk_consumers_conn_closed(b->consumers, conn);
+    brk__tx_producers_prune(b->tx, conn, 0);
 }
 
 /* A connection to a NameServer closed (it went down, or restarted and lost every route):
@@ -119,6 +120,7 @@ static void *timer_main(void *arg)
                 mq_info("dropped %zu consumer client(s) silent for %d ms", n,
                         b->conf.client_expiry_ms);
             (void)brk_locks_expire(b->locks, mq_now_ms());
+            brk__tx_producers_prune(b->tx, NULL, mq_mono_us() / 1000 - b->conf.client_expiry_ms);
             next_scan = now + CLIENT_SCAN_MS;
         }
         pthread_mutex_lock(&b->timer_lock);
@@ -225,7 +227,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
         goto fail;
     }
     if ((rc = open_meta(b)) != 0 || (rc = create_system_topics(b)) != 0 ||
-        (rc = brk__sched_start(b->sched)) != 0)
+        (rc = brk__sched_start(b->sched)) != 0 || (rc = brk__tx_open(b, &b->tx)) != 0)
         goto fail;
     struct rpc_server_opts so = {
         .addr = b->conf.listen_addr,
@@ -247,6 +249,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     brk__register_merge_handlers(b);
     brk__register_lock_handlers(b);
     brk__register_stats_handlers(b);
+    brk__register_tx_handlers(b);
     if ((rc = rpc_server_start(b->srv)) != 0) {
         mq_error("cannot listen on %s:%d: %s", b->conf.listen_addr, b->conf.listen_port,
                  mq_strerror(rc));
@@ -268,6 +271,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
 fail:
     rpc_server_free(b->srv);
     rpc_client_free(b->ns_client);
+    brk__tx_close(b->tx);
     brk__sched_close(atomic_exchange(&b->sched, NULL));
     store_close(b->store);
     brk_hold_free(b->send_waits);
@@ -305,6 +309,7 @@ void brk_stop(struct broker *b)
     (void)brk_offsets_persist(b->offsets);
     /* its copies stored and their offsets persisted; no arrival notice reaches it after */
     brk__sched_close(atomic_exchange(&b->sched, NULL));
+    brk__tx_close(b->tx);
     store_close(b->store);        /* flushes, writes the checkpoint, removes the abort file */
     brk_hold_free(b->send_waits); /* replies to closed connections are dropped */
     brk_hold_free(b->holds);      /* parked pulls are dropped: their connections are closed */

@@ -31,6 +31,7 @@ enum {
     REQ_HEART_BEAT = 34,
     REQ_UNREGISTER_CLIENT = 35,
     REQ_CONSUMER_SEND_MSG_BACK = 36,
+    REQ_END_TRANSACTION = 37,
     REQ_GET_CONSUMER_LIST_BY_GROUP = 38,
     REQ_LOCK_BATCH_MQ = 41,
     REQ_UNLOCK_BATCH_MQ = 42,
@@ -76,6 +77,7 @@ struct broker {
     struct brk_offsets *offsets;
     struct brk_consumers *consumers;
     struct brk_locks *locks; /* orderly consumers' queue locks (locks.c) */
+    struct brk_tx *tx;       /* transactional messages (transaction.c) */
     /* delayed messages (schedule.c); atomic: the dispatcher's arrival callback reads it */
     struct brk_sched *_Atomic sched;
 
@@ -100,6 +102,23 @@ void brk__register_query_handlers(struct broker *b);
 void brk__register_merge_handlers(struct broker *b);
 void brk__register_lock_handlers(struct broker *b);
 void brk__register_stats_handlers(struct broker *b);
+void brk__register_tx_handlers(struct broker *b);
+
+/* ---- transactional messages (transaction.c) ---- */
+struct brk_tx;
+/* Rebuilds the resolved half messages (op queue) and starts the check thread; the store and
+ * the consumer offsets must be open. 0 or -errno. */
+int brk__tx_open(struct broker *b, struct brk_tx **out);
+void brk__tx_close(struct brk_tx *tx); /* NULL is a no-op */
+/* Records the producer groups of a heartbeat received on conn (the check-back asks them). */
+void brk__tx_producers(struct brk_tx *tx, const struct brk_heartbeat *hb, struct rpc_conn *conn,
+                       int64_t now_ms);
+/* Forgets the producers of a closed conn, or (conn NULL) those silent since before cutoff. */
+void brk__tx_producers_prune(struct brk_tx *tx, struct rpc_conn *conn, int64_t cutoff_ms);
+/* Appends to out the properties of a half message: props less REAL_TOPIC / REAL_QID and
+ * empty names, then REAL_TOPIC=topic, REAL_QID=queue_id. 0, -EMSGSIZE, -EBADMSG, -ENOMEM. */
+int brk__tx_half_props(const char *props, size_t len, const char *topic, int queue_id,
+                       struct mq_buf *out);
 
 /* ---- queue locks of orderly consumers (locks.c) ---- */
 struct brk_locks;

@@ -48,6 +48,12 @@ static const struct mq_conf_key brk_conf_keys[] = {
     {"rebalanceLockMaxLiveTime", MQ_CONF_INT, F(rebalance_lock_ms), 0, "60000", 1000, 3600000,
      "ms an orderly consumer's queue lock lasts without renewal (RocketMQ's "
      "rocketmq.broker.rebalance.lockMaxLiveTime)"},
+    {"transactionTimeOut", MQ_CONF_INT, F(tx_timeout_ms), 0, "6000", 0, 86400000,
+     "ms after which an open transaction's producer is asked for its outcome"},
+    {"transactionCheckMax", MQ_CONF_INT, F(tx_check_max), 0, "15", 1, 1000,
+     "checks of an open transaction before its half message is dropped"},
+    {"transactionCheckInterval", MQ_CONF_INT, F(tx_check_interval_ms), 0, "60000", 100, 86400000,
+     "ms between two rounds of transaction checks"},
 };
 
 #define NBROKER_KEYS (sizeof(brk_conf_keys) / sizeof(brk_conf_keys[0]))

@@ -45,6 +45,7 @@ static int on_heartbeat(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
     if (created)
         (void)brk__register_all(b, 0);
     rc = brk_consumers_heartbeat(b->consumers, &hb, conn, mq_mono_us() / 1000);
+    brk__tx_producers(b->tx, &hb, conn, mq_mono_us() / 1000);
     brk_heartbeat_destroy(&hb);
     *resp = rc ? brk__resp_errno(req, rc, "heartbeat") : brk__resp(req, RPC_SUCCESS, NULL);
     return RPC_REPLY;

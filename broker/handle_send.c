@@ -208,15 +208,15 @@ static int check_topic(struct broker *b, const struct rpc_cmd *req, struct send_
     return 0;
 }
 
-/* Refuses a transactional half message (TRANSACTION_PREPARED) or a rollback, single or batch:
- * this broker has no END_TRANSACTION or check-back, and the dispatcher never indexes such
- * records, so storing one would acknowledge a message nobody can consume. The answer is
- * RocketMQ's for a broker with rejectTransactionMessage=true (docs/INTEROP.md). A COMMIT is an
- * ordinary message and passes. Returns 0, or -EPERM with *resp set. */
+/* Refuses a batch with transaction bits (RocketMQ's store refuses them too) and a single send
+ * flagged TRANSACTION_ROLLBACK (only END_TRANSACTION rolls back). A single PREPARED send is a
+ * half message (transaction.c) and a COMMIT an ordinary message. Returns 0, or -EPERM with
+ * *resp set: RocketMQ's answer for a transaction message a broker does not take. */
 static int reject_transaction(struct broker *b, const struct rpc_cmd *req, const struct send_hdr *h,
                               struct rpc_cmd **resp)
 {
-    if (!mq_sysflag_tx_hidden(h->sysflag))
+    if (!mq_sysflag_tx_hidden(h->sysflag) ||
+        (!h->batch && (h->sysflag & MQ_SYSFLAG_TX_MASK) == MQ_SYSFLAG_TX_PREPARED))
         return 0;
     char remark[128];
     snprintf(remark, sizeof(remark), "the broker[%s] sending transaction message is forbidden",
@@ -406,8 +406,12 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     int store_qid = h.queue_id;
     struct mq_buf nprops;
     mq_buf_init(&nprops);
-    if (level > 0 || (h.props && mq_props_check(h.props, props_len) != 0)) {
-        int prc = level > 0
+    int half = !h.batch && (h.sysflag & MQ_SYSFLAG_TX_MASK) == MQ_SYSFLAG_TX_PREPARED;
+    if (half)
+        level = 0; /* RocketMQ delays a transaction message once it is committed: not here */
+    if (half || level > 0 || (h.props && mq_props_check(h.props, props_len) != 0)) {
+        int prc = half ? brk__tx_half_props(h.props, props_len, topic, h.queue_id, &nprops)
+                  : level > 0
                       ? brk__delay_props(h.props, props_len, topic, h.queue_id, level, &nprops)
                       : mq_props_copy_except(h.props, props_len, NULL, 0, &nprops);
         if (prc == 0 && mq_buf_append(&nprops, "", 1) == 0) { /* NUL-terminated, not counted */
@@ -415,7 +419,7 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
             h.props = (const char *)nprops.data;
             props_len = nprops.len;
         }
-        if (level > 0 && prc != 0) {
+        if ((half || level > 0) && prc != 0) {
             mq_buf_destroy(&nprops);
             *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL,
                               prc == -EMSGSIZE ? "the message properties are over 32767 bytes"
@@ -425,6 +429,10 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         if (level > 0) {
             store_topic = MQ_SCHEDULE_TOPIC;
             store_qid = level - 1;
+        } else if (half) { /* RMQ_SYS_TRANS_HALF_TOPIC queue 0, no transaction bits */
+            store_topic = "RMQ_SYS_TRANS_HALF_TOPIC";
+            store_qid = 0;
+            h.sysflag &= ~MQ_SYSFLAG_TX_MASK;
         }
     }
 

@@ -68,6 +68,7 @@ def decode_records(data):
         r = Record()
         r.queue_id, r.flag, r.queue_offset, r.phys_offset = qid, flag, qoff, phys
         r.sysflag, r.born_ts, r.store_ts, r.reconsume_times = sysflag, born_ts, store_ts, reconsume
+        r.prepared_tx_offset = prepared
         r.born_host, r.born_port, r.store_host, r.store_port = born_host, born_port, store_host, store_port
         r.topic, r.props = topic, parse_props(properties)
         # 4.x: COMPRESSED means zlib; 5.x adds the type in bits 8-10 (ZLIB 0x300, ZSTD 0x200,
