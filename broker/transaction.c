@@ -186,7 +186,8 @@ static int put_op(struct broker *b, int64_t qoff)
     return store_put(b->store, &op, &res);
 }
 
-/* Stores the committed copy of half message m (RocketMQ's endMessageTransaction). */
+/* Stores the committed copy of half message m (RocketMQ's endMessageTransaction); with a DELAY
+ * level, into the schedule topic first, as RocketMQ's put of the committed copy does. */
 static int put_commit(struct broker *b, const struct mq_msg *m, int64_t phys)
 {
     char topic[BRK_NAME_MAX];
@@ -194,14 +195,22 @@ static int put_commit(struct broker *b, const struct mq_msg *m, int64_t phys)
     if (real_dest(m, topic, &qid))
         return -EINVAL;
     static const char *const drop[] = {MQ_PROP_REAL_TOPIC, MQ_PROP_REAL_QID, PROP_TRAN};
-    struct mq_buf props;
+    struct mq_buf props, delayed;
     mq_buf_init(&props);
+    mq_buf_init(&delayed);
     int rc = mq_props_copy_except(m->props, m->props_len, drop, 3, &props);
+    int level = rc == 0 ? brk__delay_level(b, (const char *)props.data, props.len) : 0;
+    if (level > 0 && (rc = brk__delay_props((const char *)props.data, props.len, topic, qid, level,
+                                            &delayed)) == 0) {
+        mq_buf_destroy(&props);
+        props = delayed;
+        mq_buf_init(&delayed);
+    }
     if (rc == 0) {
         struct mq_msg c = *m;
-        c.topic = topic;
-        c.topic_len = (uint16_t)strlen(topic);
-        c.queue_id = qid;
+        c.topic = level > 0 ? MQ_SCHEDULE_TOPIC : topic;
+        c.topic_len = (uint16_t)strlen(c.topic);
+        c.queue_id = level > 0 ? level - 1 : qid;
         c.sysflag = (m->sysflag & ~MQ_SYSFLAG_TX_MASK) | MQ_SYSFLAG_TX_COMMIT;
         c.prepared_tx_offset = phys;
         c.props = (const char *)props.data;
@@ -210,6 +219,7 @@ static int put_commit(struct broker *b, const struct mq_msg *m, int64_t phys)
         rc = store_put(b->store, &c, &res);
     }
     mq_buf_destroy(&props);
+    mq_buf_destroy(&delayed);
     return rc;
 }
 

@@ -148,3 +148,25 @@ def test_open_transactions_are_checked_back(daemons, broker_factory):
         assert next_check(pc, 1) is None  # nothing open any more
     assert d.uniq  # (dropped above: never delivered)
     b.check_clean()
+
+
+def test_a_committed_delayed_message_waits_its_delay(broker_factory):
+    """DELAY on a transactional message applies to the committed copy, as in RocketMQ."""
+    b = broker_factory(messageDelayLevel="2s")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TXD", queues=1)
+        uniq = uuid.uuid4().hex.upper()
+        props = mr.props(TRAN_MSG="true", PGROUP="TXG", UNIQ_KEY=uniq, DELAY="1")
+        ext = {"a": "TXG", "b": "TXD", "c": "TBW102", "d": "4", "e": "0", "f": str(PREPARED),
+               "g": str(int(time.time() * 1000)), "h": "0", "i": props, "j": "0", "k": "false"}
+        r = cli.call(SEND_MESSAGE_V2, ext, b"later")
+        assert r.code == mp.SUCCESS, r
+        r.uniq = uniq
+        end_tx(cli, r, COMMIT)
+        committed_at = time.monotonic()
+        waiting = pull(cli, "SCHEDULE_TOPIC_XXXX", 0, 0, suspend_ms=2000).records
+        assert [w.body for w in waiting] == [b"later"] and waiting[0].sysflag & 0xC == COMMIT
+        assert pull(cli, "TXD", 0, 0).records == []
+        got = bodies_until(cli, "TXD", b"later")
+        assert time.monotonic() - committed_at >= 1.5 and got[0].sysflag & 0xC == COMMIT
+    b.check_clean()
