@@ -115,10 +115,6 @@ void brk__tx_producers(struct brk_tx *tx, const struct brk_heartbeat *hb, struct
                        int64_t now_ms);
 /* Forgets the producers of a closed conn, or (conn NULL) those silent since before cutoff. */
 void brk__tx_producers_prune(struct brk_tx *tx, struct rpc_conn *conn, int64_t cutoff_ms);
-/* Appends to out the properties of a half message: props less REAL_TOPIC / REAL_QID and
- * empty names, then REAL_TOPIC=topic, REAL_QID=queue_id. 0, -EMSGSIZE, -EBADMSG, -ENOMEM. */
-int brk__tx_half_props(const char *props, size_t len, const char *topic, int queue_id,
-                       struct mq_buf *out);
 
 /* ---- queue locks of orderly consumers (locks.c) ---- */
 struct brk_locks;
@@ -173,11 +169,12 @@ int64_t brk__sched_offset(struct brk_sched *sc, int level);
 /* The DELAY level of a message with these properties: 0 for none (absent, 0, not a number),
  * else at most the last level. */
 int brk__delay_level(const struct broker *b, const char *props, size_t len);
-/* Appends to out the properties of a message delayed at level: props less DELAY, REAL_TOPIC,
- * REAL_QID and empty names, then DELAY=level, REAL_TOPIC=topic, REAL_QID=queue_id. 0,
- * -EMSGSIZE (over 32767 bytes), MQ_ECORRUPT or -ENOMEM. */
-int brk__delay_props(const char *props, size_t len, const char *topic, int queue_id, int level,
-                     struct mq_buf *out);
+/* Appends to out the properties of a message parked in a system topic until it is due (a
+ * delayed message, level > 0) or committed (a half message, level 0): props less REAL_TOPIC,
+ * REAL_QID, empty names and (level > 0) DELAY, then DELAY=level (level > 0),
+ * REAL_TOPIC=topic, REAL_QID=queue_id. 0, -EMSGSIZE (over 32767 bytes), -EBADMSG, -ENOMEM. */
+int brk__parked_props(const char *props, size_t len, const char *topic, int queue_id, int level,
+                      struct mq_buf *out);
 
 /* ---- helpers ---- */
 /* A response with a code and remark (remark may be NULL). NULL only on out-of-memory. */

@@ -410,9 +410,9 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     if (half)
         level = 0; /* RocketMQ delays a transaction message once it is committed: not here */
     if (half || level > 0 || (h.props && mq_props_check(h.props, props_len) != 0)) {
-        int prc = half ? brk__tx_half_props(h.props, props_len, topic, h.queue_id, &nprops)
-                  : level > 0
-                      ? brk__delay_props(h.props, props_len, topic, h.queue_id, level, &nprops)
+        /* half messages keep their DELAY for the commit: parked at level 0 */
+        int prc = half || level > 0
+                      ? brk__parked_props(h.props, props_len, topic, h.queue_id, level, &nprops)
                       : mq_props_copy_except(h.props, props_len, NULL, 0, &nprops);
         if (prc == 0 && mq_buf_append(&nprops, "", 1) == 0) { /* NUL-terminated, not counted */
             nprops.len--;
@@ -601,7 +601,7 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         if (rc == 0)
             rc = mq_buf_append(&all, extra.data, extra.len);
         if (rc == 0 && level > 0)
-            rc = brk__delay_props((const char *)all.data, all.len, topic, 0, level, &props);
+            rc = brk__parked_props((const char *)all.data, all.len, topic, 0, level, &props);
         else if (rc == 0)
             rc = mq_props_copy_except((const char *)all.data, all.len, NULL, 0, &props);
         mq_buf_destroy(&all);

@@ -1,6 +1,6 @@
 /* schedule.c — delayed messages (RocketMQ 4.9's ScheduleMessageService). A send whose DELAY
  * property names a level (1..the levels of messageDelayLevel) is stored in SCHEDULE_TOPIC_XXXX,
- * queue level - 1, with its own topic and queue in REAL_TOPIC / REAL_QID (brk__delay_props);
+ * queue level - 1, with its own topic and queue in REAL_TOPIC / REAL_QID (brk__parked_props);
  * so is a retry from CONSUMER_SEND_MSG_BACK. One thread, brk-schedule, walks each level's
  * queue in order: once a message's time has come (store time + the level's delay) it stores a
  * copy under the real topic and queue without DELAY, and moves the level's offset past it. The
@@ -72,15 +72,15 @@ int brk__delay_level(const struct broker *b, const char *props, size_t len)
     return level > max ? max : (int)level;
 }
 
-int brk__delay_props(const char *props, size_t len, const char *topic, int queue_id, int level,
-                     struct mq_buf *out)
+int brk__parked_props(const char *props, size_t len, const char *topic, int queue_id, int level,
+                      struct mq_buf *out)
 {
-    static const char *const drop[] = {MQ_PROP_DELAY, MQ_PROP_REAL_TOPIC, MQ_PROP_REAL_QID};
+    static const char *const drop[] = {MQ_PROP_REAL_TOPIC, MQ_PROP_REAL_QID, MQ_PROP_DELAY};
     char lv[16], qid[16];
     snprintf(lv, sizeof(lv), "%d", level);
     snprintf(qid, sizeof(qid), "%d", queue_id);
-    int rc = props ? mq_props_copy_except(props, len, drop, 3, out) : 0;
-    if (rc == 0)
+    int rc = props ? mq_props_copy_except(props, len, drop, level > 0 ? 3 : 2, out) : 0;
+    if (rc == 0 && level > 0)
         rc = mq_props_add(out, MQ_PROP_DELAY, lv);
     if (rc == 0)
         rc = mq_props_add(out, MQ_PROP_REAL_TOPIC, topic);

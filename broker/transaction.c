@@ -2,7 +2,7 @@
  * EndTransactionProcessor and TransactionalMessageCheckService). A send flagged
  * TRANSACTION_PREPARED is stored as a half message in RMQ_SYS_TRANS_HALF_TOPIC queue 0 (its own
  * topic and queue in REAL_TOPIC / REAL_QID, no transaction bits: handle_send.c asks
- * brk__tx_half_props), invisible to consumers of its topic. END_TRANSACTION from the producer
+ * brk__parked_props), invisible to consumers of its topic. END_TRANSACTION from the producer
  * commits it — a copy under its real topic and queue, flagged TRANSACTION_COMMIT — or rolls it
  * back; either way an op message (body: the half message's queue offset, tag "d") in
  * RMQ_SYS_TRANS_OP_HALF_TOPIC records that it is resolved. A thread, brk-tx-check, asks a
@@ -200,8 +200,8 @@ static int put_commit(struct broker *b, const struct mq_msg *m, int64_t phys)
     mq_buf_init(&delayed);
     int rc = mq_props_copy_except(m->props, m->props_len, drop, 3, &props);
     int level = rc == 0 ? brk__delay_level(b, (const char *)props.data, props.len) : 0;
-    if (level > 0 && (rc = brk__delay_props((const char *)props.data, props.len, topic, qid, level,
-                                            &delayed)) == 0) {
+    if (level > 0 && (rc = brk__parked_props((const char *)props.data, props.len, topic, qid, level,
+                                             &delayed)) == 0) {
         mq_buf_destroy(&props);
         props = delayed;
         mq_buf_init(&delayed);
@@ -521,22 +521,6 @@ void brk__tx_close(struct brk_tx *tx)
     pthread_cond_destroy(&tx->cond);
     pthread_mutex_destroy(&tx->lock);
     free(tx);
-}
-
-int brk__tx_half_props(const char *props, size_t len, const char *topic, int queue_id,
-                       struct mq_buf *out)
-{
-    static const char *const drop[] = {MQ_PROP_REAL_TOPIC, MQ_PROP_REAL_QID};
-    char qid[16];
-    snprintf(qid, sizeof(qid), "%d", queue_id);
-    int rc = props ? mq_props_copy_except(props, len, drop, 2, out) : 0;
-    if (rc == 0)
-        rc = mq_props_add(out, MQ_PROP_REAL_TOPIC, topic);
-    if (rc == 0)
-        rc = mq_props_add(out, MQ_PROP_REAL_QID, qid);
-    if (rc == 0 && out->len > MQ_MSG_PROPS_MAX)
-        rc = -EMSGSIZE;
-    return rc;
 }
 
 void brk__register_tx_handlers(struct broker *b)
