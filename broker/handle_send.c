@@ -575,9 +575,9 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
     int dead = old.reconsume_times >= max || delay < 0;
     snprintf(topic, sizeof(topic), "%s%s", dead ? BRK_DLQ_PREFIX : BRK_RETRY_PREFIX, group);
     int levels = brk__sched_levels(b->sched);
-    int level = dead ? 0 : delay > 0 ? delay : 3 + old.reconsume_times;
-    if (level > levels)
-        level = levels;
+    /* in 64 bits: RECONSUMETIMES is the sender's, up to INT32_MAX */
+    int64_t want = dead ? 0 : delay > 0 ? delay : 3 + (int64_t)old.reconsume_times;
+    int level = want > levels ? levels : want < 0 ? 0 : (int)want;
     char old_topic[BRK_NAME_MAX];
     snprintf(old_topic, sizeof(old_topic), "%.*s", (int)old.topic_len, old.topic);
     const char *v;
@@ -620,7 +620,7 @@ static int on_send_back(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         m.queue_id = level > 0 ? level - 1 : 0;
         m.props = (const char *)props.data;
         m.props_len = (uint16_t)props.len;
-        m.reconsume_times = old.reconsume_times + 1;
+        m.reconsume_times = old.reconsume_times + (old.reconsume_times < INT32_MAX);
         brk__parse_host(rpc_conn_peer(conn), &m.born_host);
         int n = store_put_batch(b->store, &m, 1, &res, &end);
         rc = n == 1 ? 0 : (n < 0 ? n : res.status);

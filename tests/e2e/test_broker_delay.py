@@ -180,3 +180,36 @@ def test_mqadmin_sends_with_a_delay_level(namesrv, broker_factory):
         assert recs[0].props["UNIQ_KEY"] == out[0]["msgId"]  # the client's id survives the wait
         assert when - sent_at >= 1.5
     assert admin(namesrv, "sendMessage", "-t", "TA", "-p", "x", "-d", "-1")[0] == 2
+
+
+def test_retry_of_a_message_with_huge_reconsume_times(broker_factory):
+    """RECONSUMETIMES is the sender's: near INT32_MAX the back-off level (3 + RECONSUMETIMES) and
+    the copy's RECONSUMETIMES + 1 must not overflow (the broker waited nothing, stored
+    INT32_MIN, and UBSan stopped it)."""
+    b = broker_factory(messageDelayLevel="1s 1s 2s")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TH", queues=1)
+        phys = []
+        for rt in ("2147483646", "2147483647"):
+            ext = {"a": "PG", "b": "TH", "c": "TBW102", "d": "4", "e": "0", "f": "0",
+                   "g": str(int(time.time() * 1000)), "h": "0", "i": mr.props(TAGS="T"),
+                   "j": rt, "k": "false", "m": "false"}
+            r = cli.call(SEND_MESSAGE_V2, ext, b"rt" + rt.encode())
+            assert r.code == mp.SUCCESS, r
+            phys.append(int(r.ext["msgId"][16:], 16))
+        r = cli.call(CONSUMER_SEND_MSG_BACK, {"offset": str(phys[0]), "group": "GH",
+                                              "delayLevel": "0", "originMsgId": "O",
+                                              "maxReconsumeTimes": "2147483647"})
+        assert r.code == mp.SUCCESS, r
+        asked = time.time()
+        assert pull(cli, "%RETRY%GH", 0, 0).records == []  # it waits the last level, 2 s
+        recs, when = arrive(cli, "%RETRY%GH", 0, 0)
+        assert when - asked >= 1.9 and recs[0].reconsume_times == 2147483647
+        # at INT32_MAX it is past any limit: a dead letter, its count kept at INT32_MAX
+        r = cli.call(CONSUMER_SEND_MSG_BACK, {"offset": str(phys[1]), "group": "GH",
+                                              "delayLevel": "0", "originMsgId": "O",
+                                              "maxReconsumeTimes": "2147483647"})
+        assert r.code == mp.SUCCESS, r
+        dead = pull(cli, "%DLQ%GH", 0, 0).records
+        assert [(x.body, x.reconsume_times) for x in dead] == [(b"rt2147483647", 2147483647)]
+    b.check_clean()
