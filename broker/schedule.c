@@ -4,7 +4,8 @@
  * so is a retry from CONSUMER_SEND_MSG_BACK. One thread, brk-schedule, walks each level's
  * queue in order: once a message's time has come (store time + the level's delay) it stores a
  * copy under the real topic and queue without DELAY, and moves the level's offset past it. The
- * offsets are kept in config/delayOffset.json, written every 10 s and at stop once the copies
+ * offsets are kept in config/delayOffset.json (with those of levels no longer configured),
+ * written every 10 s and at stop once the copies
  * before them are durable: a broker killed between two writes delivers the copies since the
  * last one again (at least once, as RocketMQ), never none. The thread sleeps until the next
  * message is due, or until the dispatcher reports a new delayed message (brk__sched_notify). */
@@ -35,7 +36,8 @@ struct brk_sched {
     int64_t delay_ms[MQ_DELAY_LEVELS_MAX];
     atomic_int_fast64_t off[MQ_DELAY_LEVELS_MAX]; /* next queue offset to deliver, per level */
     int64_t persisted[MQ_DELAY_LEVELS_MAX];       /* what the file says */
-    int64_t copies_end;                           /* commitlog offset past the last copy stored */
+    int64_t unused[MQ_DELAY_LEVELS_MAX]; /* the file's offsets of levels past `levels`, or -1 */
+    int64_t copies_end;                  /* commitlog offset past the last copy stored */
     char *path;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -106,9 +108,13 @@ static int load(struct brk_sched *sc)
     {
         char *end;
         long level = strtol(key, &end, 10);
-        if (*end || level < 1 || level > sc->levels || !json_is_integer(val) ||
+        if (*end || level < 1 || level > MQ_DELAY_LEVELS_MAX || !json_is_integer(val) ||
             json_integer_value(val) < 0)
-            continue; /* a level no longer configured: its queue is not delivered */
+            continue;
+        if (level > sc->levels) { /* no longer configured: not delivered, its offset kept */
+            sc->unused[level - 1] = json_integer_value(val);
+            continue;
+        }
         atomic_store(&sc->off[level - 1], json_integer_value(val));
         sc->persisted[level - 1] = json_integer_value(val);
     }
@@ -134,6 +140,9 @@ static void persist(struct brk_sched *sc)
         rc = mq_buf_append_str(&b, "{\"offsetTable\":{");
     for (int i = 0; rc == 0 && i < sc->levels; i++)
         rc = mq_buf_printf(&b, "%s\"%d\":%" PRId64, i ? "," : "", i + 1, off[i]);
+    for (int i = sc->levels; rc == 0 && i < MQ_DELAY_LEVELS_MAX; i++)
+        if (sc->unused[i] >= 0) /* for when the level is configured again */
+            rc = mq_buf_printf(&b, ",\"%d\":%" PRId64, i + 1, sc->unused[i]);
     if (rc == 0)
         rc = mq_buf_append_str(&b, "}}");
     if (rc == 0)
@@ -319,6 +328,8 @@ int brk__sched_open(struct broker *b, const char *path, struct brk_sched **out)
     sc->b = b;
     sc->levels =
         mq_delay_levels_parse(b->conf.store.message_delay_level, sc->delay_ms, MQ_DELAY_LEVELS_MAX);
+    for (int i = 0; i < MQ_DELAY_LEVELS_MAX; i++)
+        sc->unused[i] = -1;
     pthread_mutex_init(&sc->lock, NULL);
     pthread_cond_init(&sc->cond, NULL);
     int rc = sc->levels < 0 ? -EINVAL : 0;

@@ -213,3 +213,36 @@ def test_retry_of_a_message_with_huge_reconsume_times(broker_factory):
         dead = pull(cli, "%DLQ%GH", 0, 0).records
         assert [(x.body, x.reconsume_times) for x in dead] == [(b"rt2147483647", 2147483647)]
     b.check_clean()
+
+
+def test_a_level_configured_again_goes_on_where_it_stopped(daemons, broker_factory):
+    """delayOffset.json keeps the offsets of levels no longer configured: a broker restarted
+    with fewer levels wrote the file without them, and with the level back it delivered that
+    level's messages a second time."""
+    b = broker_factory(messageDelayLevel="1s 1s 1s")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TL", queues=1)
+        for i in range(3):
+            assert send(cli, "TL", b"l3-%d" % i, props={"DELAY": "3"}).code == mp.SUCCESS
+        got = []
+        while len(got) < 3:
+            got += arrive(cli, "TL", 0, len(got))[0]
+    assert b.stop() == 0
+    with open(b.conf_path) as f:
+        conf = f.read()
+    with open(b.conf_path, "w") as f:
+        f.write(conf.replace("1s 1s 1s", "1s 1s"))
+    b = restart(daemons, b)
+    with mp.Client(b.port) as cli:  # level 1 delivers, so the file is written again
+        assert send(cli, "TL", b"l1", props={"DELAY": "1"}).code == mp.SUCCESS
+        assert [x.body for x in arrive(cli, "TL", 0, 3)[0]] == [b"l1"]
+    assert b.stop() == 0
+    with open(os.path.join(b.store, "config", "delayOffset.json")) as f:
+        assert json.load(f)["offsetTable"] == {"1": 1, "2": 0, "3": 3}
+    with open(b.conf_path, "w") as f:
+        f.write(conf)
+    b = restart(daemons, b)
+    with mp.Client(b.port) as cli:
+        p = pull(cli, "TL", 0, 4, suspend_ms=2500)  # longer than the longest level
+        assert p.records == [], "delivered again: %r" % [x.body for x in p.records]
+    b.check_clean()
