@@ -4,7 +4,8 @@
  * renews the locks every 20 s. A queue of a group is held by one client id; a lock request
  * renews it; a lock not renewed for rebalanceLockMaxLiveTime (60 s) is free for another
  * client; an unlock by its holder frees it at once. In memory only, as in RocketMQ: after a
- * restart the clients lock again. */
+ * restart the clients lock again. The table is bounded by count and by bytes (LOCKS_BYTES_MAX):
+ * past either a new lock is refused, while held ones are still renewed. */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -17,18 +18,20 @@
 #include "common/mq_map.h"
 #include "common/mq_util.h"
 
-#define LOCKS_MAX       (1 << 20) /* held queue locks, all groups */
+#define LOCKS_MAX       (1 << 20)  /* held queue locks, all groups */
+#define LOCKS_BYTES_MAX (64 << 20) /* their keys, client ids and table slots, all groups */
 #define LOCK_CLIENT_MAX 256
 
 struct lock_entry {
-    char client[LOCK_CLIENT_MAX];
     int64_t last_ms;
+    size_t bytes;  /* what this lock counts in brk_locks.bytes */
+    char client[]; /* the holder's client id */
 };
 
 struct brk_locks {
     pthread_mutex_t mu;
     struct mq_map map; /* "group\1topic\1brokerName\1queueId" -> struct lock_entry */
-    size_t n;
+    size_t n, bytes;
     int64_t live_ms;
 };
 
@@ -78,7 +81,9 @@ size_t brk_locks_expire(struct brk_locks *l, int64_t now_ms)
         n++;
     }
     for (size_t i = 0; i < n; i++) {
-        free(mq_map_del(&l->map, dead[i]));
+        struct lock_entry *e = mq_map_del(&l->map, dead[i]);
+        l->bytes -= e->bytes;
+        free(e);
         free(dead[i]);
         l->n--;
     }
@@ -104,27 +109,41 @@ static int mq_key(const char *group, json_t *mq, char *key, size_t cap)
 /* Locks (lock = 1) or unlocks one queue for client; returns whether client holds it now. */
 static int lock_one(struct brk_locks *l, const char *key, const char *client, int lock, int64_t now)
 {
-    struct lock_entry *e = mq_map_get(&l->map, key);
+    struct lock_entry *e = mq_map_get(&l->map, key), *old = NULL;
     if (!lock) {
         if (e && strcmp(e->client, client) == 0) {
+            l->bytes -= e->bytes;
             free(mq_map_del(&l->map, key));
             l->n--;
         }
         return 0;
     }
-    if (e && strcmp(e->client, client) != 0 && now - e->last_ms <= l->live_ms)
+    if (e && strcmp(e->client, client) == 0) {
+        e->last_ms = now; /* renewed */
+        return 1;
+    }
+    if (e && now - e->last_ms <= l->live_ms)
         return 0; /* another client's, alive */
-    if (!e) {
-        if (l->n >= LOCKS_MAX || !(e = calloc(1, sizeof(*e))))
-            return 0;
-        if (mq_map_put(&l->map, key, e, NULL)) {
-            free(e);
-            return 0;
-        }
+    /* a new lock, or one taken over from a client that stopped renewing it: the key and the
+     * client id are counted, with the allocations' and the table's overhead (~64 bytes) */
+    size_t clen = strlen(client) + 1, bytes = strlen(key) + 1 + sizeof(*e) + clen + 64;
+    if ((!e && l->n >= LOCKS_MAX) || l->bytes - (e ? e->bytes : 0) + bytes > LOCKS_BYTES_MAX)
+        return 0;
+    struct lock_entry *ne = malloc(sizeof(*ne) + clen);
+    if (!ne || mq_map_put(&l->map, key, ne, (void **)&old)) {
+        free(ne);
+        return 0;
+    }
+    if (old) {
+        l->bytes -= old->bytes;
+        free(old);
+    } else {
         l->n++;
     }
-    snprintf(e->client, sizeof(e->client), "%s", client);
-    e->last_ms = now;
+    memcpy(ne->client, client, clen);
+    ne->last_ms = now;
+    ne->bytes = bytes;
+    l->bytes += bytes;
     return 1;
 }
 
