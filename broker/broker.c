@@ -70,11 +70,17 @@ static void on_conn_close(struct rpc_conn *conn, void *arg)
 }
 
 /* A connection to a NameServer closed (it went down, or restarted and lost every route):
- * register at once, and every REGISTER_RETRY_MS while it does not answer. */
+ * register at once — but at most once a REGISTER_RETRY_MS (timer_main), since a peer that
+ * closes every connection (not a NameServer, or one that drops the request) would otherwise
+ * make a loop of connections — and every REGISTER_RETRY_MS while it does not answer. */
 static void on_ns_close(struct rpc_conn *conn, void *arg)
 {
+    struct broker *b = arg;
     (void)conn;
-    brk__register_soon(arg);
+    pthread_mutex_lock(&b->timer_lock);
+    b->ns_closed = 1;
+    pthread_cond_signal(&b->timer_cond);
+    pthread_mutex_unlock(&b->timer_lock);
 }
 
 static void *timer_main(void *arg)
@@ -83,10 +89,15 @@ static void *timer_main(void *arg)
     pthread_setname_np(pthread_self(), "brk-timer");
     int64_t now = mq_mono_us() / 1000;
     int64_t next_persist = now + OFFSET_PERSIST_MS, next_scan = now + CLIENT_SCAN_MS;
-    int64_t next_register = now + b->conf.register_period_ms;
+    int64_t next_register = now + b->conf.register_period_ms, last_register = 0;
     pthread_mutex_lock(&b->timer_lock);
     while (!b->stopping) {
         now = mq_mono_us() / 1000;
+        if (b->ns_closed) { /* a second after the last registration began, or now */
+            b->ns_closed = 0;
+            if (last_register + REGISTER_RETRY_MS < next_register)
+                next_register = last_register + REGISTER_RETRY_MS;
+        }
         int64_t next = next_persist < next_scan ? next_persist : next_scan;
         if (next_register < next)
             next = next_register;
@@ -101,6 +112,7 @@ static void *timer_main(void *arg)
         struct brk_reg_wait *waits = reg ? brk__reg_waits_take(b) : NULL;
         pthread_mutex_unlock(&b->timer_lock);
         if (reg) {
+            last_register = now;
             int ok = brk__register_all(b, 0);
             brk__reg_waits_answer(waits); /* sent, whether the NameServers took it or not */
             /* A NameServer that did not take it (down, restarting) is asked again within a

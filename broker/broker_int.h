@@ -86,6 +86,7 @@ struct broker {
     pthread_cond_t timer_cond;
     int stopping;
     int register_now;               /* a topic changed: register at once */
+    int ns_closed;                  /* a NameServer connection closed: register soon (timer_main) */
     struct brk_reg_wait *reg_waits; /* replies sent once the next registration is done */
 
     atomic_uint_fast64_t stat_puts, stat_put_bytes, stat_gets, stat_get_msgs;

@@ -3,8 +3,9 @@
  * registerNameServerPeriod, and at once when a topic changes (a topic create or delete is
  * answered after that registration, brk__reply_after_register); UNREGISTER_BROKER at shutdown.
  * A NameServer that is down is skipped; the broker keeps serving regardless, and registers again
- * when its connection to a NameServer closes and every second while one does not answer, so
- * a restarted NameServer learns the broker at once, not a period later. */
+ * when its connection to a NameServer closes (at most once a second: broker.c, timer_main) and
+ * every second while one does not answer, so a restarted NameServer learns the broker at once,
+ * not a period later. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -211,6 +211,45 @@ def test_registration_with_namesrv(namesrv, broker_factory):
         assert r.code == mp.TOPIC_NOT_EXIST  # unregistered on shutdown
 
 
+def test_a_peer_that_closes_every_connection_is_not_a_loop(broker_factory):
+    """The broker registers again when a NameServer connection closes. A namesrvAddr whose peer
+    accepts and closes every connection (another service on the port, a proxy without a
+    backend) made that a loop: ~5000 connections a second and most of a CPU. At most one
+    registration a second follows a close now."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(128)
+    srv.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def closer():
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except socket.timeout:
+                continue
+            accepted.append(time.monotonic())
+            c.close()
+
+    t = threading.Thread(target=closer)
+    t.start()
+    try:
+        b = broker_factory(namesrvAddr="127.0.0.1:%d" % srv.getsockname()[1])
+        assert wait_for(lambda: len(accepted) >= 2, timeout=5), "the broker never connected"
+        time.sleep(3)  # the measured window: what the broker does on its own
+        since = time.monotonic() - 3
+        n = sum(1 for a in accepted if a >= since)
+        assert n <= 5, "%d connections in 3 s" % n
+        with mp.Client(b.port) as cli:  # and it serves meanwhile
+            create_topic(cli, "TC", queues=1)
+            assert send(cli, "TC", b"x").code == mp.SUCCESS
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+    b.check_clean()
+
+
 def test_auto_create_and_bad_input(broker_factory):
     b = broker_factory()
     with mp.Client(b.port) as cli:
