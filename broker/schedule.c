@@ -5,10 +5,11 @@
  * queue in order: once a message's time has come (store time + the level's delay) it stores a
  * copy under the real topic and queue without DELAY, and moves the level's offset past it. The
  * offsets are kept in config/delayOffset.json (with those of levels no longer configured),
- * written every 10 s and at stop once the copies
- * before them are durable: a broker killed between two writes delivers the copies since the
- * last one again (at least once, as RocketMQ), never none. The thread sleeps until the next
- * message is due, or until the dispatcher reports a new delayed message (brk__sched_notify). */
+ * written every 10 s and at stop once the copies before them are durable: a broker killed
+ * between two writes delivers the copies since the last one again (at least once, as
+ * RocketMQ), never none. A message whose topic was deleted while it waited is dropped. The
+ * thread sleeps until the next message is due, or until the dispatcher reports a new delayed
+ * message (brk__sched_notify). */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -186,8 +187,16 @@ static int deliver(struct brk_sched *sc, const struct mq_msg *m, int64_t phys)
     memcpy(topic, t, tlen);
     topic[tlen] = '\0';
     struct brk_topic bt;
-    if (strncmp(topic, BRK_RETRY_PREFIX, strlen(BRK_RETRY_PREFIX)) == 0)
+    if (strncmp(topic, BRK_RETRY_PREFIX, strlen(BRK_RETRY_PREFIX)) == 0) {
         (void)brk__ensure_topic(b, topic, 1, 1, &bt); /* a retry outlives its group's topic */
+    } else if (brk_topics_get(b->topics, topic, &bt) == -ENOENT) {
+        /* deleted while the message waited: storing the copy would bring its queue back, and
+         * the message would show up in a topic of that name created later */
+        mq_warn("schedule: the topic %s of the delayed message at %" PRId64
+                " was deleted; not delivered",
+                topic, phys);
+        return 1;
+    }
     static const char *const drop[] = {MQ_PROP_DELAY};
     struct mq_buf props;
     mq_buf_init(&props);

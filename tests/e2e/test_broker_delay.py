@@ -17,6 +17,7 @@ from clientkit import admin
 SCHED = "SCHEDULE_TOPIC_XXXX"
 NO_PERMISSION = 16
 GET_BROKER_RUNTIME_INFO = 28
+DELETE_TOPIC_IN_BROKER = 215
 LEVELS = "1s 2s 3s"
 
 
@@ -245,4 +246,24 @@ def test_a_level_configured_again_goes_on_where_it_stopped(daemons, broker_facto
     with mp.Client(b.port) as cli:
         p = pull(cli, "TL", 0, 4, suspend_ms=2500)  # longer than the longest level
         assert p.records == [], "delivered again: %r" % [x.body for x in p.records]
+    b.check_clean()
+
+
+def test_a_topic_deleted_while_its_message_waits(broker_factory):
+    """A delayed message whose topic is deleted before its time is dropped: its copy brought
+    the deleted topic's queue back, and a topic of that name created later started with it."""
+    b = broker_factory(messageDelayLevel="1s 1s")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TX", queues=2)
+        assert send(cli, "TX", b"old", queue_id=1, props={"DELAY": "2"}).code == mp.SUCCESS
+        assert cli.call(DELETE_TOPIC_IN_BROKER, {"topic": "TX"}).code == mp.SUCCESS
+        deadline = time.monotonic() + 10
+        while cli.call(GET_BROKER_RUNTIME_INFO, {}).json_body()["table"][
+                "scheduleMessageOffset_2"] != "1,1":  # the schedule went past it
+            assert time.monotonic() < deadline, "the delayed message was never taken"
+            time.sleep(0.05)
+        create_topic(cli, "TX", queues=2)
+        assert send(cli, "TX", b"new", queue_id=1).code == mp.SUCCESS
+        assert [x.body for x in pull(cli, "TX", 1, 0).records] == [b"new"]
+    assert "was deleted; not delivered" in b.stderr()
     b.check_clean()
