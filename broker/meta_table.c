@@ -48,6 +48,11 @@ int brk_meta_load_json(const char *path, size_t max, json_t **root)
         return 0;
     if (rc)
         return rc;
+    if (len == 0) { /* ours are replaced atomically: an empty one was made by hand */
+        free(text);
+        mq_error("%s: empty; refusing to start over it (remove it to start without it)", path);
+        return -EBADMSG;
+    }
     json_error_t jerr;
     *root = json_loadb(text, len, 0, &jerr);
     if (!*root) { /* written by fastjson with bare integer keys? */

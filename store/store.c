@@ -84,8 +84,9 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     s->delay_levels =
         mq_delay_levels_parse(c->message_delay_level, s->delay_ms, MQ_DELAY_LEVELS_MAX);
     if (s->delay_levels < 0) {
-        mq_error("messageDelayLevel \"%s\": expected numbers with s, m, h or d, e.g. \"1s 5s 2m\"",
-                 c->message_delay_level);
+        mq_error("messageDelayLevel \"%.200s\": expected 1 to %d delays separated by spaces, each "
+                 "a number with s, m, h or d, e.g. \"1s 5s 2m\"",
+                 c->message_delay_level, MQ_DELAY_LEVELS_MAX);
         free(s);
         return -EINVAL;
     }

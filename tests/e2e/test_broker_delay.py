@@ -6,6 +6,7 @@ waited, a stopped one delivers nothing twice; what a delayed send may not be is 
 
 import json
 import os
+import subprocess
 import time
 
 import mqproto as mp
@@ -13,6 +14,7 @@ import mqrecord as mr
 from brokers import *  # noqa: F401,F403 (fixtures and helpers)
 from brokers import broker_factory, restart  # noqa: F401
 from clientkit import admin
+from conftest import binary, free_port
 
 SCHED = "SCHEDULE_TOPIC_XXXX"
 NO_PERMISSION = 16
@@ -267,3 +269,28 @@ def test_a_topic_deleted_while_its_message_waits(broker_factory):
         assert [x.body for x in pull(cli, "TX", 1, 0).records] == [b"new"]
     assert "was deleted; not delivered" in b.stderr()
     b.check_clean()
+
+
+def test_bad_delay_configuration_stops_the_broker_clearly(tmp_path):
+    """A messageDelayLevel the broker cannot use, or a delayOffset.json it cannot read, stops it
+    at start with a message that says what is wrong (65 levels were "expected numbers with s,
+    m, h or d"; an empty delayOffset.json was "wrong arguments at line -1")."""
+    def start(levels, offsets=None):
+        store = tmp_path / ("store%d" % len(list(tmp_path.iterdir())))
+        if offsets is not None:
+            (store / "config").mkdir(parents=True)
+            (store / "config" / "delayOffset.json").write_text(offsets)
+        conf = tmp_path / "bad.conf"
+        conf.write_text("listenPort=%d\nstorePathRootDir=%s\nmappedFileSizeCommitLog=%d\n"
+                        "messageDelayLevel=%s\n" % (free_port(), store, 4 << 20, levels))
+        r = subprocess.run([binary("mqbroker"), "-c", str(conf)], capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=20)
+        assert r.returncode != 0, "started with messageDelayLevel=%r" % levels
+        return r.stderr.decode()
+    for levels in ("", "1s,2s", "5", "1S", "1ms", "-1s", " ".join(["1s"] * 65)):
+        err = start(levels)
+        assert "messageDelayLevel" in err and "1 to 64 delays" in err, err
+    err = start("1s", offsets="")
+    assert "delayOffset.json: empty" in err, err
+    err = start("1s", offsets="{bad")
+    assert "delayOffset.json: unparsable" in err, err
