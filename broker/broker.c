@@ -31,7 +31,7 @@ static void on_arrival(void *arg, const char *topic, size_t topic_len, int queue
     brk_hold_notify(b->send_waits, name, queue_id, max_offset);
     brk_hold_notify(b->holds, name, queue_id, max_offset);
     if (strcmp(name, MQ_SCHEDULE_TOPIC) == 0)
-        brk__sched_notify(b->sched);
+        brk__sched_notify(b->sched, queue_id);
 }
 
 static void *conn_ref(void *conn)

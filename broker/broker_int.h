@@ -160,8 +160,9 @@ struct mq_buf;
 int brk__sched_open(struct broker *b, const char *path, struct brk_sched **out);
 /* Starts the delivery thread (once the store and topics are open). */
 int brk__sched_start(struct brk_sched *sc);
-/* A delayed message was dispatched: look at the queues again. Any thread; NULL is a no-op. */
-void brk__sched_notify(struct brk_sched *sc);
+/* A delayed message was dispatched to SCHEDULE_TOPIC_XXXX queue queue_id: look at that queue
+ * again unless a message before it is still waiting. Any thread; NULL is a no-op. */
+void brk__sched_notify(struct brk_sched *sc, int queue_id);
 /* Stops the thread, persists the offsets (the store must still be open) and frees. */
 void brk__sched_close(struct brk_sched *sc);
 /* Number of levels (messageDelayLevel), and a level's next offset to deliver (-1: none). */

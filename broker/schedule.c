@@ -9,7 +9,8 @@
  * between two writes delivers the copies since the last one again (at least once, as
  * RocketMQ), never none. A message whose topic was deleted while it waited is dropped. The
  * thread sleeps until the next message is due, or until the dispatcher reports a new delayed
- * message (brk__sched_notify). */
+ * message in a level where none waits (brk__sched_notify; one behind a waiting message is due
+ * after it). */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -39,6 +40,8 @@ struct brk_sched {
     int64_t persisted[MQ_DELAY_LEVELS_MAX];       /* what the file says */
     int64_t unused[MQ_DELAY_LEVELS_MAX]; /* the file's offsets of levels past `levels`, or -1 */
     int64_t copies_end;                  /* commitlog offset past the last copy stored */
+    /* when the level's next message is due (wall clock ms), 0: unknown or none waits */
+    atomic_int_fast64_t head_due[MQ_DELAY_LEVELS_MAX];
     char *path;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -246,6 +249,7 @@ static int64_t run_level(struct brk_sched *sc, int level)
         off = off < min ? min : max;
     }
     int64_t wait = INT64_MAX;
+    atomic_store(&sc->head_due[qid], 0);
     while (off < max && wait == INT64_MAX) {
         struct store_get_result *r = NULL;
         if (store_get_messages(s, topic, tl, qid, off, SCHED_GET_MAX, 1 << 20, NULL, 0, &r)) {
@@ -271,6 +275,7 @@ static int64_t run_level(struct brk_sched *sc, int level)
                 due = now; /* the clock went back (correctDeliverTimestamp) */
             if (due > now) {
                 wait = due - now;
+                atomic_store(&sc->head_due[qid], due);
                 break;
             }
             int rc = deliver(sc, &m, sl->phys_offset);
@@ -305,7 +310,12 @@ static void *sched_main(void *arg)
         pthread_mutex_unlock(&sc->lock);
         int64_t wait = SCHED_PERSIST_MS;
         for (int level = 1; level <= sc->levels; level++) {
-            int64_t w = run_level(sc, level);
+            /* A level whose next message is not due yet has nothing to do: a message arriving
+             * behind it is due later still (same delay, later store time). Only a clock that
+             * went back (the wait grew past the level's delay) makes it look again. */
+            int64_t due = atomic_load(&sc->head_due[level - 1]), left = due - mq_now_ms();
+            int64_t w =
+                due && left > 0 && left <= sc->delay_ms[level - 1] ? left : run_level(sc, level);
             if (w < wait)
                 wait = w;
         }
@@ -364,9 +374,12 @@ int brk__sched_start(struct brk_sched *sc)
     return 0;
 }
 
-void brk__sched_notify(struct brk_sched *sc)
+void brk__sched_notify(struct brk_sched *sc, int queue_id)
 {
     if (!sc)
+        return;
+    /* a message behind one not due yet is due later still: the thread wakes for the first */
+    if (queue_id >= 0 && queue_id < sc->levels && atomic_load(&sc->head_due[queue_id]) != 0)
         return;
     pthread_mutex_lock(&sc->lock);
     sc->kick = 1;

@@ -294,3 +294,38 @@ def test_bad_delay_configuration_stops_the_broker_clearly(tmp_path):
     assert "delayOffset.json: empty" in err, err
     err = start("1s", offsets="{bad")
     assert "delayOffset.json: unparsable" in err, err
+
+
+def schedule_wakeups(pid):
+    """Voluntary context switches of the broker's brk-schedule thread: one per sleep."""
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, task)) as f:
+            if f.read().strip() != "brk-schedule":
+                continue
+        with open("/proc/%d/task/%s/status" % (pid, task)) as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches"))
+    raise AssertionError("no brk-schedule thread")
+
+
+def test_sends_behind_a_waiting_message_do_not_wake_the_schedule(broker_factory):
+    """A delayed message stored behind one that is not due yet is due later still: the
+    dispatcher's notice used to wake the schedule thread for each such send, which then read
+    the head of every level again (a third of the broker's CPU for a stream of delayed
+    sends). It sleeps through them now, and still delivers each on time."""
+    b = broker_factory(messageDelayLevel="1s 3s")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TW", queues=1)
+        assert send(cli, "TW", b"head", props={"DELAY": "2"}).code == mp.SUCCESS
+        assert pull(cli, SCHED, 1, 0).records  # dispatched: the thread saw it and sleeps
+        not_due = time.monotonic() + 2.5  # the head waits 3 s
+        before = schedule_wakeups(b.proc.pid)
+        for i in range(1000):
+            assert send(cli, "TW", b"m%d" % i, props={"DELAY": "2"}).code == mp.SUCCESS
+        woke = schedule_wakeups(b.proc.pid) - before
+        assert time.monotonic() < not_due, "too slow to tell: the head may have come due"
+        assert woke <= 5, "the schedule thread woke %d times for 1000 sends" % woke
+        got = []
+        while len(got) < 1001:
+            got += [x.body for x in arrive(cli, "TW", 0, len(got))[0]]
+        assert got == [b"head"] + [b"m%d" % i for i in range(1000)]
+    b.check_clean()
