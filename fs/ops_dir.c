@@ -434,6 +434,12 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
     fuse_reply_err(req, EPERM);
 }
 
+/* mkfifo, mknod: no special files either (a regular file is made through create: ops_file.c). */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    fuse_reply_err(req, EPERM);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct statvfs sv;
@@ -519,6 +525,7 @@ void mqfs__ops_dir(struct fuse_lowlevel_ops *ops)
     ops->rename = op_rename;
     ops->link = op_link;
     ops->symlink = op_symlink;
+    ops->mknod = op_mknod;
     ops->statfs = op_statfs;
     ops->getxattr = op_getxattr;
     ops->listxattr = op_listxattr;

@@ -1,7 +1,7 @@
 """test_mqfs_rename.py — what renaming and editing in place do on the mount (docs/FS.md "Errors"
-and "Editing in place"): `mv` between names, `ln` and `ln -s` fail with EPERM ("Operation not
-permitted") and change nothing; `sed -i` and `perl -pi` fail at their temporary file (O_RDWR |
-O_CREAT | O_EXCL is refused) before anything is made or sent; `vim` (which rewrites a file in
+and "Editing in place"): `mv` between names, `ln`, `ln -s`, `mkfifo` and `mknod` fail with
+EPERM ("Operation not permitted") and change nothing; `sed -i` and `perl -pi` fail at their
+temporary file (O_RDWR | O_CREAT | O_EXCL is refused) before anything is made or sent; `vim` (which rewrites a file in
 place: ftruncate, then write) fails to write. Afterwards the topic holds exactly what it held,
 the broker stored nothing more and no other topic exists. Real NameServer, broker and mount."""
 
@@ -74,6 +74,10 @@ def test_mv_and_links_are_eperm(cluster):
     assert e.value.errno == errno.EPERM
     for cmd in ("ln", "ln -s"):
         r = sh("%s '%s' '%s'" % (cmd, path, m.p("topic", "Linked")))
+        assert r.returncode != 0 and b"Operation not permitted" in r.stderr, (cmd, r.stderr)
+    # special files neither (they were "Function not implemented")
+    for cmd in ("mkfifo '%s'", "mknod '%s' c 1 3"):
+        r = sh(cmd % m.p("topic", "Special"))
         assert r.returncode != 0 and b"Operation not permitted" in r.stderr, (cmd, r.stderr)
     unchanged(m, path, end, known)
     assert not os.path.exists(m.p("topic", "Moved"))
