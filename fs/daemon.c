@@ -106,6 +106,8 @@ static int fs_init(struct mqfs *fs, const char *namesrv)
     mq_map_init(&fs->created);
     pthread_mutex_init(&fs->route_lock, NULL);
     mq_map_init(&fs->routes);
+    pthread_mutex_init(&fs->wait_lock, NULL);
+    pthread_cond_init(&fs->wait_cond, NULL);
     mq_map_init(&fs->topic_set);
     return mqfs__table_init(fs);
 }
@@ -122,6 +124,8 @@ static void fs_destroy(struct mqfs *fs)
     mq_map_destroy(&fs->created);
     mqfs__routes_destroy(fs);
     pthread_mutex_destroy(&fs->route_lock);
+    pthread_cond_destroy(&fs->wait_cond);
+    pthread_mutex_destroy(&fs->wait_lock);
     mq_map_destroy(&fs->topic_set);
     free(fs->topics.v);
     free(fs->brokers.v);
@@ -207,6 +211,7 @@ int mqfs_main(int argc, char **argv)
      * error once the mount had gone (after `fusermount3 -u -z` the kernel drops the
      * connection at the last close, and libfuse's workers may report that as an error). */
     mqfs__mountwatch_stop(&fs);
+    mqfs__down_waits_stop(&fs); /* their readers get EIO: nothing is busy for the unmount */
     ret = rc < 0 && !fs.watch_gone ? 1 : 0;
     if (ret)
         mq_error("FUSE loop: %s", mq_strerror(rc));

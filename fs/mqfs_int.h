@@ -98,6 +98,13 @@ struct mqfs {
     /* Topic routes for the read paths (view_log.c): topic -> cached route. */
     pthread_mutex_t route_lock;
     struct mq_map routes;
+    /* Log-view reads waiting for a broker that refuses (view_log.c), answered by their own
+     * thread so that no FUSE worker waits; under wait_lock. */
+    pthread_mutex_t wait_lock;
+    pthread_cond_t wait_cond;
+    struct mqfs_down_wait *waits;
+    pthread_t waiter;
+    int waiter_started, waiter_stop;
 
     struct mqfs_handle *handles; /* every open file, for the final flush at shutdown */
     struct mqfs_dir *dirs;       /* every open directory listing (ops_dir.c), freed at shutdown */
@@ -274,6 +281,9 @@ int mqfs__log_size(struct mqfs *fs, const struct mqfs_node *n, uint64_t *size, i
  * at every stat. 0 or a negative errno (*newest then unchanged). */
 int mqfs__topic_newest(struct mqfs *fs, const struct mqfs_node *n, int64_t *newest);
 void mqfs__routes_destroy(struct mqfs *fs);
+/* Answers the reads still waiting for a broker with EIO and stops their thread. Shutdown,
+ * before the session goes. */
+void mqfs__down_waits_stop(struct mqfs *fs);
 void mqfs__route_forget(struct mqfs *fs, const char *topic);
 /* -ENOENT when queue file n's broker is in its topic's route with fewer read queues than its
  * id, else 0 (a broker the route lacks is left to the read path: EIO). */

@@ -9,6 +9,7 @@
  * Routes (which brokers serve a topic) are cached per topic for MQFS_ROUTE_AGE_US and kept
  * when the NameServers are unreachable, so reads go on with the last known routes. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,151 @@ static int read_log_once(fuse_req_t req, struct mqfs_handle *h, size_t size, off
     return 0;
 }
 
+/* A read waiting for a broker that refuses connections (down, most often being restarted). */
+struct mqfs_down_wait {
+    fuse_req_t req;
+    struct mqfs_handle *h; /* valid until the reply: the reading process holds the file */
+    size_t size;
+    off_t off;
+    int64_t deadline_us, next_us;
+    struct mqfs_down_wait *next;
+};
+
+/* Tries a waiting read again when its time came: 1 when it was answered. */
+static int down_retry(struct mqfs_down_wait *w, int64_t now)
+{
+    if (fuse_req_interrupted(w->req)) {
+        fuse_reply_err(w->req, EINTR);
+        return 1;
+    }
+    int rc = read_log_once(w->req, w->h, w->size, w->off);
+    if (rc == 0)
+        return 1;
+    if (rc == -ECONNREFUSED && now < w->deadline_us) {
+        w->next_us = mq_mono_us() + MQFS_DOWN_POLL_US;
+        return 0;
+    }
+    if (rc == -ECONNREFUSED) {
+        const struct mqfs_node *n = &w->h->node;
+        mq_warn("read %s%s%s: a broker of the view stayed down for %d s: EIO", n->topic,
+                n->kind == MQFS_QUEUE ? "/" : "", n->kind == MQFS_QUEUE ? n->broker : "",
+                MQFS_DOWN_WAIT_US / 1000000);
+        rc = -EIO;
+    }
+    fuse_reply_err(w->req, -rc);
+    return 1;
+}
+
+/* The thread of the waiting reads: each is tried every MQFS_DOWN_POLL_US; at stop the rest get
+ * EIO. */
+static void *down_main(void *arg)
+{
+    struct mqfs *fs = arg;
+    pthread_setname_np(pthread_self(), "mqfs-downwait");
+    pthread_mutex_lock(&fs->wait_lock);
+    while (!fs->waiter_stop) {
+        int64_t now = mq_mono_us(), first = INT64_MAX;
+        for (struct mqfs_down_wait *w = fs->waits; w; w = w->next)
+            first = w->next_us < first ? w->next_us : first;
+        if (first > now) {
+            if (first == INT64_MAX) {
+                pthread_cond_wait(&fs->wait_cond, &fs->wait_lock);
+            } else {
+                struct timespec ts;
+                mq_deadline(&ts, CLOCK_REALTIME, first - now);
+                pthread_cond_timedwait(&fs->wait_cond, &fs->wait_lock, &ts);
+            }
+            continue;
+        }
+        struct mqfs_down_wait *due = NULL, **pp = &fs->waits;
+        while (*pp) { /* take the due ones out; the others stay listed */
+            struct mqfs_down_wait *w = *pp;
+            if (w->next_us <= now) {
+                *pp = w->next;
+                w->next = due;
+                due = w;
+            } else {
+                pp = &w->next;
+            }
+        }
+        pthread_mutex_unlock(&fs->wait_lock);
+        struct mqfs_down_wait *keep = NULL;
+        while (due) {
+            struct mqfs_down_wait *w = due;
+            due = w->next;
+            if (down_retry(w, now)) {
+                free(w);
+            } else {
+                w->next = keep;
+                keep = w;
+            }
+        }
+        pthread_mutex_lock(&fs->wait_lock);
+        while (keep) {
+            struct mqfs_down_wait *w = keep;
+            keep = w->next;
+            w->next = fs->waits;
+            fs->waits = w;
+        }
+    }
+    struct mqfs_down_wait *rest = fs->waits;
+    fs->waits = NULL;
+    pthread_mutex_unlock(&fs->wait_lock);
+    while (rest) {
+        struct mqfs_down_wait *w = rest;
+        rest = w->next;
+        fuse_reply_err(w->req, EIO);
+        free(w);
+    }
+    return NULL;
+}
+
+/* Hands the read to the waiting thread (started at the first): 0, or -errno when it cannot. */
+static int down_park(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
+{
+    struct mqfs *fs = h->fs;
+    struct mqfs_down_wait *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    int64_t now = mq_mono_us();
+    *w = (struct mqfs_down_wait){.req = req,
+                                 .h = h,
+                                 .size = size,
+                                 .off = off,
+                                 .deadline_us = now + MQFS_DOWN_WAIT_US,
+                                 .next_us = now + MQFS_DOWN_POLL_US};
+    int rc = 0;
+    pthread_mutex_lock(&fs->wait_lock);
+    if (fs->waiter_stop)
+        rc = -EIO;
+    else if (!fs->waiter_started) { /* from a FUSE worker: every signal blocked, inherited */
+        if (pthread_create(&fs->waiter, NULL, down_main, fs) != 0)
+            rc = -EAGAIN;
+        else
+            fs->waiter_started = 1;
+    }
+    if (rc == 0) {
+        w->next = fs->waits;
+        fs->waits = w;
+        pthread_cond_signal(&fs->wait_cond);
+    }
+    pthread_mutex_unlock(&fs->wait_lock);
+    if (rc)
+        free(w);
+    return rc;
+}
+
+void mqfs__down_waits_stop(struct mqfs *fs)
+{
+    pthread_mutex_lock(&fs->wait_lock);
+    fs->waiter_stop = 1;
+    pthread_cond_signal(&fs->wait_cond);
+    int started = fs->waiter_started;
+    pthread_mutex_unlock(&fs->wait_lock);
+    if (started)
+        pthread_join(fs->waiter, NULL);
+}
+
 int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off)
 {
     if (!mqfs__log_view(&h->node))
@@ -357,20 +503,11 @@ int mqfs__read_log(fuse_req_t req, struct mqfs_handle *h, size_t size, off_t off
      * a broker restarts. Each attempt takes the route from the cache: a broker back within
      * its age serves the same bytes; one the NameServers dropped meanwhile (they do at once
      * when its connection closes) leaves the route when the cached one expires, and the view
-     * is recomputed over the others (a route change, FS.md). */
-    int64_t deadline = mq_mono_us() + MQFS_DOWN_WAIT_US;
-    for (;;) {
-        int rc = read_log_once(req, h, size, off);
-        if (rc != -ECONNREFUSED)
-            return rc;
-        if (fuse_req_interrupted(req))
-            return -EINTR;
-        if (mq_mono_us() >= deadline) {
-            mq_warn("read %s%s%s: a broker of the view stayed down for %d s: EIO", h->node.topic,
-                    h->node.kind == MQFS_QUEUE ? "/" : "",
-                    h->node.kind == MQFS_QUEUE ? h->node.broker : "", MQFS_DOWN_WAIT_US / 1000000);
-            return -EIO;
-        }
-        usleep(MQFS_DOWN_POLL_US);
-    }
+     * is recomputed over the others (a route change, FS.md). The read waits on its own thread
+     * (down_main), not on a FUSE worker: the workers are few (10), and readers waiting on them
+     * held up every other operation of the mount. */
+    int rc = read_log_once(req, h, size, off);
+    if (rc != -ECONNREFUSED)
+        return rc;
+    return down_park(req, h, size, off) == 0 ? 0 : -EIO;
 }

@@ -271,6 +271,58 @@ def test_tail_follows_across_a_broker_restart(cluster, daemons):
         tail.wait()
 
 
+def in_fuse_request(pid):
+    """Whether the process waits for an answer of the mount (or is already gone)."""
+    try:
+        with open("/proc/%d/wchan" % pid) as f:
+            return f.read() == "request_wait_answer"
+    except OSError:
+        return True
+
+
+def test_reads_waiting_for_a_down_broker_hold_up_nothing_else(cluster, daemons):
+    """Reads of a log view whose broker refuses wait up to 6 s for it. They waited on FUSE
+    workers, of which libfuse runs at most 10: 14 readers of a killed broker's topic held up
+    every other operation of the mount (an `ls` of the mount root took 5.5 s) and the last
+    readers waited twice as long. They wait on their own thread now: the mount answers meanwhile,
+    every reader gets EIO after the wait, and a reader interrupted by a signal goes at once."""
+    from brokers import restart
+    m = cluster
+    topic_with(m, "Down", ["a", "b"], queues=1)
+    path = m.p("topic", "Down")
+    with open(path) as f:
+        assert f.read() == "a\nb\n"  # the route is cached: reads will need this broker
+    m.broker.kill()
+    started = time.monotonic()
+    readers = [subprocess.Popen(["dd", "if=" + path, "of=/dev/null", "bs=1", "skip=1",
+                                 "status=none"], stderr=subprocess.PIPE) for _ in range(14)]
+    interrupted = subprocess.Popen(["dd", "if=" + path, "of=/dev/null", "bs=1", "skip=1",
+                                    "status=none"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 5
+        while not all(in_fuse_request(r.pid) for r in readers + [interrupted]):
+            assert time.monotonic() < deadline, "the readers never reached the mount"
+            time.sleep(0.05)
+        # every reader is waiting (15 > the 10 workers), the mount still answers
+        t = time.monotonic()
+        assert sorted(os.listdir(m.p(""))) == ["blob", "cluster", "group", "key", "msg",
+                                              "queue", "topic"]
+        os.stat(m.p("cluster"))
+        assert time.monotonic() - t < 1.0, "the mount waited %.1f s" % (time.monotonic() - t)
+        assert all(r.poll() is None for r in readers), "a reader did not wait"
+        interrupted.send_signal(signal.SIGINT)
+        assert interrupted.wait(timeout=3) != 0
+        for r in readers:
+            assert r.wait(timeout=15) != 0 and b"Input/output error" in r.stderr.read()
+        assert time.monotonic() - started < 9, "readers waited %.1f s" % (
+            time.monotonic() - started)
+    finally:
+        for r in readers + [interrupted]:
+            r.kill()
+            r.wait()
+    m.broker = restart(daemons, m.broker)
+
+
 def test_rm_then_recreate_starts_empty(cluster):
     """rm deletes a topic; writing the name again makes a new, empty topic at once: not one the
     mount still believes exists, nor one showing the deleted messages."""
