@@ -238,6 +238,9 @@ static int64_t run_level(struct brk_sched *sc, int level)
     size_t tl = strlen(topic);
     int qid = level - 1;
     int64_t delay = sc->delay_ms[level - 1];
+    /* unknown before max is read: a message dispatched after that must wake the thread again
+     * (brk__sched_notify), else it would wait for the persist interval */
+    atomic_store(&sc->head_due[qid], 0);
     int64_t off = atomic_load(&sc->off[qid]);
     int64_t min = store_min_offset(s, topic, tl, qid), max = store_max_offset(s, topic, tl, qid);
     if (off < min || off > max) {
@@ -249,7 +252,6 @@ static int64_t run_level(struct brk_sched *sc, int level)
         off = off < min ? min : max;
     }
     int64_t wait = INT64_MAX;
-    atomic_store(&sc->head_due[qid], 0);
     while (off < max && wait == INT64_MAX) {
         struct store_get_result *r = NULL;
         if (store_get_messages(s, topic, tl, qid, off, SCHED_GET_MAX, 1 << 20, NULL, 0, &r)) {
