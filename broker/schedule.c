@@ -42,6 +42,7 @@ struct brk_sched {
     int64_t copies_end;                  /* commitlog offset past the last copy stored */
     /* when the level's next message is due (wall clock ms), 0: unknown or none waits */
     atomic_int_fast64_t head_due[MQ_DELAY_LEVELS_MAX];
+    int failing[MQ_DELAY_LEVELS_MAX]; /* the level's last copy failed (logged once) */
     char *path;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -281,13 +282,18 @@ static int64_t run_level(struct brk_sched *sc, int level)
                 break;
             }
             int rc = deliver(sc, &m, sl->phys_offset);
-            if (rc < 0) {
-                mq_warn("schedule: cannot deliver the delayed message at %" PRId64 ": %s; "
-                        "trying again",
-                        sl->phys_offset, mq_strerror(rc));
+            if (rc < 0) { /* logged once until it works again: a full disk lasts */
+                if (!sc->failing[qid])
+                    mq_warn("schedule: cannot deliver the delayed message at %" PRId64 ": %s; "
+                            "trying again every second",
+                            sl->phys_offset, mq_strerror(rc));
+                sc->failing[qid] = 1;
                 wait = SCHED_RETRY_MS;
                 break;
             }
+            if (sc->failing[qid])
+                mq_info("schedule: level %d delivers again", level);
+            sc->failing[qid] = 0;
             off = sl->queue_offset + 1;
         }
         store_release(s, r);
