@@ -147,6 +147,19 @@ void brk__parse_host(const char *ipport, struct mq_host *h)
 }
 
 /* Checks the topic and picks the queue; creates the topic when allowed. On error *resp is set. */
+/* RocketMQ's TopicValidator.isNotAllowedSendTopic: the broker's own queues. A forged half
+ * message could be committed into any topic, a forged op message resolve an open transaction. */
+static int not_allowed_send_topic(const char *topic)
+{
+    static const char *const forbidden[] = {MQ_SCHEDULE_TOPIC, "RMQ_SYS_TRANS_HALF_TOPIC",
+                                            "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+                                            "RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC"};
+    for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++)
+        if (strcmp(topic, forbidden[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int check_topic(struct broker *b, const struct rpc_cmd *req, struct send_hdr *h,
                        struct brk_topic *t, struct rpc_cmd **resp)
 {
@@ -165,7 +178,7 @@ static int check_topic(struct broker *b, const struct rpc_cmd *req, struct send_
         *resp = brk__resp(req, RPC_MESSAGE_ILLEGAL, remark);
         return -EINVAL;
     }
-    if (strcmp(h->topic, MQ_SCHEDULE_TOPIC) == 0) { /* TopicValidator.isNotAllowedSendTopic */
+    if (not_allowed_send_topic(h->topic)) {
         snprintf(remark, sizeof(remark), "Sending message to topic[%s] is forbidden.", h->topic);
         *resp = brk__resp(req, RPC_NO_PERMISSION, remark);
         return -EACCES;

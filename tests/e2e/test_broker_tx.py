@@ -18,6 +18,7 @@ from brokers import broker_factory, restart  # noqa: F401
 END_TRANSACTION = 37
 CHECK_TRANSACTION_STATE = 39
 PREPARED, COMMIT, ROLLBACK = 4, 8, 12
+NO_PERMISSION = 16
 
 
 def half_send(cli, topic, body, group="TXG"):
@@ -169,4 +170,18 @@ def test_a_committed_delayed_message_waits_its_delay(broker_factory):
         assert pull(cli, "TXD", 0, 0).records == []
         got = bodies_until(cli, "TXD", b"later")
         assert time.monotonic() - committed_at >= 1.5 and got[0].sysflag & 0xC == COMMIT
+    b.check_clean()
+
+
+def test_the_transaction_topics_take_no_sends(broker_factory):
+    """RocketMQ's TopicValidator.isNotAllowedSendTopic: a forged half message could be committed
+    into any topic, a forged op message would resolve someone else's open transaction."""
+    b = broker_factory(autoCreateTopicEnable="true")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TXF", queues=1)
+        for t in ("RMQ_SYS_TRANS_HALF_TOPIC", "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+                  "RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC"):
+            r = send(cli, t, b"0", props={"REAL_TOPIC": "TXF", "REAL_QID": "0", "PGROUP": "EVIL"})
+            assert r.code == NO_PERMISSION and "forbidden" in r.remark, (t, r)
+        assert half_send(cli, "TXF", b"real").ext["queueOffset"] == "0"  # the broker's own: fine
     b.check_clean()
