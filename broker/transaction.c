@@ -8,10 +8,11 @@
  * RMQ_SYS_TRANS_OP_HALF_TOPIC records that it is resolved. A thread, brk-tx-check, asks a
  * producer of the half message's group (CHECK_TRANSACTION_STATE, oneway) about every half
  * message older than transactionTimeOut that is still open, every transactionCheckInterval, at
- * most transactionCheckMax times; then it is dropped (logged, and an op written). The check
- * thread's progress (the first half offset not known resolved) is the consumer offset of group
- * CID_RMQ_SYS_TRANS on the half topic; resolved offsets past it are rebuilt from the op queue
- * at start. Check counts are kept in memory: a restart starts them again. */
+ * most transactionCheckMax times (a round without a connected producer counts); then it is
+ * dropped (logged, and an op written). The check thread's progress (the first half offset not
+ * known resolved) is the consumer offset of group CID_RMQ_SYS_TRANS on the half topic; resolved
+ * offsets past it are rebuilt from the op queue at start. Check counts are kept in memory: a
+ * restart starts them again. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -421,7 +422,9 @@ static void check_round(struct brk_tx *tx)
                     off, sl->phys_offset, cc->n);
             if (put_op(b, off) == 0)
                 mark_done(tx, off);
-        } else if (cc && ask_producer(tx, &m, off, sl->phys_offset)) {
+        } else if (cc) { /* counted asked or not, as RocketMQ: a group gone for good ends */
+            if (!ask_producer(tx, &m, off, sl->phys_offset))
+                mq_debug("transaction: no producer to check half message %" PRId64, off);
             cc->n++;
         }
         store_release(b->store, got);

@@ -185,3 +185,29 @@ def test_the_transaction_topics_take_no_sends(broker_factory):
             assert r.code == NO_PERMISSION and "forbidden" in r.remark, (t, r)
         assert half_send(cli, "TXF", b"real").ext["queueOffset"] == "0"  # the broker's own: fine
     b.check_clean()
+
+
+def test_a_transaction_without_a_producer_is_dropped_too(broker_factory):
+    """RocketMQ counts a check even when no producer of the group is connected: a transaction
+    whose producers are gone is dropped after transactionCheckMax rounds, not kept (and checked)
+    forever, holding back every resolved offset behind it."""
+    b = broker_factory(transactionTimeOut=100, transactionCheckInterval=100,
+                       transactionCheckMax=2)
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TXN", queues=1)
+        orphan = half_send(cli, "TXN", b"orphan", group="GONE")
+        end_tx(cli, half_send(cli, "TXN", b"behind", group="GONE"), COMMIT)
+        # Dropped once the check thread's progress (CID_RMQ_SYS_TRANS) passes both.
+        deadline = time.monotonic() + 10
+        while True:
+            r = cli.call(QUERY_CONSUMER_OFFSET, {"consumerGroup": "CID_RMQ_SYS_TRANS",
+                                                 "topic": "RMQ_SYS_TRANS_HALF_TOPIC",
+                                                 "queueId": "0"})
+            if r.code == mp.SUCCESS and int(r.ext["offset"]) == 2:
+                break
+            assert time.monotonic() < deadline, r
+            time.sleep(0.1)
+        heartbeat_producer(cli, group="GONE")
+        assert next_check(cli, 1) is None, "dropped, not checked"
+        assert orphan.uniq
+    b.check_clean()
