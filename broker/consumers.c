@@ -46,9 +46,19 @@ static void conn_unref(struct brk_consumers *c, void *conn)
         c->unref(conn);
 }
 
+/* Copies src into dst, cut (when longer than cap - 1) before a UTF-8 character rather than
+ * inside one: a cut sequence is not a JSON string, and the answers that carry it lost it. */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) /* src[n]: first byte left out */
+            n--;
+    }
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* ---- heartbeat decoding ---- */

@@ -117,3 +117,24 @@ def test_consumer_connection_list(broker_factory):
             assert time.monotonic() < deadline, "the closed client stayed in the group"
             time.sleep(0.02)
     b.check_clean()
+
+
+def test_consumer_connection_with_long_non_ascii_settings(broker_factory):
+    """Settings longer than the broker keeps are cut at a character, not inside one: a cut
+    UTF-8 sequence is not a JSON string, and the field (or the whole subscription) went missing
+    from the answer."""
+    b = broker_factory()
+    with mp.Client(b.port) as cli:
+        sub = {"topic": "TU", "subString": "*", "expressionType": "TAG\u00e9" * 10}
+        hb = {"clientID": "10.0.0.1@78", "producerDataSet": [],
+              "consumerDataSet": [{"groupName": "GU", "consumeType": "CONSUME_PASSIVELY",
+                                   "messageModel": "CLUSTERING",
+                                   "consumeFromWhere": "\u00e9" * 40,
+                                   "subscriptionDataSet": [sub]}]}
+        assert cli.call(HEART_BEAT, {}, json.dumps(hb).encode()).code == mp.SUCCESS
+        r = cli.call(GET_CONSUMER_CONNECTION_LIST, {"consumerGroup": "GU"})
+        assert r.code == mp.SUCCESS, r
+        cc = r.json_body()
+        assert set(cc["consumeFromWhere"]) == {"\u00e9"}, cc
+        assert cc["subscriptionTable"]["TU"]["expressionType"].startswith("TAG\u00e9"), cc
+    b.check_clean()
