@@ -28,12 +28,13 @@
 #include "common/mq_msg.h"
 #include "common/mq_util.h"
 
-#define HALF_TOPIC    "RMQ_SYS_TRANS_HALF_TOPIC"
-#define OP_TOPIC      "RMQ_SYS_TRANS_OP_HALF_TOPIC"
-#define CHECK_GROUP   "CID_RMQ_SYS_TRANS"
-#define PROP_TRAN     "TRAN_MSG"
-#define PROP_PGROUP   "PGROUP"
-#define PRODUCERS_MAX 4096
+#define HALF_TOPIC         "RMQ_SYS_TRANS_HALF_TOPIC"
+#define OP_TOPIC           "RMQ_SYS_TRANS_OP_HALF_TOPIC"
+#define CHECK_GROUP        "CID_RMQ_SYS_TRANS"
+#define PROP_TRAN          "TRAN_MSG"
+#define PROP_PGROUP        "PGROUP"
+#define PRODUCERS_MAX      4096
+#define PRODUCERS_PER_CONN 256 /* one connection cannot take the whole table */
 
 struct producer {
     char group[BRK_NAME_MAX];
@@ -289,13 +290,16 @@ void brk__tx_producers(struct brk_tx *tx, const struct brk_heartbeat *hb, struct
     if (!tx || hb->nproducers == 0)
         return;
     pthread_mutex_lock(&tx->lock);
+    size_t mine = 0; /* entries on this connection */
+    for (size_t i = 0; i < tx->nprods; i++)
+        mine += tx->prods[i].conn == conn;
     for (size_t g = 0; g < hb->nproducers; g++) {
         struct producer *p = NULL;
         for (size_t i = 0; i < tx->nprods && !p; i++)
             if (strcmp(tx->prods[i].group, hb->producer_groups[g]) == 0 &&
                 strcmp(tx->prods[i].id, hb->client_id) == 0)
                 p = &tx->prods[i];
-        if (!p && tx->nprods < PRODUCERS_MAX) {
+        if (!p && tx->nprods < PRODUCERS_MAX && mine < PRODUCERS_PER_CONN) {
             struct producer *grown = realloc(tx->prods, (tx->nprods + 1) * sizeof(*grown));
             if (!grown)
                 break;
@@ -311,6 +315,7 @@ void brk__tx_producers(struct brk_tx *tx, const struct brk_heartbeat *hb, struct
             if (p->conn)
                 rpc_conn_unref(p->conn);
             p->conn = rpc_conn_ref(conn);
+            mine++;
         }
         p->last_ms = now_ms;
     }

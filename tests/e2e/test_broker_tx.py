@@ -211,3 +211,20 @@ def test_a_transaction_without_a_producer_is_dropped_too(broker_factory):
         assert next_check(cli, 1) is None, "dropped, not checked"
         assert orphan.uniq
     b.check_clean()
+
+
+def test_one_client_with_many_producer_groups_does_not_starve_the_others(broker_factory):
+    """The broker keeps a bounded number of producers for the check-back; one connection
+    heartbeating thousands of producer groups filled it, and no other producer's transaction
+    was checked back any more (now dropped after transactionCheckMax rounds)."""
+    b = broker_factory(transactionTimeOut=100, transactionCheckInterval=100)
+    with mp.Client(b.port) as flood, mp.Client(b.port) as pc:
+        hb = {"clientID": "10.0.0.8@flood", "consumerDataSet": [],
+              "producerDataSet": [{"groupName": "P%d" % i} for i in range(5000)]}
+        assert flood.call(HEART_BEAT, {}, json.dumps(hb).encode()).code == mp.SUCCESS
+        create_topic(pc, "TXS", queues=1)
+        heartbeat_producer(pc)
+        u = half_send(pc, "TXS", b"checked")
+        f = next_check(pc, 5)
+        assert f is not None and f.ext["transactionId"] == u.uniq, "no check-back"
+    b.check_clean()
