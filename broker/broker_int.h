@@ -177,6 +177,10 @@ int brk__delay_level(const struct broker *b, const char *props, size_t len);
  * REAL_TOPIC=topic, REAL_QID=queue_id. 0, -EMSGSIZE (over 32767 bytes), -EBADMSG, -ENOMEM. */
 int brk__parked_props(const char *props, size_t len, const char *topic, int queue_id, int level,
                       struct mq_buf *out);
+/* The other way: the topic and queue a parked message's REAL_TOPIC / REAL_QID name (a valid
+ * topic name, a queue id in 0..BRK_MAX_QUEUES-1). 0 or -EINVAL. */
+struct mq_msg;
+int brk__parked_dest(const struct mq_msg *m, char topic[BRK_NAME_MAX], int *qid);
 
 /* ---- helpers ---- */
 /* A response with a code and remark (remark may be NULL). NULL only on out-of-memory. */

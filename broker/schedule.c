@@ -52,21 +52,14 @@ struct brk_sched {
 
 int brk__delay_level(const struct broker *b, const char *props, size_t len)
 {
-    /* the pairs as mq_props_foreach reads them, quietly (a client's bytes, maybe malformed) */
-    const char *v = NULL;
-    size_t vlen = 0;
-    for (size_t i = 0; props && i < len && !v;) {
-        const char *sep = memchr(props + i, 1, len - i);
-        if (!sep)
-            return 0;
-        size_t nlen = (size_t)(sep - props) - i, at = i + nlen + 1;
-        const char *end = memchr(props + at, 2, len - at);
-        size_t l = end ? (size_t)(end - props) - at : len - at;
-        if (nlen == sizeof(MQ_PROP_DELAY) - 1 && !memcmp(props + i, MQ_PROP_DELAY, nlen)) {
-            v = props + at;
+    /* quietly: a client's bytes, maybe malformed after the pair that matters */
+    const char *v = NULL, *name, *val;
+    size_t vlen = 0, pos = 0, nlen, l;
+    while (props && !v && mq_props_next(props, len, &pos, &name, &nlen, &val, &l) == 1) {
+        if (nlen == sizeof(MQ_PROP_DELAY) - 1 && !memcmp(name, MQ_PROP_DELAY, nlen)) {
+            v = val;
             vlen = l;
         }
-        i = at + l + (end ? 1 : 0);
     }
     int64_t level = 0;
     for (size_t i = 0; i < vlen; i++) {
@@ -96,6 +89,26 @@ int brk__parked_props(const char *props, size_t len, const char *topic, int queu
     if (rc == 0 && out->len > MQ_MSG_PROPS_MAX)
         rc = -EMSGSIZE;
     return rc;
+}
+
+int brk__parked_dest(const struct mq_msg *m, char topic[BRK_NAME_MAX], int *qid)
+{
+    const char *t, *q;
+    size_t tlen, qlen;
+    char num[8], *end;
+    if (mq_props_get(m->props, m->props_len, MQ_PROP_REAL_TOPIC, &t, &tlen) != 0 ||
+        mq_props_get(m->props, m->props_len, MQ_PROP_REAL_QID, &q, &qlen) != 0 ||
+        tlen >= BRK_NAME_MAX || mq_check_topic(t, tlen) != 0 || qlen == 0 || qlen >= sizeof(num))
+        return -EINVAL;
+    memcpy(num, q, qlen);
+    num[qlen] = '\0';
+    long v = strtol(num, &end, 10);
+    if (*end || v < 0 || v >= BRK_MAX_QUEUES)
+        return -EINVAL;
+    memcpy(topic, t, tlen);
+    topic[tlen] = '\0';
+    *qid = (int)v;
+    return 0;
 }
 
 /* ---- the offsets file: {"offsetTable":{"1":12,"2":0}} (RocketMQ writes the levels as bare
@@ -167,29 +180,14 @@ static void persist(struct brk_sched *sc)
 static int deliver(struct brk_sched *sc, const struct mq_msg *m, int64_t phys)
 {
     struct broker *b = sc->b;
-    const char *t, *q;
-    size_t tlen, qlen;
     char topic[BRK_NAME_MAX];
-    int64_t qid = -1;
-    if (mq_props_get(m->props, m->props_len, MQ_PROP_REAL_TOPIC, &t, &tlen) == 0 &&
-        mq_props_get(m->props, m->props_len, MQ_PROP_REAL_QID, &q, &qlen) == 0 &&
-        tlen < sizeof(topic) && mq_check_topic(t, tlen) == 0 && qlen > 0 && qlen < 8) {
-        char num[8];
-        memcpy(num, q, qlen);
-        num[qlen] = '\0';
-        char *end;
-        qid = strtol(num, &end, 10);
-        if (*end || qid >= BRK_MAX_QUEUES)
-            qid = -1;
-    }
-    if (qid < 0) {
+    int qid;
+    if (brk__parked_dest(m, topic, &qid)) {
         mq_error("schedule: the delayed message at %" PRId64
                  " has no valid REAL_TOPIC / REAL_QID; not delivered",
                  phys);
         return 1;
     }
-    memcpy(topic, t, tlen);
-    topic[tlen] = '\0';
     struct brk_topic bt;
     if (strncmp(topic, BRK_RETRY_PREFIX, strlen(BRK_RETRY_PREFIX)) == 0) {
         (void)brk__ensure_topic(b, topic, 1, 1, &bt); /* a retry outlives its group's topic */
@@ -209,8 +207,8 @@ static int deliver(struct brk_sched *sc, const struct mq_msg *m, int64_t phys)
     if (rc == 0) {
         struct mq_msg c = *m;
         c.topic = topic;
-        c.topic_len = (uint16_t)tlen;
-        c.queue_id = (int32_t)qid;
+        c.topic_len = (uint16_t)strlen(topic);
+        c.queue_id = qid;
         c.prepared_tx_offset = 0;
         c.props = (const char *)props.data;
         c.props_len = (uint16_t)props.len;

@@ -155,21 +155,6 @@ static int prop_str(const struct mq_msg *m, const char *name, char *buf, size_t 
     return 0;
 }
 
-/* The real topic and queue of a half message; 0 or -EINVAL. */
-static int real_dest(const struct mq_msg *m, char topic[BRK_NAME_MAX], int *qid)
-{
-    char q[16];
-    char *end;
-    if (prop_str(m, MQ_PROP_REAL_TOPIC, topic, BRK_NAME_MAX) ||
-        mq_check_topic(topic, strlen(topic)) || prop_str(m, MQ_PROP_REAL_QID, q, sizeof(q)))
-        return -EINVAL;
-    long v = strtol(q, &end, 10);
-    if (*end || end == q || v < 0 || v >= BRK_MAX_QUEUES)
-        return -EINVAL;
-    *qid = (int)v;
-    return 0;
-}
-
 /* Writes the op message resolving half offset qoff. */
 static int put_op(struct broker *b, int64_t qoff)
 {
@@ -194,7 +179,7 @@ static int put_commit(struct broker *b, const struct mq_msg *m, int64_t phys)
 {
     char topic[BRK_NAME_MAX];
     int qid;
-    if (real_dest(m, topic, &qid))
+    if (brk__parked_dest(m, topic, &qid))
         return -EINVAL;
     static const char *const drop[] = {MQ_PROP_REAL_TOPIC, MQ_PROP_REAL_QID, PROP_TRAN};
     struct mq_buf props, delayed;
@@ -347,7 +332,7 @@ static int ask_producer(struct brk_tx *tx, const struct mq_msg *m, int64_t qoff,
 {
     char group[BRK_NAME_MAX], topic[BRK_NAME_MAX], uniq[64] = "", offid[57];
     int qid;
-    if (prop_str(m, PROP_PGROUP, group, sizeof(group)) || real_dest(m, topic, &qid))
+    if (prop_str(m, PROP_PGROUP, group, sizeof(group)) || brk__parked_dest(m, topic, &qid))
         return 0;
     struct rpc_conn *conn = NULL;
     for (size_t i = 0; i < tx->nprods && !conn; i++)

@@ -90,20 +90,44 @@ static const uint8_t *get_host(const uint8_t *p, int v6, struct mq_host *h)
     return p + alen + 4;
 }
 
+/* One NAME 0x01 VALUE [0x02] pair of props at *pos (RocketMQ tolerates a missing final
+ * 0x02): 1 with the pair and *pos past it, 0 at the end, -EBADMSG when no 0x01 follows. */
+static inline int props_next(const char *props, size_t len, size_t *pos, const char **name,
+                             size_t *nlen, const char **val, size_t *vlen)
+{
+    size_t i = *pos;
+    if (i >= len)
+        return 0;
+    const char *sep = memchr(props + i, 1, len - i);
+    if (!sep)
+        return -EBADMSG;
+    size_t v = (size_t)(sep - props) + 1;
+    const char *end = memchr(props + v, 2, len - v);
+    *name = props + i;
+    *nlen = (size_t)(sep - props) - i;
+    *val = props + v;
+    *vlen = end ? (size_t)(end - props) - v : len - v;
+    *pos = v + *vlen + (end ? 1 : 0);
+    return 1;
+}
+
+int mq_props_next(const char *props, size_t len, size_t *pos, const char **name, size_t *nlen,
+                  const char **val, size_t *vlen)
+{
+    return props_next(props, len, pos, name, nlen, val, vlen);
+}
+
 int mq_props_check(const char *props, size_t len)
 {
     if (len && memchr(props, 0, len))
         return -EBADMSG;
-    size_t i = 0;
-    while (i < len) { /* as mq_props_foreach reads them: NAME 0x01 VALUE [0x02] */
-        const char *sep = memchr(props + i, 1, len - i);
-        if (!sep || sep == props + i)
-            return -EBADMSG; /* no separator, or an empty name */
-        size_t v = (size_t)(sep - props) + 1;
-        const char *end = memchr(props + v, 2, len - v);
-        i = end ? (size_t)(end - props) + 1 : len;
-    }
-    return 0;
+    size_t pos = 0, nlen, vlen;
+    const char *name, *val;
+    int r;
+    while ((r = props_next(props, len, &pos, &name, &nlen, &val, &vlen)) == 1)
+        if (nlen == 0)
+            return -EBADMSG; /* an empty name */
+    return r;                /* 0, or -EBADMSG: no separator */
 }
 
 int64_t mq_msg_decode(const uint8_t *p, size_t n, uint32_t max_body, int flags, struct mq_msg *out)
@@ -189,23 +213,15 @@ int mq_props_foreach(const char *props, size_t len,
                                void *arg),
                      void *arg)
 {
-    size_t i = 0;
-    while (i < len) {
-        const char *name = props + i;
-        const char *sep = memchr(name, 1, len - i);
-        if (!sep)
-            return MQ_CORRUPT_BKPT;
-        const char *val = sep + 1;
-        size_t rest = len - (size_t)(val - props);
-        const char *end = memchr(val, 2, rest);
-        /* RocketMQ tolerates a missing final separator */
-        size_t vlen = end ? (size_t)(end - val) : rest;
-        int rc = fn(name, (size_t)(sep - name), val, vlen, arg);
+    size_t pos = 0, nlen, vlen;
+    const char *name, *val;
+    int r;
+    while ((r = props_next(props, len, &pos, &name, &nlen, &val, &vlen)) == 1) {
+        int rc = fn(name, nlen, val, vlen, arg);
         if (rc)
             return rc;
-        i = (size_t)(val - props) + vlen + (end ? 1 : 0);
     }
-    return 0;
+    return r < 0 ? MQ_CORRUPT_BKPT : 0;
 }
 
 struct props_find {
@@ -255,23 +271,18 @@ int mq_props_add(struct mq_buf *b, const char *name, const char *value)
 int mq_props_copy_except(const char *props, size_t len, const char *const *drop, size_t ndrop,
                          struct mq_buf *b)
 {
-    size_t i = 0;
-    while (i < len) { /* as mq_props_foreach reads them, quietly: the bytes may be a client's */
-        const char *name = props + i, *sep = memchr(name, 1, len - i);
-        if (!sep)
-            return -EBADMSG;
-        size_t nlen = (size_t)(sep - name), v = i + nlen + 1;
-        const char *end = memchr(props + v, 2, len - v);
-        size_t vlen = end ? (size_t)(end - props) - v : len - v;
-        i = v + vlen + (end ? 1 : 0);
+    size_t pos = 0, nlen, vlen;
+    const char *name, *val;
+    int r;
+    while ((r = props_next(props, len, &pos, &name, &nlen, &val, &vlen)) == 1) {
         int keep = nlen > 0;
         for (size_t k = 0; keep && k < ndrop; k++)
             keep = !(strlen(drop[k]) == nlen && memcmp(drop[k], name, nlen) == 0);
         if (keep && (mq_buf_append(b, name, nlen) || mq_buf_append(b, "\x01", 1) ||
-                     mq_buf_append(b, props + v, vlen) || mq_buf_append(b, "\x02", 1)))
+                     mq_buf_append(b, val, vlen) || mq_buf_append(b, "\x02", 1)))
             return -ENOMEM;
     }
-    return 0;
+    return r; /* 0, or -EBADMSG, quietly: the bytes may be a client's */
 }
 
 int mq_delay_levels_parse(const char *text, int64_t *ms, int max)

@@ -140,6 +140,11 @@ static inline size_t mq_msg_store_ts_off(int32_t sysflag)
  * *val and *vlen to a slice of props and returns 0; -ENOENT when absent; MQ_ECORRUPT when the
  * bytes are not well-formed. Thread-safe. */
 int mq_props_get(const char *props, size_t len, const char *name, const char **val, size_t *vlen);
+/* Reads the pair at *pos of props (len bytes) as every function here does: NAME 0x01 VALUE,
+ * then 0x02 (the last pair may lack it). 1 with the pair's slices and *pos past it, 0 at the
+ * end, -EBADMSG when no 0x01 follows; logs nothing (the bytes may be a client's). */
+int mq_props_next(const char *props, size_t len, size_t *pos, const char **name, size_t *nlen,
+                  const char **val, size_t *vlen);
 /* 0 when props are well-formed as a record's PROPERTIES must be (what mq_msg_decode's
  * MQ_MSG_CHECK_STRICT and so crash recovery accept): no NUL byte, and every NAME 0x01 VALUE
  * pair with a nonempty name (the last 0x02 may be missing); else -EBADMSG. */
