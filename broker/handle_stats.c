@@ -14,20 +14,12 @@
 
 #include "broker/broker_int.h"
 #include "common/mq_bytes.h"
-#include "common/mq_msg.h"
 
 /* Store time of the message at a queue offset (getMessageStoreTimeStamp), 0 when none. */
 static int64_t store_time_at(struct broker *b, const char *topic, int qid, int64_t off)
 {
-    struct store_get_result *r = NULL;
-    int64_t ts = 0;
-    struct mq_msg m;
-    if (store_get_messages(b->store, topic, strlen(topic), qid, off, 1, 1, NULL, 0, &r) == 0 &&
-        r->count == 1 && r->msgs[0].queue_offset == off &&
-        mq_msg_decode(r->msgs[0].data, r->msgs[0].len, 0, 0, &m) > 0)
-        ts = m.store_ts;
-    store_release(b->store, r);
-    return ts;
+    int64_t ts = store_message_time(b->store, topic, strlen(topic), qid, off);
+    return ts > 0 ? ts : 0;
 }
 
 /* Appends `"name":` + s as a JSON string (escaped). */

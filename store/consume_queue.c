@@ -447,6 +447,14 @@ int64_t store__cq_entry_time(struct store *s, struct store__queue *q, int64_t i)
     return m.store_ts;
 }
 
+int64_t store_message_time(struct store *s, const char *topic, size_t tlen, int qid, int64_t offset)
+{
+    struct store__queue *q = store__queue_get(s, topic, tlen, qid);
+    if (!q || offset < atomic_load(&q->min_off) || offset >= atomic_load(&q->max_off))
+        return -1;
+    return store__cq_entry_time(s, q, offset);
+}
+
 int64_t store_offset_by_time(struct store *s, const char *topic, size_t tlen, int qid, int64_t ts)
 {
     struct store__queue *q = store__queue_get(s, topic, tlen, qid);

@@ -189,6 +189,10 @@ int64_t store_max_offset(struct store *s, const char *topic, size_t topic_len, i
 /* First queue offset whose record was stored at or after ts (ms); max offset when none. */
 int64_t store_offset_by_time(struct store *s, const char *topic, size_t topic_len, int queue_id,
                              int64_t ts);
+/* Store timestamp of the message at a queue offset (RocketMQ's getMessageStoreTimeStamp), or
+ * -1 when none is retained and dispatched there. */
+int64_t store_message_time(struct store *s, const char *topic, size_t topic_len, int queue_id,
+                           int64_t offset);
 /* Store timestamp of the queue's first retained message, or -1. */
 int64_t store_earliest_time(struct store *s, const char *topic, size_t topic_len, int queue_id);
 /* Commitlog bounds: first retained offset and the write position. */
