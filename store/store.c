@@ -81,6 +81,8 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     }
     if (s->conf.commit_log_warm_ahead < 0) /* default: warm where a sync follows the writer */
         s->conf.commit_log_warm_ahead = s->sync_flush ? STORE__WARM_AHEAD_SYNC : 0;
+    if (s->conf.commit_log_warm_idle < 0)
+        s->conf.commit_log_warm_idle = s->sync_flush ? 0 : store__warm_idle_auto();
     s->delay_levels =
         mq_delay_levels_parse(c->message_delay_level, s->delay_ms, MQ_DELAY_LEVELS_MAX);
     if (s->delay_levels < 0) {
@@ -109,6 +111,7 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     pthread_cond_init(&s->commit_cond, NULL);
     pthread_mutex_init(&s->warm_lock, NULL);
     pthread_cond_init(&s->warm_cond, NULL);
+    pthread_cond_init(&s->idle_cond, NULL);
     pthread_mutex_init(&s->clean_lock, NULL);
     pthread_cond_init(&s->clean_cond, NULL);
     pthread_mutex_init(&s->retention_lock, NULL);
@@ -177,6 +180,7 @@ void store_close(struct store *s)
     pthread_cond_destroy(&s->clean_cond);
     pthread_mutex_destroy(&s->warm_lock);
     pthread_cond_destroy(&s->warm_cond);
+    pthread_cond_destroy(&s->idle_cond);
     pthread_mutex_destroy(&s->retention_lock);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* last: releases the store lock */

@@ -335,6 +335,12 @@ struct store {
     atomic_int warm_sleeping;
     atomic_int_fast64_t warmed; /* commitlog pages in memory up to here */
     int warm_stop, warm_started;
+    /* the idle reserve (commitLogWarmIdle): its own thread, under warm_lock */
+    pthread_t idle_thread;
+    pthread_cond_t idle_cond;
+    atomic_int_fast64_t idle_warmed; /* pages read in up to here */
+    atomic_int_fast64_t idle_wake;   /* the writer wakes the sleeping thread past this offset */
+    int idle_started;
     /* the next commitlog file, made by this thread once the writer is half way through the
      * current one; taken by the roll (commitlog.c) */
     _Atomic(struct store__mfile *) clog_spare;
@@ -405,8 +411,10 @@ void store__abort_remove(struct store *s);
 /* warm.c */
 int store__warm_start(struct store *s);
 void store__warm_stop(struct store *s);
-/* After an append: wakes the warm thread when the writer nears the warmed end. */
+/* After an append: wakes the warm threads when the writer nears the warmed end. */
 void store__warm_wake(struct store *s);
+/* commitLogWarmIdle=-1 with ASYNC_FLUSH: 1 GiB, or a sixteenth of the memory if less. */
+int store__warm_idle_auto(void);
 /* For a sequential writer into mapped file f (the dispatcher: consume queue, rendered index,
  * index entries) whose next byte is at pos (f's offsets), with *end the end of the pages
  * prefaulted or requested so far: keeps `step` bytes ahead of it prefaulted for writing. The

@@ -630,6 +630,26 @@ TEST(test_warm_ahead)
     tu_close(s, dir);
 }
 
+/* commitLogWarmIdle: with the writer quiet, the pages from a quarter of the reserve past the
+ * write position to its end are read in by the idle thread. */
+static void warm_idle_24m(struct store_config *c)
+{
+    c->commit_log_warm_idle = 24 << 20;
+}
+
+TEST(test_warm_idle)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir;
+    ASSERT_OK(tu_open(32 << 20, warm_idle_24m, &c, &s, &dir));
+    struct mq_msg m = tu_msg("W", 0, "x", 1, NULL);
+    struct store_put_result r;
+    ASSERT_EQ(store_put_batch(s, &m, 1, &r, NULL), 1);        /* makes the first file */
+    ASSERT(clog_resident(dir, 32 << 20, 12 << 20, 24 << 20)); /* past what one append reads */
+    tu_close(s, dir);
+}
+
 TEST(test_delete_topic)
 {
     struct store_config c;
@@ -741,5 +761,5 @@ TEST(test_transactions_and_ipv6)
 TEST_MAIN(test_config_table, test_transactions_and_ipv6, test_put_get_roundtrip,
           test_roll_at_boundary, test_many_queues_batch, test_cq_files_and_time_lookup,
           test_rendered_index, test_index_collisions, test_sync_flush_and_callbacks,
-          test_delete_topic, test_large_batch_and_inline_dispatch, test_warm_ahead,
+          test_delete_topic, test_large_batch_and_inline_dispatch, test_warm_ahead, test_warm_idle,
           test_sync_flush_many_appenders, test_index_large_span)
