@@ -219,6 +219,7 @@ int brk_start(const struct brk_conf *conf, struct broker **out)
     pthread_cond_init(&b->timer_cond, NULL);
     int rc;
     if ((rc = brk_locks_new(b->conf.rebalance_lock_ms, &b->locks)) != 0 ||
+        (rc = brk_filters_new(&b->filters)) != 0 ||
         (rc = brk_hold_new(brk__hold_fire, b, 0, &b->holds)) != 0 ||
         (rc = brk_hold_new(brk__send_visible, b, 1, &b->send_waits)) != 0)
         goto fail;
@@ -288,6 +289,7 @@ fail:
     store_close(b->store);
     brk_hold_free(b->send_waits);
     brk_hold_free(b->holds);
+    brk_filters_free(b->filters);
     brk_consumers_free(b->consumers);
     brk_locks_free(b->locks);
     brk_offsets_close(b->offsets);
@@ -325,6 +327,7 @@ void brk_stop(struct broker *b)
     store_close(b->store);        /* flushes, writes the checkpoint, removes the abort file */
     brk_hold_free(b->send_waits); /* replies to closed connections are dropped */
     brk_hold_free(b->holds);      /* parked pulls are dropped: their connections are closed */
+    brk_filters_free(b->filters); /* after the holds: a parked pull may use it */
     brk_consumers_free(b->consumers);
     brk_locks_free(b->locks);
     brk_offsets_close(b->offsets); /* persists */

@@ -31,6 +31,7 @@ struct brk_conf {
     int worker_threads;        /* serverWorkerThreads */
     int max_reconsume_times;   /* maxReconsumeTimes: then the DLQ */
     int rebalance_lock_ms;     /* rebalanceLockMaxLiveTime: an orderly queue lock's life */
+    int property_filter;       /* enablePropertyFilter: SQL92 subscriptions are accepted */
     int tx_timeout_ms;         /* transactionTimeOut: a half message is checked once this old */
     int tx_check_max;          /* transactionCheckMax: checks before an open one is dropped */
     int tx_check_interval_ms;  /* transactionCheckInterval */

@@ -9,6 +9,7 @@
 
 #include "broker/broker.h"
 #include "broker/consumers.h"
+#include "broker/filters.h"
 #include "broker/hold.h"
 #include "broker/meta.h"
 #include "remoting/remoting.h"
@@ -76,8 +77,9 @@ struct broker {
     struct brk_groups *groups;
     struct brk_offsets *offsets;
     struct brk_consumers *consumers;
-    struct brk_locks *locks; /* orderly consumers' queue locks (locks.c) */
-    struct brk_tx *tx;       /* transactional messages (transaction.c) */
+    struct brk_locks *locks;     /* orderly consumers' queue locks (locks.c) */
+    struct brk_filters *filters; /* compiled SQL92 subscriptions (filters.c) */
+    struct brk_tx *tx;           /* transactional messages (transaction.c) */
     /* delayed messages (schedule.c); atomic: the dispatcher's arrival callback reads it */
     struct brk_sched *_Atomic sched;
 

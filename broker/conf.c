@@ -48,6 +48,8 @@ static const struct mq_conf_key brk_conf_keys[] = {
     {"rebalanceLockMaxLiveTime", MQ_CONF_INT, F(rebalance_lock_ms), 0, "60000", 1000, 3600000,
      "ms an orderly consumer's queue lock lasts without renewal (RocketMQ's "
      "rocketmq.broker.rebalance.lockMaxLiveTime)"},
+    {"enablePropertyFilter", MQ_CONF_BOOL, F(property_filter), 0, "false", 0, 1,
+     "accept SQL92 subscriptions: filter pulled messages by their properties"},
     {"transactionTimeOut", MQ_CONF_INT, F(tx_timeout_ms), 0, "6000", 0, 86400000,
      "ms after which an open transaction's producer is asked for its outcome"},
     {"transactionCheckMax", MQ_CONF_INT, F(tx_check_max), 0, "15", 1, 1000,

@@ -23,7 +23,7 @@ struct brk_sub {
 };
 
 /* Whether an expressionType is RocketMQ's TAG type (ExpressionType.isTagType: NULL, "" or
- * "TAG"); the broker filters by nothing else (enablePropertyFilter=false). */
+ * "TAG"); anything else is SQL92 (enablePropertyFilter) or refused. */
 int brk_expr_is_tag(const char *type);
 
 /* A consumer group entry of a heartbeat (ConsumerData). */

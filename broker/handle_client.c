@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker/broker_int.h"
+#include "common/mq_sql.h"
 #include "common/mq_log.h"
 #include "common/mq_util.h"
 
@@ -95,22 +96,44 @@ static int on_consumer_list(struct rpc_conn *conn, struct rpc_cmd *req, struct r
 }
 
 /* CHECK_CLIENT_CONFIG: a stock client asks it before it subscribes with an expression that is
- * not a tag expression (SQL92); this broker filters by tags only, and says so as RocketMQ's
- * ClientManageProcessor does with enablePropertyFilter=false. */
+ * not a tag expression (SQL92). As RocketMQ's ClientManageProcessor.checkClientConfig: with
+ * enablePropertyFilter=false such a subscription is refused (SYSTEM_ERROR); with true the
+ * expression is compiled and one that does not compile is SUBSCRIPTION_PARSE_FAILED, its
+ * message as the remark. */
 static int on_check_client(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
                            void *arg)
 {
+    struct broker *b = arg;
     json_error_t jerr;
     json_t *body = req->body ? json_loadb((const char *)req->body, req->body_len, 0, &jerr) : NULL;
     json_t *sd = json_object_get(body, "subscriptionData");
     const char *type = json_string_value(json_object_get(sd, "expressionType"));
-    if (sd && !brk_expr_is_tag(type)) {
-        char remark[96];
+    const char *expr = json_string_value(json_object_get(sd, "subString"));
+    char remark[320];
+    if (!sd || brk_expr_is_tag(type)) {
+        *resp = brk__resp(req, RPC_SUCCESS, NULL);
+    } else if (!b->conf.property_filter) {
         snprintf(remark, sizeof(remark),
                  "The broker does not support consumer to filter message by %.32s", type);
         *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
+    } else if (strcmp(type, "SQL92") != 0) {
+        snprintf(remark, sizeof(remark), "unsupported expression type %.32s (TAG or SQL92)", type);
+        *resp = brk__resp(req, RPC_SUBSCRIPTION_PARSE_FAILED, remark);
+    } else if (expr && strlen(expr) >= BRK_SUB_EXPR_MAX) {
+        /* a heartbeat carrying it would be refused: say so now */
+        snprintf(remark, sizeof(remark),
+                 "Invalid MessageSelector. longer than %d bytes, the most a subscription may be",
+                 BRK_SUB_EXPR_MAX - 1);
+        *resp = brk__resp(req, RPC_SUBSCRIPTION_PARSE_FAILED, remark);
     } else {
-        *resp = brk__resp(req, RPC_SUCCESS, NULL);
+        struct mq_sql *q = NULL;
+        int rc = mq_sql_compile(expr, expr ? strlen(expr) : 0, &q, remark, sizeof(remark));
+        mq_sql_free(q);
+        if (rc == -ENOMEM)
+            *resp = brk__resp_errno(req, rc, "compile the subscription");
+        else
+            *resp = brk__resp(req, rc ? RPC_SUBSCRIPTION_PARSE_FAILED : RPC_SUCCESS,
+                              rc ? remark : NULL);
     }
     json_decref(body);
     return *resp ? RPC_REPLY : -ENOMEM;

@@ -1,6 +1,7 @@
 /* handle_pull.c — PULL_MESSAGE with long polling (RocketMQ's PullMessageProcessor and
  * PullRequestHoldService): read from the consume queue, filter by tag hash, answer with the raw
- * records; when nothing is there and the SUSPEND flag is set, park the request until the
+ * records (with enablePropertyFilter, SQL92 subscriptions are evaluated against each
+ * message's properties); when nothing is there and the SUSPEND flag is set, park the request until the
  * dispatcher reports an arrival or the suspend time passes. Also the consumer-offset requests:
  * QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP and
  * GET_EARLIEST_MSG_STORETIME. */
@@ -11,6 +12,8 @@
 
 #include "broker/broker_int.h"
 #include "common/mq_log.h"
+#include "common/mq_msg.h"
+#include "common/mq_sql.h"
 #include "common/mq_tags.h"
 #include "common/mq_util.h"
 
@@ -116,6 +119,42 @@ static int set_records_body(struct broker *b, struct rpc_cmd *resp, struct store
     return 0;
 }
 
+/* An SQL92 record check (RocketMQ's ExpressionMessageFilter.isMatchedByCommitLog): the
+ * expression against the record's properties; TRUE keeps it. */
+static int match_sql(const uint8_t *rec, uint32_t len, void *arg)
+{
+    struct mq_msg m;
+    if (mq_msg_decode(rec, len, 0, 0, &m) <= 0)
+        return 0;
+    return mq_sql_match_props(arg, m.props, m.props_len);
+}
+
+/* The compiled SQL92 expression of a pull (enablePropertyFilter=true), from the cache. On a
+ * refusal sets *resp as RocketMQ's PullMessageProcessor does: an expression in the request that
+ * does not compile is SUBSCRIPTION_PARSE_FAILED; a registered (heartbeat) one is
+ * FILTER_DATA_NOT_EXIST, as its ConsumerFilterManager never holds one that did not compile. */
+static int open_sql(struct broker *b, const struct rpc_cmd *req, const struct pull_hdr *h,
+                    const char *expr, const char *type, int from_hb, struct brk_filter **out,
+                    struct rpc_cmd **resp)
+{
+    char err[256];
+    int rc = strcmp(type, "SQL92") == 0
+                 ? brk_filters_get(b->filters, h->group, h->topic, expr, out, err, sizeof(err))
+                 : -EINVAL;
+    if (rc == 0)
+        return 0;
+    if (rc == -ENOMEM)
+        *resp = brk__resp_errno(req, rc, "compile the subscription");
+    else if (from_hb)
+        *resp = brk__resp(req, RPC_FILTER_DATA_NOT_EXIST,
+                          "The broker's consumer filter data is not exist!Your expression may be "
+                          "wrong!");
+    else
+        *resp = brk__resp(req, RPC_SUBSCRIPTION_PARSE_FAILED,
+                          "parse the consumer's subscription failed");
+    return rc;
+}
+
 /* Runs a pull. Returns RPC_REPLY with *resp, or 1 when the caller should hold the request
  * (nothing there, suspend allowed). */
 static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pull_hdr *h,
@@ -144,20 +183,30 @@ static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pul
     struct mq_tags tags;
     struct brk_sub sub;
     const char *expr = "*", *type = NULL;
+    int from_hb = 0;
     if ((h->sysflag & PULL_SYS_SUBSCRIPTION) && h->expr) {
         expr = h->expr;
         type = h->expr_type;
     } else if (brk_consumers_find_sub(b->consumers, h->group, h->topic, &sub) == 0) {
         expr = sub.expr;
         type = sub.expr_type;
+        from_hb = 1;
     }
-    if (!brk_expr_is_tag(type)) { /* PullMessageProcessor with enablePropertyFilter=false */
-        snprintf(remark, sizeof(remark),
-                 "The broker does not support consumer to filter message by %.32s", type);
-        *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
-        return RPC_REPLY;
+    struct brk_filter *sql = NULL;
+    if (!brk_expr_is_tag(type)) {
+        if (!b->conf.property_filter) { /* PullMessageProcessor with enablePropertyFilter=false */
+            snprintf(remark, sizeof(remark),
+                     "The broker does not support consumer to filter message by %.32s", type);
+            *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
+            return RPC_REPLY;
+        }
+        if (open_sql(b, req, h, expr, type, from_hb, &sql, resp))
+            return RPC_REPLY;
     }
-    if (mq_tags_parse(expr, &tags)) {
+    if (sql) {
+        memset(&tags, 0, sizeof(tags));
+        tags.all = 1; /* no tag filter: the expression decides */
+    } else if (mq_tags_parse(expr, &tags)) {
         *resp = brk__resp(req, RPC_SUBSCRIPTION_PARSE_FAILED,
                           "parse the consumer's "
                           "subscription failed");
@@ -165,10 +214,12 @@ static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pul
     }
     struct store_get_result *got = NULL;
     size_t tlen = strlen(h->topic);
-    int rc = store_get_messages(b->store, h->topic, tlen, h->queue_id, h->offset, h->max_msgs,
-                                PULL_MAX_BYTES, tags.all ? NULL : tags.codes, tags.all ? 0 : tags.n,
-                                &got);
+    struct store_filter filter = {match_sql, sql ? (void *)brk_filter_sql(sql) : NULL};
+    int rc = store_get_messages_filtered(b->store, h->topic, tlen, h->queue_id, h->offset,
+                                         h->max_msgs, PULL_MAX_BYTES, tags.all ? NULL : tags.codes,
+                                         tags.all ? 0 : tags.n, sql ? &filter : NULL, &got);
     mq_tags_destroy(&tags);
+    brk_filters_put(b->filters, sql);
     if (rc) {
         *resp = brk__resp_errno(req, rc, "get message");
         return RPC_REPLY;

@@ -1,6 +1,6 @@
 /* mq_sql.c — RocketMQ's SQL92 message selector (see mq_sql.h): a lexer and a recursive-descent
- * parser following SelectorParser.jj rule by rule, building a tree in one node array, and an
- * evaluator with the Java classes' value rules (docs/FORMATS.md, "SQL92 property filter"). */
+ * parser following SelectorParser.jj rule by rule, building a tree in one node array, with the
+ * checks RocketMQ makes at compile time (evaluation: mq_sql_eval.c). */
 #include "common/mq_sql.h"
 
 #include <errno.h>

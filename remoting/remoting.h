@@ -81,6 +81,7 @@ enum {
     RPC_PULL_OFFSET_MOVED = 21,
     RPC_QUERY_NOT_FOUND = 22,
     RPC_SUBSCRIPTION_PARSE_FAILED = 23,
+    RPC_FILTER_DATA_NOT_EXIST = 27,
 };
 
 #define RPC_VERSION_DEFAULT   399 /* sender MQVersion ordinal; informational only */

@@ -240,7 +240,7 @@ static int tag_match(int64_t code, const int64_t *tags, size_t ntags)
 /* Reads the entries [offset, max) into r (the FOUND branch of getMessage). */
 static int read_entries(struct store *s, struct store__queue *q, int64_t offset, int64_t max,
                         int max_count, int64_t max_bytes, const int64_t *tags, size_t ntags,
-                        struct store_get_result *r)
+                        const struct store_filter *filter, struct store_get_result *r)
 {
     int64_t scan = max_count * STORE__CQ_UNIT > 16000 ? max_count : 16000 / STORE__CQ_UNIT;
     int64_t clog_min = store__mlist_min_offset(&s->clog), wrote = atomic_load(&s->wrote);
@@ -290,6 +290,8 @@ static int read_entries(struct store *s, struct store__queue *q, int64_t offset,
                 continue;
             }
         }
+        if (filter && !filter->match(cf->map + (phys - cf->base), (uint32_t)size, filter->arg))
+            continue;
         struct store_slice *sl = &r->msgs[r->count++];
         sl->data = cf->map + (phys - cf->base);
         sl->len = (uint32_t)size;
@@ -314,6 +316,15 @@ static int read_entries(struct store *s, struct store__queue *q, int64_t offset,
 int store_get_messages(struct store *s, const char *topic, size_t tlen, int qid, int64_t offset,
                        int max_count, int64_t max_bytes, const int64_t *tags, size_t ntags,
                        struct store_get_result **out)
+{
+    return store_get_messages_filtered(s, topic, tlen, qid, offset, max_count, max_bytes, tags,
+                                       ntags, NULL, out);
+}
+
+int store_get_messages_filtered(struct store *s, const char *topic, size_t tlen, int qid,
+                                int64_t offset, int max_count, int64_t max_bytes,
+                                const int64_t *tags, size_t ntags,
+                                const struct store_filter *filter, struct store_get_result **out)
 {
     if (max_count <= 0)
         return -EINVAL;
@@ -343,7 +354,7 @@ int store_get_messages(struct store *s, const char *topic, size_t tlen, int qid,
         r->status = STORE_OFFSET_OVERFLOW_BADLY;
         r->next_offset = min == 0 ? min : max;
     } else {
-        rc = read_entries(s, q, offset, max, max_count, max_bytes, tags, ntags, r);
+        rc = read_entries(s, q, offset, max, max_count, max_bytes, tags, ntags, filter, r);
     }
 out:
     if (rc) {

@@ -177,6 +177,21 @@ struct store_get_result {
 int store_get_messages(struct store *s, const char *topic, size_t topic_len, int queue_id,
                        int64_t offset, int max_count, int64_t max_bytes, const int64_t *tags,
                        size_t ntags, struct store_get_result **out);
+/* A check of each record the tag filter let through (RocketMQ's
+ * MessageFilter.isMatchedByCommitLog): match() gets the whole record (FORMATS.md 1.1, already
+ * validated when it was stored) and returns non-zero to keep it. Called on the reading thread,
+ * under no store lock. */
+struct store_filter {
+    int (*match)(const uint8_t *record, uint32_t len, void *arg);
+    void *arg;
+};
+/* As store_get_messages, then skipping the records filter refuses, as the tag filter skips
+ * entries: they count against the scan but not against max_count, and next_offset moves past
+ * them. filter may be NULL. */
+int store_get_messages_filtered(struct store *s, const char *topic, size_t topic_len, int queue_id,
+                                int64_t offset, int max_count, int64_t max_bytes,
+                                const int64_t *tags, size_t ntags,
+                                const struct store_filter *filter, struct store_get_result **out);
 /* One record at a commitlog offset, as a 1-slice result (status STORE_FOUND). Returns 0,
  * MQ_ENOTFOUND (outside the commitlog or not a record), MQ_ECORRUPT. */
 int store_get_by_phys(struct store *s, int64_t phys_offset, struct store_get_result **out);

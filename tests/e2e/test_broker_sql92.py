@@ -1,0 +1,127 @@
+"""test_broker_sql92.py — SQL92 property filtering with enablePropertyFilter=true (RocketMQ's
+ExpressionMessageFilter): CHECK_CLIENT_CONFIG compiles the expression, a pull with an SQL92
+subscription (in the request, or registered by the group's heartbeat) gets only the messages
+whose properties match, the skipped ones moving the next offset on. The default configuration's
+refusal is test_broker_locks.py's."""
+
+import json
+
+import mqproto as mp
+from brokers import *  # noqa: F401,F403 (fixtures and helpers)
+from brokers import broker_factory  # noqa: F401
+
+CHECK_CLIENT_CONFIG = 46
+SUBSCRIPTION_PARSE_FAILED = 23
+FILTER_DATA_NOT_EXIST = 27
+
+
+def check(cli, expr, expr_type="SQL92"):
+    sd = {"topic": "TQ", "subString": expr, "expressionType": expr_type, "tagsSet": [],
+          "codeSet": [], "subVersion": 1}
+    return cli.call(CHECK_CLIENT_CONFIG, {}, json.dumps(
+        {"clientId": "c@1", "group": "GQ", "subscriptionData": sd}).encode())
+
+
+def heartbeat(cli, group, topic, expr):
+    sd = {"topic": topic, "subString": expr, "expressionType": "SQL92", "tagsSet": [],
+          "codeSet": [], "subVersion": 1}
+    hb = {"clientID": "c@1", "producerDataSet": [],
+          "consumerDataSet": [{"groupName": group, "consumeType": "CONSUME_PASSIVELY",
+                               "messageModel": "CLUSTERING",
+                               "consumeFromWhere": "CONSUME_FROM_FIRST_OFFSET",
+                               "unitMode": False, "subscriptionDataSet": [sd]}]}
+    assert cli.call(HEART_BEAT, {}, json.dumps(hb).encode()).code == mp.SUCCESS
+
+
+def bodies(p):
+    return [r.body for r in p.records]
+
+
+def test_check_client_config_compiles_sql92(broker_factory):
+    b = broker_factory(enablePropertyFilter="true")
+    with mp.Client(b.port) as cli:
+        assert check(cli, "a IS NOT NULL AND a BETWEEN 1 AND 3").code == mp.SUCCESS
+        assert check(cli, "TagA", expr_type="TAG").code == mp.SUCCESS
+        r = check(cli, "a >")
+        assert r.code == SUBSCRIPTION_PARSE_FAILED, r
+        assert r.remark.startswith("Invalid MessageSelector. ") and "end of expression" in r.remark
+        r = check(cli, "a = 1 AND (b = 2")
+        assert r.code == SUBSCRIPTION_PARSE_FAILED and '")"' in r.remark, r
+        r = check(cli, "a > 'x'")
+        assert r.code == SUBSCRIPTION_PARSE_FAILED and "cannot be compared" in r.remark, r
+        r = check(cli, "(" * 5000)
+        assert r.code == SUBSCRIPTION_PARSE_FAILED and "longer than" in r.remark, r
+        r = check(cli, "a = 1", expr_type="CLASS")
+        assert r.code == SUBSCRIPTION_PARSE_FAILED and "unsupported" in r.remark, r
+    b.check_clean()
+
+
+def test_sql92_pull_returns_only_matching_messages(broker_factory):
+    b = broker_factory(enablePropertyFilter="true")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TQ", queues=1)
+        msgs = [(b"m0", {"a": "1", "color": "red"}), (b"m1", {"a": "5", "color": "blue"}),
+                (b"m2", {"color": "red"}), (b"m3", {"a": "2", "color": "green"}),
+                (b"m4", {"a": "x", "color": "red"}), (b"m5", {"a": "3"})]
+        for body, props in msgs:
+            assert send(cli, "TQ", body, tags="T" + body.decode(), props=props).code == 0
+        cases = {
+            "a IS NOT NULL": [b"m0", b"m1", b"m3", b"m4", b"m5"],
+            "a BETWEEN 1 AND 3": [b"m0", b"m3", b"m5"],   # m4: 'x' is no number: unmatched
+            "a > 1 AND color = 'red'": [],                 # m0 fails a > 1, m4 errs
+            "color IN ('red', 'green')": [b"m0", b"m2", b"m3", b"m4"],
+            "color NOT IN ('red')": [b"m1", b"m3"],        # m5: no color: unknown
+            "a = 1 OR color = 'blue'": [b"m0", b"m1"],
+            "NOT (color = 'red')": [b"m1", b"m3"],
+            "color IS NULL": [b"m5"],
+            "TAGS = 'Tm3'": [b"m3"],
+            "color CONTAINS 'ee'": [b"m3"],
+        }
+        for expr, want in cases.items():
+            p = pull(cli, "TQ", 0, 0, expr=expr, expr_type="SQL92")
+            if want:
+                assert p.code == mp.SUCCESS and bodies(p) == want, (expr, p)
+                assert all(r.props.get("TAGS") == "T" + r.body.decode() for r in p.records)
+            else:
+                # nothing matched in the scanned range: the next offset moved past it all
+                assert p.code == PULL_RETRY_IMMEDIATELY, (expr, p)
+                assert int(p.ext["nextBeginOffset"]) == len(msgs), p
+        # the next offset of a filtered pull is past the skipped messages, not past the last hit
+        p = pull(cli, "TQ", 0, 0, expr="a = 1", expr_type="SQL92", max_nums=1)
+        assert bodies(p) == [b"m0"] and int(p.ext["nextBeginOffset"]) == 1, p
+        p = pull(cli, "TQ", 0, 1, expr="a = 3", expr_type="SQL92")
+        assert bodies(p) == [b"m5"] and int(p.ext["nextBeginOffset"]) == 6, p
+        p = pull(cli, "TQ", 0, 6, expr="a = 3", expr_type="SQL92")
+        assert p.code == PULL_NOT_FOUND, p
+        # a bad expression in the request is RocketMQ's SUBSCRIPTION_PARSE_FAILED
+        p = pull(cli, "TQ", 0, 0, expr="a >", expr_type="SQL92")
+        assert p.code == SUBSCRIPTION_PARSE_FAILED, p
+        # tag subscriptions work as before
+        assert bodies(pull(cli, "TQ", 0, 0, expr="Tm1 || Tm2")) == [b"m1", b"m2"]
+    b.check_clean()
+
+
+def test_sql92_from_the_heartbeat(broker_factory):
+    """A pull without the subscription flag (a Java or ali-ons push consumer's) is filtered by
+    the group's registered SQL92 subscription."""
+    b = broker_factory(enablePropertyFilter="true")
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TH", queues=1)
+        for i in range(6):
+            assert send(cli, "TH", b"h%d" % i, props={"n": str(i)}).code == 0
+        heartbeat(cli, "GH", "TH", "n >= 4 OR n = 1")
+        p = pull(cli, "TH", 0, 0, group="GH", has_sub=False, expr="", expr_type="")
+        assert p.code == mp.SUCCESS and bodies(p) == [b"h1", b"h4", b"h5"], p
+        # a new heartbeat's expression replaces the old one (compiled anew, cached by its text)
+        heartbeat(cli, "GH", "TH", "n = 7")
+        with mp.Client(b.port) as cli2:
+            assert send(cli2, "TH", b"h6", props={"n": "6"}).code == 0
+            assert send(cli2, "TH", b"h7", props={"n": "7"}).code == 0
+        p = pull(cli, "TH", 0, 6, group="GH", has_sub=False, expr="", expr_type="",
+                 suspend_ms=5000)
+        assert p.code == mp.SUCCESS and bodies(p) == [b"h7"], p
+        # a registered expression that does not compile: FILTER_DATA_NOT_EXIST
+        heartbeat(cli, "GB", "TH", "n = = 1")
+        p = pull(cli, "TH", 0, 0, group="GB", has_sub=False, expr="", expr_type="")
+        assert p.code == FILTER_DATA_NOT_EXIST and "expression may be wrong" in p.remark, p
+    b.check_clean()
