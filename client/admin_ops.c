@@ -259,7 +259,7 @@ int mqc_admin_queue_stat(struct mqc_admin *a, const char *addr, const char *topi
     mq.queue_id = queue_id;
     struct rpc_cmd *resp = NULL;
     struct mqc_pull_result res;
-    if (call(a, addr, mqc__pull_request(TOOLS_GROUP, &mq, "*", out->max_offset - 1, 1, 0, -1),
+    if (call(a, addr, mqc__pull_request(TOOLS_GROUP, &mq, "*", 0, out->max_offset - 1, 1, 0, -1),
              &resp) == 0 &&
         mqc__pull_parse(resp, &mq, NULL, &res) == 0) {
         if (res.n > 0)

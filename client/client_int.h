@@ -197,9 +197,10 @@ int mqc__errno_of_response(int code, const char *remark);
 
 struct mq_tags;
 
-/* Builds a PULL_MESSAGE request. NULL on out-of-memory. */
+/* Builds a PULL_MESSAGE request; expr is a tag expression, or SQL92 when sql is non-zero. NULL
+ * on out-of-memory. */
 struct rpc_cmd *mqc__pull_request(const char *group, const struct mqc_mq *mq, const char *expr,
-                                  int64_t offset, int max_msgs, int suspend_ms,
+                                  int sql, int64_t offset, int max_msgs, int suspend_ms,
                                   int64_t commit_offset);
 /* Interprets a pull response: status, offsets, and the decoded messages matching tags (NULL:
  * all). Takes ownership of resp. Returns 0 or a negative errno (a response code that is no

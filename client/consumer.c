@@ -13,6 +13,7 @@
 
 #include "client/consumer_int.h"
 #include "common/mq_err.h"
+#include "common/mq_sql.h"
 #include "common/mq_log.h"
 #include "common/mq_util.h"
 #include "remoting/remoting.h"
@@ -85,7 +86,7 @@ int mqc_consumer_new(const struct mqc_config *cfg, const struct mqc_consumer_opt
     return 0;
 }
 
-int mqc_consumer_subscribe(struct mqc_consumer *c, const char *topic, const char *expr)
+static int subscribe(struct mqc_consumer *c, const char *topic, const char *expr, int sql)
 {
     if (!topic || mq_check_topic(topic, strlen(topic)))
         return -EINVAL;
@@ -99,12 +100,32 @@ int mqc_consumer_subscribe(struct mqc_consumer *c, const char *topic, const char
     memset(s, 0, sizeof(*s));
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
     snprintf(s->expr, sizeof(s->expr), "%s", expr && *expr ? expr : "*");
-    int rc = mq_tags_parse(s->expr, &s->tags);
+    s->sql = sql;
+    if (sql)
+        s->tags.all = 1; /* the broker filters; nothing is re-checked here */
+    int rc = sql ? 0 : mq_tags_parse(s->expr, &s->tags);
     if (rc)
         return rc;
     s->version = mq_now_ms();
     c->nsubs++;
     return 0;
+}
+
+int mqc_consumer_subscribe(struct mqc_consumer *c, const char *topic, const char *expr)
+{
+    return subscribe(c, topic, expr, 0);
+}
+
+int mqc_consumer_subscribe_sql(struct mqc_consumer *c, const char *topic, const char *sql)
+{
+    if (!sql || strlen(sql) >= sizeof(c->subs[0].expr))
+        return sql ? -E2BIG : -EINVAL;
+    struct mq_sql *q;
+    int rc = mq_sql_compile(sql, strlen(sql), &q, NULL, 0); /* refuse what the broker would */
+    if (rc)
+        return rc;
+    mq_sql_free(q);
+    return subscribe(c, topic, sql, 1);
 }
 
 const char *mqc_consumer_id(const struct mqc_consumer *c)
@@ -174,8 +195,9 @@ void mqc__pq_pull(struct mqc_consumer *c, struct pq *q)
         return; /* resumed by take() when the buffer drains */
     if (q->retry_at && now_ms() < q->retry_at)
         return; /* the service thread retries */
-    struct rpc_cmd *req = mqc__pull_request(c->group, &q->mq, q->sub->expr, q->next_pull,
-                                            c->opts.pull_batch, c->opts.suspend_ms, -1);
+    struct rpc_cmd *req =
+        mqc__pull_request(c->group, &q->mq, q->sub->expr, q->sub->sql, q->next_pull,
+                          c->opts.pull_batch, c->opts.suspend_ms, -1);
     if (!req)
         return;
     q->pulling = 1;

@@ -12,7 +12,8 @@
 struct sub {
     char topic[MQC_NAME_MAX];
     char expr[512];
-    struct mq_tags tags;
+    struct mq_tags tags; /* a tag subscription's; "all" for SQL92 */
+    int sql;             /* expr is an SQL92 expression (the broker filters) */
     int64_t version;
 };
 

@@ -61,10 +61,11 @@ static json_t *heartbeat_body(struct mqc_consumer *c)
             json_array_append_new(tags, json_string(s->tags.tags[t]));
             json_array_append_new(codes, json_integer(s->tags.codes[t]));
         }
-        json_array_append_new(
-            subs, json_pack("{s:b, s:s, s:s, s:o, s:o, s:I, s:s}", "classFilterMode", 0, "topic",
-                            s->topic, "subString", s->expr, "tagsSet", tags, "codeSet", codes,
-                            "subVersion", (json_int_t)s->version, "expressionType", "TAG"));
+        json_array_append_new(subs,
+                              json_pack("{s:b, s:s, s:s, s:o, s:o, s:I, s:s}", "classFilterMode", 0,
+                                        "topic", s->topic, "subString", s->expr, "tagsSet", tags,
+                                        "codeSet", codes, "subVersion", (json_int_t)s->version,
+                                        "expressionType", s->sql ? "SQL92" : "TAG"));
     }
     json_t *cd =
         json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "groupName", c->group, "consumeType",
@@ -562,8 +563,9 @@ void mqc_consumer_free(struct mqc_consumer *c)
     mqc__consumer_unref(c);
 }
 
-int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
-             int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out)
+static int pull_once(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int sql,
+                     int64_t offset, int max_msgs, int suspend_ms, int64_t commit_offset,
+                     struct mqc_pull_result *out)
 {
     char addr[MQC_ADDR_MAX];
     if (mqc__broker_addr(c->inst, mq->broker, addr)) {
@@ -571,11 +573,11 @@ int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, 
         if (rc || mqc__broker_addr(c->inst, mq->broker, addr))
             return rc ? rc : -ENOENT;
     }
-    struct mq_tags tags;
-    int rc = mq_tags_parse(expr, &tags);
+    struct mq_tags tags = {.all = 1}; /* SQL92: the broker filters, nothing is re-checked */
+    int rc = sql ? 0 : mq_tags_parse(expr, &tags);
     if (rc)
         return rc;
-    struct rpc_cmd *req = mqc__pull_request(c->group, mq, expr, offset, max_msgs, suspend_ms,
+    struct rpc_cmd *req = mqc__pull_request(c->group, mq, expr, sql, offset, max_msgs, suspend_ms,
                                             commit_offset),
                    *resp = NULL;
     rc = req ? rpc_client_call(c->inst->rpc, addr, req, suspend_ms + CALL_TIMEOUT_MS, &resp)
@@ -585,4 +587,18 @@ int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, 
         rc = mqc__pull_parse(resp, mq, &tags, out);
     mq_tags_destroy(&tags);
     return rc;
+}
+
+int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
+             int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out)
+{
+    return pull_once(c, mq, expr, 0, offset, max_msgs, suspend_ms, commit_offset, out);
+}
+
+int mqc_pull_sql(struct mqc_consumer *c, const struct mqc_mq *mq, const char *sql, int64_t offset,
+                 int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out)
+{
+    if (!sql || !*sql)
+        return -EINVAL;
+    return pull_once(c, mq, sql, 1, offset, max_msgs, suspend_ms, commit_offset, out);
 }

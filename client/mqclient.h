@@ -226,6 +226,14 @@ int mqc_consumer_new(const struct mqc_config *cfg, const struct mqc_consumer_opt
                      struct mqc_consumer **out);
 /* Subscribes to topic with a tag expression ("*", "TagA || TagB"). Before start only. */
 int mqc_consumer_subscribe(struct mqc_consumer *c, const char *topic, const char *expr);
+/* Subscribes to topic with an SQL92 expression over the messages' properties (RocketMQ's
+ * MessageSelector.bySql: "a IS NOT NULL AND a BETWEEN 1 AND 3"; grammar in docs/FORMATS.md).
+ * The broker filters (it needs enablePropertyFilter=true, else every pull of the topic is
+ * refused); the messages taken are those it matched, not re-checked here. sql is copied. Before
+ * start only, from the thread that owns the consumer. Returns 0, -EINVAL (NULL, or an
+ * expression that does not compile), -E2BIG (512 bytes or more: the most a broker keeps for a
+ * group's subscription), -EBUSY (started, or 16 subscriptions already), -ENOMEM. */
+int mqc_consumer_subscribe_sql(struct mqc_consumer *c, const char *topic, const char *sql);
 /* Heartbeats, rebalances, starts pulling its queues in the background. */
 int mqc_consumer_start(struct mqc_consumer *c);
 /* Commits consumed offsets to the brokers, unregisters from the group, frees. */
@@ -269,6 +277,11 @@ const char *mqc_consumer_id(const struct mqc_consumer *c);
  * *out filled (release with mqc_pull_result_destroy) or a negative errno. */
 int mqc_pull(struct mqc_consumer *c, const struct mqc_mq *mq, const char *expr, int64_t offset,
              int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out);
+/* As mqc_pull with an SQL92 expression (sql, borrowed for the call) that the broker evaluates;
+ * its refusal (no enablePropertyFilter, an expression that does not compile) is a negative
+ * errno as mqc_pull maps a broker's answer. */
+int mqc_pull_sql(struct mqc_consumer *c, const struct mqc_mq *mq, const char *sql, int64_t offset,
+                 int max_msgs, int suspend_ms, int64_t commit_offset, struct mqc_pull_result *out);
 
 /* ---- admin: requests to brokers and NameServers for mqadmin and mqfs (admin_ops.c) ----
  * `addr` arguments are broker addresses "ip:port" (see mqc_admin_cluster_info). Errors are

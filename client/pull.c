@@ -51,7 +51,7 @@ int mqc_msg_prop(const struct mqc_msg *m, const char *name, const char **val, si
 }
 
 struct rpc_cmd *mqc__pull_request(const char *group, const struct mqc_mq *mq, const char *expr,
-                                  int64_t offset, int max_msgs, int suspend_ms,
+                                  int sql, int64_t offset, int max_msgs, int suspend_ms,
                                   int64_t commit_offset)
 {
     struct rpc_cmd *c = rpc_cmd_new(REQ_PULL_MESSAGE);
@@ -70,7 +70,7 @@ struct rpc_cmd *mqc__pull_request(const char *group, const struct mqc_mq *mq, co
         rc ? rc : rpc_cmd_ext_set_int64(c, "suspendTimeoutMillis", suspend_ms > 0 ? suspend_ms : 0);
     rc = rc ? rc : rpc_cmd_ext_set(c, "subscription", expr && *expr ? expr : "*");
     rc = rc ? rc : rpc_cmd_ext_set_int64(c, "subVersion", 0);
-    rc = rc ? rc : rpc_cmd_ext_set(c, "expressionType", "TAG");
+    rc = rc ? rc : rpc_cmd_ext_set(c, "expressionType", sql ? "SQL92" : "TAG");
     if (rc) {
         rpc_cmd_free(c);
         return NULL;

@@ -125,3 +125,30 @@ def test_sql92_from_the_heartbeat(broker_factory):
         p = pull(cli, "TH", 0, 0, group="GB", has_sub=False, expr="", expr_type="")
         assert p.code == FILTER_DATA_NOT_EXIST and "expression may be wrong" in p.remark, p
     b.check_clean()
+
+
+def test_libmqclient_sql92_consumer(namesrv, broker_factory):
+    """libmqclient's mqc_consumer_subscribe_sql through example_consumer_pull -q: the group
+    consumer, rebalancing over the topic's queues, takes exactly the matching messages."""
+    from clientkit import create_topic as admin_create_topic, msgs, route_brokers, run, wait_for
+    b = broker_factory(namesrv=namesrv, enablePropertyFilter="true")
+    assert wait_for(lambda: route_brokers(namesrv, "TBW102")), "broker not registered"
+    admin_create_topic(namesrv, "TC", queues=2)
+    want = set()
+    with mp.Client(b.port) as cli:
+        for i in range(20):
+            props = {"k": str(i)} if i % 3 else {}
+            assert send(cli, "TC", b"c%d" % i, queue_id=i % 2, props=props).code == 0
+            if i % 3 and i % 2 == 0 and i >= 6:
+                want.add("c%d" % i)
+    sql = "k IS NOT NULL AND k >= 6 AND k NOT IN ('1', '3', '5', '7', '9', '11', '13', '15', " \
+          "'17', '19')"
+    rc, out, err = run("example_consumer_pull", "-t", "TC", "-g", "GC", "-c", 0, "-w", 3000,
+                       "-q", sql, ns=namesrv, timeout=30)
+    assert rc == 0, err
+    assert sorted(m[4] for m in msgs(out)) == sorted(want)
+    # the library refuses an expression that does not compile before asking any broker
+    rc, out, err = run("example_consumer_pull", "-t", "TC", "-g", "GC2", "-c", 0, "-w", 500,
+                       "-q", "k >", ns=namesrv)
+    assert rc == 1 and "consumer:" in err, (out, err)
+    b.check_clean()

@@ -7,8 +7,11 @@
  * each message's first delivery is not processed but retried later at that delay level
  * (RECONSUME_LATER: "RETRY <topic> <queueOffset> <body>"); its redelivery, from
  * %RETRY%<group>, prints "MSG ... <body> reconsumed=<n> from=<RETRY_TOPIC>". Stops after
- * -c messages (0: never), after -w ms without one, or on SIGTERM/SIGINT; exits 0.
- *   example_consumer_pull -n 127.0.0.1:9876 -t TopicTest -g example_group -e 'TagA || TagB' */
+ * -c messages (0: never), after -w ms without one, or on SIGTERM/SIGINT; exits 0. With -q the
+ * subscription is an SQL92 expression over the messages' properties, filtered by the broker
+ * (which needs enablePropertyFilter=true).
+ *   example_consumer_pull -n 127.0.0.1:9876 -t TopicTest -g example_group -e 'TagA || TagB'
+ *   example_consumer_pull -t TopicTest -g sql_group -q "a IS NOT NULL AND a BETWEEN 1 AND 3" */
 #include <errno.h>
 #include <signal.h>
 
@@ -54,7 +57,8 @@ int main(int argc, char **argv)
                                      .retry = a.retry_level >= 0};
     struct mqc_consumer *c = NULL;
     int rc = mqc_consumer_new(&cfg, &opts, &c);
-    if (rc == 0 && (rc = mqc_consumer_subscribe(c, a.topic, a.expr)) == 0)
+    if (rc == 0 && (rc = a.sql ? mqc_consumer_subscribe_sql(c, a.topic, a.sql)
+                               : mqc_consumer_subscribe(c, a.topic, a.expr)) == 0)
         rc = mqc_consumer_start(c);
     if (rc) {
         fprintf(stderr, "consumer: %s\n", mq_strerror(rc));

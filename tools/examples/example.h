@@ -6,6 +6,7 @@
  *   -c N      messages (default 10; consumer: 0 = until SIGTERM or idle)
  *   -g GROUP  producer or consumer group
  *   -T TAG    tag of sent messages / -e EXPR tag expression of a subscription
+ *   -q SQL    consumer: subscribe with an SQL92 expression over properties instead of -e
  *   -s BYTES  body size (bodies are padded with a fixed pattern, see example_body)
  *   -z ALGO   compression of bodies over 4 KiB: zstd (default), zlib or none
  *   -i MS     pause between sends
@@ -24,7 +25,7 @@
 #include "client/mqclient.h"
 
 struct example_args {
-    const char *namesrv, *topic, *group, *tag, *expr;
+    const char *namesrv, *topic, *group, *tag, *expr, *sql;
     long count, size, interval_ms, batch, orders, rebalance_ms, idle_ms;
     long retry_level; /* -L: consumers retry each first delivery later at this level (-1: no) */
     int compress_type;
@@ -35,7 +36,7 @@ struct example_args {
 static inline void example_usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-n namesrv] [-t topic] [-c count] [-g group] [-T tag] [-e expr]\n"
+            "usage: %s [-n namesrv] [-t topic] [-c count] [-g group] [-T tag] [-e expr] [-q sql]\n"
             "          [-s bodyBytes] [-z zstd|zlib|none] [-i intervalMs] [-b batch] [-k orders]\n"
             "          [-r rebalanceMs] [-w idleMs] [-L retryLevel] [-v]\n",
             prog);
@@ -54,7 +55,7 @@ static inline void example_args(int argc, char **argv, struct example_args *a)
     a->compress_over = MQC_COMPRESS_OVER_DEFAULT; /* -z none: 0, never */
     a->retry_level = -1;
     int opt;
-    while ((opt = getopt(argc, argv, "n:t:c:g:T:e:s:z:i:b:k:r:w:L:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "n:t:c:g:T:e:q:s:z:i:b:k:r:w:L:vh")) != -1) {
         switch (opt) {
         case 'n':
             a->namesrv = optarg;
@@ -91,6 +92,9 @@ static inline void example_args(int argc, char **argv, struct example_args *a)
             break;
         case 'w':
             a->idle_ms = atol(optarg);
+            break;
+        case 'q':
+            a->sql = optarg;
             break;
         case 'v':
             a->verbose = 1;
