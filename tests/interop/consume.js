@@ -12,6 +12,8 @@ const USAGE = `usage: node consume.js --group G --topic T --count N [options]
   --group G            consumer group
   --topic T            topic
   --tags EXPR          subscription expression, e.g. 'TagA||TagB' (default '*')
+  --sql EXPR           subscribe with this SQL92 expression instead ({expressionType: 'SQL92'});
+                       the broker filters (it needs enablePropertyFilter=true)
   --count N            exit 0 after N distinct messages were consumed successfully (default 1)
   --timeout-ms MS      exit 2 if they have not arrived by then (default 30000)
   --fail-first         throw on the first delivery of each message, so it is sent back
@@ -27,7 +29,7 @@ Output, one line per delivery: {"action":"ok"|"fail"|"dup","topic","bodyLen","bo
 `;
 
 const args = parseArgs(process.argv.slice(2), {
-  namesrv: '127.0.0.1:9876', group: '', topic: '', tags: '*', count: 1, 'timeout-ms': 30000,
+  namesrv: '127.0.0.1:9876', group: '', topic: '', tags: '*', sql: '', count: 1, 'timeout-ms': 30000,
   'fail-first': false, from: 'first', 'route-poll-ms': 5000, 'rebalance-ms': 10000, verbose: false,
 }, USAGE);
 if (!args.group || !args.topic || ![ 'first', 'last' ].includes(args.from)) {
@@ -53,7 +55,8 @@ async function main() {
     if (/fail-first/.test(err.message)) return;
     logger.warn(err.message);
   });
-  consumer.subscribe(args.topic, args.tags, async msg => {
+  const expr = args.sql ? { expressionType: 'SQL92', subString: args.sql } : args.tags;
+  consumer.subscribe(args.topic, expr, async msg => {
     const body = msg.body ? msg.body.toString() : '';
     const id = `${msg.keys || ''}\u0000${body}`;
     const line = {

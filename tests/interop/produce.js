@@ -11,6 +11,7 @@ const USAGE = `usage: node produce.js --topic T [options]
   --count N            messages to send (default 1)
   --tags A[,B...]      tag of message i is the (i mod n)-th of this list (default: no tag)
   --keys K             message i gets KEYS "K-i" (default: no keys)
+  --index-prop NAME    message i gets the user property NAME = "i" (for SQL92 subscriptions)
   --body TEXT          body of message i is "TEXT-i" (default "msg")
   --body-bytes N       pad each body with '.' to N bytes (>= 4096 makes ali-ons zlib-compress it)
   --delay-level N      delayTimeLevel of every message (default 0: delivered at once)
@@ -22,7 +23,7 @@ Output, one line per message: {"i","status","msgId","topic","brokerName","queueI
 `;
 
 const args = parseArgs(process.argv.slice(2), {
-  namesrv: '127.0.0.1:9876', topic: '', count: 1, tags: '', keys: '', body: 'msg',
+  namesrv: '127.0.0.1:9876', topic: '', count: 1, tags: '', keys: '', 'index-prop': '', body: 'msg',
   'body-bytes': 0, 'delay-level': 0, group: 'mqfs_interop_producer', 'timeout-ms': 30000, verbose: false,
 }, USAGE);
 if (!args.topic) {
@@ -49,6 +50,7 @@ async function main() {
       // sends the literal text "null" as the tag; send no TAGS property instead, as Java does.
       if (tag === null) delete msg.properties.TAGS;
       if (args.keys) msg.keys = [ `${args.keys}-${i}` ];
+      if (args['index-prop']) msg.properties[args['index-prop']] = String(i);
       if (Number(args['delay-level']) > 0) msg.delayTimeLevel = Number(args['delay-level']);
       const r = await producer.send(msg);
       emit({
