@@ -3,7 +3,8 @@ orderly consumers (LOCK_BATCH_MQ 41, UNLOCK_BATCH_MQ 42; RocketMQ's RebalanceLoc
 a Java client consuming in order asks for before it pulls a queue — one client per queue of a
 group, renewed by each lock request, free again after rebalanceLockMaxLiveTime without one or
 at once when its holder unlocks — and CHECK_CLIENT_CONFIG / SQL92 subscriptions, which this
-broker refuses with RocketMQ's answer."""
+broker refuses with RocketMQ's answer by default (enablePropertyFilter=false; the filter itself
+is test_broker_sql92.py's)."""
 
 import json
 import time
@@ -100,7 +101,7 @@ def test_lock_table_is_bounded_in_bytes(broker_factory):
 
 
 def test_sql92_subscriptions_are_refused_clearly(broker_factory):
-    """The broker filters by tags only (RocketMQ with enablePropertyFilter=false): a SQL92
+    """By default the broker filters by tags only (RocketMQ's enablePropertyFilter=false): a SQL92
     subscription gets RocketMQ's answer instead of being read as a tag expression (which
     matched nothing, so the consumer silently got no message)."""
     b = broker_factory()
