@@ -1,7 +1,7 @@
 /* handle_pull.c — PULL_MESSAGE with long polling (RocketMQ's PullMessageProcessor and
- * PullRequestHoldService): read from the consume queue, filter by tag hash, answer with the raw
- * records (with enablePropertyFilter, SQL92 subscriptions are evaluated against each
- * message's properties); when nothing is there and the SUSPEND flag is set, park the request until the
+ * PullRequestHoldService): read from the consume queue, filter by tag hash (with
+ * enablePropertyFilter, SQL92 subscriptions by each message's properties instead), answer with
+ * the raw records; when nothing is there and the SUSPEND flag is set, park the request until the
  * dispatcher reports an arrival or the suspend time passes. Also the consumer-offset requests:
  * QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP and
  * GET_EARLIEST_MSG_STORETIME. */
