@@ -25,6 +25,7 @@ enum {
     REQ_CONSUMER_SEND_MSG_BACK = 36,
     REQ_GET_CONSUMER_LIST_BY_GROUP = 38,
     REQ_NOTIFY_CONSUMER_IDS_CHANGED = 40,
+    REQ_CHECK_CLIENT_CONFIG = 46,
 };
 #define CALL_TIMEOUT_MS 3000
 
@@ -49,24 +50,26 @@ static int call(struct mqc_consumer *c, const char *addr, int code, const char *
 
 /* ---- heartbeat ---- */
 
+/* One subscription as RocketMQ's SubscriptionData. */
+static json_t *sub_json(const struct sub *s)
+{
+    json_t *tags = json_array(), *codes = json_array();
+    for (size_t t = 0; t < s->tags.n; t++) {
+        json_array_append_new(tags, json_string(s->tags.tags[t]));
+        json_array_append_new(codes, json_integer(s->tags.codes[t]));
+    }
+    return json_pack("{s:b, s:s, s:s, s:o, s:o, s:I, s:s}", "classFilterMode", 0, "topic", s->topic,
+                     "subString", s->expr, "tagsSet", tags, "codeSet", codes, "subVersion",
+                     (json_int_t)s->version, "expressionType", s->sql ? "SQL92" : "TAG");
+}
+
 static json_t *heartbeat_body(struct mqc_consumer *c)
 {
     static const char *const from_names[] = {"CONSUME_FROM_FIRST_OFFSET",
                                              "CONSUME_FROM_LAST_OFFSET", "CONSUME_FROM_TIMESTAMP"};
     json_t *subs = json_array();
-    for (size_t i = 0; i < c->nsubs; i++) {
-        const struct sub *s = &c->subs[i];
-        json_t *tags = json_array(), *codes = json_array();
-        for (size_t t = 0; t < s->tags.n; t++) {
-            json_array_append_new(tags, json_string(s->tags.tags[t]));
-            json_array_append_new(codes, json_integer(s->tags.codes[t]));
-        }
-        json_array_append_new(subs,
-                              json_pack("{s:b, s:s, s:s, s:o, s:o, s:I, s:s}", "classFilterMode", 0,
-                                        "topic", s->topic, "subString", s->expr, "tagsSet", tags,
-                                        "codeSet", codes, "subVersion", (json_int_t)s->version,
-                                        "expressionType", s->sql ? "SQL92" : "TAG"));
-    }
+    for (size_t i = 0; i < c->nsubs; i++)
+        json_array_append_new(subs, sub_json(&c->subs[i]));
     json_t *cd =
         json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "groupName", c->group, "consumeType",
                   "CONSUME_ACTIVELY", "messageModel", "CLUSTERING", "consumeFromWhere",
@@ -75,28 +78,71 @@ static json_t *heartbeat_body(struct mqc_consumer *c)
                      "producerDataSet");
 }
 
+/* Adds the master addresses of the brokers serving topic to out[*n..max) (deduplicated). */
+static void topic_brokers(struct mqc_consumer *c, const char *topic, char (*out)[MQC_ADDR_MAX],
+                          size_t max, size_t *n)
+{
+    struct mqc_mq *qs = NULL;
+    size_t nq = 0;
+    if (mqc__queues(c->inst, topic, 0, &qs, &nq))
+        return;
+    for (size_t k = 0; k < nq; k++) {
+        char addr[MQC_ADDR_MAX];
+        if (mqc__broker_addr(c->inst, qs[k].broker, addr))
+            continue;
+        size_t j = 0;
+        while (j < *n && strcmp(out[j], addr) != 0)
+            j++;
+        if (j == *n && *n < max)
+            memcpy(out[(*n)++], addr, MQC_ADDR_MAX);
+    }
+    free(qs);
+}
+
 /* The master addresses of every broker serving a subscribed topic (deduplicated). */
 static size_t broker_addrs(struct mqc_consumer *c, char (*out)[MQC_ADDR_MAX], size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < c->nsubs; i++) {
-        struct mqc_mq *qs = NULL;
-        size_t nq = 0;
-        if (mqc__queues(c->inst, c->subs[i].topic, 0, &qs, &nq))
-            continue;
-        for (size_t k = 0; k < nq; k++) {
-            char addr[MQC_ADDR_MAX];
-            if (mqc__broker_addr(c->inst, qs[k].broker, addr))
-                continue;
-            size_t j = 0;
-            while (j < n && strcmp(out[j], addr) != 0)
-                j++;
-            if (j == n && n < max)
-                memcpy(out[n++], addr, MQC_ADDR_MAX);
-        }
-        free(qs);
-    }
+    for (size_t i = 0; i < c->nsubs; i++)
+        topic_brokers(c, c->subs[i].topic, out, max, &n);
     return n;
+}
+
+/* As a stock client's start (checkClientInBroker): each SQL92 subscription is shown to every
+ * broker serving its topic with CHECK_CLIENT_CONFIG, so that a broker that cannot filter by it
+ * (enablePropertyFilter=false) or does not accept the expression fails the start, with the
+ * broker's remark logged, instead of refusing every pull later. Unreachable brokers are not a
+ * failure (their pulls are retried as for any consumer). */
+static int check_sql_subs(struct mqc_consumer *c)
+{
+    for (size_t i = 0; i < c->nsubs; i++) {
+        if (!c->subs[i].sql)
+            continue;
+        char addrs[32][MQC_ADDR_MAX];
+        size_t n = 0;
+        topic_brokers(c, c->subs[i].topic, addrs, 32, &n);
+        json_t *body = json_pack("{s:s, s:s, s:o}", "clientId", c->client_id, "group", c->group,
+                                 "subscriptionData", sub_json(&c->subs[i]));
+        int rc = body ? 0 : -ENOMEM;
+        for (size_t k = 0; k < n && rc == 0; k++) {
+            struct rpc_cmd *req = rpc_cmd_new(REQ_CHECK_CLIENT_CONFIG), *resp = NULL;
+            rc = req ? rpc_cmd_set_body_json(req, body) : -ENOMEM;
+            if (rc == 0 && rpc_client_call(c->inst->rpc, addrs[k], req, CALL_TIMEOUT_MS, &resp))
+                resp = NULL; /* unreachable: not this check's failure */
+            if (rc == 0 && resp && resp->code != RPC_SUCCESS) {
+                mq_error("consumer %s: broker %s refuses the SQL92 subscription of %s: %s",
+                         c->group, addrs[k], c->subs[i].topic,
+                         rpc_cmd_remark(resp) ? rpc_cmd_remark(resp) : "(no remark)");
+                rc = resp->code == RPC_SUBSCRIPTION_PARSE_FAILED ? -EINVAL : -EOPNOTSUPP;
+            }
+            rpc_cmd_free(req);
+            rpc_cmd_free(resp);
+        }
+        json_decref(body);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 static void send_heartbeats(struct mqc_consumer *c)
@@ -470,10 +516,12 @@ int mqc_consumer_start(struct mqc_consumer *c)
     char retry[MQC_NAME_MAX + 8];
     snprintf(retry, sizeof(retry), "%%RETRY%%%s", c->group);
     int rc;
-    if (c->opts.retry && (rc = mqc_consumer_subscribe(c, retry, "*")) != 0)
-        return rc;
     for (size_t i = 0; i < c->nsubs; i++)
         (void)mqc__route_refresh(c->inst, c->subs[i].topic, 0);
+    if ((rc = check_sql_subs(c)) != 0)
+        return rc;
+    if (c->opts.retry && (rc = mqc_consumer_subscribe(c, retry, "*")) != 0)
+        return rc;
     send_heartbeats(c);
     if (c->opts.retry) /* the first heartbeat of a group creates its retry topic */
         (void)mqc__route_refresh(c->inst, retry, 0);

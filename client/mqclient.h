@@ -234,7 +234,10 @@ int mqc_consumer_subscribe(struct mqc_consumer *c, const char *topic, const char
  * expression that does not compile), -E2BIG (512 bytes or more: the most a broker keeps for a
  * group's subscription), -EBUSY (started, or 16 subscriptions already), -ENOMEM. */
 int mqc_consumer_subscribe_sql(struct mqc_consumer *c, const char *topic, const char *sql);
-/* Heartbeats, rebalances, starts pulling its queues in the background. */
+/* Heartbeats, rebalances, starts pulling its queues in the background. An SQL92 subscription
+ * is first shown to each broker of its topic (CHECK_CLIENT_CONFIG, as a stock client's start):
+ * -EOPNOTSUPP when one cannot filter by it (enablePropertyFilter=false), -EINVAL when one does
+ * not accept the expression, the broker's remark logged; unreachable brokers are skipped. */
 int mqc_consumer_start(struct mqc_consumer *c);
 /* Commits consumed offsets to the brokers, unregisters from the group, frees. */
 void mqc_consumer_free(struct mqc_consumer *c);

@@ -152,3 +152,18 @@ def test_libmqclient_sql92_consumer(namesrv, broker_factory):
                        "-q", "k >", ns=namesrv)
     assert rc == 1 and "consumer:" in err, (out, err)
     b.check_clean()
+
+
+def test_libmqclient_sql92_start_checks_the_broker(namesrv, broker_factory):
+    """As a stock client's start (CHECK_CLIENT_CONFIG per broker of the topic): a consumer with
+    an SQL92 subscription does not start against a broker with enablePropertyFilter=false, and
+    says why, instead of starting and having every pull refused."""
+    from clientkit import create_topic as admin_create_topic, route_brokers, run, wait_for
+    b = broker_factory(namesrv=namesrv)
+    assert wait_for(lambda: route_brokers(namesrv, "TBW102")), "broker not registered"
+    admin_create_topic(namesrv, "TD", queues=1)
+    rc, out, err = run("example_consumer_pull", "-t", "TD", "-g", "GD", "-c", 0, "-w", 500,
+                       "-q", "k IS NOT NULL", ns=namesrv, timeout=30)
+    assert rc == 1, (out, err)
+    assert "does not support consumer to filter message by SQL92" in err, err
+    b.check_clean()
