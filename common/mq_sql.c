@@ -705,6 +705,8 @@ void mq_sql_free(struct mq_sql *q)
     free(q->nodes);
     free(q->lits);
     free(q->strs);
+    free(q->names);
+    free(q->htab);
     free(q);
 }
 
@@ -727,6 +729,8 @@ int mq_sql_compile(const char *expr, size_t len, struct mq_sql **out, char *err,
         unexpected(&p, "AND, OR or the end of the expression");
     if (root >= 0 && !p.rc)
         root = as_boolean(&p, root);
+    if (!p.rc && root >= 0 && mq_sql__index_names(p.q))
+        p.rc = -ENOMEM;
     if (p.rc || root < 0) {
         mq_sql_free(p.q);
         return p.rc ? p.rc : -EINVAL;

@@ -10,7 +10,7 @@
 
 #include "common/mq_msg.h"
 #include "common/mq_sql_int.h"
-/* ---- evaluation ---- */
+/* ---- Java's conversions ---- */
 
 /* Java's Integer/Long.parseLong: [+-] ASCII digits, in range. */
 static int parse_jlong(const char *s, size_t n, int bits, int64_t *out)
@@ -144,9 +144,63 @@ int mq_sql__compare(const struct val *a, const struct val *b, int *out)
     return 0;
 }
 
+/* ---- property names ---- */
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+/* The index of name (s, n) in q->names, or -1. */
+static int32_t name_find(const struct mq_sql *q, const char *s, size_t n)
+{
+    for (size_t h = name_hash(s, n) & q->hmask;; h = (h + 1) & q->hmask) {
+        int32_t k = q->htab[h];
+        if (k < 0 || (q->names[k].n == n && memcmp(q->names[k].s, s, n) == 0))
+            return k;
+    }
+}
+
+int mq_sql__index_names(struct mq_sql *q)
+{
+    size_t nprops = 0, cap = 1;
+    for (size_t i = 0; i < q->nnodes; i++)
+        nprops += q->nodes[i].kind == N_PROP;
+    while (cap < 2 * nprops)
+        cap *= 2;
+    if (!(q->htab = malloc(cap * sizeof(*q->htab))) ||
+        !(q->names = malloc((nprops ? nprops : 1) * sizeof(*q->names))))
+        return -ENOMEM;
+    memset(q->htab, 0xff, cap * sizeof(*q->htab)); /* -1: empty */
+    q->hmask = cap - 1;
+    for (size_t i = 0; i < q->nnodes; i++) {
+        struct node *n = &q->nodes[i];
+        if (n->kind != N_PROP)
+            continue;
+        int32_t k = name_find(q, n->v.s, n->v.n);
+        if (k < 0) {
+            size_t h = name_hash(n->v.s, n->v.n) & q->hmask;
+            while (q->htab[h] >= 0)
+                h = (h + 1) & q->hmask;
+            k = (int32_t)q->nnames;
+            q->names[q->nnames++] = n->v;
+            q->htab[h] = k;
+        }
+        n->lit = k;
+    }
+    return 0;
+}
+
+/* ---- evaluation ---- */
+
 struct ectx {
     mq_sql_get_fn get;
     void *arg;
+    const struct val *slots; /* each name's value (V_STR, or V_NULL when absent), or NULL:
+                                then get() is asked at each reference */
 };
 
 static const struct val vnull = {.t = V_NULL};
@@ -163,6 +217,10 @@ static int eval(const struct mq_sql *q, int32_t i, const struct ectx *c, struct 
         *v = n->v;
         return 0;
     case N_PROP:
+        if (c->slots) {
+            *v = c->slots[n->lit];
+            return 0;
+        }
         *v = (struct val){.t = V_STR};
         if (c->get(c->arg, n->v.s, &v->s, &v->n))
             *v = vnull;
@@ -282,9 +340,8 @@ static int eval(const struct mq_sql *q, int32_t i, const struct ectx *c, struct 
                 hit = memcmp(a.s, s->s, s->n) == 0;
             else if (n->op == OP_ENDSWITH)
                 hit = memcmp(a.s + a.n - s->n, s->s, s->n) == 0;
-            else
-                for (size_t k = 0; !hit && k + s->n <= a.n; k++)
-                    hit = memcmp(a.s + k, s->s, s->n) == 0;
+            else /* memmem is linear: a naive search is (value × search string) per message */
+                hit = memmem(a.s, a.n, s->s, s->n) != NULL;
         }
         v->i = hit ^ n->neg;
         return 0;
@@ -293,11 +350,11 @@ static int eval(const struct mq_sql *q, int32_t i, const struct ectx *c, struct 
     return -1;
 }
 
-enum mq_sql_result mq_sql_eval(const struct mq_sql *q, mq_sql_get_fn get, void *arg)
+/* The value of the root as a result. */
+static enum mq_sql_result eval_root(const struct mq_sql *q, struct ectx *c)
 {
-    struct ectx c = {get, arg};
     struct val v;
-    if (eval(q, q->root, &c, &v))
+    if (eval(q, q->root, c, &v))
         return MQ_SQL_ERROR;
     if (v.t == V_NULL)
         return MQ_SQL_NULL;
@@ -306,19 +363,92 @@ enum mq_sql_result mq_sql_eval(const struct mq_sql *q, mq_sql_get_fn get, void *
     return v.i ? MQ_SQL_TRUE : MQ_SQL_FALSE;
 }
 
+#define STACK_SLOTS 16
+
+/* Slots for q's names: buf when they fit, else the heap; NULL when out of memory (the
+ * evaluation then looks each reference up, slower but the same answer). */
+static struct val *slots_new(const struct mq_sql *q, struct val *buf)
+{
+    return q->nnames <= STACK_SLOTS ? buf : malloc(q->nnames * sizeof(*buf));
+}
+
+enum mq_sql_result mq_sql_eval(const struct mq_sql *q, mq_sql_get_fn get, void *arg)
+{
+    struct val buf[STACK_SLOTS], *slots = slots_new(q, buf);
+    struct ectx c = {get, arg, slots};
+    for (size_t k = 0; slots && k < q->nnames; k++) {
+        slots[k] = (struct val){.t = V_STR};
+        if (get(arg, q->names[k].s, &slots[k].s, &slots[k].n))
+            slots[k] = vnull;
+    }
+    enum mq_sql_result r = eval_root(q, &c);
+    if (slots != buf)
+        free(slots);
+    return r;
+}
+
 struct props_arg {
     const char *props;
     size_t len;
 };
 
+struct props_fill {
+    const struct mq_sql *q;
+    struct val *slots;
+};
+
+/* One property of the message: its value goes to the slot of its name, if the expression has
+ * it. A later duplicate overwrites an earlier one, as MessageDecoder.string2messageProperties
+ * puts each into a HashMap. */
+static int fill_cb(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
+{
+    struct props_fill *f = arg;
+    int32_t k = name_find(f->q, name, nlen);
+    if (k >= 0)
+        f->slots[k] = (struct val){.t = V_STR, .s = val, .n = vlen};
+    return 0;
+}
+
+struct last_find {
+    const char *name;
+    size_t nlen;
+    struct val out;
+};
+
+static int last_cb(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
+{
+    struct last_find *f = arg;
+    if (nlen == f->nlen && memcmp(name, f->name, nlen) == 0)
+        f->out = (struct val){.t = V_STR, .s = val, .n = vlen};
+    return 0;
+}
+
+/* The slow path's lookup (no memory for slots): the last property of that name. */
 static int props_get(void *arg, const char *name, const char **val, size_t *vlen)
 {
     const struct props_arg *pa = arg;
-    return mq_props_get(pa->props, pa->len, name, val, vlen);
+    struct last_find f = {name, strlen(name), {.t = V_NULL}};
+    (void)mq_props_foreach(pa->props, pa->len, last_cb, &f);
+    if (f.out.t == V_NULL)
+        return -1;
+    *val = f.out.s;
+    *vlen = f.out.n;
+    return 0;
 }
 
 int mq_sql_match_props(const struct mq_sql *q, const char *props, size_t len)
 {
     struct props_arg pa = {props ? props : "", props ? len : 0};
-    return mq_sql_eval(q, props_get, &pa) == MQ_SQL_TRUE;
+    struct val buf[STACK_SLOTS], *slots = slots_new(q, buf);
+    struct ectx c = {props_get, &pa, slots};
+    if (slots) { /* one pass over the properties, whatever the number of references */
+        for (size_t k = 0; k < q->nnames; k++)
+            slots[k] = vnull;
+        struct props_fill f = {q, slots};
+        (void)mq_props_foreach(pa.props, pa.len, fill_cb, &f);
+    }
+    enum mq_sql_result r = eval_root(q, &c);
+    if (slots != buf)
+        free(slots);
+    return r == MQ_SQL_TRUE;
 }

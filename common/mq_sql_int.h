@@ -27,7 +27,8 @@ struct node {
     uint8_t kind, op, neg, depth;
     int32_t l, r;       /* operands; AND/OR: l is the first of a list linked by next */
     int32_t next, last; /* AND/OR list */
-    int32_t lit, nlit;  /* N_IN: strings lits[lit .. lit+nlit) */
+    int32_t lit, nlit;  /* N_IN: strings lits[lit .. lit+nlit); N_PROP: lit is its name's
+                           index in names[] */
     struct val v;       /* N_CONST value, N_PROP name, N_STRF search string */
 };
 
@@ -39,6 +40,13 @@ struct mq_sql {
     char *strs; /* decoded strings and names, NUL-terminated; sized for the whole input */
     size_t nstrs;
     int32_t root;
+    /* the distinct property names, so that evaluation looks each up once per message
+     * (mq_sql__index_names): names[] point into strs; htab (hmask + 1 slots) holds indexes
+     * into names[] or -1 */
+    struct val *names;
+    size_t nnames;
+    int32_t *htab;
+    size_t hmask;
 };
 
 int mq_sql__is_digit(char c);
@@ -47,5 +55,8 @@ size_t mq_sql__exponent(const char *s, size_t n);
 /* Java's Comparable.compareTo across types with the selector's conversions: 0 with *out, or -1
  * where Java throws (a string that is not a number of the other side's type). */
 int mq_sql__compare(const struct val *a, const struct val *b, int *out);
+
+/* Builds names[] and htab and sets each N_PROP's lit. Returns 0 or -ENOMEM. */
+int mq_sql__index_names(struct mq_sql *q);
 
 #endif
