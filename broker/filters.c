@@ -11,12 +11,14 @@
 
 struct brk_filter {
     struct mq_sql *sql;
-    int refs; /* the map's (while cached) and the pulls' */
+    size_t bytes; /* what it costs the cache: the compiled expression and the key */
+    int refs;     /* the map's (while cached) and the pulls' */
 };
 
 struct brk_filters {
     pthread_mutex_t lock;
     struct mq_map map; /* "group\001topic\001expr" -> struct brk_filter */
+    size_t bytes;      /* of the entries in the map */
 };
 
 int brk_filters_new(struct brk_filters **out)
@@ -51,6 +53,25 @@ void brk_filters_free(struct brk_filters *f)
     pthread_mutex_unlock(&f->lock);
     pthread_mutex_destroy(&f->lock);
     free(f);
+}
+
+/* Drops an arbitrary entry from the map (with f->lock held). Returns 0, or -1 if none went. */
+static int evict_one(struct brk_filters *f)
+{
+    const char *k;
+    void *v;
+    size_t it = 0;
+    if (!mq_map_next(&f->map, &it, &k, &v))
+        return -1;
+    char *victim = strdup(k);
+    int rc = -1;
+    if (victim && mq_map_del(&f->map, victim)) {
+        f->bytes -= ((struct brk_filter *)v)->bytes;
+        unref(v);
+        rc = 0;
+    }
+    free(victim);
+    return rc;
 }
 
 int brk_filters_get(struct brk_filters *f, const char *group, const char *topic, const char *expr,
@@ -89,7 +110,8 @@ int brk_filters_get(struct brk_filters *f, const char *group, const char *topic,
         return -ENOMEM;
     }
     e->sql = sql;
-    e->refs = 1; /* the caller's */
+    e->bytes = sizeof(*e) + mq_sql_bytes(sql) + gl + tl + el + 3; /* and the map's key */
+    e->refs = 1;                                                  /* the caller's */
     pthread_mutex_lock(&f->lock);
     struct brk_filter *had = mq_map_get(&f->map, key);
     if (had) { /* another pull compiled it meanwhile: use that one */
@@ -97,19 +119,15 @@ int brk_filters_get(struct brk_filters *f, const char *group, const char *topic,
         unref(e);
         e = had;
     } else {
-        if (f->map.len >= BRK_FILTERS_MAX) { /* make room: drop one entry */
-            const char *k;
-            void *v;
-            size_t it = 0;
-            if (mq_map_next(&f->map, &it, &k, &v)) {
-                char *victim = strdup(k);
-                if (victim && mq_map_del(&f->map, victim))
-                    unref(v);
-                free(victim);
-            }
-        }
-        if (mq_map_put(&f->map, key, e, NULL) == 0)
+        /* make room: drop entries until both bounds hold with this one */
+        while (f->map.len > 0 &&
+               (f->map.len >= BRK_FILTERS_MAX || f->bytes + e->bytes > BRK_FILTERS_MAX_BYTES) &&
+               evict_one(f) == 0)
+            ;
+        if (mq_map_put(&f->map, key, e, NULL) == 0) {
             e->refs++; /* the map's */
+            f->bytes += e->bytes;
+        }
     }
     pthread_mutex_unlock(&f->lock);
     free(key);
@@ -120,6 +138,14 @@ int brk_filters_get(struct brk_filters *f, const char *group, const char *topic,
 const struct mq_sql *brk_filter_sql(const struct brk_filter *e)
 {
     return e->sql;
+}
+
+void brk_filters_usage(struct brk_filters *f, size_t *entries, size_t *bytes)
+{
+    pthread_mutex_lock(&f->lock);
+    *entries = f->map.len;
+    *bytes = f->bytes;
+    pthread_mutex_unlock(&f->lock);
 }
 
 void brk_filters_put(struct brk_filters *f, struct brk_filter *e)

@@ -698,6 +698,12 @@ static int32_t or_expr(struct parser *p)
     return p->rc ? -1 : l;
 }
 
+size_t mq_sql_bytes(const struct mq_sql *q)
+{
+    return sizeof(*q) + q->capnodes * sizeof(*q->nodes) + q->caplits * sizeof(*q->lits) +
+           q->capstrs + q->nnames * sizeof(*q->names) + (q->hmask + 1) * sizeof(*q->htab);
+}
+
 void mq_sql_free(struct mq_sql *q)
 {
     if (!q)
@@ -719,7 +725,7 @@ int mq_sql_compile(const char *expr, size_t len, struct mq_sql **out, char *err,
         err[0] = '\0';
     if (p.len > MQ_SQL_MAX_LEN)
         return fail(&p, -E2BIG, "expression longer than %d bytes", MQ_SQL_MAX_LEN);
-    if (!(p.q = calloc(1, sizeof(*p.q))) || !(p.q->strs = malloc(2 * p.len + 2))) {
+    if (!(p.q = calloc(1, sizeof(*p.q))) || !(p.q->strs = malloc(p.q->capstrs = 2 * p.len + 2))) {
         mq_sql_free(p.q);
         return -ENOMEM;
     }
@@ -735,7 +741,18 @@ int mq_sql_compile(const char *expr, size_t len, struct mq_sql **out, char *err,
         mq_sql_free(p.q);
         return p.rc ? p.rc : -EINVAL;
     }
-    p.q->root = root;
-    *out = p.q;
+    /* a cache keeps it: the arrays down to the sizes used (they grew by doubling; strs stays,
+     * the values point into it) */
+    struct mq_sql *q = p.q;
+    struct node *nn = realloc(q->nodes, q->nnodes * sizeof(*nn));
+    if (nn)
+        q->nodes = nn, q->capnodes = q->nnodes;
+    if (q->nlits) {
+        struct val *nl = realloc(q->lits, q->nlits * sizeof(*nl));
+        if (nl)
+            q->lits = nl, q->caplits = q->nlits;
+    }
+    q->root = root;
+    *out = q;
     return 0;
 }

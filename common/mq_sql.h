@@ -25,6 +25,9 @@ struct mq_sql;
  * -ENOMEM. On -EINVAL and -E2BIG, err (errlen bytes, may be NULL) receives a one-line message
  * starting with RocketMQ's "Invalid MessageSelector. " and saying what and where. */
 int mq_sql_compile(const char *expr, size_t len, struct mq_sql **out, char *err, size_t errlen);
+/* The bytes a compiled expression holds (for a cache's bound): at most some 200 KiB, for a
+ * 4096-byte expression of the smallest terms. */
+size_t mq_sql_bytes(const struct mq_sql *q);
 /* mq_sql_free(NULL) is a no-op. */
 void mq_sql_free(struct mq_sql *q);
 

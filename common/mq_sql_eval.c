@@ -191,6 +191,9 @@ int mq_sql__index_names(struct mq_sql *q)
         }
         n->lit = k;
     }
+    struct val *fit = realloc(q->names, (q->nnames ? q->nnames : 1) * sizeof(*fit));
+    if (fit)
+        q->names = fit;
     return 0;
 }
 

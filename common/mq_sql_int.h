@@ -38,7 +38,7 @@ struct mq_sql {
     struct val *lits;
     size_t nlits, caplits;
     char *strs; /* decoded strings and names, NUL-terminated; sized for the whole input */
-    size_t nstrs;
+    size_t nstrs, capstrs;
     int32_t root;
     /* the distinct property names, so that evaluation looks each up once per message
      * (mq_sql__index_names): names[] point into strs; htab (hmask + 1 slots) holds indexes

@@ -8,10 +8,12 @@
 
 #include "broker/broker_int.h"
 #include "broker/consumers.h"
+#include "broker/filters.h"
 #include "broker/hold.h"
 #include "broker/meta.h"
 #include "common/mq_bytes.h"
 #include "common/mq_file.h"
+#include "common/mq_sql.h"
 #include "common/mq_util.h"
 #include "tests/unit/mq_test.h"
 
@@ -375,6 +377,38 @@ TEST(test_parse_host)
     }
 }
 
+/* The filter cache's memory: a 4 KiB expression of the smallest terms compiles to some 150 KiB,
+ * so 1024 distinct ones from one client held 300 MiB; the cache is now bounded in bytes too,
+ * and an entry a pull still holds outlives its eviction. */
+TEST(test_filter_cache_bounded)
+{
+    struct brk_filters *f;
+    ASSERT_OK(brk_filters_new(&f));
+    char expr[4096];
+    size_t n = 0;
+    while (n + 16 < sizeof(expr))
+        n += (size_t)snprintf(expr + n, sizeof(expr) - n, "%sa<>b", n ? " OR " : "");
+    struct brk_filter *held = NULL;
+    for (int i = 0; i < BRK_FILTERS_MAX; i++) {
+        char group[32];
+        snprintf(group, sizeof(group), "G%d", i);
+        struct brk_filter *e;
+        ASSERT_OK(brk_filters_get(f, group, "T", expr, &e, NULL, 0));
+        if (i == 0)
+            held = e; /* kept by a pull across the evictions */
+        else
+            brk_filters_put(f, e);
+        size_t entries, bytes;
+        brk_filters_usage(f, &entries, &bytes);
+        ASSERT(bytes <= BRK_FILTERS_MAX_BYTES);
+        ASSERT(entries <= BRK_FILTERS_MAX);
+    }
+    static const char props[] = "a\0011\002b\0012\002";
+    ASSERT_EQ(mq_sql_match_props(brk_filter_sql(held), props, sizeof(props) - 1), 1);
+    brk_filters_put(f, held);
+    brk_filters_free(f);
+}
+
 TEST_MAIN(test_topics_persist, test_topics_bad_file, test_queue_count_limit, test_groups,
           test_offsets, test_heartbeat_parse, test_consumer_registry, test_long_poll_holds,
-          test_parse_host)
+          test_parse_host, test_filter_cache_bounded)
