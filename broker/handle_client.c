@@ -99,7 +99,7 @@ static int on_consumer_list(struct rpc_conn *conn, struct rpc_cmd *req, struct r
  * not a tag expression (SQL92). As RocketMQ's ClientManageProcessor.checkClientConfig: with
  * enablePropertyFilter=false such a subscription is refused (SYSTEM_ERROR); with true the
  * expression is compiled and one that does not compile is SUBSCRIPTION_PARSE_FAILED, its
- * message as the remark. */
+ * message as the remark. A body that is not such JSON is SYSTEM_ERROR. */
 static int on_check_client(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **resp,
                            void *arg)
 {
@@ -110,7 +110,13 @@ static int on_check_client(struct rpc_conn *conn, struct rpc_cmd *req, struct rp
     const char *type = json_string_value(json_object_get(sd, "expressionType"));
     const char *expr = json_string_value(json_object_get(sd, "subString"));
     char remark[320];
-    if (!sd || brk_expr_is_tag(type)) {
+    if (req->body_len && (!json_is_object(body) || (sd && !json_is_object(sd)))) {
+        /* RocketMQ's CheckClientRequestBody.decode throws: the request fails (SYSTEM_ERROR).
+         * Answering SUCCESS would tell the client an expression it never sent is fine. */
+        snprintf(remark, sizeof(remark), "malformed CHECK_CLIENT_CONFIG body: %.200s",
+                 body ? "not an object with an object subscriptionData" : jerr.text);
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
+    } else if (!sd || brk_expr_is_tag(type)) {
         *resp = brk__resp(req, RPC_SUCCESS, NULL);
     } else if (!b->conf.property_filter) {
         snprintf(remark, sizeof(remark),

@@ -53,6 +53,15 @@ def test_check_client_config_compiles_sql92(broker_factory):
         assert r.code == SUBSCRIPTION_PARSE_FAILED and "longer than" in r.remark, r
         r = check(cli, "a = 1", expr_type="CLASS")
         assert r.code == SUBSCRIPTION_PARSE_FAILED and "unsupported" in r.remark, r
+        # a body that is not the request's JSON (RocketMQ's decode throws) was answered SUCCESS,
+        # as if the expression had compiled: a string with NUL (jansson refuses \u0000), cut
+        # JSON, another shape
+        for body in [json.dumps({"subscriptionData": {"expressionType": "SQL92",
+                                                      "subString": "a\u0000 = 1"}}).encode(),
+                     b'{"subscriptionData": {"expressionType": "SQL92"', b"[]",
+                     b'{"subscriptionData": "a = 1"}']:
+            r = cli.call(CHECK_CLIENT_CONFIG, {}, body)
+            assert r.code == mp.SYSTEM_ERROR and "malformed" in r.remark, (body, r)
     b.check_clean()
 
 
