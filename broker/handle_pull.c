@@ -155,10 +155,16 @@ static int open_sql(struct broker *b, const struct rpc_cmd *req, const struct pu
     return rc;
 }
 
-/* Runs a pull. Returns RPC_REPLY with *resp, or 1 when the caller should hold the request
- * (nothing there, suspend allowed). */
+/* may_hold: HOLD_NONE answers whatever was found; HOLD_EMPTY asks for a hold when nothing is
+ * there (offset at the end); HOLD_FILTERED too when everything up to the end was filtered out
+ * (a hold woken by messages its subscription does not take: RocketMQ's
+ * PullRequestHoldService.notifyMessageArriving checks the filter and holds on). */
+enum { HOLD_NONE, HOLD_EMPTY, HOLD_FILTERED };
+
+/* Runs a pull. Returns RPC_REPLY with *resp, or 1 when the caller should hold the request at
+ * *hold_at (see may_hold). */
 static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pull_hdr *h,
-                   int may_hold, struct rpc_cmd **resp)
+                   int may_hold, struct rpc_cmd **resp, int64_t *hold_at)
 {
     struct brk_topic t;
     char remark[256];
@@ -225,7 +231,10 @@ static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pul
         return RPC_REPLY;
     }
     int code = pull_code(got->status, h->offset);
-    if (code == RPC_PULL_NOT_FOUND && may_hold) {
+    if ((code == RPC_PULL_NOT_FOUND && may_hold != HOLD_NONE) ||
+        (may_hold == HOLD_FILTERED && got->status == STORE_NO_MATCHED_MESSAGE &&
+         got->next_offset >= got->max_offset)) {
+        *hold_at = code == RPC_PULL_NOT_FOUND ? h->offset : got->next_offset;
         store_release(b->store, got);
         return 1;
     }
@@ -255,15 +264,48 @@ struct held_pull {
     struct broker *b;
     struct rpc_conn *conn;
     struct rpc_cmd *req;
+    int64_t offset;      /* where to read from: the request's, or past what was filtered out */
+    int64_t deadline_ms; /* monotonic */
 };
+
+/* Parks hp at hp->offset. Returns 0, or -ENOMEM (hp is then not parked). Once parked, hp and
+ * its request (where topic may point) belong to the hold: another thread may fire them. */
+static int park(struct held_pull *hp, const char *topic, int32_t queue_id)
+{
+    struct broker *b = hp->b;
+    int64_t offset = hp->offset;
+    char *t = strdup(topic);
+    if (!t || brk_hold_add(b->holds, t, queue_id, offset, hp->deadline_ms, hp)) {
+        free(t);
+        return -ENOMEM;
+    }
+    /* A message that arrived between the read and the park would otherwise wait for the
+     * deadline: look again now that the hold is visible to the dispatcher. */
+    int64_t max = store_max_offset(b->store, t, strlen(t), queue_id);
+    if (max > offset)
+        brk_hold_notify(b->holds, t, queue_id, max);
+    free(t);
+    return 0;
+}
 
 void brk__hold_fire(void *item, int timed_out, void *arg)
 {
     struct held_pull *hp = item;
     struct rpc_cmd *resp = NULL;
     struct pull_hdr h;
-    if (timed_out >= 0 && !rpc_conn_is_closed(hp->conn) && parse_pull(hp->req, &h, &resp) == 0)
-        (void)do_pull(hp->b, hp->req, &h, 0, &resp);
+    if (timed_out >= 0 && !rpc_conn_is_closed(hp->conn) && parse_pull(hp->req, &h, &resp) == 0) {
+        h.offset = hp->offset;
+        int64_t at;
+        /* woken by an arrival: held on while the filter takes none of what arrived */
+        if (do_pull(hp->b, hp->req, &h, timed_out ? HOLD_NONE : HOLD_FILTERED, &resp, &at) == 1) {
+            int64_t was = hp->offset;
+            hp->offset = at;
+            if (park(hp, h.topic, h.queue_id) == 0)
+                return;
+            hp->offset = was;
+            (void)do_pull(hp->b, hp->req, &h, HOLD_NONE, &resp, &at);
+        }
+    }
     if (resp)
         rpc_conn_reply(hp->conn, resp);
     rpc_conn_unref(hp->conn);
@@ -284,8 +326,9 @@ static int on_pull(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     }
     if ((h.sysflag & PULL_SYS_COMMIT) && h.commit_offset >= 0)
         (void)brk_offsets_commit(b->offsets, h.group, h.topic, h.queue_id, h.commit_offset);
-    int may_hold = (h.sysflag & PULL_SYS_SUSPEND) != 0;
-    int rc = do_pull(b, req, &h, may_hold, resp);
+    int64_t at;
+    int rc =
+        do_pull(b, req, &h, (h.sysflag & PULL_SYS_SUSPEND) ? HOLD_EMPTY : HOLD_NONE, resp, &at);
     if (rc != 1)
         return rc;
     /* Park it. The hold's deadline is the client's suspend time (short polling: the
@@ -298,22 +341,15 @@ static int on_pull(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
     if (!copy || wait == 0) {
         free(hp);
         rpc_cmd_free(copy);
-        return do_pull(b, req, &h, 0, resp);
+        return do_pull(b, req, &h, HOLD_NONE, resp, &at);
     }
-    hp->b = b;
-    hp->conn = rpc_conn_ref(conn);
-    hp->req = copy;
-    if (brk_hold_add(b->holds, h.topic, h.queue_id, h.offset, mq_mono_us() / 1000 + wait, hp)) {
+    *hp = (struct held_pull){b, rpc_conn_ref(conn), copy, at, mq_mono_us() / 1000 + wait};
+    if (park(hp, h.topic, h.queue_id)) {
         rpc_conn_unref(conn);
         rpc_cmd_free(copy);
         free(hp);
-        return do_pull(b, req, &h, 0, resp);
+        return do_pull(b, req, &h, HOLD_NONE, resp, &at);
     }
-    /* A message that arrived between the read and the park would otherwise wait for the
-     * deadline: look again now that the hold is visible to the dispatcher. */
-    int64_t max = store_max_offset(b->store, h.topic, strlen(h.topic), h.queue_id);
-    if (max > h.offset)
-        brk_hold_notify(b->holds, h.topic, h.queue_id, max);
     return RPC_DEFER;
 }
 

@@ -5,6 +5,8 @@ whose properties match, the skipped ones moving the next offset on. The default 
 refusal is test_broker_locks.py's."""
 
 import json
+import threading
+import time
 
 import mqproto as mp
 from brokers import *  # noqa: F401,F403 (fixtures and helpers)
@@ -133,6 +135,49 @@ def test_sql92_from_the_heartbeat(broker_factory):
         heartbeat(cli, "GB", "TH", "n = = 1")
         p = pull(cli, "TH", 0, 0, group="GB", has_sub=False, expr="", expr_type="")
         assert p.code == FILTER_DATA_NOT_EXIST and "expression may be wrong" in p.remark, p
+    b.check_clean()
+
+
+def held_pulls(cli):
+    return int(cli.call(28, {}).json_body()["table"]["heldPullRequests"])
+
+
+def wait_held(cli, n, timeout=10):
+    deadline = time.monotonic() + timeout
+    while held_pulls(cli) != n:
+        assert time.monotonic() < deadline, "pull not parked"
+        time.sleep(0.01)
+
+
+def test_sql92_long_poll_holds_on_through_unmatched_arrivals(broker_factory):
+    """A parked SQL92 pull woken by messages its expression does not take holds on (RocketMQ's
+    PullRequestHoldService checks the filter before waking): it used to answer
+    PULL_RETRY_IMMEDIATELY at the first such arrival, so a stream of unmatched messages had the
+    consumer round-tripping at the stream's rate. It answers with the matching one."""
+    b = broker_factory(enablePropertyFilter="true")
+    with mp.Client(b.port) as cli, mp.Client(b.port) as c2:
+        create_topic(cli, "TL", queues=1)
+        result = {}
+
+        def parked_pull():
+            result["p"] = pull(cli, "TL", 0, 0, expr="a = 1", expr_type="SQL92",
+                               suspend_ms=20000)
+
+        t = threading.Thread(target=parked_pull)
+        t.start()
+        wait_held(c2, 1)
+        for i in range(5):   # each wakes the hold, which parks again further on
+            assert send(c2, "TL", b"n%d" % i, props={"a": "2"}).code == 0
+            wait_held(c2, 1)
+        assert send(c2, "TL", b"yes", props={"a": "1"}).code == 0
+        t.join(15)
+        p = result["p"]
+        assert p.code == mp.SUCCESS and bodies(p) == [b"yes"], p
+        assert int(p.ext["nextBeginOffset"]) == 6, p
+        # the deadline still ends the hold when nothing matches
+        t0 = time.monotonic()
+        p = pull(cli, "TL", 0, 6, expr="a = 1", expr_type="SQL92", suspend_ms=1000)
+        assert p.code == PULL_NOT_FOUND and time.monotonic() - t0 < 5, p
     b.check_clean()
 
 
