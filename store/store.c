@@ -111,7 +111,7 @@ int store_open(const struct store_config *c, store_arrival_fn listener, void *li
     pthread_cond_init(&s->commit_cond, NULL);
     pthread_mutex_init(&s->warm_lock, NULL);
     pthread_cond_init(&s->warm_cond, NULL);
-    pthread_cond_init(&s->idle_cond, NULL);
+    s->idle_efd = -1;
     pthread_mutex_init(&s->clean_lock, NULL);
     pthread_cond_init(&s->clean_cond, NULL);
     pthread_mutex_init(&s->retention_lock, NULL);
@@ -180,7 +180,6 @@ void store_close(struct store *s)
     pthread_cond_destroy(&s->clean_cond);
     pthread_mutex_destroy(&s->warm_lock);
     pthread_cond_destroy(&s->warm_cond);
-    pthread_cond_destroy(&s->idle_cond);
     pthread_mutex_destroy(&s->retention_lock);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* last: releases the store lock */

@@ -335,9 +335,12 @@ struct store {
     atomic_int warm_sleeping;
     atomic_int_fast64_t warmed; /* commitlog pages in memory up to here */
     int warm_stop, warm_started;
-    /* the idle reserve (commitLogWarmIdle): its own thread, under warm_lock */
+    /* the idle reserve (commitLogWarmIdle): its own thread, sharing no lock with the others
+     * (it may be preempted for long anywhere): it sleeps on an eventfd the writer and the stop
+     * write to */
     pthread_t idle_thread;
-    pthread_cond_t idle_cond;
+    int idle_efd;
+    atomic_int idle_stop;
     atomic_int_fast64_t idle_warmed; /* pages read in up to here */
     atomic_int_fast64_t idle_wake;   /* the writer wakes the sleeping thread past this offset */
     int idle_started;

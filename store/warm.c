@@ -27,8 +27,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -221,7 +223,9 @@ static void *warm_main(void *arg)
  * wants. It reads through a descriptor of its own: no mmap lock held (a preempted holder would
  * stall the dispatcher's next mmap), and read-ahead state apart from the readers'. It stays
  * IDLE_GAP past the writer, so the pages it holds locked while reading them in are never the
- * writer's next, even when it is preempted mid-read (a quarter of the reserve if that is less). */
+ * writer's next, even when it is preempted mid-read (a quarter of the reserve if that is less).
+ * Preempted anywhere, it must hold nothing another thread waits for: it shares no lock, and
+ * sleeps on an eventfd the writer and the stop write to. */
 #define IDLE_GAP      ((int64_t)16 << 20)
 #define IDLE_WINDOW   100000             /* us: the writer's rate is looked at over this */
 #define IDLE_MAX_RATE ((int64_t)1 << 20) /* quiet: less than this written in a window */
@@ -270,6 +274,21 @@ static int writer_quiet(struct store *s, struct idle_watch *w)
     return w->quiet;
 }
 
+/* Sleeps until the eventfd is written to or timeout_ms passes, and drains it. */
+static void idle_sleep(struct store *s, int timeout_ms)
+{
+    struct pollfd p = {.fd = s->idle_efd, .events = POLLIN};
+    uint64_t n;
+    if (poll(&p, 1, timeout_ms) > 0)
+        (void)!read(s->idle_efd, &n, sizeof(n));
+}
+
+static void idle_kick(struct store *s)
+{
+    uint64_t one = 1;
+    (void)!write(s->idle_efd, &one, sizeof(one)); /* EAGAIN: already pending, as good */
+}
+
 static void *idle_main(void *arg)
 {
     struct store *s = arg;
@@ -281,8 +300,7 @@ static void *idle_main(void *arg)
     uint8_t *buf = malloc(WARM_CHUNK);
     int fd = -1, reported = 0;
     struct idle_watch w = {mq_mono_us(), atomic_load(&s->wrote), 0};
-    pthread_mutex_lock(&s->warm_lock);
-    while (buf && !s->warm_stop) {
+    while (buf && !atomic_load(&s->idle_stop)) {
         int64_t from, to;
         struct store__mfile *f;
         int quiet = writer_quiet(s, &w);
@@ -290,16 +308,11 @@ static void *idle_main(void *arg)
             /* busy: looked at again after a window; quiet but caught up, or the next file is
              * not made yet: woken once the writer has used half the reserve, or in a second */
             atomic_store(&s->idle_wake, quiet ? atomic_load(&s->wrote) + reserve / 2 : INT64_MAX);
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t ns = ts.tv_nsec + (quiet ? 1000000000 : IDLE_WINDOW * 1000);
-            ts.tv_sec += ns / 1000000000;
-            ts.tv_nsec = ns % 1000000000;
-            pthread_cond_timedwait(&s->idle_cond, &s->warm_lock, &ts);
+            if (!atomic_load(&s->idle_stop))
+                idle_sleep(s, quiet ? 1000 : IDLE_WINDOW / 1000);
             atomic_store(&s->idle_wake, INT64_MAX);
             continue;
         }
-        pthread_mutex_unlock(&s->warm_lock);
         int rc = idle_read(f, from, to, &fd, &fd_base, buf);
         if (rc && !reported) {
             mq_warn("commitlog idle warm at %lld: %s", (long long)from, mq_strerror(rc));
@@ -307,9 +320,7 @@ static void *idle_main(void *arg)
         }
         store__mfile_unref(f);
         atomic_store(&s->idle_warmed, to);
-        pthread_mutex_lock(&s->warm_lock);
     }
-    pthread_mutex_unlock(&s->warm_lock);
     if (fd >= 0)
         close(fd);
     free(buf);
@@ -318,12 +329,10 @@ static void *idle_main(void *arg)
 
 void store__warm_wake(struct store *s)
 {
+    /* no lock: the idle thread may be preempted for long, and the writer must not wait on it */
     if (atomic_load(&s->wrote) >= atomic_load(&s->idle_wake) &&
-        atomic_exchange(&s->idle_wake, INT64_MAX) != INT64_MAX) {
-        pthread_mutex_lock(&s->warm_lock);
-        pthread_cond_signal(&s->idle_cond);
-        pthread_mutex_unlock(&s->warm_lock);
-    }
+        atomic_exchange(&s->idle_wake, INT64_MAX) != INT64_MAX)
+        idle_kick(s);
     if (!atomic_load(&s->warm_sleeping))
         return;
     int64_t ahead = s->conf.commit_log_warm_ahead;
@@ -407,9 +416,15 @@ int store__warm_start(struct store *s)
     if (!rc)
         s->warm_started = 1;
     if (!rc && s->conf.commit_log_warm_idle > 0) {
-        rc = pthread_create(&s->idle_thread, NULL, idle_main, s);
-        s->idle_started = rc == 0;
-        rc = 0; /* without it, writers take the pages as they come */
+        /* without it, writers take the pages as they come */
+        atomic_store(&s->idle_stop, 0);
+        s->idle_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        s->idle_started =
+            s->idle_efd >= 0 && pthread_create(&s->idle_thread, NULL, idle_main, s) == 0;
+        if (!s->idle_started && s->idle_efd >= 0) {
+            close(s->idle_efd);
+            s->idle_efd = -1;
+        }
     }
     pthread_mutex_unlock(&s->warm_lock);
     return -rc;
@@ -422,16 +437,19 @@ void store__warm_stop(struct store *s)
     pthread_mutex_lock(&s->warm_lock);
     s->warm_stop = 1;
     pthread_cond_signal(&s->warm_cond);
-    pthread_cond_signal(&s->idle_cond);
     pthread_mutex_unlock(&s->warm_lock);
     pthread_join(s->warm_thread, NULL);
     if (s->idle_started) {
+        atomic_store(&s->idle_stop, 1);
+        idle_kick(s);
         /* back to the normal class, so that a busy machine lets it see the stop (EPERM
          * without CAP_SYS_NICE: it then stops when a CPU is free) */
         struct sched_param sp = {0};
         (void)pthread_setschedparam(s->idle_thread, SCHED_OTHER, &sp);
         pthread_join(s->idle_thread, NULL);
         s->idle_started = 0;
+        close(s->idle_efd);
+        s->idle_efd = -1;
     }
     struct store__warm_req r;
     pthread_mutex_lock(&s->warm_lock);

@@ -5,11 +5,14 @@
  * and rendered index's, taken by the dispatcher's roll and deleted with their topic; the index
  * file's, renamed to its time. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "common/mq_err.h"
+#include "store/store_int.h" /* warm_lock, idle_wake: the idle reserve's test */
 #include "tests/unit/mq_test.h"
 #include "tests/unit/store_test_util.h"
 
@@ -217,5 +220,60 @@ TEST(test_index_file_made_ahead)
     tu_close(s, dir);
 }
 
+/* The idle reserve's thread runs SCHED_IDLE: on a busy machine it can be preempted for long at
+ * any point. It took warm_lock around its checks and its sleep, and a writer waking it took the
+ * same lock: the writer (the broker's I/O thread) then waited for a thread that gets no CPU.
+ * Stand-in for such a preemption: warm_lock held while the writer passes the offset the
+ * sleeping idle thread asked to be woken at. The writes must not wait. */
+static void idle_8m(struct store_config *c)
+{
+    c->commit_log_warm_idle = 8 << 20;
+}
+
+struct put_args {
+    struct store *s;
+    atomic_int done;
+};
+
+static void *put_6m(void *arg)
+{
+    struct put_args *a = arg;
+    static char body[1 << 20];
+    struct mq_msg m = tu_msg("I", 0, body, sizeof(body), NULL);
+    struct store_put_result r;
+    for (int i = 0; i < 6; i++)
+        if (store_put(a->s, &m, &r))
+            return NULL;
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+TEST(test_idle_reserve_never_blocks_the_writer)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir;
+    ASSERT_OK(tu_open(64 << 20, idle_8m, &c, &s, &dir));
+    struct mq_msg m = tu_msg("I", 0, "x", 1, NULL);
+    struct store_put_result r;
+    ASSERT_OK(store_put(s, &m, &r)); /* makes the first file */
+    /* the idle thread has read its reserve and sleeps until the writer is half way through */
+    for (int i = 0; i < 500 && atomic_load(&s->idle_wake) == INT64_MAX; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    ASSERT(atomic_load(&s->idle_wake) < (int64_t)5 << 20); /* 6 MiB pass it */
+    struct put_args a = {s, 0};
+    pthread_t t;
+    pthread_mutex_lock(&s->warm_lock);
+    ASSERT_OK(pthread_create(&t, NULL, put_6m, &a));
+    for (int i = 0; i < 500 && !atomic_load(&a.done); i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    int done = atomic_load(&a.done);
+    pthread_mutex_unlock(&s->warm_lock);
+    pthread_join(t, NULL);
+    ASSERT(done);
+    tu_close(s, dir);
+}
+
 TEST_MAIN(test_roll_takes_the_file_made_ahead, test_spare_left_by_a_crash,
-          test_queue_files_made_ahead, test_index_file_made_ahead)
+          test_queue_files_made_ahead, test_index_file_made_ahead,
+          test_idle_reserve_never_blocks_the_writer)
