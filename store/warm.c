@@ -308,6 +308,13 @@ static void *idle_main(void *arg)
             /* busy: looked at again after a window; quiet but caught up, or the next file is
              * not made yet: woken once the writer has used half the reserve, or in a second */
             atomic_store(&s->idle_wake, quiet ? atomic_load(&s->wrote) + reserve / 2 : INT64_MAX);
+            if (fd >= 0) { /* not kept across a sleep: a busy writer may keep it asleep while
+                              its file ages and retention deletes it, whose blocks an open
+                              descriptor would keep allocated */
+                close(fd);
+                fd = -1;
+                fd_base = -1;
+            }
             if (!atomic_load(&s->idle_stop))
                 idle_sleep(s, quiet ? 1000 : IDLE_WINDOW / 1000);
             atomic_store(&s->idle_wake, INT64_MAX);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/mq_err.h"
 #include "store/store_int.h" /* warm_lock, idle_wake: the idle reserve's test */
@@ -274,6 +275,45 @@ TEST(test_idle_reserve_never_blocks_the_writer)
     tu_close(s, dir);
 }
 
+/* Descriptors open on the store's commitlog files. */
+static int clog_fds(const char *dir)
+{
+    char prefix[600], link[1024], path[64];
+    snprintf(prefix, sizeof(prefix), "%s/commitlog/", dir);
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(path, link, sizeof(link) - 1);
+        if (len > 0 && (link[len] = '\0', strncmp(link, prefix, strlen(prefix)) == 0))
+            n++;
+    }
+    return n;
+}
+
+/* Asleep, the idle thread holds no descriptor of its own: it kept the last file it read open
+ * until it next read, and a writer busy from then on kept it asleep while that file aged, so
+ * that retention deleting the file freed no space. */
+TEST(test_idle_reserve_sleeps_with_no_file_open)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir;
+    ASSERT_OK(tu_open(64 << 20, idle_8m, &c, &s, &dir));
+    struct mq_msg m = tu_msg("I", 0, "x", 1, NULL);
+    struct store_put_result r;
+    ASSERT_OK(store_put(s, &m, &r));
+    for (int i = 0; i < 500 && atomic_load(&s->idle_wake) == INT64_MAX; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    ASSERT(atomic_load(&s->idle_warmed) > (int64_t)4 << 20); /* it did read */
+    int n = clog_fds(dir);
+    for (int i = 0; i < 100 && n > 1; i++) { /* the close follows the wake offset's store */
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        n = clog_fds(dir);
+    }
+    ASSERT_EQ(n, 1); /* the file's own */
+    tu_close(s, dir);
+}
+
 TEST_MAIN(test_roll_takes_the_file_made_ahead, test_spare_left_by_a_crash,
           test_queue_files_made_ahead, test_index_file_made_ahead,
-          test_idle_reserve_never_blocks_the_writer)
+          test_idle_reserve_never_blocks_the_writer, test_idle_reserve_sleeps_with_no_file_open)
