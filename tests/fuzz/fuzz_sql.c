@@ -2,7 +2,8 @@
  * input is an expression from a client's subscription, then (after a NUL byte, if any) a
  * message's properties as name\1value\2 pairs. Compiling must succeed or fail with -EINVAL /
  * -E2BIG and a message; a compiled expression must evaluate to one of the four results against
- * those properties and against none, without reading outside the input or recursing deeply.
+ * those properties and against none, without reading outside the input or recursing deeply,
+ * and the broker's one-pass property lookup must agree with a plain scan per reference.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -18,6 +19,32 @@ static int no_props(void *arg, const char *name, const char **val, size_t *vlen)
 {
     (void)arg, (void)name, (void)val, (void)vlen;
     return -1;
+}
+
+struct last {
+    const char *props, *name, *val;
+    size_t len, vlen;
+    int found;
+};
+
+static int last_cb(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
+{
+    struct last *l = arg;
+    if (strlen(l->name) == nlen && memcmp(name, l->name, nlen) == 0)
+        l->val = val, l->vlen = vlen, l->found = 1;
+    return 0;
+}
+
+/* The reference lookup: a scan of the properties per reference, the last of a name winning. */
+static int last_get(void *arg, const char *name, const char **val, size_t *vlen)
+{
+    struct last *l = arg;
+    l->name = name;
+    l->found = 0;
+    (void)mq_props_foreach(l->props, l->len, last_cb, l);
+    *val = l->val;
+    *vlen = l->vlen;
+    return l->found ? 0 : -1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -43,8 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nul) {
         const char *props = nul + 1;
         size_t plen = size - elen - 1;
-        if (mq_props_check(props, plen) == 0) /* what a stored record's properties are */
-            (void)mq_sql_match_props(q, props, plen);
+        if (mq_props_check(props, plen) == 0) { /* what a stored record's properties are */
+            /* the one-pass lookup answers as the reference does */
+            struct last l = {.props = props, .len = plen};
+            if (mq_sql_match_props(q, props, plen) != (mq_sql_eval(q, last_get, &l) == MQ_SQL_TRUE))
+                abort();
+        }
     }
     mq_sql_free(q);
     return 0;
