@@ -93,9 +93,10 @@ static int parse_consumer(json_t *cd, struct brk_hb_consumer *out)
         json_t *sd = json_array_get(subs, i);
         const char *topic = json_string_value(json_object_get(sd, "topic"));
         const char *expr = json_string_value(json_object_get(sd, "subString"));
-        if (!topic || strlen(topic) >= sizeof(out->subs[0].topic) ||
-            (expr && strlen(expr) >= BRK_SUB_EXPR_MAX))
+        if (!topic || strlen(topic) >= sizeof(out->subs[0].topic))
             return -EBADMSG;
+        if (expr && strlen(expr) >= BRK_SUB_EXPR_MAX)
+            return -E2BIG;
         struct brk_sub *s = &out->subs[out->nsubs++];
         copy_str(s->topic, sizeof(s->topic), topic);
         copy_str(s->expr, sizeof(s->expr), expr ? expr : "*");

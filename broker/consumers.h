@@ -46,7 +46,8 @@ struct brk_heartbeat {
     size_t nproducers;
 };
 
-/* Decodes HeartbeatData JSON. Returns 0, -EBADMSG or -ENOMEM. */
+/* Decodes HeartbeatData JSON. Returns 0, -EBADMSG, -E2BIG (a subscription's expression of
+ * BRK_SUB_EXPR_MAX bytes or more) or -ENOMEM. */
 int brk_heartbeat_parse(const char *json, size_t len, struct brk_heartbeat *out);
 void brk_heartbeat_destroy(struct brk_heartbeat *hb);
 

@@ -22,8 +22,19 @@ static int on_heartbeat(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_c
         req->body ? brk_heartbeat_parse((const char *)req->body, req->body_len, &hb) : -EBADMSG;
     hb.language = req->language;
     hb.version = req->version;
+    if (rc == -ENOMEM) {
+        *resp = brk__resp_errno(req, rc, "decode the heartbeat");
+        return RPC_REPLY;
+    }
     if (rc) {
-        *resp = brk__resp(req, RPC_SYSTEM_ERROR, "malformed HeartbeatData body");
+        char remark[128];
+        if (rc == -E2BIG) /* say which limit, not "malformed" */
+            snprintf(remark, sizeof(remark),
+                     "HeartbeatData: a subscription expression is longer than %d bytes",
+                     BRK_SUB_EXPR_MAX - 1);
+        else
+            snprintf(remark, sizeof(remark), "malformed HeartbeatData body");
+        *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
         return RPC_REPLY;
     }
     int created = 0;

@@ -131,6 +131,14 @@ def test_sql92_from_the_heartbeat(broker_factory):
         p = pull(cli, "TH", 0, 6, group="GH", has_sub=False, expr="", expr_type="",
                  suspend_ms=5000)
         assert p.code == mp.SUCCESS and bodies(p) == [b"h7"], p
+        # a heartbeat whose expression is over the registry's 511 bytes is refused saying so
+        # (it said "malformed HeartbeatData body")
+        long_expr = "n = 1 OR " * 60 + "n = 2"
+        sd = {"topic": "TH", "subString": long_expr, "expressionType": "SQL92", "subVersion": 1}
+        hb = {"clientID": "c@2", "producerDataSet": [],
+              "consumerDataSet": [{"groupName": "GL", "subscriptionDataSet": [sd]}]}
+        r = cli.call(HEART_BEAT, {}, json.dumps(hb).encode())
+        assert r.code == mp.SYSTEM_ERROR and "longer than 511 bytes" in r.remark, r
         # a registered expression that does not compile: FILTER_DATA_NOT_EXIST
         heartbeat(cli, "GB", "TH", "n = = 1")
         p = pull(cli, "TH", 0, 0, group="GB", has_sub=False, expr="", expr_type="")
