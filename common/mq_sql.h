@@ -45,5 +45,9 @@ enum mq_sql_result mq_sql_eval(const struct mq_sql *q, mq_sql_get_fn get, void *
 /* Whether a message whose PROPERTIES field is props (len bytes, `name\x01value\x02`...) is
  * matched: 1 when the expression is TRUE, else 0. */
 int mq_sql_match_props(const struct mq_sql *q, const char *props, size_t len);
+/* As mq_sql_match_props, adding to *work the bytes the evaluation went through (the properties,
+ * and each value a CONTAINS-like operator searched), so that a caller can bound the work of
+ * many evaluations: one message costs up to some 4096 searches of a 32 KiB value. */
+int mq_sql_match_props_work(const struct mq_sql *q, const char *props, size_t len, size_t *work);
 
 #endif

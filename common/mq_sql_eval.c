@@ -204,13 +204,14 @@ struct ectx {
     void *arg;
     const struct val *slots; /* each name's value (V_STR, or V_NULL when absent), or NULL:
                                 then get() is asked at each reference */
+    size_t work;             /* bytes searched */
 };
 
 static const struct val vnull = {.t = V_NULL};
 
 /* Evaluates node i into *v: 0, or -1 where RocketMQ's evaluation throws. Recursion is bounded
  * by the tree depth (MQ_SQL_MAX_DEPTH). */
-static int eval(const struct mq_sql *q, int32_t i, const struct ectx *c, struct val *v)
+static int eval(const struct mq_sql *q, int32_t i, struct ectx *c, struct val *v)
 {
     const struct node *n = &q->nodes[i];
     struct val a, b;
@@ -338,6 +339,7 @@ static int eval(const struct mq_sql *q, int32_t i, const struct ectx *c, struct 
             return 0;
         int hit = 0;
         const struct val *s = &n->v;
+        c->work += a.n;
         if (s->n <= a.n) {
             if (n->op == OP_STARTSWITH)
                 hit = memcmp(a.s, s->s, s->n) == 0;
@@ -378,7 +380,7 @@ static struct val *slots_new(const struct mq_sql *q, struct val *buf)
 enum mq_sql_result mq_sql_eval(const struct mq_sql *q, mq_sql_get_fn get, void *arg)
 {
     struct val buf[STACK_SLOTS], *slots = slots_new(q, buf);
-    struct ectx c = {get, arg, slots};
+    struct ectx c = {get, arg, slots, 0};
     for (size_t k = 0; slots && k < q->nnames; k++) {
         slots[k] = (struct val){.t = V_STR};
         if (get(arg, q->names[k].s, &slots[k].s, &slots[k].n))
@@ -441,9 +443,15 @@ static int props_get(void *arg, const char *name, const char **val, size_t *vlen
 
 int mq_sql_match_props(const struct mq_sql *q, const char *props, size_t len)
 {
+    size_t work = 0;
+    return mq_sql_match_props_work(q, props, len, &work);
+}
+
+int mq_sql_match_props_work(const struct mq_sql *q, const char *props, size_t len, size_t *work)
+{
     struct props_arg pa = {props ? props : "", props ? len : 0};
     struct val buf[STACK_SLOTS], *slots = slots_new(q, buf);
-    struct ectx c = {props_get, &pa, slots};
+    struct ectx c = {props_get, &pa, slots, pa.len};
     if (slots) { /* one pass over the properties, whatever the number of references */
         for (size_t k = 0; k < q->nnames; k++)
             slots[k] = vnull;
@@ -453,5 +461,6 @@ int mq_sql_match_props(const struct mq_sql *q, const char *props, size_t len)
     enum mq_sql_result r = eval_root(q, &c);
     if (slots != buf)
         free(slots);
+    *work += c.work;
     return r == MQ_SQL_TRUE;
 }

@@ -289,7 +289,11 @@ static int read_entries(struct store *s, struct store__queue *q, int64_t offset,
                 continue;
             }
         }
-        if (filter && !filter->match(cf->map + (phys - cf->base), (uint32_t)size, filter->arg))
+        int keep =
+            filter ? filter->match(cf->map + (phys - cf->base), (uint32_t)size, filter->arg) : 1;
+        if (keep < 0)
+            break; /* read again from this record */
+        if (keep == 0)
             continue;
         struct store_slice *sl = &r->msgs[r->count++];
         sl->data = cf->map + (phys - cf->base);

@@ -179,8 +179,9 @@ int store_get_messages(struct store *s, const char *topic, size_t topic_len, int
                        size_t ntags, struct store_get_result **out);
 /* A check of each record the tag filter let through (RocketMQ's
  * MessageFilter.isMatchedByCommitLog): match() gets the whole record (FORMATS.md 1.1, already
- * validated when it was stored) and returns non-zero to keep it. Called on the reading thread,
- * under no store lock. */
+ * validated when it was stored) and returns 1 to keep it, 0 to skip it, or -1 to end the read
+ * before it (the filter's work for one read is spent: next_offset is that record's). Called on
+ * the reading thread, under no store lock. */
 struct store_filter {
     int (*match)(const uint8_t *record, uint32_t len, void *arg);
     void *arg;
