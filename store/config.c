@@ -57,9 +57,9 @@ const struct mq_conf_key store_conf_keys[] = {
       "commitlog bytes a background thread keeps in memory ahead of the writer (0: off; -1: 16 "
       "MiB with SYNC_FLUSH, off with ASYNC_FLUSH)"),
     I("commitLogWarmIdle", commit_log_warm_idle, "-1", -1, 1 << 30,
-      "commitlog bytes a background thread brings into memory ahead of the writer using only "
-      "otherwise idle CPU (0: off; -1: with ASYNC_FLUSH 1 GiB or a sixteenth of the memory if "
-      "less, off with SYNC_FLUSH)"),
+      "commitlog bytes a background thread (nice 19) brings into memory ahead of the writer "
+      "while the writer is quiet (0: off; -1: with ASYNC_FLUSH 1 GiB or a sixteenth of the "
+      "memory if less, off with SYNC_FLUSH)"),
     {"messageDelayLevel", MQ_CONF_STR, F(message_delay_level), S(message_delay_level),
      MQ_DELAY_LEVELS_DEFAULT, 0, 0,
      "delay of each level of delayed messages: number + s|m|h|d, space-separated"},

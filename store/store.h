@@ -46,7 +46,7 @@ struct store_config {
     int max_transfer_bytes_on_message_in_memory;
     int max_transfer_count_on_message_in_memory;
     int commit_log_warm_ahead;     /* bytes kept in memory ahead of the writer, 0: off, -1: auto */
-    int commit_log_warm_idle;      /* the same with idle CPU only, 0: off, -1: auto */
+    int commit_log_warm_idle;      /* the same while the writer is quiet, 0: off, -1: auto */
     char message_delay_level[512]; /* delay of each level, "1s 5s ... 2h" */
     /* Not a config key: the STOREHOST written into records (the broker sets its address). */
     struct mq_host store_host;

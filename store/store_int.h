@@ -341,6 +341,7 @@ struct store {
     pthread_t idle_thread;
     int idle_efd;
     atomic_int idle_stop;
+    atomic_int idle_tid;             /* its thread id, for the stop to raise its priority */
     atomic_int_fast64_t idle_warmed; /* pages read in up to here */
     atomic_int_fast64_t idle_wake;   /* the writer wakes the sleeping thread past this offset */
     int idle_started;
