@@ -124,6 +124,7 @@ static void *timer_main(void *arg)
         }
         if (now >= next_persist) {
             (void)brk_offsets_persist(b->offsets);
+            (void)brk_groups_flush(b->groups); /* groups made for clients */
             next_persist = now + OFFSET_PERSIST_MS;
         }
         if (now >= next_scan) {
@@ -321,6 +322,7 @@ void brk_stop(struct broker *b)
     /* Persisted while the store lock (which guards config/ too) is still held; the close
      * below writes again only what a pull answered during store_close committed. */
     (void)brk_offsets_persist(b->offsets);
+    (void)brk_groups_flush(b->groups);
     /* its copies stored and their offsets persisted; no arrival notice reaches it after */
     brk__sched_close(atomic_exchange(&b->sched, NULL));
     brk__tx_close(b->tx);

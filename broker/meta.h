@@ -90,6 +90,12 @@ int brk_groups_get(struct brk_groups *g, const char *name, struct brk_group *out
 /* Creates or replaces a group and persists. Returns 0, -EINVAL (retry_queue_nums outside
  * 0..BRK_MAX_QUEUES, or retry_max_times < 0) or -errno. */
 int brk_groups_put(struct brk_groups *g, const struct brk_group *cfg);
+/* As brk_groups_put, but written by the next brk_groups_flush (the broker's timer, every 5 s,
+ * and its stop): for groups made on a client's request (autoCreateSubscriptionGroup), which a
+ * crash before the write only makes again with the same defaults. A client inventing group
+ * names then costs no file write and sync each (they held every lookup for up to 0.1 s). */
+int brk_groups_put_later(struct brk_groups *g, const struct brk_group *cfg);
+int brk_groups_flush(struct brk_groups *g);
 int brk_groups_delete(struct brk_groups *g, const char *name);
 int brk_groups_list(struct brk_groups *g, struct brk_group **out, size_t *n);
 /* RocketMQ's defaults for a new group (consume enabled, 1 retry queue, 16 retries, ...). */

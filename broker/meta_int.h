@@ -20,17 +20,24 @@ struct meta_kind {
 };
 
 struct meta_table {
-    pthread_mutex_t lock;
-    struct mq_map map; /* name -> malloc'd record */
+    pthread_mutex_t lock;    /* the map, the version, dirty */
+    pthread_mutex_t persist; /* one writer of the file at a time, taken before lock */
+    struct mq_map map;       /* name -> malloc'd record */
     char *path;
     struct brk_data_version version;
     const struct meta_kind *kind;
+    int dirty; /* changed since the file was last written (meta_table_put_later) */
 };
 
 int meta_table_open(const char *path, const struct meta_kind *kind, struct meta_table **out);
 void meta_table_close(struct meta_table *t);
 int meta_table_get(struct meta_table *t, const char *name, void *out);
 int meta_table_put(struct meta_table *t, const char *name, const void *rec);
+/* As meta_table_put, but the file is written by the next meta_table_flush (or close), not now:
+ * for records the broker makes itself on a client's request and would make again. */
+int meta_table_put_later(struct meta_table *t, const char *name, const void *rec);
+/* Writes the file if a meta_table_put_later changed the table since it was last written. */
+int meta_table_flush(struct meta_table *t);
 int meta_table_delete(struct meta_table *t, const char *name);
 int meta_table_list(struct meta_table *t, void **out, size_t *n);
 struct brk_data_version meta_table_version(struct meta_table *t);

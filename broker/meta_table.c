@@ -111,6 +111,7 @@ int meta_table_open(const char *path, const struct meta_kind *kind, struct meta_
     if (!t)
         return -ENOMEM;
     pthread_mutex_init(&t->lock, NULL);
+    pthread_mutex_init(&t->persist, NULL);
     mq_map_init(&t->map);
     t->kind = kind;
     t->version.timestamp = mq_now_ms();
@@ -128,12 +129,14 @@ void meta_table_close(struct meta_table *t)
 {
     if (!t)
         return;
+    (void)meta_table_flush(t);
     size_t it = 0;
     void *rec;
     while (mq_map_next(&t->map, &it, NULL, &rec))
         free(rec);
     mq_map_destroy(&t->map);
     pthread_mutex_destroy(&t->lock);
+    pthread_mutex_destroy(&t->persist);
     free(t->path);
     free(t);
 }
@@ -167,13 +170,22 @@ out:
     return rc;
 }
 
-static int persist_locked(struct meta_table *t)
+/* Writes the file from the table as it is now. persist held, lock not: lookups go on while the
+ * file is written and synced (a sync can take 0.1 s on a busy disk). */
+static int persist(struct meta_table *t)
 {
     struct mq_buf b;
     mq_buf_init(&b);
+    pthread_mutex_lock(&t->lock);
     int rc = encode_locked(t, &b);
     if (rc == 0)
-        rc = mq_file_write_atomic(t->path, b.data, b.len);
+        t->dirty = 0;
+    pthread_mutex_unlock(&t->lock);
+    if (rc == 0 && (rc = mq_file_write_atomic(t->path, b.data, b.len)) != 0) {
+        pthread_mutex_lock(&t->lock);
+        t->dirty = 1; /* tried again by the next flush */
+        pthread_mutex_unlock(&t->lock);
+    }
     if (rc)
         mq_error("%s: cannot persist: %s", t->path, mq_strerror(rc));
     mq_buf_destroy(&b);
@@ -190,37 +202,73 @@ int meta_table_get(struct meta_table *t, const char *name, void *out)
     return rec ? 0 : -ENOENT;
 }
 
-int meta_table_put(struct meta_table *t, const char *name, const void *rec)
+/* Puts rec under name and bumps the version. lock held. */
+static int put_locked(struct meta_table *t, const char *name, void *copy)
 {
-    void *copy = malloc(t->kind->rec_size);
-    if (!copy)
-        return -ENOMEM;
-    memcpy(copy, rec, t->kind->rec_size);
-    pthread_mutex_lock(&t->lock);
     void *old = NULL;
     int rc = mq_map_put(&t->map, name, copy, &old);
     if (rc == 0) {
         free(old);
         bump_version(t);
-        rc = persist_locked(t);
-    } else {
-        free(copy);
+        t->dirty = 1;
     }
+    return rc;
+}
+
+static int put(struct meta_table *t, const char *name, const void *rec, int now)
+{
+    void *copy = malloc(t->kind->rec_size);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, rec, t->kind->rec_size);
+    if (now)
+        pthread_mutex_lock(&t->persist);
+    pthread_mutex_lock(&t->lock);
+    int rc = put_locked(t, name, copy);
     pthread_mutex_unlock(&t->lock);
+    if (rc)
+        free(copy);
+    else if (now)
+        rc = persist(t);
+    if (now)
+        pthread_mutex_unlock(&t->persist);
+    return rc;
+}
+
+int meta_table_put(struct meta_table *t, const char *name, const void *rec)
+{
+    return put(t, name, rec, 1);
+}
+
+int meta_table_put_later(struct meta_table *t, const char *name, const void *rec)
+{
+    return put(t, name, rec, 0);
+}
+
+int meta_table_flush(struct meta_table *t)
+{
+    pthread_mutex_lock(&t->persist);
+    pthread_mutex_lock(&t->lock);
+    int dirty = t->dirty;
+    pthread_mutex_unlock(&t->lock);
+    int rc = dirty ? persist(t) : 0;
+    pthread_mutex_unlock(&t->persist);
     return rc;
 }
 
 int meta_table_delete(struct meta_table *t, const char *name)
 {
+    pthread_mutex_lock(&t->persist);
     pthread_mutex_lock(&t->lock);
     void *rec = mq_map_del(&t->map, name);
-    int rc = -ENOENT;
     if (rec) {
         free(rec);
         bump_version(t);
-        rc = persist_locked(t);
+        t->dirty = 1;
     }
     pthread_mutex_unlock(&t->lock);
+    int rc = rec ? persist(t) : -ENOENT;
+    pthread_mutex_unlock(&t->persist);
     return rc;
 }
 

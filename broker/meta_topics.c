@@ -171,6 +171,16 @@ int brk_groups_put(struct brk_groups *g, const struct brk_group *cfg)
         return -EINVAL;
     return meta_table_put((struct meta_table *)g, cfg->name, cfg);
 }
+int brk_groups_put_later(struct brk_groups *g, const struct brk_group *cfg)
+{
+    if (!count_ok(cfg->retry_queue_nums) || cfg->retry_max_times < 0)
+        return -EINVAL;
+    return meta_table_put_later((struct meta_table *)g, cfg->name, cfg);
+}
+int brk_groups_flush(struct brk_groups *g)
+{
+    return meta_table_flush((struct meta_table *)g);
+}
 int brk_groups_delete(struct brk_groups *g, const char *name)
 {
     return meta_table_delete((struct meta_table *)g, name);

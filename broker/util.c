@@ -104,5 +104,5 @@ int brk__ensure_group(struct broker *b, const char *group, struct brk_group *out
     if (mq_check_topic(group, strlen(group)))
         return -EINVAL;
     brk_group_defaults(out, group);
-    return brk_groups_put(b->groups, out);
+    return brk_groups_put_later(b->groups, out);
 }

@@ -219,3 +219,37 @@ def test_transaction_sends_this_broker_refuses(broker_factory):
         assert max_offset() == 3
         p = pull(cli, "TX", 0, 0, max_nums=32)
         assert [x.body for x in p.records] == [b"plain", b"commit-310", b"commit-10"]
+
+
+def groups_in_file(store):
+    path = os.path.join(store, "config", "subscriptionGroup.json")
+    with open(path) as f:
+        return set(json.load(f)["subscriptionGroupTable"])
+
+
+def test_groups_made_for_clients_are_written_later(broker_factory, daemons):
+    """A client inventing group names (each heartbeat or pull of a new group makes one, as
+    autoCreateSubscriptionGroup) does not cost a file write and sync per name: such groups are
+    written with the offsets, every 5 s and at the stop, while a group made by the admin request
+    is in the file when its answer comes. Either way a restart knows them all."""
+    b = broker_factory()
+    made = ["GAuto%d" % i for i in range(200)]
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TG", queues=1)
+        assert create_group(cli, "GAdmin").code == mp.SUCCESS
+        assert "GAdmin" in groups_in_file(b.store)
+        for g in made:
+            heartbeat(cli, g, "TG")
+        assert group_config(cli, made[-1])["groupName"] == made[-1]
+    deadline = time.monotonic() + 15  # the broker's timer writes them within 5 s
+    while not set(made) <= groups_in_file(b.store) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert set(made) <= groups_in_file(b.store)
+    with mp.Client(b.port) as cli:
+        heartbeat(cli, "GLast", "TG")  # made just before the stop: written by the stop
+    assert b.stop() == 0
+    assert {"GAdmin", "GLast"} | set(made) <= groups_in_file(b.store)
+    b = restart(daemons, b)
+    with mp.Client(b.port) as cli:
+        assert group_config(cli, "GLast")["groupName"] == "GLast"
+        assert group_config(cli, "GAdmin")["groupName"] == "GAdmin"
