@@ -231,6 +231,20 @@ static void idle_8m(struct store_config *c)
     c->commit_log_warm_idle = 8 << 20;
 }
 
+/* Opens a store with an 8 MiB reserve, makes its first file with one record and waits (up to
+ * 5 s) until the idle thread has read its reserve and sleeps until the writer is half way. */
+static int open_idle_asleep(struct store_config *c, struct store **s, char **dir)
+{
+    int rc = tu_open(64 << 20, idle_8m, c, s, dir);
+    struct mq_msg m = tu_msg("I", 0, "x", 1, NULL);
+    struct store_put_result r;
+    if (rc == 0)
+        rc = store_put(*s, &m, &r);
+    for (int i = 0; rc == 0 && i < 500 && atomic_load(&(*s)->idle_wake) == INT64_MAX; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    return rc;
+}
+
 struct put_args {
     struct store *s;
     atomic_int done;
@@ -254,13 +268,7 @@ TEST(test_idle_reserve_never_blocks_the_writer)
     struct store_config c;
     struct store *s;
     char *dir;
-    ASSERT_OK(tu_open(64 << 20, idle_8m, &c, &s, &dir));
-    struct mq_msg m = tu_msg("I", 0, "x", 1, NULL);
-    struct store_put_result r;
-    ASSERT_OK(store_put(s, &m, &r)); /* makes the first file */
-    /* the idle thread has read its reserve and sleeps until the writer is half way through */
-    for (int i = 0; i < 500 && atomic_load(&s->idle_wake) == INT64_MAX; i++)
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    ASSERT_OK(open_idle_asleep(&c, &s, &dir));
     ASSERT(atomic_load(&s->idle_wake) < (int64_t)5 << 20); /* 6 MiB pass it */
     struct put_args a = {s, 0};
     pthread_t t;
@@ -298,12 +306,7 @@ TEST(test_idle_reserve_sleeps_with_no_file_open)
     struct store_config c;
     struct store *s;
     char *dir;
-    ASSERT_OK(tu_open(64 << 20, idle_8m, &c, &s, &dir));
-    struct mq_msg m = tu_msg("I", 0, "x", 1, NULL);
-    struct store_put_result r;
-    ASSERT_OK(store_put(s, &m, &r));
-    for (int i = 0; i < 500 && atomic_load(&s->idle_wake) == INT64_MAX; i++)
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    ASSERT_OK(open_idle_asleep(&c, &s, &dir));
     ASSERT(atomic_load(&s->idle_warmed) > (int64_t)4 << 20); /* it did read */
     int n = clog_fds(dir);
     for (int i = 0; i < 100 && n > 1; i++) { /* the close follows the wake offset's store */
