@@ -202,9 +202,13 @@ int meta_table_get(struct meta_table *t, const char *name, void *out)
     return rec ? 0 : -ENOENT;
 }
 
-/* Puts rec under name and bumps the version. lock held. */
-static int put_locked(struct meta_table *t, const char *name, void *copy)
+int meta_table_put_later(struct meta_table *t, const char *name, const void *rec)
 {
+    void *copy = malloc(t->kind->rec_size);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, rec, t->kind->rec_size);
+    pthread_mutex_lock(&t->lock);
     void *old = NULL;
     int rc = mq_map_put(&t->map, name, copy, &old);
     if (rc == 0) {
@@ -212,37 +216,18 @@ static int put_locked(struct meta_table *t, const char *name, void *copy)
         bump_version(t);
         t->dirty = 1;
     }
-    return rc;
-}
-
-static int put(struct meta_table *t, const char *name, const void *rec, int now)
-{
-    void *copy = malloc(t->kind->rec_size);
-    if (!copy)
-        return -ENOMEM;
-    memcpy(copy, rec, t->kind->rec_size);
-    if (now)
-        pthread_mutex_lock(&t->persist);
-    pthread_mutex_lock(&t->lock);
-    int rc = put_locked(t, name, copy);
     pthread_mutex_unlock(&t->lock);
     if (rc)
         free(copy);
-    else if (now)
-        rc = persist(t);
-    if (now)
-        pthread_mutex_unlock(&t->persist);
     return rc;
 }
 
+/* The file holds the change once it returns 0: written here, or by a flush that began after the
+ * change and that this one waited for. */
 int meta_table_put(struct meta_table *t, const char *name, const void *rec)
 {
-    return put(t, name, rec, 1);
-}
-
-int meta_table_put_later(struct meta_table *t, const char *name, const void *rec)
-{
-    return put(t, name, rec, 0);
+    int rc = meta_table_put_later(t, name, rec);
+    return rc ? rc : meta_table_flush(t);
 }
 
 int meta_table_flush(struct meta_table *t)
@@ -258,7 +243,6 @@ int meta_table_flush(struct meta_table *t)
 
 int meta_table_delete(struct meta_table *t, const char *name)
 {
-    pthread_mutex_lock(&t->persist);
     pthread_mutex_lock(&t->lock);
     void *rec = mq_map_del(&t->map, name);
     if (rec) {
@@ -267,9 +251,7 @@ int meta_table_delete(struct meta_table *t, const char *name)
         t->dirty = 1;
     }
     pthread_mutex_unlock(&t->lock);
-    int rc = rec ? persist(t) : -ENOENT;
-    pthread_mutex_unlock(&t->persist);
-    return rc;
+    return rec ? meta_table_flush(t) : -ENOENT;
 }
 
 static int cmp_names(const void *a, const void *b)

@@ -165,17 +165,17 @@ int brk_groups_get(struct brk_groups *g, const char *name, struct brk_group *out
 {
     return meta_table_get((struct meta_table *)g, name, out);
 }
+static int group_ok(const struct brk_group *cfg)
+{
+    return count_ok(cfg->retry_queue_nums) && cfg->retry_max_times >= 0;
+}
 int brk_groups_put(struct brk_groups *g, const struct brk_group *cfg)
 {
-    if (!count_ok(cfg->retry_queue_nums) || cfg->retry_max_times < 0)
-        return -EINVAL;
-    return meta_table_put((struct meta_table *)g, cfg->name, cfg);
+    return group_ok(cfg) ? meta_table_put((struct meta_table *)g, cfg->name, cfg) : -EINVAL;
 }
 int brk_groups_put_later(struct brk_groups *g, const struct brk_group *cfg)
 {
-    if (!count_ok(cfg->retry_queue_nums) || cfg->retry_max_times < 0)
-        return -EINVAL;
-    return meta_table_put_later((struct meta_table *)g, cfg->name, cfg);
+    return group_ok(cfg) ? meta_table_put_later((struct meta_table *)g, cfg->name, cfg) : -EINVAL;
 }
 int brk_groups_flush(struct brk_groups *g)
 {
