@@ -15,6 +15,10 @@
  * queued to this thread (one MADV_POPULATE_WRITE per step instead of a fault per page, and not
  * on the dispatching thread).
  *
+ * The idle reserve (commitLogWarmIdle, ASYNC_FLUSH): a second thread reads the commitlog into
+ * the page cache up to a reserve past the write position while the writer is quiet, so that a
+ * burst after a quiet time finds its pages in memory (idle_main).
+ *
  * The next files: made here (created, fallocated, mapped) once their writer is half way
  * through the current one — the commitlog's, and on the dispatcher's request those of busy
  * consume queues and rendered indexes and the next index file — so that the roll on the
@@ -221,8 +225,9 @@ static void *warm_main(void *arg)
  * taking them itself, and more on a virtual machine, whose vCPU stalls on each page the host
  * backs (measured: 1.67-1.73 M msgs/s against 1.87-2.03 M without it). It runs at the lowest
  * priority of the normal class (nice 19), so that even while quiet it takes little of a CPU
- * anything else wants. It reads through a descriptor of its own: no mmap lock held (a preempted holder would
- * stall the dispatcher's next mmap), and read-ahead state apart from the readers'. It stays
+ * anything else wants. It reads through a descriptor of its own: no mmap lock held (a
+ * preempted holder would stall the dispatcher's next mmap), and read-ahead state apart from
+ * the readers'. It stays
  * IDLE_GAP past the writer, so the pages it holds locked while reading them in are never the
  * writer's next, even when it is preempted mid-read (a quarter of the reserve if that is less).
  * Preempted anywhere, it must hold nothing another thread waits for: it shares no lock, and
@@ -264,11 +269,9 @@ struct idle_watch {
 static int writer_quiet(struct store *s, struct idle_watch *w)
 {
     int64_t now = mq_mono_us(), wrote = atomic_load(&s->wrote);
-    if (wrote - w->wrote >= IDLE_MAX_RATE)
-        w->quiet = 0; /* a burst: at once, not at the window's end */
-    if (wrote - w->wrote >= IDLE_MAX_RATE || now - w->since_us >= IDLE_WINDOW) {
-        if (now - w->since_us >= IDLE_WINDOW)
-            w->quiet = wrote - w->wrote < IDLE_MAX_RATE;
+    int burst = wrote - w->wrote >= IDLE_MAX_RATE; /* busy at once, not at the window's end */
+    if (burst || now - w->since_us >= IDLE_WINDOW) {
+        w->quiet = !burst;
         w->since_us = now;
         w->wrote = wrote;
     }
