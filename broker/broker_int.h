@@ -1,6 +1,7 @@
 /* broker_int.h — the broker's state shared by its request handlers (one file per request
- * family: handle_client.c, locks.c, handle_stats.c, handle_offset.c, handle_admin.c, handle_send.c, handle_pull.c,
- * handle_query.c), its NameServer registration (register.c) and lifecycle (broker.c). */
+ * family: handle_send.c, handle_pull.c, handle_client.c, handle_admin.c, handle_query.c,
+ * handle_merge.c, handle_stats.c, locks.c, transaction.c), its services (schedule.c, filters.c,
+ * hold.c), its NameServer registration (register.c) and lifecycle (broker.c). */
 #ifndef MQ_BROKER_INT_H
 #define MQ_BROKER_INT_H
 
@@ -132,8 +133,9 @@ void brk__hold_fire(void *item, int timed_out, void *arg);
 /* The send-visibility waits' callback (handle_send.c). */
 void brk__send_visible(void *item, int timed_out, void *arg);
 /* Appends up to max_bytes of a queue's rendered view from file offset off (render.c). Sets
- * *base, *size and *newest (the store time of the view's newest message, -1: none). Returns 0 (nothing appended at or past the end), MQ_EOFFSET_MOVED below the
- * base, or a negative errno. */
+ * *base, *size and *newest (the store time of the view's newest message, -1: none). Returns 0
+ * (nothing appended at or past the end), MQ_EOFFSET_MOVED below the base, or a negative
+ * errno. */
 struct mq_buf;
 int brk__render_read(struct broker *b, const char *topic, int queue_id, int64_t off,
                      int64_t max_bytes, struct mq_buf *out, int64_t *base, int64_t *size,

@@ -1,7 +1,8 @@
 /* handle_client.c — client bookkeeping requests: HEART_BEAT (consumer groups and their
  * subscriptions; creates the group and its %RETRY% topic), UNREGISTER_CLIENT,
  * GET_CONSUMER_LIST_BY_GROUP (what a consumer needs to rebalance), CHECK_CLIENT_CONFIG
- * (tag subscriptions only) and GET_CONSUMER_CONNECTION_LIST (who is in a group). */
+ * (compiles an SQL92 subscription with enablePropertyFilter, else refuses it) and
+ * GET_CONSUMER_CONNECTION_LIST (who is in a group). */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>

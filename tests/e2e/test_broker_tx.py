@@ -88,7 +88,8 @@ def test_commit_and_rollback(broker_factory):
         recs = bodies_until(cli, "TX", b"after")
         assert [x.body for x in recs] == [b"commit-me", b"after"]
         got = recs[0]
-        assert got.sysflag & 0xC == COMMIT and got.prepared_tx_offset == int(c.ext["msgId"][16:], 16)
+        assert got.sysflag & 0xC == COMMIT
+        assert got.prepared_tx_offset == int(c.ext["msgId"][16:], 16)
         assert got.props["UNIQ_KEY"] == c.uniq and got.props["PGROUP"] == "TXG"
         assert not {"TRAN_MSG", "REAL_TOPIC", "REAL_QID"} & set(got.props)
         # Wrong answers are refused with RocketMQ's remarks (when not sent oneway).

@@ -1,8 +1,8 @@
 """test_mqfs_rename.py — what renaming and editing in place do on the mount (docs/FS.md "Errors"
 and "Editing in place"): `mv` between names, `ln`, `ln -s`, `mkfifo` and `mknod` fail with
 EPERM ("Operation not permitted") and change nothing; `sed -i` and `perl -pi` fail at their
-temporary file (O_RDWR | O_CREAT | O_EXCL is refused) before anything is made or sent; `vim` (which rewrites a file in
-place: ftruncate, then write) fails to write. Afterwards the topic holds exactly what it held,
+temporary file (O_RDWR | O_CREAT | O_EXCL is refused) before anything is made or sent; `vim`
+(which rewrites a file in place: ftruncate, then write) fails to write. Afterwards the topic holds exactly what it held,
 the broker stored nothing more and no other topic exists. Real NameServer, broker and mount."""
 
 import errno
