@@ -520,16 +520,17 @@ static int on_send(struct rpc_conn *conn, struct rpc_cmd *req, struct rpc_cmd **
         atomic_fetch_add(&b->stat_puts, n);
         atomic_fetch_add(&b->stat_put_bytes, bytes);
         /* A batch answers with every offset message id, comma-separated (RocketMQ does). */
-        char *ids = malloc(n * 58 + 1), *p = ids;
+        char host[40];
+        size_t hlen = (size_t)mq_msgid_host(&b->conf.store.store_host, host);
+        char *ids = malloc(n * (hlen + 17)), *p = ids;
         for (size_t i = 0; ids && i < n; i++) {
-            size_t len = strnlen(res[i].msg_id, 56);
-            if (i)
-                *p++ = ',';
-            memcpy(p, res[i].msg_id, len);
-            p += len;
+            memcpy(p, host, hlen);
+            mq_msgid_offset(res[i].phys_offset, p + hlen);
+            p += hlen + 16;
+            *p++ = ',';
         }
         if (ids)
-            *p = 0;
+            p[-1] = 0;
         *resp = ids ? success(req, ids, h.queue_id, res[0].queue_offset) : NULL;
         free(ids);
         if (*resp)

@@ -90,6 +90,32 @@ static const uint8_t *get_host(const uint8_t *p, int v6, struct mq_host *h)
     return p + alen + 4;
 }
 
+/* The index of the first byte 0, 1 or 2 in p[i, len), or len: eight bytes at a time, inline
+ * (names and values are some ten bytes long, where a call to memchr costs more than the search). */
+static inline size_t find_low(const char *p, size_t i, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t t = (w - 3 * ones) & ~w & (ones << 7); /* bytes under 3; the lowest is exact */
+        if (t)
+            return i + ((size_t)__builtin_ctzll(t) >> 3); /* little-endian: the first byte */
+    }
+    for (; i < len; i++)
+        if ((unsigned char)p[i] < 3)
+            return i;
+    return len;
+}
+
+/* The index of the first byte c (1 or 2) in p[i, len), or len. */
+static inline size_t find_sep(const char *p, size_t i, size_t len, char c)
+{
+    while ((i = find_low(p, i, len)) < len && p[i] != c)
+        i++;
+    return i;
+}
+
 /* One NAME 0x01 VALUE [0x02] pair of props at *pos (RocketMQ tolerates a missing final
  * 0x02): 1 with the pair and *pos past it, 0 at the end, -EBADMSG when no 0x01 follows. */
 static inline int props_next(const char *props, size_t len, size_t *pos, const char **name,
@@ -98,16 +124,15 @@ static inline int props_next(const char *props, size_t len, size_t *pos, const c
     size_t i = *pos;
     if (i >= len)
         return 0;
-    const char *sep = memchr(props + i, 1, len - i);
-    if (!sep)
+    size_t sep = find_sep(props, i, len, 1);
+    if (sep == len)
         return -EBADMSG;
-    size_t v = (size_t)(sep - props) + 1;
-    const char *end = memchr(props + v, 2, len - v);
+    size_t v = sep + 1, end = find_sep(props, v, len, 2);
     *name = props + i;
-    *nlen = (size_t)(sep - props) - i;
+    *nlen = sep - i;
     *val = props + v;
-    *vlen = end ? (size_t)(end - props) - v : len - v;
-    *pos = v + *vlen + (end ? 1 : 0);
+    *vlen = end - v;
+    *pos = end < len ? end + 1 : len;
     return 1;
 }
 
@@ -119,15 +144,24 @@ int mq_props_next(const char *props, size_t len, size_t *pos, const char **name,
 
 int mq_props_check(const char *props, size_t len)
 {
-    if (len && memchr(props, 0, len))
-        return -EBADMSG;
-    size_t pos = 0, nlen, vlen;
-    const char *name, *val;
-    int r;
-    while ((r = props_next(props, len, &pos, &name, &nlen, &val, &vlen)) == 1)
-        if (nlen == 0)
-            return -EBADMSG; /* an empty name */
-    return r;                /* 0, or -EBADMSG: no separator */
+    /* props_next's pairs in one pass over the bytes under 3, and no NUL byte */
+    size_t name = 0, i = 0;
+    int in_value = 0;
+    while ((i = find_low(props, i, len)) < len) {
+        char c = props[i];
+        if (c == 0)
+            return -EBADMSG;
+        if (!in_value && c == 1) {
+            if (i == name)
+                return -EBADMSG; /* an empty name */
+            in_value = 1;
+        } else if (in_value && c == 2) {
+            in_value = 0;
+            name = i + 1;
+        }
+        i++;
+    }
+    return in_value || name == len ? 0 : -EBADMSG; /* else a name without 0x01 */
 }
 
 int64_t mq_msg_decode(const uint8_t *p, size_t n, uint32_t max_body, int flags, struct mq_msg *out)
@@ -311,17 +345,29 @@ int mq_delay_levels_parse(const char *text, int64_t *ms, int max)
     return n ? n : -EINVAL;
 }
 
-int mq_msgid_encode(const struct mq_host *store_host, int64_t phys_offset, char *out)
+int mq_msgid_host(const struct mq_host *store_host, char *out)
 {
-    uint8_t raw[28];
+    uint8_t raw[20];
     size_t alen = store_host->v6 ? 16 : 4;
     memcpy(raw, store_host->addr, alen);
     mq_put_be32(raw + alen, store_host->port);
-    mq_put_be64(raw + alen + 4, (uint64_t)phys_offset);
-    size_t n = alen + 12;
-    mq_hex_put(out, raw, n);
-    out[2 * n] = 0;
-    return (int)(2 * n);
+    mq_hex_put(out, raw, alen + 4);
+    return (int)(2 * (alen + 4));
+}
+
+void mq_msgid_offset(int64_t phys_offset, char *out)
+{
+    uint8_t raw[8];
+    mq_put_be64(raw, (uint64_t)phys_offset);
+    mq_hex_put(out, raw, 8);
+}
+
+int mq_msgid_encode(const struct mq_host *store_host, int64_t phys_offset, char *out)
+{
+    int n = mq_msgid_host(store_host, out);
+    mq_msgid_offset(phys_offset, out + n);
+    out[n + 16] = 0;
+    return n + 16;
 }
 
 static int hexval(char c)

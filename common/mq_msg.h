@@ -173,6 +173,10 @@ int mq_delay_levels_parse(const char *text, int64_t *ms, int max);
  * (MessageDecoder.createMessageId). out needs 33 bytes (IPv4) or 57 (IPv6); NUL-terminated.
  * Returns the number of hex characters. */
 int mq_msgid_encode(const struct mq_host *store_host, int64_t phys_offset, char *out);
+/* The id in two parts, for many ids of one store host: the host's 16 hex characters (40 for
+ * IPv6; returns that count), then the offset's 16. Neither is NUL-terminated. */
+int mq_msgid_host(const struct mq_host *store_host, char *out);
+void mq_msgid_offset(int64_t phys_offset, char *out);
 /* Parses an id of 32 or 56 hex characters (either case). Returns 0 or -EINVAL. */
 int mq_msgid_decode(const char *id, size_t len, struct mq_host *store_host, int64_t *phys_offset);
 

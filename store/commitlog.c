@@ -398,10 +398,8 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
     pthread_mutex_unlock(&s->put_lock);
 
     int64_t bytes = 0;
-    for (i = 0; i < ok; i++) {
-        mq_msgid_encode(&s->conf.store_host, res[i].phys_offset, res[i].msg_id);
+    for (i = 0; i < ok; i++)
         bytes += res[i].wrote_bytes;
-    }
     for (i = ok; i < n; i++) {
         res[i].status = i == ok && first_err ? first_err : -ECANCELED;
         res[i].wrote_bytes = 0;

@@ -88,14 +88,12 @@ void store_close(struct store *s);
 
 /* ---- writing ---- */
 
-/* Result of one put. msg_id is the offset message id (32 hex chars, 56 for an IPv6 store
- * host). */
+/* Result of one put. Its offset message id is mq_msgid_encode(store host, phys_offset). */
 struct store_put_result {
     int status; /* 0, or -EINVAL (topic) / -EBADMSG (properties) / -EMSGSIZE, -ENOSPC, -EIO */
     int32_t wrote_bytes;  /* record length */
     int64_t phys_offset;  /* commitlog offset of the record */
     int64_t queue_offset; /* logical offset in its consume queue */
-    char msg_id[57];
 };
 
 /* Appends n messages (msgs[i].topic, queue_id, flag, sysflag, born_ts, born_host,

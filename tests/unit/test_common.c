@@ -400,6 +400,10 @@ TEST(test_msg_golden)
     char id[57];
     ASSERT_EQ(mq_msgid_encode(&d.store_host, d.phys_offset, id), 32);
     ASSERT_STR_EQ(id, "0A00000200002A9F0000000000001000");
+    memset(id, 'x', sizeof(id)); /* the same id in its two parts */
+    ASSERT_EQ(mq_msgid_host(&d.store_host, id), 16);
+    mq_msgid_offset(d.phys_offset, id + 16);
+    ASSERT_MEM_EQ(id, "0A00000200002A9F0000000000001000x", 33);
     struct mq_host h;
     int64_t off;
     ASSERT_OK(mq_msgid_decode("0a00000200002a9f0000000000001000", 32, &h, &off));
@@ -430,6 +434,10 @@ TEST(test_msg_ipv6_roundtrip)
     ASSERT_MEM_EQ(d.body, "hi", 2);
     char id[57];
     ASSERT_EQ(mq_msgid_encode(&d.store_host, 5, id), 56);
+    ASSERT_MEM_EQ(id, "0102030405060708090A0B0C0D0E0F10", 32);
+    char host[40];
+    ASSERT_EQ(mq_msgid_host(&d.store_host, host), 40);
+    ASSERT_MEM_EQ(host, id, 40);
     struct mq_host h;
     int64_t off;
     ASSERT_OK(mq_msgid_decode(id, 56, &h, &off));
@@ -495,6 +503,72 @@ TEST(test_props)
     mq_buf_destroy(&b);
 }
 
+/* The pairs of props by a plain byte loop: NAME up to the next 0x01, VALUE up to the next 0x02
+ * or the end; written to out as "name=value;" (mq_props_check adds: no NUL, no empty name). */
+static int props_ref(const char *p, size_t len, char *out)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        size_t sep = pos, end;
+        while (sep < len && p[sep] != 1)
+            sep++;
+        if (sep == len)
+            return -EBADMSG;
+        for (end = sep + 1; end < len && p[end] != 2; end++)
+            ;
+        out += sprintf(out, "%.*s=%.*s;", (int)(sep - pos), p + pos, (int)(end - sep - 1),
+                       p + sep + 1);
+        pos = end < len ? end + 1 : len;
+    }
+    return 0;
+}
+
+static int props_collect(const char *name, size_t nlen, const char *val, size_t vlen, void *arg)
+{
+    char **out = arg;
+    *out += sprintf(*out, "%.*s=%.*s;", (int)nlen, name, (int)vlen, val);
+    return 0;
+}
+
+/* mq_props_check and mq_props_foreach (which scan eight bytes at a time) agree with a byte loop
+ * on every string of up to 7 bytes over {NUL, 0x01, 0x02, a, b} and on random longer ones. */
+TEST(test_props_scan)
+{
+    static const char alpha[] = {0, 1, 2, 'a', 'b'};
+    char buf[80], want[400], got[400];
+    uint32_t seed = 12345;
+    for (long k = 0; k < 200000; k++) {
+        size_t len = 0;
+        want[0] = got[0] = 0;
+        if (k < 97656) { /* 5^0 + ... + 5^7: all the short ones */
+            long x = k, first = 1;
+            while (x >= first * 5 && len < 7)
+                x -= first *= 5, len++;
+            for (size_t i = 0; i < len; i++, x /= 5)
+                buf[i] = alpha[x % 5];
+        } else {
+            seed = seed * 1103515245u + 12345u;
+            len = 8 + (seed >> 16) % 64;
+            for (size_t i = 0; i < len; i++) {
+                seed = seed * 1103515245u + 12345u;
+                uint32_t r = (seed >> 16) % 64;
+                buf[i] = r < 3 ? alpha[r] : (r == 3 && k % 7 == 0) ? 0 : (char)('c' + r % 20);
+            }
+        }
+        int ref = props_ref(buf, len, want);
+        int has_nul = memchr(buf, 0, len) != NULL, empty_name = 0;
+        if (ref == 0) /* an empty name: "=" at the start or after ";" */
+            empty_name = want[0] == '=' || strstr(want, ";=") != NULL;
+        int check = has_nul || empty_name ? -EBADMSG : ref;
+        ASSERT_EQ(mq_props_check(buf, len), check);
+        char *w = got;
+        int rc = mq_props_foreach(buf, len, props_collect, &w);
+        ASSERT_EQ(rc < 0, ref < 0);
+        if (ref == 0 && !has_nul)
+            ASSERT_STR_EQ(got, want);
+    }
+}
+
 /* mq_str_copy: bounded by the destination and by max, always terminated. */
 TEST(test_str_copy)
 {
@@ -538,5 +612,5 @@ TEST(test_delay_levels_and_props_copy)
 TEST_MAIN(test_be_roundtrip, test_buf_growth, test_crc32_matches_rocketmq, test_crc32_equals_zlib,
           test_java_hash, test_topic_rules, test_conf_table, test_json_quote_int_keys, test_map,
           test_file_atomic, test_tags, test_batch_codec, test_strerror, test_msg_golden,
-          test_msg_ipv6_roundtrip, test_msg_decode_untrusted, test_props, test_str_copy,
-          test_delay_levels_and_props_copy)
+          test_msg_ipv6_roundtrip, test_msg_decode_untrusted, test_props, test_props_scan,
+          test_str_copy, test_delay_levels_and_props_copy)

@@ -33,9 +33,6 @@ TEST(test_put_get_roundtrip)
     ASSERT_EQ(r.phys_offset, 0);
     ASSERT_EQ(r.queue_offset, 0);
     ASSERT_EQ(r.wrote_bytes, mq_msg_record_size(&m));
-    char id[57];
-    mq_msgid_encode(&c.store_host, 0, id);
-    ASSERT_STR_EQ(r.msg_id, id);
     ASSERT_OK(store_put(s, &m, &r));
     ASSERT_EQ(r.queue_offset, 1);
     ASSERT_OK(store_dispatch_wait(s));
@@ -720,7 +717,7 @@ static void ipv6_store_host(struct store_config *c)
 }
 
 /* PREPARED and ROLLBACK records take no queue offset and get no consume-queue entry; an IPv6
- * store host makes 56-character message ids. */
+ * store host is recorded as one. */
 TEST(test_transactions_and_ipv6)
 {
     struct store_config c;
@@ -732,7 +729,6 @@ TEST(test_transactions_and_ipv6)
     m.sysflag = MQ_SYSFLAG_TX_PREPARED;
     ASSERT_OK(store_put(s, &m, &r));
     ASSERT_EQ(r.queue_offset, 0);
-    ASSERT_EQ(strlen(r.msg_id), 56);
     int64_t prepared = r.phys_offset;
     m.sysflag = MQ_SYSFLAG_TX_ROLLBACK;
     ASSERT_OK(store_put(s, &m, &r));
