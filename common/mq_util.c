@@ -59,10 +59,14 @@ static uint32_t next_code_point(const unsigned char *s, size_t n, size_t *i)
     return cp;
 }
 
-int32_t mq_java_hash(const char *str, size_t n)
+int32_t mq_java_hash(const char *s, size_t n)
+{
+    return (int32_t)mq_java_hash_more(0, s, n);
+}
+
+uint32_t mq_java_hash_more(uint32_t h, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
-    uint32_t h = 0;
     size_t i = 0;
     while (i < n) {
         /* ASCII: one UTF-16 unit per byte, the common case (topics, keys, tags); eight at a
@@ -92,7 +96,7 @@ int32_t mq_java_hash(const char *str, size_t n)
             h = 31 * h + cp;
         }
     }
-    return (int32_t)h;
+    return h;
 }
 
 int mq_check_topic(const char *name, size_t n)

@@ -24,6 +24,9 @@ uint32_t mq_crc32_update(uint32_t crc, const void *p, size_t n);
  * hashes (consume queue tagsCode) and index keys hash as RocketMQ's do for any text. Invalid
  * UTF-8 bytes count as single code units of their byte value. */
 int32_t mq_java_hash(const char *s, size_t n);
+/* The hash of a string that continues one whose hash is h (as unsigned): the hash of A + B is
+ * mq_java_hash_more(hash(A), B) when B starts a UTF-8 character. */
+uint32_t mq_java_hash_more(uint32_t h, const char *s, size_t n);
 
 /* Copies at most max characters of src, and at most cap - 1, into dst with a NUL (cap > 0);
  * returns the characters copied. A bounded copy without snprintf's formatting cost. */

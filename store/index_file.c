@@ -167,10 +167,47 @@ static int idx_create(struct store *s, struct store__mfile **out)
 #define SLOTS_END(x) (STORE__IDX_HEADER + (x)->slots * STORE__IDX_SLOT)
 #define WARM_STEP    (256u << 10) /* entry pages prefaulted at a time */
 
+/* The slot hash of a key: Java's hashCode of "topic#key", made non-negative (IndexService). */
+static int32_t slot_hash(uint32_t java_hash)
+{
+    int32_t h = (int32_t)java_hash;
+    return h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+}
+
 static int32_t key_hash(const char *key, size_t klen)
 {
-    int32_t h = mq_java_hash(key, klen);
-    return h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+    return slot_hash(mq_java_hash_more(0, key, klen));
+}
+
+/* slot_hash of topic#k for the dispatcher, from the hashes of the last topic and the last key's
+ * prefix where they still apply: consecutive UNIQ_KEYs share all but their last four characters,
+ * so a key costs a 4-character hash instead of a ~40-character one. */
+static int32_t put_key_hash(struct store__idx *x, const char *topic, size_t tl, const char *k,
+                            size_t kl)
+{
+    if (tl > sizeof(x->h_topic)) /* not a topic put would take: not kept */
+        return slot_hash(
+            mq_java_hash_more(mq_java_hash_more(mq_java_hash_more(0, topic, tl), "#", 1), k, kl));
+    if (tl != x->h_topic_len || memcmp(topic, x->h_topic, tl)) {
+        memcpy(x->h_topic, topic, tl);
+        x->h_topic_len = tl;
+        x->h_topic_hash = mq_java_hash_more(mq_java_hash_more(0, topic, tl), "#", 1);
+        x->h_prefix_len = 0;
+    }
+    if (kl <= 4 || kl - 4 > STORE__IDX_PREFIX_MAX)
+        return slot_hash(mq_java_hash_more(x->h_topic_hash, k, kl));
+    size_t pl = kl - 4;
+    if (pl != x->h_prefix_len || memcmp(k, x->h_prefix, pl)) {
+        for (size_t i = 0; i < pl; i++) /* only ASCII: its end is a character's end */
+            if ((unsigned char)k[i] >= 0x80) {
+                x->h_prefix_len = 0;
+                return slot_hash(mq_java_hash_more(x->h_topic_hash, k, kl));
+            }
+        memcpy(x->h_prefix, k, pl);
+        x->h_prefix_len = pl;
+        x->h_prefix_hash = mq_java_hash_more(x->h_topic_hash, k, pl);
+    }
+    return slot_hash(mq_java_hash_more(x->h_prefix_hash, k + pl, 4));
 }
 
 /* The slots of a file about to be written (the whole table: keys land anywhere in it), then its
@@ -306,10 +343,6 @@ int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__
         return 0;
     if (!uniq && !keys)
         return 0;
-    char key[MQ_MSG_TOPIC_MAX + 2 + 512];
-    size_t tl = m->topic_len;
-    memcpy(key, m->topic, tl);
-    key[tl] = '#';
     /* one write lock per dispatch span, given up now and then for key queries */
     if (x->wr_held && ++x->held_puts >= 4096)
         store__idx_span_end(s);
@@ -343,8 +376,7 @@ int store__idx_put(struct store *s, const struct mq_msg *m, const struct store__
         }
         if (kl == 0 || kl > 512)
             continue;
-        memcpy(key + tl + 1, k, kl);
-        queue_key(s, key_hash(key, tl + 1 + kl), phys, m->store_ts);
+        queue_key(s, put_key_hash(x, m->topic, m->topic_len, k, kl), phys, m->store_ts);
     }
     return 0;
 }

@@ -199,8 +199,9 @@ struct store__idx_pend {
     int64_t phys, ts;
 };
 
-#define STORE__IDX_AHEAD 8 /* keys hashed ahead of their slot update */
+#define STORE__IDX_AHEAD      8 /* keys hashed ahead of their slot update */
 
+#define STORE__IDX_PREFIX_MAX 60
 struct store__idx {
     pthread_rwlock_t lock;
     struct store__mfile **files; /* oldest first */
@@ -215,6 +216,11 @@ struct store__idx {
     const struct store__mfile *warm_file;
     int64_t warm_end;
     int spare_asked; /* dispatcher: the next file was asked of the warm thread, not taken yet */
+    /* dispatcher: the Java hash of the last topic + '#', and of topic + '#' + the last key's
+     * bytes but its last four (an ASCII prefix: one client's keys differ at their end) */
+    char h_topic[MQ_MSG_TOPIC_MAX], h_prefix[STORE__IDX_PREFIX_MAX];
+    size_t h_topic_len, h_prefix_len; /* h_prefix_len 0: none */
+    uint32_t h_topic_hash, h_prefix_hash;
     /* the next file, made by the warm thread (store__idx_make_spare); taken by the roll */
     _Atomic(struct store__mfile *) spare;
 };

@@ -93,6 +93,13 @@ TEST(test_java_hash)
     static const char b[] = "abcdefg\xc3\xa9hijklmnopqrstuvw\xf0\x9f\x98\x80xyz0123456789";
     ASSERT_EQ(mq_java_hash(a, sizeof(a) - 1), -485472904);
     ASSERT_EQ(mq_java_hash(b, sizeof(b) - 1), -1214458578);
+    /* continued at every character boundary of b: the same hash */
+    for (size_t cut = 0; cut < sizeof(b); cut++) {
+        if (((unsigned char)b[cut] & 0xC0) == 0x80)
+            continue;
+        uint32_t h = mq_java_hash_more(mq_java_hash_more(0, b, cut), b + cut, sizeof(b) - 1 - cut);
+        ASSERT_EQ((int32_t)h, -1214458578);
+    }
 }
 
 TEST(test_topic_rules)

@@ -381,6 +381,56 @@ static void tiny_index(struct store_config *c)
     c->max_index_num = 20; /* rolls to new index files */
 }
 
+/* The dispatcher hashes a key from the last topic's and the last key prefix's hashes; every
+ * key must still be found by a query, which hashes "topic#key" whole: keys sharing all but
+ * their last four bytes across two topics in turn, a non-ASCII prefix, a multi-byte character
+ * across the last four bytes, keys of four bytes and fewer, and longer than the kept prefix. */
+TEST(test_index_key_hashes)
+{
+    struct store_config c;
+    struct store *s;
+    char *dir;
+    ASSERT_OK(tu_open(64 * 1024, NULL, &c, &s, &dir));
+    static const char *const keys[] = {
+        "7F0000010001B4AC1EAA3F7A2B4C0001",
+        "7F0000010001B4AC1EAA3F7A2B4C0002",
+        "7F0000010001B4AC1EAA3F7A2B4C0003",
+        "7F0000010001B4AC1EAA3F7A2B4C0004",
+        "\xc3\xa9t\xc3\xa9-order-1",
+        "\xc3\xa9t\xc3\xa9-order-2",
+        "order-\xe2\x82\xac"
+        "12",
+        "order-1\xe2\x82\xac",
+        "ab\xe2\x82\xac"
+        "de", /* the last four bytes start inside the character */
+        "abc",
+        "abcd",
+        "abcde",
+        "a-key-longer-than-the-prefix-kept-for-it-which-is-sixty-bytes-at-most-0001",
+        "a-key-longer-than-the-prefix-kept-for-it-which-is-sixty-bytes-at-most-0002"};
+    const size_t nk = sizeof(keys) / sizeof(keys[0]);
+    int64_t want[2][16];
+    char props[160];
+    for (size_t i = 0; i < nk; i++)
+        for (int t = 0; t < 2; t++) {
+            snprintf(props, sizeof(props), "UNIQ_KEY\x01%s\x02", keys[i]);
+            struct mq_msg m = tu_msg(t ? "TopicB" : "TopicA", 0, "b", 1, props);
+            struct store_put_result r;
+            ASSERT_OK(store_put(s, &m, &r));
+            want[t][i] = r.phys_offset;
+        }
+    ASSERT_OK(store_dispatch_wait(s));
+    int64_t phys[4];
+    for (size_t i = 0; i < nk; i++)
+        for (int t = 0; t < 2; t++) {
+            ASSERT_EQ(store_query_by_key(s, t ? "TopicB" : "TopicA", 6, keys[i], strlen(keys[i]), 0,
+                                         INT64_MAX, phys, 4),
+                      1);
+            ASSERT_EQ(phys[0], want[t][i]);
+        }
+    tu_close(s, dir);
+}
+
 /* Find two keys whose hashes share a slot of a 3-slot table. */
 TEST(test_index_collisions)
 {
@@ -756,6 +806,6 @@ TEST(test_transactions_and_ipv6)
 
 TEST_MAIN(test_config_table, test_transactions_and_ipv6, test_put_get_roundtrip,
           test_roll_at_boundary, test_many_queues_batch, test_cq_files_and_time_lookup,
-          test_rendered_index, test_index_collisions, test_sync_flush_and_callbacks,
-          test_delete_topic, test_large_batch_and_inline_dispatch, test_warm_ahead, test_warm_idle,
-          test_sync_flush_many_appenders, test_index_large_span)
+          test_rendered_index, test_index_key_hashes, test_index_collisions,
+          test_sync_flush_and_callbacks, test_delete_topic, test_large_batch_and_inline_dispatch,
+          test_warm_ahead, test_warm_idle, test_sync_flush_many_appenders, test_index_large_span)
