@@ -185,7 +185,7 @@ static int32_t key_hash(const char *key, size_t klen)
 static int32_t put_key_hash(struct store__idx *x, const char *topic, size_t tl, const char *k,
                             size_t kl)
 {
-    if (tl > sizeof(x->h_topic)) /* not a topic put would take: not kept */
+    if (tl == 0 || tl > sizeof(x->h_topic)) /* not a topic put would take: not kept */
         return slot_hash(
             mq_java_hash_more(mq_java_hash_more(mq_java_hash_more(0, topic, tl), "#", 1), k, kl));
     if (tl != x->h_topic_len || memcmp(topic, x->h_topic, tl)) {
