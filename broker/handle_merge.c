@@ -2,10 +2,10 @@
  * views from several brokers by store time. For each asked time t the answer gives the topic
  * view's byte offset of the first message stored at or after t and that message's store time,
  * and the store time of the newest message stored before t (what mqfs shows as the merged
- * file's mtime), plus the broker's store-time watermark and its retention horizon; optionally the list of the
- * distinct store times from a time on (below the watermark) with their offsets, so that mqfs
- * merges many messages per request. Store
- * times never decrease in commitlog order, so "stored before t" is a prefix of the view. */
+ * file's mtime), plus the broker's store-time watermark and its retention horizon; optionally
+ * the list of the distinct store times from a time on (below the watermark) with their
+ * offsets, so that mqfs merges many messages per request. Store times never decrease in
+ * commitlog order, so "stored before t" is a prefix of the view. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

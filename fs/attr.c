@@ -3,9 +3,9 @@
  *
  * Log files (topic/, queue/) report exact, growing sizes, asked from the broker at every
  * GETATTR (attribute timeout 0): `tail -f` polls fstat once a second and sees a new message at
- * its next poll. (Invalidating on arrival would let the kernel cache sizes longer; planned.) Names of topics and
- * groups can appear and vanish through other clients: names are cached 1 s. The top-level
- * entries never change.
+ * its next poll. (Invalidating on arrival would let the kernel cache sizes longer; planned.)
+ * Names of topics and groups can appear and vanish through other clients: names are cached
+ * 1 s. The top-level entries never change.
  *
  * Times (docs/FS.md "Attributes"): a message view's st_mtime (and st_ctime, st_atime) is the
  * store time of the newest message it shows, learned from the same broker answer as the size

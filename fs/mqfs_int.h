@@ -26,9 +26,10 @@
 /* Queues of a topic made by create(): what RocketMQ's auto-creation gives a new topic
  * (the producer's defaultTopicQueueNums, 4), so `>` and a first send agree. */
 #define MQFS_DEFAULT_QUEUES 4
-#define MQFS_NS_RETRY_US    (2 * 1000000) /* after a failed NameServer call, use the cache this long */
-#define MQFS_LIST_AGE_US    (1 * 1000000) /* a topic list younger than this is not refetched */
-#define MQFS_MISS_AGE_US    (100 * 1000)  /* ... unless a lookup misses and it is older than this */
+/* after a failed NameServer call, use the cache this long */
+#define MQFS_NS_RETRY_US (2 * 1000000)
+#define MQFS_LIST_AGE_US (1 * 1000000) /* a topic list younger than this is not refetched */
+#define MQFS_MISS_AGE_US (100 * 1000)  /* ... unless a lookup misses and it is older than this */
 
 /* One node the kernel knows (or an open file still uses). Owned by the table; freed when the
  * kernel forgot it (nlookup == 0) and no handle refers to it (nopen == 0). */

@@ -108,8 +108,8 @@ static void copy_str(char *dst, const char *src, size_t len)
     dst[len] = '\0';
 }
 
-/* Parses the modes after the first '.': ".json", ".now.json", ".bulk.now", ... Each at most once, and only
- * those in `allowed`. */
+/* Parses the modes after the first '.': ".json", ".now.json", ".bulk.now", ... Each at most
+ * once, and only those in `allowed`. */
 static int parse_modes(const char *s, size_t len, unsigned allowed, unsigned *flags)
 {
     *flags = 0;

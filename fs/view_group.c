@@ -1,6 +1,6 @@
 /* view_group.c — group files: group/<Group>/<Topic>[:<Tags>][.now][.json][.bulk] consume as a
- * member of a RocketMQ consumer group. Each open file is one consumer (its own client id in the group):
- * concurrent readers share the topic's queues by RocketMQ's average allocation, and offsets
+ * member of a RocketMQ consumer group. Each open file is one consumer (its own client id in the
+ * group): concurrent readers share the topic's queues by RocketMQ's average allocation, and offsets
  * live on the broker. Every open file's consumer shares the mount's client instance, so a queue
  * moves between readers of this mount only once its previous reader let go of it, and starts
  * where that one stopped (client/lease.c): no message reaches two of them.

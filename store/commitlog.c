@@ -314,7 +314,8 @@ int store_put_batch(struct store *s, const struct mq_msg *msgs, size_t n,
 
     pthread_mutex_lock(&s->put_lock);
     /* Store times never decrease in commitlog order, even when the clock steps back: the
-     * merged multi-broker topic view (store_watermark; FORMATS.md Part 3, MQFS_RENDER_AT_TIME) relies on it. */
+     * merged multi-broker topic view (store_watermark; FORMATS.md Part 3, MQFS_RENDER_AT_TIME)
+     * relies on it. */
     int64_t now = mq_now_ms();
     if (now < s->ts_floor)
         now = s->ts_floor;
