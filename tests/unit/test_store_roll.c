@@ -31,7 +31,7 @@ static ino_t wait_inode(const char *path)
     for (int i = 0; i < 500; i++) {
         if (stat(path, &st) == 0)
             return st.st_ino;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        usleep(10000);
     }
     return 0;
 }
@@ -42,7 +42,7 @@ static int wait_made(struct store *s)
     for (int i = 0; i < 500; i++) {
         if (store_files_ahead_pending(s) == 0)
             return 0;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        usleep(10000);
     }
     return -1;
 }
@@ -241,7 +241,7 @@ static int open_idle_asleep(struct store_config *c, struct store **s, char **dir
     if (rc == 0)
         rc = store_put(*s, &m, &r);
     for (int i = 0; rc == 0 && i < 500 && atomic_load(&(*s)->idle_wake) == INT64_MAX; i++)
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        usleep(10000);
     return rc;
 }
 
@@ -275,7 +275,7 @@ TEST(test_idle_reserve_never_blocks_the_writer)
     pthread_mutex_lock(&s->warm_lock);
     ASSERT_OK(pthread_create(&t, NULL, put_6m, &a));
     for (int i = 0; i < 500 && !atomic_load(&a.done); i++)
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        usleep(10000);
     int done = atomic_load(&a.done);
     pthread_mutex_unlock(&s->warm_lock);
     pthread_join(t, NULL);
@@ -310,7 +310,7 @@ TEST(test_idle_reserve_sleeps_with_no_file_open)
     ASSERT(atomic_load(&s->idle_warmed) > (int64_t)4 << 20); /* it did read */
     int n = clog_fds(dir);
     for (int i = 0; i < 100 && n > 1; i++) { /* the close follows the wake offset's store */
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        usleep(10000);
         n = clog_fds(dir);
     }
     ASSERT_EQ(n, 1); /* the file's own */
