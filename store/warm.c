@@ -227,9 +227,9 @@ static void *warm_main(void *arg)
  * priority of the normal class (nice 19), so that even while quiet it takes little of a CPU
  * anything else wants. It reads through a descriptor of its own: no mmap lock held (a
  * preempted holder would stall the dispatcher's next mmap), and read-ahead state apart from
- * the readers'. It stays
- * IDLE_GAP past the writer, so the pages it holds locked while reading them in are never the
- * writer's next, even when it is preempted mid-read (a quarter of the reserve if that is less).
+ * the readers'. It stays IDLE_GAP past the writer, so the pages it holds locked while reading
+ * them in are never the writer's next, even when it is preempted mid-read (a quarter of the
+ * reserve if that is less).
  * Preempted anywhere, it must hold nothing another thread waits for: it shares no lock, and
  * sleeps on an eventfd the writer and the stop write to. */
 #define IDLE_GAP      ((int64_t)16 << 20)
