@@ -34,6 +34,7 @@ void rpc__threads_init(void)
 
 static void run_tasks(struct rpc__loop *loop, int max_rounds)
 {
+    rpc__cork(loop); /* frames handed over in one wakeup's batches leave together */
     for (int round = 0;; round++) {
         pthread_mutex_lock(&loop->mu);
         if (round == max_rounds) {
@@ -42,15 +43,14 @@ static void run_tasks(struct rpc__loop *loop, int max_rounds)
             pthread_mutex_unlock(&loop->mu);
             if (more)
                 event_active(loop->wakeup, EV_READ, 0);
-            return;
+            break;
         }
         struct rpc__task *t = loop->head;
         loop->head = loop->tail = NULL;
         loop->draining = t != NULL;
         pthread_mutex_unlock(&loop->mu);
         if (!t)
-            return;
-        rpc__cork(loop); /* replies handed over together leave together */
+            break;
         while (t) {
             struct rpc__task *next = t->next;
             int embedded = t->embedded; /* fn may end the life of an embedded node */
@@ -59,8 +59,8 @@ static void run_tasks(struct rpc__loop *loop, int max_rounds)
                 free(t);
             t = next;
         }
-        rpc__uncork(loop);
     }
+    rpc__uncork(loop);
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
