@@ -155,7 +155,7 @@ static int not_allowed_send_topic(const char *topic)
                                             "RMQ_SYS_TRANS_OP_HALF_TOPIC",
                                             "RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC"};
     for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++)
-        if (strcmp(topic, forbidden[i]) == 0)
+        if (topic[0] == forbidden[i][0] && strcmp(topic, forbidden[i]) == 0)
             return 1;
     return 0;
 }

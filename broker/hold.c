@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,8 @@ struct brk_hold {
     struct mq_map queues; /* "topic@qid" -> struct qlist */
     struct held **heap;
     size_t nheap, capheap;
-    struct held ready; /* sentinel */
+    atomic_size_t parked; /* nheap, for brk_hold_notify's look without the lock */
+    struct held ready;    /* sentinel */
     uint64_t count;
     brk_hold_fire_fn fire;
     void *arg;
@@ -102,6 +104,7 @@ static void heap_remove(struct brk_hold *h, struct held *x)
     if (i == SIZE_MAX)
         return;
     h->nheap--;
+    atomic_store_explicit(&h->parked, h->nheap, memory_order_relaxed);
     if (i != h->nheap) {
         h->heap[i] = h->heap[h->nheap];
         h->heap[i]->heap_pos = i;
@@ -246,11 +249,15 @@ int brk_hold_add(struct brk_hold *h, const char *topic, int queue_id, int64_t of
     list_push(&q->head, x);
     x->heap_pos = h->nheap;
     h->heap[h->nheap++] = x;
+    atomic_store_explicit(&h->parked, h->nheap, memory_order_relaxed);
     heap_up(h, x->heap_pos);
     h->count++;
     if (h->heap[0] == x) /* a new earliest deadline: the thread must re-arm */
         pthread_cond_signal(&h->cond);
     pthread_mutex_unlock(&h->lock);
+    /* The caller reads the queue's offset next: ordered after `parked`, so that either it
+     * sees a message that came meanwhile or brk_hold_notify sees this item. */
+    atomic_thread_fence(memory_order_seq_cst);
     return 0;
 fail:
     pthread_mutex_unlock(&h->lock);
@@ -260,6 +267,11 @@ fail:
 
 void brk_hold_notify(struct brk_hold *h, const char *topic, int queue_id, int64_t max_offset)
 {
+    /* Nothing parked (every send's arrival while no consumer waits): no key, no lock. The
+     * fence orders the caller's new offset before the look (see brk_hold_add). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&h->parked, memory_order_relaxed) == 0)
+        return;
     char key[160];
     make_key(key, sizeof(key), topic, queue_id);
     struct held local; /* items to fire here (fire_inline) */

@@ -33,8 +33,10 @@
 #ifndef MQ_REMOTING_H
 #define MQ_REMOTING_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -164,12 +166,18 @@ int rpc_cmd_ext_get_bool(const struct rpc_cmd *cmd, const char *key, int *out);
 int rpc_cmd_ext_set(struct rpc_cmd *cmd, const char *key, const char *val);
 int rpc_cmd_ext_set_int64(struct rpc_cmd *cmd, const char *key, int64_t val);
 int rpc_cmd_ext_set_bool(struct rpc_cmd *cmd, const char *key, int val);
-/* Appends a field without looking for an existing one: for builders that know the key is not
- * there yet (a duplicate would go on the wire twice). Returns 0, -EINVAL or -ENOMEM. */
-int rpc_cmd_ext_add(struct rpc_cmd *cmd, const char *key, const char *val);
-/* The same with the lengths known (val need not be NUL-terminated). */
+/* Appends a field with the lengths known (val need not be NUL-terminated), without looking
+ * for an existing one: for builders that know the key is not there yet (a duplicate would go
+ * on the wire twice). Returns 0, -EINVAL or -ENOMEM. */
 int rpc_cmd_ext_addn(struct rpc_cmd *cmd, const char *key, size_t klen, const char *val,
                      size_t vlen);
+/* The same with NUL-terminated strings; inline, so that a literal's length is a constant. */
+static inline int rpc_cmd_ext_add(struct rpc_cmd *cmd, const char *key, const char *val)
+{
+    if (!key || !val)
+        return -EINVAL;
+    return rpc_cmd_ext_addn(cmd, key, strlen(key), val, strlen(val));
+}
 /* Decimal text of v written backwards from the end of buf (NUL-terminated); returns where it
  * starts. */
 const char *rpc_i64_text(int64_t v, char buf[24]);

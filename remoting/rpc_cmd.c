@@ -200,13 +200,6 @@ int rpc__ext_append(struct rpc_cmd *cmd, const char *k, size_t kn, const char *v
     return 0;
 }
 
-int rpc_cmd_ext_add(struct rpc_cmd *cmd, const char *key, const char *val)
-{
-    if (!key || !val)
-        return -EINVAL;
-    return rpc__ext_append(cmd, key, strlen(key), val, strlen(val));
-}
-
 int rpc_cmd_ext_addn(struct rpc_cmd *cmd, const char *key, size_t klen, const char *val,
                      size_t vlen)
 {
@@ -272,12 +265,21 @@ const char *rpc_cmd_ext_get(const struct rpc_cmd *cmd, const char *key)
 
 int rpc_i64_parse(const char *v, int64_t *out)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end != '\0')
+    /* Java's Long.parseLong: an optional sign, then digits only (strtoll would also take
+     * leading spaces, and costs a locale lookup per call: a send's header has five). */
+    const char *p = v + (*v == '-' || *v == '+');
+    int neg = *v == '-';
+    uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, u = 0;
+    const char *digits = p;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (u > lim / 10 || (u == lim / 10 && d > lim % 10))
+            return -EINVAL;
+        u = u * 10 + d;
+    }
+    if (p == digits || *p != '\0')
         return -EINVAL;
-    *out = x;
+    *out = neg && u ? -(int64_t)(u - 1) - 1 : (int64_t)u;
     return 0;
 }
 

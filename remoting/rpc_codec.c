@@ -172,7 +172,8 @@ static int encode_bin(const struct rpc_cmd *cmd, struct mq_buf *out)
 int rpc_cmd_encode_head(const struct rpc_cmd *cmd, int ser, struct mq_buf *out)
 {
     size_t start = out->len;
-    int rc = mq_buf_reserve(out, RPC_FRAME_PREFIX + 64);
+    /* room for a typical header (a send's reply has ~170 bytes): one allocation, no realloc */
+    int rc = mq_buf_reserve(out, RPC_FRAME_PREFIX + 248);
     if (rc)
         return rc;
     out->len += RPC_FRAME_PREFIX;

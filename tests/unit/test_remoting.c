@@ -295,6 +295,56 @@ TEST(test_cmd_helpers)
     rpc_cmd_free(NULL);
 }
 
+/* Header integers parse as Java's Long.parseLong does: an optional sign, then digits only,
+ * in range; rpc_i64_text writes what parses back. */
+TEST(test_i64_parse)
+{
+    static const struct {
+        const char *in;
+        int64_t v;
+    } ok[] = {{"0", 0},
+              {"-0", 0},
+              {"+5", 5},
+              {"007", 7},
+              {"-1234567890123", -1234567890123LL},
+              {"9223372036854775807", INT64_MAX},
+              {"-9223372036854775808", INT64_MIN}};
+    static const char *const bad[] = {"",
+                                      "-",
+                                      "+",
+                                      " 1",
+                                      "1 ",
+                                      "12a",
+                                      "--1",
+                                      "+-1",
+                                      "0x10",
+                                      "1e3",
+                                      "9223372036854775808",
+                                      "-9223372036854775809",
+                                      "99999999999999999999"};
+    int64_t v;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        v = 1;
+        ASSERT_OK(rpc_i64_parse(ok[i].in, &v));
+        ASSERT_EQ(v, ok[i].v);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = 42;
+        ASSERT_EQ(rpc_i64_parse(bad[i], &v), -EINVAL);
+        ASSERT_EQ(v, 42);
+    }
+    uint64_t x = 88172645463325252ULL; /* xorshift over the whole range, and its edges */
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t want = i < 2 ? (i ? INT64_MIN : INT64_MAX) : (int64_t)(x >> (i % 64));
+        if (i % 3 == 0 && want != INT64_MIN)
+            want = -want;
+        char buf[24];
+        ASSERT_OK(rpc_i64_parse(rpc_i64_text(want, buf), &v));
+        ASSERT_EQ(v, want);
+    }
+}
+
 TEST_MAIN(test_roundtrip_binary, test_roundtrip_json, test_json_from_java, test_binary_golden,
           test_malformed_frames, test_malformed_binary_headers, test_malformed_json_headers,
-          test_json_bare_keys, test_cmd_helpers)
+          test_json_bare_keys, test_cmd_helpers, test_i64_parse)
