@@ -325,20 +325,26 @@ void brk__tx_producers_prune(struct brk_tx *tx, struct rpc_conn *conn, int64_t c
 
 /* ---- the check-back ---- */
 
-/* Asks a producer of m's group whether the transaction of half message (qoff, phys) committed:
- * CHECK_TRANSACTION_STATE (39), oneway, body = the message with its real topic and queue.
- * Returns 1 when asked, 0 when no producer of the group is connected. Lock held. */
-static int ask_producer(struct brk_tx *tx, const struct mq_msg *m, int64_t qoff, int64_t phys)
+/* A connection (referenced) to a live producer of half message m's group, or NULL. Lock held. */
+static struct rpc_conn *producer_conn(struct brk_tx *tx, const struct mq_msg *m)
 {
-    char group[BRK_NAME_MAX], topic[BRK_NAME_MAX], uniq[64] = "", offid[57];
+    char group[BRK_NAME_MAX];
+    if (prop_str(m, PROP_PGROUP, group, sizeof(group)))
+        return NULL;
+    for (size_t i = 0; i < tx->nprods; i++)
+        if (tx->prods[i].conn && strcmp(tx->prods[i].group, group) == 0)
+            return rpc_conn_ref(tx->prods[i].conn);
+    return NULL;
+}
+
+/* Asks the producer on conn whether the transaction of half message (qoff, phys) committed:
+ * CHECK_TRANSACTION_STATE (39), oneway, body = the message with its real topic and queue.
+ * Returns 1 when asked. */
+static int ask_producer(struct rpc_conn *conn, const struct mq_msg *m, int64_t qoff, int64_t phys)
+{
+    char topic[BRK_NAME_MAX], uniq[64] = "", offid[57];
     int qid;
-    if (prop_str(m, PROP_PGROUP, group, sizeof(group)) || brk__parked_dest(m, topic, &qid))
-        return 0;
-    struct rpc_conn *conn = NULL;
-    for (size_t i = 0; i < tx->nprods && !conn; i++)
-        if (strcmp(tx->prods[i].group, group) == 0)
-            conn = tx->prods[i].conn;
-    if (!conn)
+    if (brk__parked_dest(m, topic, &qid))
         return 0;
     (void)prop_str(m, MQ_PROP_UNIQ_KEY, uniq, sizeof(uniq));
     mq_msgid_encode(&m->store_host, phys, offid);
@@ -367,7 +373,50 @@ static int ask_producer(struct brk_tx *tx, const struct mq_msg *m, int64_t qoff,
     return rpc_conn_send_oneway(conn, req) == 0;
 }
 
-/* One round: every open half message older than transactionTimeOut is checked. */
+/* The bookkeeping of one check of open half message off: counts it, or drops it after
+ * transactionCheckMax checks. Returns the producer to ask (referenced), or NULL. Lock held. */
+static struct rpc_conn *count_check(struct brk_tx *tx, const struct mq_msg *m, int64_t off,
+                                    int64_t phys)
+{
+    struct broker *b = tx->b;
+    struct check_count *cc = NULL;
+    for (size_t i = 0; i < tx->nchecks && !cc; i++)
+        if (tx->checks[i].off == off)
+            cc = &tx->checks[i];
+    if (!cc && tx->nchecks == tx->capchecks) {
+        size_t cap = tx->capchecks ? tx->capchecks * 2 : 16;
+        struct check_count *p = realloc(tx->checks, cap * sizeof(*p));
+        if (p) {
+            tx->checks = p;
+            tx->capchecks = cap;
+        }
+    }
+    if (!cc && tx->nchecks < tx->capchecks) {
+        cc = &tx->checks[tx->nchecks++];
+        cc->off = off;
+        cc->n = 0;
+    }
+    if (!cc)
+        return NULL;
+    if (cc->n >= b->conf.tx_check_max) {
+        mq_warn("transaction: half message %" PRId64 " (commitlog %" PRId64
+                ") still open after %d checks; dropped",
+                off, phys, cc->n);
+        if (put_op(b, off) == 0)
+            mark_done(tx, off);
+        return NULL;
+    }
+    cc->n++; /* counted asked or not, as RocketMQ: a group gone for good ends */
+    struct rpc_conn *conn = producer_conn(tx, m);
+    if (!conn)
+        mq_debug("transaction: no producer to check half message %" PRId64, off);
+    return conn;
+}
+
+/* One round: every open half message older than transactionTimeOut is checked. The lock is
+ * held for each message's bookkeeping only: reading a half message (from the disk, for an old
+ * one) and sending its check happen without it, so that END_TRANSACTION and heartbeats on the
+ * I/O threads do not wait for a round over many open transactions. */
 static void check_round(struct brk_tx *tx)
 {
     struct broker *b = tx->b;
@@ -375,8 +424,15 @@ static void check_round(struct brk_tx *tx)
     int64_t min = store_min_offset(b->store, HALF_TOPIC, strlen(HALF_TOPIC), 0);
     pthread_mutex_lock(&tx->lock);
     advance(tx, min); /* below min: retention took them */
-    for (int64_t off = tx->check_off; off < max && !tx->stop; off++) {
-        if (is_done(tx, off))
+    int64_t off = tx->check_off;
+    pthread_mutex_unlock(&tx->lock);
+    for (; off < max; off++) {
+        pthread_mutex_lock(&tx->lock);
+        int stop = tx->stop, done = is_done(tx, off);
+        pthread_mutex_unlock(&tx->lock);
+        if (stop)
+            break;
+        if (done)
             continue;
         struct store_get_result *got;
         const struct store_slice *sl = half_at(b, off, &got);
@@ -389,37 +445,17 @@ static void check_round(struct brk_tx *tx)
             store_release(b->store, got);
             break; /* the later ones are younger */
         }
-        struct check_count *cc = NULL;
-        for (size_t i = 0; i < tx->nchecks && !cc; i++)
-            if (tx->checks[i].off == off)
-                cc = &tx->checks[i];
-        if (!cc && tx->nchecks == tx->capchecks) {
-            size_t cap = tx->capchecks ? tx->capchecks * 2 : 16;
-            struct check_count *p = realloc(tx->checks, cap * sizeof(*p));
-            if (p) {
-                tx->checks = p;
-                tx->capchecks = cap;
-            }
-        }
-        if (!cc && tx->nchecks < tx->capchecks) {
-            cc = &tx->checks[tx->nchecks++];
-            cc->off = off;
-            cc->n = 0;
-        }
-        if (cc && cc->n >= b->conf.tx_check_max) {
-            mq_warn("transaction: half message %" PRId64 " (commitlog %" PRId64
-                    ") still open after %d checks; dropped",
-                    off, sl->phys_offset, cc->n);
-            if (put_op(b, off) == 0)
-                mark_done(tx, off);
-        } else if (cc) { /* counted asked or not, as RocketMQ: a group gone for good ends */
-            if (!ask_producer(tx, &m, off, sl->phys_offset))
-                mq_debug("transaction: no producer to check half message %" PRId64, off);
-            cc->n++;
+        struct rpc_conn *conn = NULL;
+        pthread_mutex_lock(&tx->lock);
+        if (!is_done(tx, off)) /* an answer may have come meanwhile */
+            conn = count_check(tx, &m, off, sl->phys_offset);
+        pthread_mutex_unlock(&tx->lock);
+        if (conn) {
+            (void)ask_producer(conn, &m, off, sl->phys_offset);
+            rpc_conn_unref(conn);
         }
         store_release(b->store, got);
     }
-    pthread_mutex_unlock(&tx->lock);
 }
 
 static void *check_main(void *arg)
