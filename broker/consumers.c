@@ -373,16 +373,17 @@ size_t brk_consumers_conns(struct brk_consumers *c, const char *group, void **ou
 int brk_consumers_find_sub(struct brk_consumers *c, const char *group, const char *topic,
                            struct brk_sub *out)
 {
-    int rc = -ENOENT;
     pthread_mutex_lock(&c->lock);
     struct group *g = mq_map_get(&c->groups, group);
-    for (size_t i = 0; g && i < g->n && rc; i++)
-        for (size_t j = 0; j < g->clients[i].nsubs; j++)
-            if (strcmp(g->clients[i].subs[j].topic, topic) == 0) {
-                *out = g->clients[i].subs[j];
+    int rc = g && g->n ? -ENOENT : -ESRCH;
+    for (size_t i = 0; g && i < g->n; i++)
+        for (size_t j = 0; j < g->clients[i].nsubs; j++) {
+            const struct brk_sub *s = &g->clients[i].subs[j];
+            if (strcmp(s->topic, topic) == 0 && (rc || s->version > out->version)) {
+                *out = *s;
                 rc = 0;
-                break;
             }
+        }
     pthread_mutex_unlock(&c->lock);
     return rc;
 }

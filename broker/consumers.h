@@ -92,7 +92,9 @@ int brk_consumers_ids(struct brk_consumers *c, const char *group, char (**ids)[2
 /* The connections of a group's clients (to notify them), at most max, each with a reference
  * the caller drops with the unref function. Returns the count. */
 size_t brk_consumers_conns(struct brk_consumers *c, const char *group, void **out, size_t max);
-/* A group's subscription to a topic. Returns 0 or -ENOENT. */
+/* A group's subscription to a topic: of its clients' the newest (highest subVersion), as
+ * RocketMQ's ConsumerGroupInfo keeps the newest. Returns 0, -ESRCH when no client of the group
+ * is registered, or -ENOENT when none of them subscribes to the topic. */
 int brk_consumers_find_sub(struct brk_consumers *c, const char *group, const char *topic,
                            struct brk_sub *out);
 

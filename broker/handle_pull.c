@@ -27,7 +27,7 @@
 struct pull_hdr {
     const char *group, *topic, *expr, *expr_type;
     int32_t queue_id, max_msgs, sysflag;
-    int64_t offset, commit_offset, suspend_ms;
+    int64_t offset, commit_offset, suspend_ms, sub_version;
 };
 
 static int parse_pull(const struct rpc_cmd *req, struct pull_hdr *h, struct rpc_cmd **resp)
@@ -47,6 +47,7 @@ static int parse_pull(const struct rpc_cmd *req, struct pull_hdr *h, struct rpc_
     h->commit_offset = -1;
     (void)rpc_cmd_ext_get_int64(req, "commitOffset", &h->commit_offset);
     (void)rpc_cmd_ext_get_int64(req, "suspendTimeoutMillis", &h->suspend_ms);
+    (void)rpc_cmd_ext_get_int64(req, "subVersion", &h->sub_version);
     h->expr = rpc_cmd_ext_get(req, "subscription");
     h->expr_type = rpc_cmd_ext_get(req, "expressionType");
     if (h->max_msgs <= 0)
@@ -202,7 +203,9 @@ static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pul
         *resp = brk__resp(req, RPC_SYSTEM_ERROR, remark);
         return RPC_REPLY;
     }
-    /* The subscription: from the request, else from the group's heartbeat, else everything. */
+    /* The subscription: from the request, else from the group's heartbeat, which must be
+     * there and at least as new as the consumer's (PullMessageProcessor: a consumer whose
+     * changed subscription has not reached the broker yet is not served by the old one). */
     struct mq_tags tags;
     struct brk_sub sub;
     const char *expr = "*", *type = NULL;
@@ -210,7 +213,19 @@ static int do_pull(struct broker *b, const struct rpc_cmd *req, const struct pul
     if ((h->sysflag & PULL_SYS_SUBSCRIPTION) && h->expr) {
         expr = h->expr;
         type = h->expr_type;
-    } else if (brk_consumers_find_sub(b->consumers, h->group, h->topic, &sub) == 0) {
+    } else {
+        int rc = brk_consumers_find_sub(b->consumers, h->group, h->topic, &sub);
+        if (rc) {
+            *resp = brk__resp(req, RPC_SUBSCRIPTION_NOT_EXIST,
+                              rc == -ESRCH ? "the consumer's group info not exist"
+                                           : "the consumer's subscription not exist");
+            return RPC_REPLY;
+        }
+        if (sub.version < h->sub_version) {
+            *resp = brk__resp(req, RPC_SUBSCRIPTION_NOT_LATEST,
+                              "the consumer's subscription not latest");
+            return RPC_REPLY;
+        }
         expr = sub.expr;
         type = sub.expr_type;
         from_hb = 1;

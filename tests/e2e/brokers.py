@@ -127,13 +127,13 @@ def send(cli, topic, body, queue_id=0, tags=None, keys=None, v2=True, group="PG"
 
 
 def pull(cli, topic, queue_id, offset, group="CG", max_nums=32, expr="*", suspend_ms=0,
-         commit_offset=None, expr_type="TAG", has_sub=True):
+         commit_offset=None, expr_type="TAG", has_sub=True, version=0):
     sysflag = (4 if has_sub else 0) | (2 if suspend_ms else 0) | \
         (1 if commit_offset is not None else 0)
     ext = {"consumerGroup": group, "topic": topic, "queueId": str(queue_id),
            "queueOffset": str(offset), "maxMsgNums": str(max_nums), "sysFlag": str(sysflag),
            "commitOffset": str(commit_offset or 0), "suspendTimeoutMillis": str(suspend_ms),
-           "subscription": expr, "subVersion": "0", "expressionType": expr_type}
+           "subscription": expr, "subVersion": str(version), "expressionType": expr_type}
     r = cli.call(PULL_MESSAGE, ext)
     r.records = mr.decode_records(r.body) if r.code == mp.SUCCESS else []
     return r

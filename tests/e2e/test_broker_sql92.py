@@ -1,8 +1,9 @@
 """test_broker_sql92.py — SQL92 property filtering with enablePropertyFilter=true (RocketMQ's
 ExpressionMessageFilter): CHECK_CLIENT_CONFIG compiles the expression, a pull with an SQL92
 subscription (in the request, or registered by the group's heartbeat) gets only the messages
-whose properties match, the skipped ones moving the next offset on. The default configuration's
-refusal is test_broker_locks.py's."""
+whose properties match, the skipped ones moving the next offset on; a pull without the
+subscription flag needs the group's registered subscription, as new as the consumer's. The
+default configuration's refusal is test_broker_locks.py's."""
 
 import json
 import threading
@@ -14,6 +15,8 @@ from brokers import broker_factory  # noqa: F401
 
 CHECK_CLIENT_CONFIG = 46
 SUBSCRIPTION_PARSE_FAILED = 23
+SUBSCRIPTION_NOT_EXIST = 24
+SUBSCRIPTION_NOT_LATEST = 25
 FILTER_DATA_NOT_EXIST = 27
 
 
@@ -24,10 +27,10 @@ def check(cli, expr, expr_type="SQL92"):
         {"clientId": "c@1", "group": "GQ", "subscriptionData": sd}).encode())
 
 
-def heartbeat(cli, group, topic, expr):
-    sd = {"topic": topic, "subString": expr, "expressionType": "SQL92", "tagsSet": [],
-          "codeSet": [], "subVersion": 1}
-    hb = {"clientID": "c@1", "producerDataSet": [],
+def heartbeat(cli, group, topic, expr, expr_type="SQL92", version=1, client="c@1"):
+    sd = {"topic": topic, "subString": expr, "expressionType": expr_type, "tagsSet": [],
+          "codeSet": [], "subVersion": version}
+    hb = {"clientID": client, "producerDataSet": [],
           "consumerDataSet": [{"groupName": group, "consumeType": "CONSUME_PASSIVELY",
                                "messageModel": "CLUSTERING",
                                "consumeFromWhere": "CONSUME_FROM_FIRST_OFFSET",
@@ -143,6 +146,48 @@ def test_sql92_from_the_heartbeat(broker_factory):
         heartbeat(cli, "GB", "TH", "n = = 1")
         p = pull(cli, "TH", 0, 0, group="GB", has_sub=False, expr="", expr_type="")
         assert p.code == FILTER_DATA_NOT_EXIST and "expression may be wrong" in p.remark, p
+    b.check_clean()
+
+
+def test_a_pull_by_the_registered_subscription_needs_it_and_as_new(broker_factory):
+    """A pull without the subscription flag (a push consumer's) is filtered by what the group's
+    heartbeats registered: with none there it is SUBSCRIPTION_NOT_EXIST, not a pull of
+    everything; when the consumer's subVersion is newer than the registered one (its changed
+    subscription has not reached the broker yet) it is SUBSCRIPTION_NOT_LATEST, not a pull by
+    the old one, whose skipped messages the consumer would never see; of the group's clients
+    the newest subscription counts (PullMessageProcessor, ConsumerGroupInfo)."""
+    b = broker_factory()
+    with mp.Client(b.port) as cli:
+        create_topic(cli, "TV", queues=1)
+        create_topic(cli, "TOther", queues=1)
+        for i, tag in enumerate("abab"):
+            assert send(cli, "TV", b"%s%d" % (tag.encode(), i), tags=tag).code == 0
+
+        def pull_hb(group, version, topic="TV"):
+            return pull(cli, topic, 0, 0, group=group, has_sub=False, expr="", expr_type="",
+                        version=version)
+
+        p = pull_hb("GV", 0)
+        assert p.code == SUBSCRIPTION_NOT_EXIST and "group info not exist" in p.remark, p
+        heartbeat(cli, "GV", "TV", "a", expr_type="TAG", version=100)
+        p = pull_hb("GV", 100, topic="TOther")
+        assert p.code == SUBSCRIPTION_NOT_EXIST and "subscription not exist" in p.remark, p
+        p = pull_hb("GV", 200)
+        assert p.code == SUBSCRIPTION_NOT_LATEST and "not latest" in p.remark, p
+        p = pull_hb("GV", 100)
+        assert p.code == mp.SUCCESS and bodies(p) == [b"a0", b"a2"], p
+        # the new subscription arrives: pulls of the new version are served by it
+        heartbeat(cli, "GV", "TV", "b", expr_type="TAG", version=200)
+        p = pull_hb("GV", 200)
+        assert p.code == mp.SUCCESS and bodies(p) == [b"b1", b"b3"], p
+        # another client of the group registers a newer one: it serves the whole group
+        heartbeat(cli, "GV", "TV", "a", expr_type="TAG", version=300, client="c@2")
+        for version in (300, 200):
+            p = pull_hb("GV", version)
+            assert p.code == mp.SUCCESS and bodies(p) == [b"a0", b"a2"], (version, p)
+        # a pull that carries its subscription is served by it, whatever is registered
+        p = pull(cli, "TV", 0, 0, group="GNone", expr="a")
+        assert p.code == mp.SUCCESS and bodies(p) == [b"a0", b"a2"], p
     b.check_clean()
 
 
