@@ -38,7 +38,7 @@ struct brk_hold {
     size_t nheap, capheap;
     atomic_size_t parked; /* nheap, for brk_hold_notify's look without the lock */
     struct held ready;    /* sentinel */
-    uint64_t count;
+    uint64_t count;       /* parked and ready items, not yet fired (brk_hold_count) */
     brk_hold_fire_fn fire;
     void *arg;
     int fire_inline;
