@@ -179,6 +179,28 @@ static int32_t key_hash(const char *key, size_t klen)
     return slot_hash(mq_java_hash_more(0, key, klen));
 }
 
+/* Java's hash of topic + '#', the start of every key of the topic. */
+static uint32_t topic_hash(const char *topic, size_t tl)
+{
+    return mq_java_hash_more(mq_java_hash_more(0, topic, tl), "#", 1);
+}
+
+/* Whether x holds the hash of topic + '#' + k[0..pl) (keeping it now if k's prefix is ASCII:
+ * its end is then a character's end, where a hash may be continued). */
+static int prefix_kept(struct store__idx *x, const char *k, size_t pl)
+{
+    if (pl == x->h_prefix_len && memcmp(k, x->h_prefix, pl) == 0)
+        return 1;
+    x->h_prefix_len = 0;
+    for (size_t i = 0; i < pl; i++)
+        if ((unsigned char)k[i] >= 0x80)
+            return 0;
+    memcpy(x->h_prefix, k, pl);
+    x->h_prefix_len = pl;
+    x->h_prefix_hash = mq_java_hash_more(x->h_topic_hash, k, pl);
+    return 1;
+}
+
 /* slot_hash of topic#k for the dispatcher, from the hashes of the last topic and the last key's
  * prefix where they still apply: consecutive UNIQ_KEYs share all but their last four characters,
  * so a key costs a 4-character hash instead of a ~40-character one. */
@@ -186,28 +208,16 @@ static int32_t put_key_hash(struct store__idx *x, const char *topic, size_t tl, 
                             size_t kl)
 {
     if (tl == 0 || tl > sizeof(x->h_topic)) /* not a topic put would take: not kept */
-        return slot_hash(
-            mq_java_hash_more(mq_java_hash_more(mq_java_hash_more(0, topic, tl), "#", 1), k, kl));
+        return slot_hash(mq_java_hash_more(topic_hash(topic, tl), k, kl));
     if (tl != x->h_topic_len || memcmp(topic, x->h_topic, tl)) {
         memcpy(x->h_topic, topic, tl);
         x->h_topic_len = tl;
-        x->h_topic_hash = mq_java_hash_more(mq_java_hash_more(0, topic, tl), "#", 1);
+        x->h_topic_hash = topic_hash(topic, tl);
         x->h_prefix_len = 0;
     }
-    if (kl <= 4 || kl - 4 > STORE__IDX_PREFIX_MAX)
+    if (kl <= 4 || kl - 4 > STORE__IDX_PREFIX_MAX || !prefix_kept(x, k, kl - 4))
         return slot_hash(mq_java_hash_more(x->h_topic_hash, k, kl));
-    size_t pl = kl - 4;
-    if (pl != x->h_prefix_len || memcmp(k, x->h_prefix, pl)) {
-        for (size_t i = 0; i < pl; i++) /* only ASCII: its end is a character's end */
-            if ((unsigned char)k[i] >= 0x80) {
-                x->h_prefix_len = 0;
-                return slot_hash(mq_java_hash_more(x->h_topic_hash, k, kl));
-            }
-        memcpy(x->h_prefix, k, pl);
-        x->h_prefix_len = pl;
-        x->h_prefix_hash = mq_java_hash_more(x->h_topic_hash, k, pl);
-    }
-    return slot_hash(mq_java_hash_more(x->h_prefix_hash, k + pl, 4));
+    return slot_hash(mq_java_hash_more(x->h_prefix_hash, k + kl - 4, 4));
 }
 
 /* The slots of a file about to be written (the whole table: keys land anywhere in it), then its
