@@ -355,12 +355,9 @@ static int ask_producer(struct rpc_conn *conn, const struct mq_msg *m, int64_t q
     int64_t size = mq_msg_record_size(&e);
     uint8_t *body = size > 0 ? malloc((size_t)size) : NULL;
     struct rpc_cmd *req = rpc_cmd_new(39 /* CHECK_TRANSACTION_STATE */);
-    char qs[24], ps[24];
-    snprintf(qs, sizeof(qs), "%" PRId64, qoff);
-    snprintf(ps, sizeof(ps), "%" PRId64, phys);
     int ok = body && req && mq_msg_encode(&e, body, (size_t)size) == size &&
-             rpc_cmd_ext_set(req, "tranStateTableOffset", qs) == 0 &&
-             rpc_cmd_ext_set(req, "commitLogOffset", ps) == 0 &&
+             rpc_cmd_ext_set_int64(req, "tranStateTableOffset", qoff) == 0 &&
+             rpc_cmd_ext_set_int64(req, "commitLogOffset", phys) == 0 &&
              rpc_cmd_ext_set(req, "msgId", uniq) == 0 &&
              rpc_cmd_ext_set(req, "transactionId", uniq) == 0 &&
              rpc_cmd_ext_set(req, "offsetMsgId", offid) == 0 &&
